@@ -1,0 +1,99 @@
+// The one error catalogue. Every error a request path can raise is declared here with a stable
+// SLUICE_ code, so front ends can translate it into their own protocol's error shape and agents
+// (and auditors) can act on the code rather than parse prose.
+import createError from '@fastify/error'
+
+/** Base of every Sluice error; `family` lets front ends map a whole family at once. */
+export class SluiceError extends Error {
+  family = 'sluice'
+}
+export class ConfigError extends SluiceError {
+  override family = 'config'
+}
+export class AuthError extends SluiceError {
+  override family = 'auth'
+}
+export class StoreError extends SluiceError {
+  override family = 'store'
+}
+export class PolicyError extends SluiceError {
+  override family = 'policy'
+}
+export class RequestError extends SluiceError {
+  override family = 'request'
+}
+export class UpstreamError extends SluiceError {
+  override family = 'upstream'
+}
+
+// @fastify/error types its Base as ErrorConstructor; our subclasses are compatible at run time.
+const base = (ctor: typeof SluiceError): ErrorConstructor => ctor as unknown as ErrorConstructor
+
+// ── config ────────────────────────────────────────────────────────────────────────────────
+export const ERR_CONFIG_INVALID = createError<[string]>(
+  'SLUICE_CONFIG_INVALID', 'invalid configuration: %s', 500, base(ConfigError))
+export const ERR_CONFIG_UNREADABLE = createError<[string, string]>(
+  'SLUICE_CONFIG_UNREADABLE', 'cannot read configuration file %s: %s', 500, base(ConfigError))
+export const ERR_CONFIG_REFERENCE = createError<[string, string]>(
+  'SLUICE_CONFIG_REFERENCE', 'configuration key %s: %s', 500, base(ConfigError))
+
+// ── identity ──────────────────────────────────────────────────────────────────────────────
+export const ERR_AUTH_MISSING = createError<[]>(
+  'SLUICE_AUTH_MISSING', 'a bearer token is required: send Authorization: Bearer <OIDC token>', 401, base(AuthError))
+export const ERR_AUTH_INVALID = createError<[string]>(
+  'SLUICE_AUTH_INVALID', 'the token was rejected: %s', 401, base(AuthError))
+export const ERR_AUTH_ISSUER_UNAVAILABLE = createError<[string]>(
+  'SLUICE_AUTH_ISSUER_UNAVAILABLE', 'the identity provider could not be reached: %s', 503, base(AuthError))
+export const ERR_FORBIDDEN = createError<[string]>(
+  'SLUICE_FORBIDDEN', 'forbidden: %s', 403, base(AuthError))
+
+// ── store ─────────────────────────────────────────────────────────────────────────────────
+export const ERR_STORE_UNAVAILABLE = createError<[string]>(
+  'SLUICE_STORE_UNAVAILABLE', 'the audit store is unavailable, nothing was executed; retry later: %s', 503, base(StoreError))
+export const ERR_MIGRATION_FAILED = createError<[string, string]>(
+  'SLUICE_MIGRATION_FAILED', 'migration %s failed: %s', 500, base(StoreError))
+
+// ── policy ────────────────────────────────────────────────────────────────────────────────
+export const ERR_POLICY_DENIED = createError<[string, string]>(
+  'SLUICE_POLICY_DENIED', 'denied by rule %s: %s', 403, base(PolicyError))
+export const ERR_APPROVAL_REQUIRED = createError<[string, string]>(
+  'SLUICE_APPROVAL_REQUIRED', 'approval required by rule %s: %s', 403, base(PolicyError))
+export const ERR_POLICY_INVALID = createError<[string, string]>(
+  'SLUICE_POLICY_INVALID', 'policy file %s is invalid: %s', 500, base(PolicyError))
+
+// ── request ───────────────────────────────────────────────────────────────────────────────
+export const ERR_BAD_REQUEST = createError<[string]>(
+  'SLUICE_BAD_REQUEST', 'malformed request: %s', 400, base(RequestError))
+export const ERR_UNKNOWN_CONNECTION = createError<[string]>(
+  'SLUICE_UNKNOWN_CONNECTION', 'unknown connection %s: check the connection name configured for this client', 404, base(RequestError))
+export const ERR_NOT_FOUND = createError<[string]>(
+  'SLUICE_NOT_FOUND', '%s not found', 404, base(RequestError))
+
+// ── upstream ──────────────────────────────────────────────────────────────────────────────
+export const ERR_UPSTREAM_UNAVAILABLE = createError<[string, string]>(
+  'SLUICE_UPSTREAM_UNAVAILABLE', 'warehouse connection %s is unreachable: %s', 502, base(UpstreamError))
+export const ERR_UPSTREAM_FAILED = createError<[string, string]>(
+  'SLUICE_UPSTREAM_FAILED', 'warehouse connection %s returned an error: %s', 502, base(UpstreamError))
+
+/** True for any catalogue error; used by the error handler to decide what may be shown. */
+export function isSluiceError (err: unknown): err is SluiceError & { code: string, statusCode?: number } {
+  return err instanceof SluiceError
+}
+
+// ── snowflake front ends ──────────────────────────────────────────────────────────────────
+// Each carries what the Snowflake protocols need to render it (code, sqlState); the front
+// ends map these onto the connector's `success:false` body or a SQL API status body.
+export const ERR_SNOWFLAKE_STATEMENT_FAILED = createError<[string, string]>(
+  'SLUICE_SNOWFLAKE_STATEMENT_FAILED', 'statement failed on connection %s: %s', 422, base(UpstreamError))
+export const ERR_SNOWFLAKE_SESSION = createError<[string]>(
+  'SLUICE_SNOWFLAKE_SESSION', 'the Sluice session is not valid (%s); log in again', 401, base(AuthError))
+export const ERR_SNOWFLAKE_SESSION_EXPIRED = createError<[]>(
+  'SLUICE_SNOWFLAKE_SESSION_EXPIRED', 'the Sluice session token has expired; renew it with the master token', 401, base(AuthError))
+export const ERR_SNOWFLAKE_FILE_TRANSFER = createError<[string]>(
+  'SLUICE_SNOWFLAKE_FILE_TRANSFER', 'PUT and GET file transfers are not available through Sluice (%s); load files with COPY INTO from an external stage instead', 403, base(RequestError))
+export const ERR_SNOWFLAKE_STATEMENT_COUNT = createError<[number, number]>(
+  'SLUICE_SNOWFLAKE_STATEMENT_COUNT', 'Actual statement count %d did not match the desired statement count %d; set MULTI_STATEMENT_COUNT (0 for any number) to run several statements', 400, base(RequestError))
+export const ERR_SNOWFLAKE_CONTEXT_REFUSED = createError<[string, string, string, string]>(
+  'SLUICE_SNOWFLAKE_CONTEXT_REFUSED', '%s %s is not allowed on connection %s; allowed: %s', 403, base(PolicyError))
+export const ERR_SNOWFLAKE_UNSUPPORTED = createError<[string]>(
+  'SLUICE_SNOWFLAKE_UNSUPPORTED', 'not supported through this endpoint: %s', 422, base(RequestError))
