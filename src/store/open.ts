@@ -1,0 +1,15 @@
+// Picks the adapter from configuration: a Postgres URL when one is set, the embedded store
+// otherwise, so a first run needs no database at all.
+import type { StoreConfig } from '../config/types.js'
+import { openPgliteStore } from './pglite.js'
+import { openPostgresStore } from './postgres.js'
+import type { Store, StoreLog } from './store.js'
+
+export async function openStore (config: StoreConfig, log?: StoreLog): Promise<Store> {
+  if (config.url !== undefined && config.url !== '') {
+    const store = openPostgresStore({ url: config.url, poolSize: config.poolSize, log })
+    log?.info({ kind: store.kind, poolSize: config.poolSize }, 'store: postgres pool created')
+    return store
+  }
+  return await openPgliteStore({ dataDir: config.dataDir, log })
+}
