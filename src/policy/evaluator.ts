@@ -1,0 +1,210 @@
+// Turns a compiled PolicySet into a PolicyEngine. Every statement of a request is decided on its
+// own (first matching rule wins, default deny); the request gets the strictest of those answers,
+// so one harmless SELECT cannot carry a DROP through. Where a condition cannot be known (a
+// statement Sluice could not parse), restrictive rules match and permissive ones do not.
+import type { StatementAnalysis, StatementKind } from '../sql/types.js'
+import { ERR_APPROVAL_REQUIRED, ERR_POLICY_DENIED } from '../errors.js'
+import { DEFAULT_DENY_RULE_ID, type CompiledRule, type CompiledTimeWindow, type PolicySet } from './model.js'
+import type { Decision, DecisionInput, Effect, Limits, PolicyEngine, PolicySubject } from './types.js'
+
+/** How one statement of a request was decided. */
+export interface StatementDecision {
+  index: number
+  statement: StatementAnalysis
+  effect: Effect
+  /** Undefined when no rule matched (default deny). */
+  rule: CompiledRule | undefined
+  ruleId: string
+  /** For a restrictive rule with `tables`: the first touched table that matched. */
+  table?: string
+}
+
+export interface CompiledPolicyEngine extends PolicyEngine {
+  readonly policySet: PolicySet
+  /** Per-statement decisions behind `decide`, for `explain` and audit detail. */
+  decideStatements (input: DecisionInput): StatementDecision[]
+}
+
+const SEVERITY: Record<Effect, number> = { allow: 0, require_approval: 1, deny: 2 }
+
+export function inTimeWindow (window: CompiledTimeWindow, now: Date): boolean {
+  const { day, minute } = window.localTime(now)
+  const dayOpen = (d: number): boolean => window.days === undefined || window.days.has(d)
+  if (window.ranges === undefined) return dayOpen(day)
+  for (const [from, to] of window.ranges) {
+    if (from < to) {
+      if (minute >= from && minute < to && dayOpen(day)) return true
+    } else {
+      // Wrapping range: the part after midnight belongs to the day the range started.
+      if (minute >= from && dayOpen(day)) return true
+      if (minute < to && dayOpen((day + 6) % 7)) return true
+    }
+  }
+  return false
+}
+
+function principalMatches (rule: CompiledRule, input: DecisionInput): boolean {
+  const p = input.principal
+  if (rule.roles !== undefined && !p.roles.some((r) => rule.roles?.has(r))) return false
+  if (rule.groups !== undefined && !p.groups.some((g) => rule.groups?.has(g))) return false
+  if (rule.principalTypes !== undefined && !rule.principalTypes.has(p.type)) return false
+  if (rule.connections !== undefined && !rule.connections(input.connection.name)) return false
+  if (rule.connectionKinds !== undefined && !rule.connectionKinds.has(input.connection.kind)) return false
+  if (rule.time !== undefined && !inTimeWindow(rule.time, input.now)) return false
+  return true
+}
+
+type StatementMatch = { matched: false } | { matched: true, table?: string }
+
+function statementMatches (rule: CompiledRule, stmt: StatementAnalysis): StatementMatch {
+  const restrictive = rule.effect !== 'allow'
+  const unknown = stmt.kind === 'unknown'
+  if (rule.kinds !== undefined) {
+    if (!rule.kinds.has(stmt.kind)) return { matched: false }
+  } else if (unknown && !restrictive) {
+    // Fail closed: a broad allow must not let through what nobody could read.
+    return { matched: false }
+  }
+  if (rule.tables === undefined) return { matched: true }
+  const tables = [...new Set([...stmt.tablesRead, ...stmt.tablesWritten])]
+  if (restrictive) {
+    const hit = tables.find((t) => rule.tables?.(t) === true)
+    if (hit !== undefined) return { matched: true, table: hit }
+    // The tables of an unreadable statement are unknown, so they may include the guarded ones.
+    return unknown ? { matched: true } : { matched: false }
+  }
+  // An allow over some tables must not cover a statement that also touches others.
+  if (tables.length > 0 && tables.every((t) => rule.tables?.(t) === true)) return { matched: true }
+  return { matched: false }
+}
+
+const KIND_WORD: Record<StatementKind, string> = {
+  select: 'SELECT', insert: 'INSERT', update: 'UPDATE', delete: 'DELETE', merge: 'MERGE',
+  ddl: 'DDL', dcl: 'DCL', copy: 'data transfer', call: 'procedure call', transaction: 'transaction control',
+  session: 'session command', show: 'metadata command', scripting: 'script block', unknown: 'unknown'
+}
+const PLAIN_KINDS = new Set<StatementKind>(['select', 'insert', 'update', 'delete', 'merge'])
+
+function firstKeyword (text: string): string | undefined {
+  const stripped = text.replace(/^(?:\s+|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*/, '')
+  return /^[A-Za-z_]+/.exec(stripped)?.[0]?.toUpperCase()
+}
+
+/** "DELETE", "DDL (DROP)", "a statement Sluice could not analyse (…)". */
+export function describeStatement (stmt: StatementAnalysis): string {
+  if (stmt.kind === 'unknown') {
+    return `a statement Sluice could not analyse${stmt.parseError !== undefined ? ` (${stmt.parseError})` : ''}`
+  }
+  const word = KIND_WORD[stmt.kind]
+  if (PLAIN_KINDS.has(stmt.kind)) return word
+  const kw = firstKeyword(stmt.text)
+  return kw !== undefined && kw !== word ? `${word} (${kw})` : word
+}
+
+/** The table a reader would name first: the one written, else the first read. */
+function primaryTable (stmt: StatementAnalysis): string | undefined {
+  const all = [...new Set([...stmt.tablesWritten, ...stmt.tablesRead])]
+  if (all.length === 0) return undefined
+  return all.length === 1 ? all[0] : `${all[0] as string} (and ${all.length - 1} more)`
+}
+
+function describeWho (p: PolicySubject, rule: CompiledRule | undefined): string {
+  const roles = rule?.roles !== undefined ? p.roles.filter((r) => rule.roles?.has(r)) : p.roles
+  if (roles.length === 1) return `role ${roles[0] as string}`
+  if (roles.length > 1) return `roles ${roles.join(', ')}`
+  return `${p.type} ${p.subject} (no roles)`
+}
+
+const HINT: Record<Effect | 'default', string> = {
+  allow: '',
+  deny: 'It was not run; change the request to stay within policy, or ask a policy administrator for access.',
+  require_approval: 'It was not run; ask a person who can approve it to run it, or to change the policy.',
+  default: 'It was not run; ask a policy administrator to add a rule if this access is needed.'
+}
+
+function sentence (text: string): string {
+  const t = text.trim()
+  return /[.!?]$/.test(t) ? t : `${t}.`
+}
+
+function explainOne (d: StatementDecision, input: DecisionInput, total: number): { prefix: string, detail: string } {
+  const table = d.table ?? primaryTable(d.statement)
+  const what = `${describeStatement(d.statement)}${table !== undefined ? ` on ${table}` : ''}` +
+    (total > 1 ? ` (statement ${d.index + 1} of ${total})` : '')
+  const who = describeWho(input.principal, d.rule)
+  const where = `on connection ${input.connection.name}`
+  const extra = d.rule?.message !== undefined ? sentence(d.rule.message) : undefined
+  if (d.rule === undefined) {
+    return { prefix: `denied by rule ${d.ruleId}`, detail: `no rule allows ${what} for ${who} ${where}. ${HINT.default}` }
+  }
+  switch (d.effect) {
+    case 'deny':
+      return { prefix: `denied by rule ${d.ruleId}`, detail: `${what} is not allowed for ${who} ${where}. ${extra ?? HINT.deny}` }
+    case 'require_approval':
+      return { prefix: `approval required by rule ${d.ruleId}`, detail: `${what} needs a human's approval for ${who} ${where}. ${extra ?? HINT.require_approval}` }
+    default:
+      return { prefix: `allowed by rule ${d.ruleId}`, detail: `${what} is allowed for ${who} ${where}` }
+  }
+}
+
+function mergeLimits (defaults: Limits, decisions: StatementDecision[]): Limits {
+  // Several statements may be allowed by different rules; each limit takes its strictest value.
+  const out: Limits = {}
+  for (const d of decisions) {
+    const eff: Limits = { ...defaults, ...d.rule?.limits }
+    for (const [k, v] of Object.entries(eff) as Array<[keyof Limits, number]>) {
+      const cur = out[k]
+      out[k] = cur === undefined ? v : Math.min(cur, v)
+    }
+  }
+  return out
+}
+
+export function createPolicyEngine (policySet: PolicySet): CompiledPolicyEngine {
+  const rules = policySet.rules
+
+  function decideStatements (input: DecisionInput): StatementDecision[] {
+    // Principal, connection and time conditions are the same for every statement: check once.
+    const candidates = rules.filter((r) => principalMatches(r, input))
+    return input.analysis.statements.map((statement, index) => {
+      for (const rule of candidates) {
+        const m = statementMatches(rule, statement)
+        if (m.matched) {
+          return { index, statement, effect: rule.effect, rule, ruleId: rule.id, ...(m.table !== undefined && { table: m.table }) }
+        }
+      }
+      return { index, statement, effect: 'deny' as const, rule: undefined, ruleId: DEFAULT_DENY_RULE_ID }
+    })
+  }
+
+  function decide (input: DecisionInput): Decision {
+    const each = decideStatements(input)
+    if (each.length === 0) {
+      const detail = 'the request contains no SQL statement to check; send one or more statements.'
+      return { effect: 'deny', ruleId: DEFAULT_DENY_RULE_ID, reason: `denied by rule ${DEFAULT_DENY_RULE_ID}: ${detail}`, detail, limits: {} }
+    }
+    let decider = each[0] as StatementDecision
+    for (const d of each) if (SEVERITY[d.effect] > SEVERITY[decider.effect]) decider = d
+    let { prefix, detail } = explainOne(decider, input, each.length)
+    if (decider.effect === 'allow' && each.length > 1) {
+      const others = [...new Set(each.map((d) => d.ruleId))].filter((id) => id !== decider.ruleId)
+      detail = `all ${each.length} statements are allowed for ${describeWho(input.principal, undefined)} on connection ${input.connection.name}` +
+        (others.length > 0 ? ` (also by rule${others.length > 1 ? 's' : ''} ${others.join(', ')})` : '')
+    }
+    const limits = decider.effect === 'deny' ? {} : mergeLimits(policySet.defaults.limits, each)
+    return { effect: decider.effect, ruleId: decider.ruleId, reason: `${prefix}: ${detail}`, detail, limits, statementIndex: decider.index }
+  }
+
+  return { decide, decideStatements, policySet, version: policySet.version }
+}
+
+/**
+ * The catalogue error for a refusal (ERR_POLICY_DENIED / ERR_APPROVAL_REQUIRED), whose message is
+ * exactly `decision.reason`; undefined for an allow.
+ */
+export function policyError (decision: Decision): Error | undefined {
+  const detail = decision.detail ?? decision.reason
+  if (decision.effect === 'deny') return new ERR_POLICY_DENIED(decision.ruleId, detail)
+  if (decision.effect === 'require_approval') return new ERR_APPROVAL_REQUIRED(decision.ruleId, detail)
+  return undefined
+}

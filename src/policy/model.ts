@@ -1,0 +1,126 @@
+// The policy file format (what `policies/schema.json` validates) and its compiled form (what the
+// evaluator runs). Keep the two halves of this file and the schema in step: the schema is the
+// published contract, these types are how the code reads it.
+import type { StatementKind } from '../sql/types.js'
+import type { Effect, Limits } from './types.js'
+
+export type PrincipalType = 'human' | 'machine'
+export type ConnectionKind = 'snowflake' | 'bigquery' | 'postgres'
+export type Weekday = 'mon' | 'tue' | 'wed' | 'thu' | 'fri' | 'sat' | 'sun'
+
+export const WEEKDAYS: readonly Weekday[] = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat']
+
+/** Every statement kind the analyzer can produce, in the order the schema lists them. */
+export const STATEMENT_KINDS: readonly StatementKind[] = [
+  'select', 'insert', 'update', 'delete', 'merge', 'ddl', 'dcl', 'copy', 'call',
+  'transaction', 'session', 'show', 'scripting', 'unknown'
+]
+
+/** The rule id reported when no rule matched. Reserved: a file may not use it. */
+export const DEFAULT_DENY_RULE_ID = 'default-deny'
+
+// ── file format ───────────────────────────────────────────────────────────────────────────
+
+export interface TimeWindowSpec {
+  /** IANA zone name (`Europe/Paris`); `UTC` when absent. */
+  timezone?: string
+  /** Days the window is open; every day when absent. */
+  days?: Weekday[]
+  /** `HH:MM-HH:MM` ranges, end exclusive, `24:00` allowed as an end; may wrap midnight. */
+  hours?: string[]
+}
+
+export interface MatchSpec {
+  roles?: string[]
+  groups?: string[]
+  principalTypes?: PrincipalType[]
+  /** Connection names; globs allowed (`*-prod`). */
+  connections?: string[]
+  connectionKinds?: ConnectionKind[]
+  kinds?: StatementKind[]
+  /** Table globs over the analyzer's qualified names (`db.schema.table`, `project.dataset.table`). */
+  tables?: string[]
+  time?: TimeWindowSpec
+}
+
+export interface RuleSpec {
+  id: string
+  description?: string
+  effect: Effect
+  match?: MatchSpec
+  /** What the agent should do next; appended to the reason of a deny or require_approval. */
+  message?: string
+  limits?: Limits
+}
+
+/** Reserved for the masking issue; validated loosely now so policy files keep their shape. */
+export interface MaskingRuleSpec {
+  id: string
+  description?: string
+  columns: string[]
+  function: string
+  exemptRoles?: string[]
+  [key: string]: unknown
+}
+
+export interface PolicyFileSpec {
+  $schema?: string
+  version: 1
+  description?: string
+  defaults?: { limits?: Limits }
+  rules?: RuleSpec[]
+  masking?: MaskingRuleSpec[]
+}
+
+// ── compiled form ─────────────────────────────────────────────────────────────────────────
+
+export interface CompiledTimeWindow {
+  timezone: string
+  /** Indexed by `WEEKDAYS` position (0 = Sunday); absent = every day. */
+  days?: ReadonlySet<number>
+  /** Minutes since midnight, `[from, to)`; `from > to` wraps midnight. Absent = all day. */
+  ranges?: ReadonlyArray<readonly [number, number]>
+  /** Local weekday (0 = Sunday) and minute of `at` in this window's zone. */
+  localTime: (at: Date) => { day: number, minute: number }
+}
+
+export interface CompiledRule {
+  id: string
+  effect: Effect
+  description?: string
+  message?: string
+  /** Where the rule came from, for explain output and error messages. */
+  source: { file: string, index: number }
+  limits?: Limits
+  /** The rule as written, for `explain`. */
+  spec: RuleSpec
+  roles?: ReadonlySet<string>
+  groups?: ReadonlySet<string>
+  principalTypes?: ReadonlySet<PrincipalType>
+  connections?: (name: string) => boolean
+  connectionKinds?: ReadonlySet<string>
+  kinds?: ReadonlySet<StatementKind>
+  tables?: (name: string) => boolean
+  time?: CompiledTimeWindow
+}
+
+export interface CompiledMaskingRule {
+  id: string
+  source: { file: string, index: number }
+  spec: MaskingRuleSpec
+  columns: (name: string) => boolean
+  exemptRoles: ReadonlySet<string>
+}
+
+/** Every policy file of a directory, validated, merged in file-name order and compiled. */
+export interface PolicySet {
+  /** Content hash of the files (names and bytes), reported as `PolicyEngine.version`. */
+  version: string
+  /** File names in the order their rules were merged. */
+  files: string[]
+  rules: CompiledRule[]
+  masking: CompiledMaskingRule[]
+  defaults: { limits: Limits }
+  /** Not errors, but worth a log line (an empty directory, a file with no rules). */
+  warnings: string[]
+}

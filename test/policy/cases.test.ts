@@ -1,0 +1,104 @@
+// The real SQL analyzer is wired in by the CLI; here every SQL text maps to a hand-written
+// fixture Analysis, so these tests check the policy and the case runner, not parsing.
+import { readFile } from 'node:fs/promises'
+import { describe, expect, test } from 'vitest'
+import { explain, formatCasesReport, parsePolicyCases, runPolicyCases, type AnalyzeFn } from '../../src/policy/cases.js'
+import { createPolicyEngine } from '../../src/policy/evaluator.js'
+import { loadPolicyDirectory } from '../../src/policy/loader.js'
+import type { StatementAnalysis } from '../../src/sql/types.js'
+import { stmt } from './fixtures.js'
+
+const policies = new URL('../../policies/', import.meta.url)
+const ORDERS = 'analytics.public.orders'
+
+/** SQL text of policies/cases/default.cases.yaml → fixture statements. */
+const FIXTURES: Record<string, StatementAnalysis[]> = {
+  'SELECT id, total FROM analytics.public.orders': [stmt('select', { tablesRead: [ORDERS] })],
+  'SELECT name FROM `acme-data.sales.customers` LIMIT 10': [stmt('select', { tablesRead: ['acme-data.sales.customers'], hasLimit: true })],
+  'DESCRIBE TABLE analytics.public.orders': [stmt('show', { text: 'DESCRIBE TABLE analytics.public.orders', tablesRead: [ORDERS] })],
+  'BEGIN; SELECT 1; COMMIT': [stmt('transaction', { text: 'BEGIN' }), stmt('select', { text: 'SELECT 1' }), stmt('transaction', { text: 'COMMIT' })],
+  'DELETE FROM analytics.public.orders WHERE id = 1': [stmt('delete', { tablesWritten: [ORDERS] })],
+  "INSERT INTO app.public.notes (body) VALUES ('hi')": [stmt('insert', { tablesWritten: ['app.public.notes'] })],
+  'COPY INTO @stage/out FROM analytics.public.orders': [stmt('copy', { text: 'COPY INTO @stage/out FROM analytics.public.orders', tablesRead: [ORDERS] })],
+  'USE ROLE ACCOUNTADMIN': [stmt('session', { text: 'USE ROLE ACCOUNTADMIN' })],
+  'DROP TABLE analytics.public.orders': [stmt('ddl', { text: 'DROP TABLE analytics.public.orders', tablesWritten: [ORDERS] })],
+  'GRANT SELECT ON TABLE analytics.public.orders TO ROLE public': [stmt('dcl', { text: 'GRANT SELECT ON TABLE analytics.public.orders TO ROLE public' })],
+  'SELEC * FROM orders': [stmt('unknown', { text: 'SELEC * FROM orders', parseError: 'syntax error near SELEC' })],
+  'SELECT 1; DROP TABLE analytics.public.orders': [stmt('select', { text: 'SELECT 1' }), stmt('ddl', { text: 'DROP TABLE analytics.public.orders', tablesWritten: [ORDERS] })],
+  "SELECT * FROM app.public.users; UPDATE app.public.users SET name = 'x'": [
+    stmt('select', { tablesRead: ['app.public.users'] }), stmt('update', { tablesWritten: ['app.public.users'] })
+  ],
+  'SELECT id FROM analytics.public.orders': [stmt('select', { tablesRead: [ORDERS] })],
+  'SELECT 1': [stmt('select', { text: 'SELECT 1' })]
+}
+
+const fixtureAnalyze: AnalyzeFn = (sql, dialect) => {
+  const statements = FIXTURES[sql]
+  if (statements === undefined) throw new Error(`no fixture analysis for: ${sql}`)
+  return { dialect, statements }
+}
+
+async function defaultEngine () {
+  return createPolicyEngine(await loadPolicyDirectory(policies.pathname))
+}
+
+async function defaultCases () {
+  return parsePolicyCases(await readFile(new URL('cases/default.cases.yaml', policies), 'utf8'), 'default.cases.yaml')
+}
+
+describe('policy test runner', () => {
+  test('default policy: every case in policies/cases/default.cases.yaml passes (fixture analyses)', async () => {
+    const report = runPolicyCases(await defaultCases(), await defaultEngine(), fixtureAnalyze)
+    expect(formatCasesReport(report)).not.toContain('FAIL')
+    expect(report).toMatchObject({ ok: true, failed: 0 })
+    expect(report.total).toBeGreaterThanOrEqual(15)
+  })
+
+  test('a mismatch fails the run with a printable diff (fixture analyses)', async () => {
+    const [first] = await defaultCases()
+    const wrong = { ...first!, name: 'agent reads (wrongly expected deny)', expect: { effect: 'deny' as const, rule: 'deny-ddl-dcl', limits: { maxRows: 5 } } }
+    const report = runPolicyCases([first!, wrong], await defaultEngine(), fixtureAnalyze)
+    expect(report).toMatchObject({ ok: false, passed: 1, failed: 1 })
+    const text = formatCasesReport(report)
+    expect(text).toContain('FAIL 2. agent reads (wrongly expected deny)')
+    expect(text).toContain('expected: deny by rule deny-ddl-dcl')
+    expect(text).toContain('actual:   allow by rule agents-read-only')
+    expect(text).toContain('limits.maxRows: expected 5, got 10000')
+    expect(text).toContain('1 passed, 1 failed, 2 total')
+  })
+
+  test('an analysis that throws fails its case instead of aborting the run', async () => {
+    const cases = parsePolicyCases('cases:\n  - { name: x, principal: { roles: [agent] }, connection: { name: c, kind: postgres }, sql: "NOPE", expect: { effect: deny } }')
+    const report = runPolicyCases(cases, await defaultEngine(), fixtureAnalyze)
+    expect(report.results[0]?.mismatches[0]).toContain('analysis failed: no fixture analysis for: NOPE')
+  })
+
+  test('cases files are validated: unknown names and bad keys are refused', () => {
+    expect(() => parsePolicyCases('cases:\n  - { name: x, principal: ghost, connection: c, sql: s, expect: { effect: allow } }', 'my.cases.yaml'))
+      .toThrow('policy file my.cases.yaml is invalid: /cases/0/principal: no principal named "ghost" under principals:; /cases/0/connection: no connection named "c"')
+    expect(() => parsePolicyCases('cases:\n  - { name: x, principal: a, connection: c, sql: s, expect: { effect: maybe } }'))
+      .toThrow('/cases/0/expect/effect')
+    expect(() => parsePolicyCases('cases:\n  - { name: x, principal: a, connection: c, sql: s, now: yesterday, expect: { effect: allow } }\nconnections: { c: postgres }\nprincipals: { a: {} }'))
+      .toThrow('/cases/0/now: "yesterday" is not an ISO 8601 date-time')
+  })
+})
+
+describe('explain', () => {
+  test('prints the analysis, the deciding rule per statement and the decision (fixture analyses)', async () => {
+    const out = explain({
+      principal: { subject: 'explain', type: 'human', roles: ['agent'], groups: [] },
+      connection: { name: 'snowflake-prod', kind: 'snowflake' },
+      sql: 'SELECT 1; DROP TABLE analytics.public.orders',
+      now: new Date('2025-01-06T10:00:00Z')
+    }, await defaultEngine(), fixtureAnalyze)
+    expect(out.decision).toMatchObject({ effect: 'deny', ruleId: 'deny-ddl-dcl' })
+    expect(out.text).toContain('statements: 2')
+    expect(out.text).toContain('1. select: SELECT 1')
+    expect(out.text).toContain('-> allow by rule agents-read-only (')
+    expect(out.text).toContain('2. ddl: DROP TABLE analytics.public.orders')
+    expect(out.text).toContain('written: analytics.public.orders')
+    expect(out.text).toContain('decision:   deny by rule deny-ddl-dcl')
+    expect(out.text).toContain('reason:     denied by rule deny-ddl-dcl: DDL (DROP) on analytics.public.orders (statement 2 of 2) is not allowed for role agent on connection snowflake-prod.')
+    expect(out.text).toContain('limits:     none')
+  })
+})
