@@ -37,7 +37,7 @@ function isUnavailable (err: unknown): boolean {
   return CLIENT_CODES.has(code) || SQLSTATES.has(code) || code.startsWith('08')
 }
 
-function describe (err: unknown): string {
+function summarise (err: unknown): string {
   const e = err as { code?: unknown, message?: unknown }
   const message = typeof e?.message === 'string' ? e.message : String(err)
   return typeof e?.code === 'string' && !message.includes(e.code) ? `${e.code}: ${message}` : message
@@ -46,7 +46,7 @@ function describe (err: unknown): string {
 /** Rethrows a lost-connection failure as ERR_STORE_UNAVAILABLE, anything else unchanged. */
 export function mapPostgresError (err: unknown): unknown {
   if (!isUnavailable(err)) return err
-  return Object.assign(new ERR_STORE_UNAVAILABLE(`postgres: ${describe(err)}`), { cause: err })
+  return Object.assign(new ERR_STORE_UNAVAILABLE(`postgres: ${summarise(err)}`), { cause: err })
 }
 
 async function guard<T> (run: () => Promise<T>): Promise<T> {
@@ -82,8 +82,9 @@ const sleep = async (ms: number): Promise<void> => { await new Promise((resolve)
  * the pending query never settles, connect_timeout never fires, and the loop spins a core
  * (porsager/postgres#1193). Dialling through its documented `socket` option lets us pace
  * those retries and, once they have gone on for `budgetMs`, fail the next attempt with an
- * error postgres.js does report. A clean close that soon after dialling is what we count:
- * inside TLS we cannot see whether startup finished, and a real session lives far longer.
+ * error postgres.js does report. What counts as a failed attempt is a clean close within
+ * `budgetMs` of dialling: inside TLS we cannot see whether startup finished, and a working
+ * session lives far longer than that.
  */
 function guardedDialer (budgetMs: number): (target: DialTarget) => Promise<Duplex> {
   let streakStart: number | undefined
@@ -161,7 +162,8 @@ export function openPostgresStore (options: PostgresStoreOptions): Store {
     async withAdvisoryLock<T> (key: bigint | number, fn: () => Promise<T>): Promise<T> {
       // The lock lives on a connection of its own, outside the pool: `fn` needs pool
       // connections for its own work, and a pool of one would otherwise wait on itself.
-      const lockSql = postgres(options.url, { ...settings, max: 1, socket: guardedDialer(connectTimeout * 1000) } as postgres.Options<{}>)
+      const lockSql = postgres(options.url,
+        { ...settings, max: 1, socket: guardedDialer(connectTimeout * 1000) } as postgres.Options<{}>)
       try {
         await guard(async () => await lockSql.unsafe('select pg_advisory_lock($1::bigint)', [lockParam(key)]))
         try {
@@ -169,7 +171,7 @@ export function openPostgresStore (options: PostgresStoreOptions): Store {
         } finally {
           // Ending the session releases the lock too; unlocking first is just prompt.
           await lockSql.unsafe('select pg_advisory_unlock($1::bigint)', [lockParam(key)]).catch((err: unknown) => {
-            options.log?.warn({ err: describe(err) }, 'store: advisory unlock failed; the lock ends with its session')
+            options.log?.warn({ err: summarise(err) }, 'store: advisory unlock failed; the lock ends with its session')
           })
         }
       } finally {

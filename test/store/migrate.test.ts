@@ -11,6 +11,9 @@ import type { Store } from '../../src/store/store.js'
 import { createThrowawayDatabase, pgliteEngine, storeEngines } from '../support/stores.js'
 
 const log = pino({ level: 'silent' })
+// Each PGlite start compiles WASM and runs initdb: a few seconds alone, much more when other
+// suites share the machine.
+const slow = { timeout: 120_000 }
 const shipped = defaultMigrationsDirectory()
 
 /** A scratch copy of the shipped migrations plus `extra` files, to edit freely. */
@@ -36,7 +39,7 @@ describe('default migrations directory', () => {
   })
 })
 
-describe('migrate on PGlite in memory', () => {
+describe('migrate on PGlite in memory', slow, () => {
   it('creates the session tables and records the migration', async () => {
     const store = await openPgliteStore({ dataDir: 'memory://' })
     try {
@@ -52,7 +55,7 @@ describe('migrate on PGlite in memory', () => {
   })
 })
 
-describe.each(storeEngines())('migrate on $name', (engine) => {
+describe.each(storeEngines())('migrate on $name', slow, (engine) => {
   afterAll(async () => { await engine.cleanup() })
 
   it('applies once; a second run applies nothing', async () => {
@@ -72,7 +75,7 @@ describe.each(storeEngines())('migrate on $name', (engine) => {
   })
 })
 
-describe('migrate refusals', () => {
+describe('migrate refusals', slow, () => {
   let dir: string
   let engine: ReturnType<typeof pgliteEngine>
   beforeEach(async () => { engine = pgliteEngine() })
@@ -119,7 +122,7 @@ describe('migrate refusals', () => {
   })
 })
 
-describe('concurrent migrate', () => {
+describe('concurrent migrate', slow, () => {
   const extra = {
     '0002_a.sql': 'create table a (id integer);\nselect pg_sleep(0.2);\n',
     '0003_b.sql': 'create table b (id integer);\n'

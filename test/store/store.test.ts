@@ -83,7 +83,8 @@ describe.each(storeEngines())('store on $name', (engine) => {
   })
 })
 
-describe('PGlite specifics', () => {
+// Each PGlite start compiles WASM and runs initdb: slow when other suites share the machine.
+describe('PGlite specifics', { timeout: 120_000 }, () => {
   it('refuses a store call inside its own transaction instead of deadlocking', async () => {
     const store = await openPgliteStore({ dataDir: 'memory://' })
     try {
