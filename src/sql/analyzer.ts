@@ -1,0 +1,105 @@
+// SqlAnalyzer: SQL text → per-statement kind, tables, functions, limit.
+//
+// Parsing is done by sqlparser-rs (WebAssembly), one parse per input: the parser decides how
+// many statements there are and what each one is. What it cannot read comes back as a single
+// `unknown` statement carrying the parser's error — never a guess from the text.
+// Results are cached (LRU, keyed by dialect, defaults and text) and frozen, so callers may
+// share them freely.
+import { collect } from './tables.js'
+import { explainAnalyzes, hasLimit, kindOf } from './kinds.js'
+import { Lru } from './lru.js'
+import { loadParser, parseSql, variantOf, type StatementJson } from './parser.js'
+import { statementTexts } from './split.js'
+import type { Analysis, Dialect, QualifyDefaults, SqlAnalyzer, StatementAnalysis } from './types.js'
+
+export interface SqlAnalyzerOptions {
+  /** How many analyses to keep (LRU). 0 disables the cache. Default 1000. */
+  cacheSize?: number
+}
+
+const DEFAULT_CACHE_SIZE = 1000
+
+/** Loads the parser once (asynchronously), then analyses synchronously. */
+export async function createSqlAnalyzer (options: SqlAnalyzerOptions = {}): Promise<SqlAnalyzer> {
+  await loadParser()
+  const cache = new Lru<string, Analysis>(options.cacheSize ?? DEFAULT_CACHE_SIZE)
+  return {
+    analyze (sql: string, dialect: Dialect, defaults: QualifyDefaults = {}): Analysis {
+      const key = `${dialect}\u0000${defaults.database ?? ''}\u0000${defaults.schema ?? ''}\u0000${sql}`
+      const hit = cache.get(key)
+      if (hit !== undefined) return hit
+      const analysis = analyzeSql(sql, dialect, defaults)
+      cache.set(key, analysis)
+      return analysis
+    }
+  }
+}
+
+function analyzeSql (sql: string, dialect: Dialect, defaults: QualifyDefaults): Analysis {
+  const parsed = parseSql(sql, dialect)
+  let statements: StatementAnalysis[]
+  if (!parsed.ok) {
+    statements = [unknown(sql.trim(), parsed.error)]
+  } else if (parsed.statements.length === 0) {
+    statements = [unknown(sql.trim(), 'no SQL statement found')]
+  } else {
+    const texts = statementTexts(sql, parsed.statements, parsed.comments, (text) => {
+      const r = parseSql(text, dialect)
+      return r.ok ? r.statements : undefined
+    })
+    statements = parsed.statements.map((stmt, i) => analyzeStatement(stmt, texts[i] ?? '', dialect, defaults))
+  }
+  return deepFreeze({ dialect, statements })
+}
+
+function analyzeStatement (
+  stmt: StatementJson,
+  text: string,
+  dialect: Dialect,
+  defaults: QualifyDefaults
+): StatementAnalysis {
+  const { kind: parsedKind, unclassified } = kindOf(stmt)
+  const found = collect(stmt, dialect, defaults)
+  let kind = parsedKind
+  const variant = variantOf(stmt)
+  if (variant === 'Query' && kind === 'select') {
+    // SELECT … INTO t creates t (Postgres); a data-modifying CTE makes the statement a write.
+    if (found.selectInto) kind = 'ddl'
+    else if (found.dml.length > 0) kind = found.dml[0] ?? kind
+  }
+  const read = new Set(found.read)
+  let written = found.written
+  if (variant === 'Explain' && !explainAnalyzes((stmt.Explain ?? {}) as Record<string, unknown>)) {
+    // Plain EXPLAIN only plans: whatever the statement would touch is reported as read.
+    for (const t of written) read.add(t)
+    written = new Set()
+  }
+  const result: StatementAnalysis = {
+    kind,
+    text,
+    tablesRead: [...read].sort(),
+    tablesWritten: [...written].sort(),
+    functions: [...found.functions].sort(),
+    hasLimit: kind === 'select' && hasLimit(stmt)
+  }
+  if (unclassified !== undefined) {
+    result.kind = 'unknown'
+    result.parseError = unclassified
+  } else if (found.unresolved !== undefined) {
+    result.kind = 'unknown'
+    result.parseError = found.unresolved
+  }
+  return result
+}
+
+function unknown (text: string, parseError: string): StatementAnalysis {
+  return { kind: 'unknown', text, tablesRead: [], tablesWritten: [], functions: [], hasLimit: false, parseError }
+}
+
+function deepFreeze<T> (value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value)
+    for (const v of Object.values(value)) deepFreeze(v)
+  }
+  return value
+}

@@ -1,0 +1,78 @@
+// Identifier normalisation and qualification.
+//
+// The rule, for matching against policy globs:
+// - Unquoted identifiers are lower-cased in every dialect. Postgres folds them to lower case
+//   itself; Snowflake folds them to UPPER case, which is the same object under a
+//   case-insensitive match, so one lower-case spelling serves both.
+// - Quoted identifiers keep their case, because quoting makes them case-sensitive. One
+//   exception: in Snowflake a quoted identifier with no lower-case letters ("ORDERS") is
+//   exactly the object an unquoted `orders` resolves to, so it is lower-cased too.
+// - BigQuery back-quoted paths (`proj.ds.t`) arrive from the parser already split into parts;
+//   each part keeps its case. (BigQuery table names are case-sensitive even unquoted; we still
+//   lower-case unquoted ones so that policies can be written in one case.)
+// - Bare names are qualified with the connection defaults: `t` → database.schema.t,
+//   `s.t` → database.s.t. Missing defaults are simply left out.
+import type { Dialect, QualifyDefaults } from './types.js'
+
+/** sqlparser's JSON for an identifier. */
+export interface IdentJson {
+  value: string
+  quote_style?: string | null
+}
+
+export function normalizeIdent (ident: IdentJson, dialect: Dialect): string {
+  const quoted = ident.quote_style !== undefined && ident.quote_style !== null
+  if (!quoted) return ident.value.toLowerCase()
+  if (dialect === 'snowflake' && ident.value === ident.value.toUpperCase()) return ident.value.toLowerCase()
+  return ident.value
+}
+
+/**
+ * The parts of an ObjectName (`[{Identifier: {...}}, ...]`), normalised; undefined when a part
+ * is not a plain identifier (e.g. Snowflake `IDENTIFIER(:var)`), which callers treat as a name
+ * they cannot know.
+ */
+export function objectNameParts (name: unknown, dialect: Dialect): string[] | undefined {
+  if (!Array.isArray(name) || name.length === 0) return undefined
+  const parts: string[] = []
+  for (const part of name) {
+    const ident = identOf(part)
+    if (ident === undefined) return undefined
+    parts.push(normalizeIdent(ident, dialect))
+  }
+  return parts
+}
+
+/** An ObjectName part is `{Identifier: Ident}` in current sqlparser, a bare Ident in older ones. */
+function identOf (part: unknown): IdentJson | undefined {
+  if (part === null || typeof part !== 'object') return undefined
+  const p = part as Record<string, unknown>
+  const inner = 'Identifier' in p ? p.Identifier : p
+  if (inner !== null && typeof inner === 'object' && typeof (inner as IdentJson).value === 'string') {
+    return inner as IdentJson
+  }
+  return undefined
+}
+
+export function qualify (parts: string[], defaults: QualifyDefaults): string {
+  const { database, schema } = defaults
+  if (parts.length === 1) {
+    return [database, schema, parts[0]].filter((p): p is string => p !== undefined && p !== '').join('.')
+  }
+  if (parts.length === 2) {
+    return [database, parts[0], parts[1]].filter((p): p is string => p !== undefined && p !== '').join('.')
+  }
+  return parts.join('.')
+}
+
+/** Function names are reported lower-cased, dot-joined, unqualified by defaults. */
+export function functionName (name: unknown): string | undefined {
+  if (!Array.isArray(name) || name.length === 0) return undefined
+  const parts: string[] = []
+  for (const part of name) {
+    const ident = identOf(part)
+    if (ident === undefined) return undefined
+    parts.push(ident.value.toLowerCase())
+  }
+  return parts.join('.')
+}

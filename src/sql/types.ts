@@ -1,0 +1,46 @@
+// The analysis contract: what the policy stage (and later masking) knows about a request's SQL.
+// Produced by a real multi-dialect parser; what it cannot read is `unknown`, never guessed.
+
+export type Dialect = 'snowflake' | 'bigquery' | 'postgres'
+
+export type StatementKind =
+  | 'select' | 'insert' | 'update' | 'delete' | 'merge'
+  | 'ddl' | 'dcl'
+  | 'copy' // COPY INTO, UNLOAD, EXPORT DATA, PUT/GET file transfers
+  | 'call' // CALL, EXECUTE IMMEDIATE, EXECUTE
+  | 'transaction' | 'session' // session: USE, SET, ALTER SESSION, DECLARE
+  | 'show' // SHOW, DESCRIBE, EXPLAIN
+  | 'scripting' // BEGIN … END blocks, procedural scripts
+  | 'unknown'
+
+export interface StatementAnalysis {
+  kind: StatementKind
+  /** The statement's own text, as split by the parser. */
+  text: string
+  /** Fully qualified (connection defaults applied), lower-cased unless quoted, dot-joined. */
+  tablesRead: string[]
+  tablesWritten: string[]
+  /** Function names called, lower-cased. */
+  functions: string[]
+  /** For select-like statements: whether the outermost query already has a LIMIT / TOP / FETCH. */
+  hasLimit: boolean
+  /** Why the parser could not read the statement, when kind is `unknown`. */
+  parseError?: string
+}
+
+export interface Analysis {
+  dialect: Dialect
+  statements: StatementAnalysis[]
+}
+
+/** Connection defaults used to qualify bare table names. */
+export interface QualifyDefaults {
+  /** Snowflake / Postgres database, BigQuery project. */
+  database?: string
+  /** Snowflake / Postgres schema, BigQuery dataset. */
+  schema?: string
+}
+
+export interface SqlAnalyzer {
+  analyze (sql: string, dialect: Dialect, defaults?: QualifyDefaults): Analysis
+}
