@@ -1,0 +1,70 @@
+// The composition root: turns a validated configuration into a listening gateway.
+// Kept apart from the CLI so tests can start and stop the real thing in-process.
+import type { FastifyInstance } from 'fastify'
+import { pino } from 'pino'
+import type { SluiceConfig } from './config/types.js'
+import { createTokenVerifier } from './identity/verifier.js'
+import { Pipeline } from './pipeline.js'
+import { createStages, type ComposedStages } from './pipeline/compose.js'
+import { loggerOptions } from './logging.js'
+import { buildServer } from './server.js'
+import { migrate } from './store/migrate.js'
+import { openStore } from './store/open.js'
+import type { Store } from './store/store.js'
+
+export interface Gateway {
+  app: FastifyInstance
+  /** The address the server listens on (port resolved when configured as 0). */
+  url: string
+  close: () => Promise<void>
+}
+
+export async function startGateway (config: SluiceConfig): Promise<Gateway> {
+  const logger = pino(loggerOptions(config.log.level))
+  // Policies and the analyzer first: a broken policy file fails the start before the store opens.
+  const stages: ComposedStages = await createStages(config, logger)
+  let store: Store
+  try {
+    store = await openStore(config.store, logger)
+  } catch (err) {
+    await stages.close()
+    throw err
+  }
+  let app: FastifyInstance | undefined
+  try {
+    if (config.store.migrateOnStart) await migrate(store, { log: logger })
+    const verifier = config.identity === undefined ? null : createTokenVerifier(config.identity)
+    const pipeline = new Pipeline(stages.stages)
+    app = await buildServer({ config, store, verifier, pipeline, logger })
+    app.addHook('onClose', async function closeStages () { await stages.close() })
+
+    announce(app, config, pipeline, store.kind)
+    await app.listen({ host: config.listen.host, port: config.listen.port })
+    const address = app.server.address()
+    const port = typeof address === 'object' && address !== null ? address.port : config.listen.port
+    const host = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host
+    const running = app
+    return { app: running, url: `http://${host}:${port}`, close: () => running.close() }
+  } catch (err) {
+    // The store and stages belong to the app once registered; before that they are ours to close.
+    if (app === undefined) {
+      await stages.close()
+      await store.close()
+    } else {
+      await app.close()
+    }
+    throw err
+  }
+}
+
+/** Says at start what the gateway will and will not enforce — never silently. */
+function announce (app: FastifyInstance, config: SluiceConfig, pipeline: Pipeline, storeKind: string): void {
+  app.log.info({ store: storeKind, connections: Object.keys(config.connections) }, 'sluice starting')
+  if (config.identity === undefined) {
+    app.log.warn('identity is not configured: every front-end request will be refused with 401 until identity.issuer and identity.audience are set')
+  }
+  const passive = pipeline.notEnforcing()
+  if (passive.length > 0) {
+    app.log.warn({ stages: passive }, `pipeline stages not enforcing yet: ${passive.join(', ')}`)
+  }
+}

@@ -1,0 +1,61 @@
+// Chooses each pipeline stage's implementation from configuration: the real SQL analyzer,
+// the policy engine over the policies directory (hot-reloaded), approvals refused until the
+// approvals capability exists, and masking passing through until the masking capability does.
+import type { SluiceConfig } from '../config/types.js'
+import type { PolicyLogger } from '../policy/watch.js'
+import { PolicyStore } from '../policy/watch.js'
+import { createSqlAnalyzer } from '../sql/analyzer.js'
+import type { Dialect, SqlAnalyzer } from '../sql/types.js'
+import type { PolicyEngine } from '../policy/types.js'
+import { passThroughMask, refuseApprovals, type AnalyzeStage, type DecideStage, type PipelineStages } from './stages.js'
+
+export interface ComposedStages {
+  stages: PipelineStages
+  policies: PolicyStore
+  /** Stops what the stages started (the policy file watcher). */
+  close: () => Promise<void>
+}
+
+const DIALECTS: Record<string, Dialect> = { snowflake: 'snowflake', bigquery: 'bigquery', postgres: 'postgres' }
+
+export function analyzeStage (analyzer: SqlAnalyzer): AnalyzeStage {
+  return {
+    name: 'analyze',
+    enforcing: true,
+    analyze (statement) {
+      const dialect = DIALECTS[statement.connection.kind] ?? 'postgres'
+      return analyzer.analyze(statement.sql, dialect, statement.connection.defaults)
+    }
+  }
+}
+
+export function decideStage (engine: PolicyEngine): DecideStage {
+  return {
+    name: 'decide',
+    enforcing: true,
+    decide (statement, analysis) {
+      const { principal, connection } = statement
+      return engine.decide({
+        principal: { subject: principal.subject, type: principal.type, groups: principal.groups, roles: principal.roles, clientId: principal.clientId },
+        connection: { name: connection.name, kind: connection.kind },
+        analysis,
+        now: new Date()
+      })
+    }
+  }
+}
+
+export async function createStages (config: SluiceConfig, logger?: PolicyLogger): Promise<ComposedStages> {
+  const analyzer = await createSqlAnalyzer()
+  const policies = await PolicyStore.open(config.policies.directory, { watch: config.policies.watch, logger })
+  return {
+    stages: {
+      analyze: analyzeStage(analyzer),
+      decide: decideStage(policies.engine),
+      hold: refuseApprovals,
+      mask: passThroughMask
+    },
+    policies,
+    close: async () => { policies.close() }
+  }
+}

@@ -1,0 +1,95 @@
+// The stage interfaces of the one pipeline (DESIGN.md §1). Each later capability (policy,
+// approvals, masking) plugs in an implementation; until then a pass-through stands in and
+// says so (`enforcing: false`), and the server announces every non-enforcing stage at start.
+import type { Decision } from '../policy/types.js'
+import type { Analysis, Dialect } from '../sql/types.js'
+import type { Admission, MaskPlan, ResultPage, ResultSchema, Statement } from './types.js'
+
+interface Stage {
+  readonly name: string
+  /** False while a stage only passes statements through; never silently. */
+  readonly enforcing: boolean
+}
+
+export interface AnalyzeStage extends Stage {
+  analyze (statement: Statement): Analysis
+}
+
+export interface DecideStage extends Stage {
+  decide (statement: Statement, analysis: Analysis): Decision
+}
+
+export type HoldOutcome =
+  | { state: 'granted', approvalId?: string, approver?: string }
+  | { state: 'pending', approvalId: string }
+  | { state: 'refused', reason: string }
+
+export interface HoldStage extends Stage {
+  /** Called only for `require_approval` decisions. */
+  hold (statement: Statement, admission: Admission): Promise<HoldOutcome>
+}
+
+export interface MaskStage extends Stage {
+  plan (statement: Statement, admission: Admission, schema: ResultSchema): MaskPlan
+  mask (plan: MaskPlan, page: ResultPage): ResultPage
+}
+
+export interface PipelineStages {
+  analyze: AnalyzeStage
+  decide: DecideStage
+  hold: HoldStage
+  mask: MaskStage
+}
+
+const DIALECT: Record<string, Dialect> = { snowflake: 'snowflake', bigquery: 'bigquery', postgres: 'postgres' }
+
+/** Stands in until a parser is wired: every statement is `unknown`, which a real policy denies. */
+export const passThroughAnalyze: AnalyzeStage = {
+  name: 'analyze',
+  enforcing: false,
+  analyze (statement) {
+    return {
+      dialect: DIALECT[statement.connection.kind] ?? 'postgres',
+      statements: [{
+        kind: 'unknown',
+        text: statement.sql,
+        tablesRead: [],
+        tablesWritten: [],
+        functions: [],
+        hasLimit: false,
+        parseError: 'SQL analysis is not enabled'
+      }]
+    }
+  }
+}
+
+export const passThroughDecide: DecideStage = {
+  name: 'decide',
+  enforcing: false,
+  decide () {
+    return { effect: 'allow', ruleId: 'pass-through', reason: 'the policy stage is not enforcing yet', limits: {} }
+  }
+}
+
+/**
+ * Until approvals exist, a statement that needs one is refused — an approval requirement must
+ * never turn into an allow. This stage therefore enforces, even though nothing is held yet.
+ */
+export const refuseApprovals: HoldStage = {
+  name: 'hold',
+  enforcing: true,
+  async hold (_statement, admission) {
+    return { state: 'refused', reason: `approvals are not available yet; ${admission.decision.reason}` }
+  }
+}
+
+export const passThroughMask: MaskStage = {
+  name: 'mask',
+  enforcing: false,
+  plan () {
+    return { columns: [] }
+  },
+  mask (_plan, page) {
+    return page
+  }
+}

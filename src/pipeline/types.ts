@@ -1,0 +1,78 @@
+// The neutral request and result every front end decodes into and encodes from. Policy,
+// masking, approvals and recording are written once against these types; wire formats
+// (Snowflake rowsets, BigQuery f/v rows, Postgres DataRows) never reach those stages.
+import type { ConnectionKind } from '../config/types.js'
+import type { Principal } from '../identity/principal.js'
+import type { Decision } from '../policy/types.js'
+import type { Analysis, QualifyDefaults } from '../sql/types.js'
+
+export interface ClientInfo {
+  sourceIp?: string
+  userAgent?: string
+  /** The client library / application the front end recognised (e.g. snowflake-sdk). */
+  application?: string
+}
+
+export interface ConnectionRef {
+  name: string
+  kind: ConnectionKind
+  /** Qualifies bare table names: database/schema (Snowflake, Postgres) or project/dataset (BigQuery). */
+  defaults: QualifyDefaults
+}
+
+/** One client request carrying SQL, as the pipeline sees it. */
+export interface Statement {
+  requestId: string
+  frontEnd: string
+  principal: Principal
+  connection: ConnectionRef
+  sql: string
+  /** Bind parameters, positional or named, as the client sent them. */
+  params?: unknown[] | Record<string, unknown>
+  client: ClientInfo
+  sessionId?: string
+}
+
+export interface ColumnMeta {
+  name: string
+  /** The warehouse's own type name (e.g. NUMBER, STRING, TIMESTAMP_NTZ, int4). */
+  type: string
+  nullable?: boolean
+  /** Fields of a RECORD / STRUCT column, in order. */
+  fields?: ColumnMeta[]
+  /** `REPEATED` for BigQuery arrays. */
+  mode?: 'NULLABLE' | 'REQUIRED' | 'REPEATED'
+  /** Where the warehouse says the column came from, when it says. */
+  source?: { table: string, column: string }
+}
+
+export interface ResultSchema {
+  columns: ColumnMeta[]
+}
+
+/** A page of rows in schema order; nested values are plain arrays and objects. */
+export interface ResultPage {
+  rows: unknown[][]
+}
+
+export interface NeutralResult {
+  schema: ResultSchema
+  /** Pages are pulled one at a time so memory is bounded by page size, not result size. */
+  pages: AsyncIterable<ResultPage>
+  /** The warehouse's query / job id. */
+  upstreamId?: string
+  /** Rows affected, for DML. */
+  rowsAffected?: number
+}
+
+/** The verdict on a statement before anything runs upstream. */
+export interface Admission {
+  analysis: Analysis
+  decision: Decision
+}
+
+/** What masking decided for one result schema; opaque to front ends. */
+export interface MaskPlan {
+  /** Output columns (by index) that are masked, with the rule that masks them. */
+  columns: Array<{ index: number, rule: string }>
+}

@@ -1,0 +1,88 @@
+// Builds the Fastify app: the plugin chain store → recording → auth → roles → front ends.
+// Everything it needs is passed in, so tests build the same app with their own store,
+// verifier and pipeline, and `sluice start` builds it from configuration.
+import { randomUUID } from 'node:crypto'
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import type { SluiceConfig } from './config/types.js'
+import { isSluiceError } from './errors.js'
+import type { TokenVerifier } from './identity/verifier.js'
+import type { Pipeline } from './pipeline.js'
+import type { Store } from './store/store.js'
+import { loggerOptions } from './logging.js'
+import storePlugin from '../plugins/store.js'
+import healthPlugin from '../plugins/health.js'
+import recordingPlugin from '../plugins/recording.js'
+import authPlugin from '../plugins/auth.js'
+import rolesPlugin from '../plugins/roles.js'
+import whoamiPlugin from '../plugins/whoami.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    config: SluiceConfig
+    pipeline: Pipeline
+    /** For front ends whose protocol carries the OIDC token elsewhere (a login body). */
+    tokenVerifier: TokenVerifier | null
+  }
+}
+
+export interface ServerDeps {
+  config: SluiceConfig
+  store: Store
+  verifier: TokenVerifier | null
+  pipeline: Pipeline
+  /** The gateway passes its own pino instance (shared with the stages); tests may pass `false`. */
+  logger?: FastifyBaseLogger | false
+}
+
+export async function buildServer (deps: ServerDeps): Promise<FastifyInstance> {
+  const { config } = deps
+  const app = Fastify({
+    ...(deps.logger === undefined || deps.logger === false
+      ? { logger: deps.logger ?? loggerOptions(config.log.level) }
+      : { loggerInstance: deps.logger }),
+    // Client-chosen ids would let a caller forge or collide audit records; ours are UUIDs.
+    genReqId: () => randomUUID(),
+    trustProxy: config.listen.trustProxy,
+    bodyLimit: config.listen.bodyLimitBytes,
+    // On shutdown idle keep-alive sockets close at once; in-flight requests still finish.
+    forceCloseConnections: 'idle',
+    return503OnClosing: true
+  })
+
+  app.decorate('config', config)
+  app.decorate('pipeline', deps.pipeline)
+  app.decorate('tokenVerifier', deps.verifier)
+  app.addHook('onSend', async function echoRequestId (request, reply) {
+    reply.header('x-request-id', request.id)
+  })
+  app.setErrorHandler(handleError)
+  app.setNotFoundHandler(function notFound (request, reply) {
+    return reply.code(404).send({ code: 'SLUICE_NOT_FOUND', message: `no route for ${request.method} ${request.url.split('?')[0]}` })
+  })
+
+  await app.register(storePlugin, { store: deps.store })
+  await app.register(healthPlugin)
+  await app.register(recordingPlugin)
+  await app.register(authPlugin, {
+    verifier: deps.verifier,
+    onFailure: (request, err) => app.recordAuthFailure(request, err)
+  })
+  await app.register(rolesPlugin)
+  await app.register(whoamiPlugin)
+  return app
+}
+
+/** Catalogue errors are shown as they are; anything else is an internal error with its request id. */
+function handleError (error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  if (request.roundTrip !== null && request.roundTrip !== undefined) request.roundTrip.errorCode = error.code
+  if (isSluiceError(error)) {
+    return reply.code(error.statusCode ?? 500).send({ code: error.code, message: error.message })
+  }
+  const status = error.statusCode ?? 500
+  if (status < 500) {
+    // Fastify's own client errors (bad JSON, unsupported media type, body too large).
+    return reply.code(status).send({ code: 'SLUICE_BAD_REQUEST', message: `malformed request: ${error.message}` })
+  }
+  request.log.error({ err: error }, 'unhandled error')
+  return reply.code(500).send({ code: 'SLUICE_INTERNAL', message: `internal error; quote request id ${request.id}` })
+}
