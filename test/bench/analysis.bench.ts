@@ -1,4 +1,5 @@
-// SQL analysis latency per statement: cold (cache miss, every statement distinct) and cached,
+// Analysis + policy decision latency per statement — what the pipeline spends before a
+// statement may go upstream: cold (cache miss, every statement distinct) and cached,
 // for a ~1 KB statement, with a baseline (JSON.parse of a ~1 KB document) timed interleaved in
 // the same loop so that machine noise hits both alike; results are also given as ratios.
 // Aim: cold p99 < 2 ms, cached p99 < 50 µs.
@@ -6,7 +7,9 @@
 // Machine: 2 cores, 24 GiB (shared with other work; read the ratios, not just the times).
 // Node 20.20.2. Date: 2026-11-21.
 // Run alone: npx tsx test/bench/analysis.bench.ts
-import { pathToFileURL } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { createPolicyEngine } from '../../src/policy/evaluator.js'
+import { loadPolicyDirectory } from '../../src/policy/loader.js'
 import { createSqlAnalyzer } from '../../src/sql/analyzer.js'
 import type { BenchResult } from './result.js'
 
@@ -65,6 +68,16 @@ const us = (ms: number): string => `${(ms * 1000).toFixed(1)} µs`
 
 export async function benchAnalysis (): Promise<BenchResult> {
   const analyzer = await createSqlAnalyzer({ cacheSize: 1000 })
+  // The shipped default policy decides, as a fresh gateway would.
+  const engine = createPolicyEngine(await loadPolicyDirectory(fileURLToPath(new URL('../../policies', import.meta.url))))
+  const principal = { subject: 'bench', type: 'machine' as const, groups: [], roles: ['agent'] }
+  const connection = { name: 'snowflake-prod', kind: 'snowflake' }
+  const now = new Date()
+  const check = (sql: string): number => {
+    const analysis = analyzer.analyze(sql, 'snowflake', DEFAULTS)
+    const decision = engine.decide({ principal, connection, analysis, now })
+    return analysis.statements.length + decision.ruleId.length
+  }
   const COLD = 2000
   const CACHED = 20000
   const WARM = 300
@@ -74,7 +87,7 @@ export async function benchAnalysis (): Promise<BenchResult> {
 
   // Warm-up: JIT both paths before measuring.
   for (let i = 0; i < WARM; i++) {
-    sink += analyzer.analyze(statement(1_000_000 + i), 'snowflake', DEFAULTS).statements.length
+    sink += check(statement(1_000_000 + i))
     sink += (JSON.parse(document(i)) as { rows: unknown[] }).rows.length
   }
 
@@ -85,7 +98,7 @@ export async function benchAnalysis (): Promise<BenchResult> {
     const docs = Array.from({ length: count }, (_, i) => document(offset + i))
     for (let i = 0; i < count; i++) {
       const t0 = performance.now()
-      sink += analyzer.analyze(inputs[i] as string, 'snowflake', DEFAULTS).statements.length
+      sink += check(inputs[i] as string)
       const t1 = performance.now()
       sink += (JSON.parse(docs[i] as string) as { rows: unknown[] }).rows.length
       const t2 = performance.now()
@@ -107,7 +120,7 @@ export async function benchAnalysis (): Promise<BenchResult> {
   if (sink < 0) throw new Error('unreachable') // keeps the results alive
 
   return {
-    name: 'sql analysis',
+    name: 'sql analysis + policy decision (shipped default policy)',
     lines: [
       `statement: ${sample.length} B Snowflake SELECT (2 CTEs, 3 joins, subquery, window); multi: ${multiStatement(0).length} B, 3 statements`,
       `baseline: JSON.parse of a ${docSample.length} B document, timed interleaved with each analysis`,
