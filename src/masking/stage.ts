@@ -1,0 +1,176 @@
+// The pipeline's mask stage: inference check at admission, a plan per result (lineage + rules in
+// force + result schema), and the page masker applied to every page on every result path.
+import { createHmac, randomBytes } from 'node:crypto'
+import type { ConnectionConfig, MaskingConfig } from '../config/types.js'
+import { ERR_MASKING_INFERENCE, ERR_MASKING_UNRESOLVED } from '../errors.js'
+import type { MaskStage } from '../pipeline/stages.js'
+import type { Admission, MaskCount, MaskPlan, ResultPage, Statement } from '../pipeline/types.js'
+import type { CompiledMaskingRule } from '../policy/model.js'
+import { lineageOf, type StatementLineage } from '../sql/lineage.js'
+import { Lru } from '../sql/lru.js'
+import type { Dialect, StatementAnalysis } from '../sql/types.js'
+import type { DetectorKind } from './detectors.js'
+import type { MaskSecrets } from './functions.js'
+import { inferenceViolation } from './inference.js'
+import { createPageMasker } from './page.js'
+import { guardRule, planColumns } from './planner.js'
+import { activeRules } from './rules.js'
+
+export interface MaskStageOptions {
+  /** The masking rules of the policy set in force now (re-read per statement: hot reload). */
+  rules: () => readonly CompiledMaskingRule[]
+  /** Top-level `masking` settings; defaults apply when absent. */
+  settings?: Partial<MaskingConfig>
+  /** Connections, for their `masking` overrides. */
+  connections?: Readonly<Record<string, Pick<ConnectionConfig, 'masking'>>>
+  /** Column names of a table, when a catalogue knows them (star expansion before the result). */
+  schemaOf?: (connection: string, table: string) => readonly string[] | undefined
+  /** Lineages kept (LRU by statement text). Default 1000. */
+  cacheSize?: number
+}
+
+export interface MaskingStage extends MaskStage {
+  /** Throws SLUICE_MASKING_INFERENCE / SLUICE_MASKING_UNRESOLVED before anything runs upstream. */
+  check (statement: Statement, admission: Admission): void
+}
+
+const DIALECTS: Record<string, Dialect> = { snowflake: 'snowflake', bigquery: 'bigquery', postgres: 'postgres' }
+
+/** Kinds whose results pass through the masker (or carry only metadata). */
+const TRACED_RESULTS: ReadonlySet<string> = new Set(['select', 'show'])
+
+/** Statements whose results may come from any table: unparsed SQL, procedures, scripts. */
+const OPAQUE: ReadonlySet<string> = new Set(['unknown', 'call', 'scripting'])
+
+interface Effective {
+  unresolved: 'mask' | 'deny'
+  detectors: { mode: 'mask' | 'flag' | 'off', kinds?: DetectorKind[] }
+  secrets: MaskSecrets
+}
+
+export function createMaskStage (options: MaskStageOptions): MaskingStage {
+  const lineages = new Lru<string, StatementLineage>(options.cacheSize ?? 1000)
+  const pages = new WeakMap<MaskPlan, (page: ResultPage) => ResultPage>()
+  // Without configured secrets, salts and keys are random per process: safe, but tokens and
+  // hashes then change on restart (configure masking.salt / masking.tokenKey to keep them).
+  const processSecret = randomBytes(32)
+  const derived = (purpose: string, connection: string): string =>
+    createHmac('sha256', processSecret).update(`${purpose}\u0000${connection}`).digest('hex')
+
+  function effective (connection: string): Effective {
+    const own = options.connections?.[connection]?.masking ?? {}
+    const top = options.settings ?? {}
+    const detectors = { mode: 'mask' as const, ...top.detectors, ...own.detectors }
+    const salt = own.salt ?? (top.salt === undefined ? derived('salt', connection) : `${top.salt}\u0000${connection}`)
+    return {
+      unresolved: own.unresolved ?? top.unresolved ?? 'mask',
+      detectors: { mode: detectors.mode, ...(detectors.kinds !== undefined && { kinds: detectors.kinds as DetectorKind[] }) },
+      secrets: { salt, tokenKey: own.tokenKey ?? top.tokenKey ?? derived('token', '') }
+    }
+  }
+
+  function lineageFor (statement: Statement, text: string): StatementLineage {
+    const dialect = DIALECTS[statement.connection.kind] ?? 'postgres'
+    const { database = '', schema = '' } = statement.connection.defaults
+    const key = `${statement.connection.name}\u0000${dialect}\u0000${database}\u0000${schema}\u0000${text}`
+    let hit = lineages.get(key)
+    if (hit === undefined) {
+      const schemaOf = options.schemaOf
+      try {
+        const traced = lineageOf(text, {
+          dialect,
+          defaults: statement.connection.defaults,
+          ...(schemaOf !== undefined && { schemaOf: (table: string) => schemaOf(statement.connection.name, table) })
+        })
+        hit = traced.length === 1 ? traced[0] as StatementLineage : { outputs: [], uses: traced.flatMap((t) => t.uses), unresolved: 'several statements in one text' }
+      } catch (err) {
+        // A walk that fails (an AST shape never met, nesting too deep) knows nothing: every
+        // column is unresolved and any use of masked data is refused (the `?` use).
+        const why = `lineage failed: ${err instanceof Error ? err.message : String(err)}`
+        hit = { outputs: [], uses: [{ column: '?', usage: 'expression', clause: 'where', unresolved: why }], unresolved: why }
+      }
+      lineages.set(key, hit)
+    }
+    return hit
+  }
+
+  /** The analysed statement a (possibly split) statement text belongs to. */
+  function analysed (statement: Statement, admission: Admission): StatementAnalysis | undefined {
+    const list = admission.analysis.statements
+    if (list.length === 1) return list[0]
+    const text = statement.sql.trim().replace(/;\s*$/, '')
+    return list.find((s) => s.text.trim().replace(/;\s*$/, '') === text)
+  }
+
+  function rulesFor (statement: Statement): CompiledMaskingRule[] {
+    return activeRules(options.rules(), statement.principal.roles, statement.connection.name)
+  }
+
+  return {
+    name: 'mask',
+    enforcing: true,
+
+    check (statement, admission) {
+      const rules = rulesFor(statement)
+      if (rules.length === 0) return
+      const settings = effective(statement.connection.name)
+      for (const s of admission.analysis.statements) {
+        const guard = guardRule([...s.tablesRead, ...s.tablesWritten], rules)
+        if (guard === undefined || s.kind === 'unknown') continue
+        const lineage = lineageFor(statement, s.text)
+        const violation = inferenceViolation(lineage.uses, rules, guard.rule)
+        if (violation !== undefined) throw new ERR_MASKING_INFERENCE(violation.rule, violation.reason)
+        // A statement that reads masked data and returns or writes it by a route lineage cannot
+        // follow (COPY INTO a stage, COPY … TO STDOUT, MERGE) could take values out unmasked.
+        const reads = guardRule(s.tablesRead, rules)
+        if (lineage.unresolved !== undefined && reads !== undefined && !TRACED_RESULTS.has(s.kind)) {
+          throw new ERR_MASKING_INFERENCE(reads.rule.id, `${s.kind.toUpperCase()} reads ${reads.table}, which has masking rules, by a route Sluice cannot trace (${lineage.unresolved}); it could copy masked values out — select the columns instead`)
+        }
+        if (settings.unresolved === 'deny' && s.kind === 'select') {
+          const why = lineage.unresolved ?? lineage.outputs.find((o) => o.kind === 'column' && o.unresolved !== undefined)?.unresolved
+          if (why !== undefined) {
+            throw new ERR_MASKING_UNRESOLVED(guard.rule.id, `a result column cannot be traced (${why}) and the statement reads ${guard.table}, which has masking rules; name the columns explicitly`)
+          }
+        }
+      }
+    },
+
+    plan (statement, admission, schema) {
+      const rules = rulesFor(statement)
+      const settings = effective(statement.connection.name)
+      const s = analysed(statement, admission)
+      const counts: MaskCount[] = []
+      const lineage = s === undefined ? undefined : lineageFor(statement, s.text)
+      const columns = planColumns({
+        lineage,
+        tablesRead: s === undefined ? admission.analysis.statements.flatMap((x) => x.tablesRead) : s.tablesRead,
+        rules,
+        schema,
+        unresolved: settings.unresolved,
+        why: s === undefined ? 'the result could not be matched to an analysed statement' : undefined,
+        reads: s === undefined || OPAQUE.has(s.kind) ? 'opaque' : s.kind === 'show' ? 'metadata' : 'tables'
+      })
+      if (columns.deny !== undefined) throw new ERR_MASKING_UNRESOLVED(columns.deny.rule, columns.deny.reason)
+      const plan: MaskPlan = {
+        columns: columns.columns.map(({ spec: _spec, ...c }) => c),
+        counts
+      }
+      const kind = statement.connection.kind
+      pages.set(plan, createPageMasker({
+        schema,
+        kind,
+        secrets: settings.secrets,
+        columns: columns.columns,
+        uncovered: columns.uncovered,
+        detectors: settings.detectors,
+        counts
+      }))
+      return plan
+    },
+
+    mask (plan, page) {
+      const apply = pages.get(plan)
+      return apply === undefined ? page : apply(page)
+    }
+  }
+}

@@ -1,0 +1,12 @@
+import { describe, expect, it } from 'vitest'
+import { createSqlAnalyzer } from '../../src/sql/analyzer.js'
+
+describe('connection defaults', () => {
+  it('qualify bare names the same way as a fully written unquoted name, whatever case the config uses', async () => {
+    const analyzer = await createSqlAnalyzer()
+    const bare = analyzer.analyze('SELECT * FROM orders', 'snowflake', { database: 'ANALYTICS', schema: 'PUBLIC' })
+    const written = analyzer.analyze('SELECT * FROM ANALYTICS.PUBLIC.ORDERS', 'snowflake', { database: 'ANALYTICS', schema: 'PUBLIC' })
+    expect(bare.statements[0]?.tablesRead).toEqual(['analytics.public.orders'])
+    expect(written.statements[0]?.tablesRead).toEqual(['analytics.public.orders'])
+  })
+})
