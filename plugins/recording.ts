@@ -7,12 +7,20 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { ERR_STORE_UNAVAILABLE } from '../src/errors.js'
 import type { RoundTrip } from '../src/pipeline.js'
-import { SessionRecorder, type EventOutcome } from '../src/recording/sessions.js'
+import { nowMicros } from '../src/recording/chain.js'
+import { Recording } from '../src/recording/recorder.js'
+import type { EventOutcome, SessionRecorder } from '../src/recording/sessions.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
     /** Marks a front-end route: its requests are recorded as session events. */
     frontEnd?: string
+    /**
+     * Renders "this round trip could not be recorded" in the front end's own protocol (the
+     * response is withheld, so the client must be told to retry). Default: 503 with the
+     * catalogue error as JSON and retry-after.
+     */
+    recordingFailure?: (error: Error & { code: string, statusCode?: number }) => { statusCode: number, contentType?: string, body: string }
   }
   interface FastifyRequest {
     /** What the pipeline did for this request; front ends fill it, recording writes it. */
@@ -23,7 +31,10 @@ declare module 'fastify' {
     connectionName: string | null
   }
   interface FastifyInstance {
+    /** Sessions and events, low level (reads, session lookups). */
     recorder: SessionRecorder
+    /** The recording service: chained batched writer, admission probe, retention, webhook. */
+    recording: Recording
     recordAuthFailure: (request: FastifyRequest, err: Error & { code?: string }) => Promise<void>
   }
 }
@@ -37,63 +48,82 @@ export function tokenSessionKey (request: FastifyRequest, frontEnd: string): str
 
 function outcomeOf (statusCode: number, trip: RoundTrip): EventOutcome {
   if (statusCode === 401) return 'unauthenticated'
-  if (trip.decision?.effect === 'deny' || trip.errorCode === 'SLUICE_POLICY_DENIED') return 'denied'
-  if (trip.errorCode === 'SLUICE_APPROVAL_REQUIRED') return 'held'
+  if (trip.hold?.state === 'pending') return 'held'
+  // Refused for want of an approval is a refusal: nothing ran and nothing waits.
+  if (trip.decision?.effect === 'deny' || trip.errorCode === 'SLUICE_POLICY_DENIED' || trip.errorCode === 'SLUICE_APPROVAL_REQUIRED') return 'denied'
+  // Some protocols answer errors with 200 (the Snowflake connector's success:false), so the
+  // error code the front end set decides, not the status alone.
+  if (trip.errorCode !== undefined) return 'error'
   return statusCode < 400 ? 'ok' : 'error'
 }
 
-export function createRecordHook (recorder: SessionRecorder) {
+export interface RecordHookOptions {
+  recording: Recording
+}
+
+function payloadBytes (payload: unknown): number | null {
+  if (typeof payload === 'string') return Buffer.byteLength(payload)
+  if (payload instanceof Uint8Array) return payload.byteLength
+  // A stream's length is not known before it is sent; the front end may set trip.bytesReturned.
+  return null
+}
+
+export function createRecordHook ({ recording }: RecordHookOptions) {
   return async function recordRoundTrip (request: FastifyRequest, reply: FastifyReply, payload: unknown) {
     const frontEnd = request.routeOptions.config.frontEnd
     const principal = request.principal
     // Unauthenticated requests were recorded by recordAuthFailure; public routes are not events.
     if (frontEnd === undefined || principal === null || principal === undefined) return payload
-    const trip = request.roundTrip
+    const trip = request.roundTrip ?? {}
+    const connection = request.connectionName ?? undefined
     try {
-      const session = await recorder.openOrContinue({
-        sessionKey: request.sessionKey ?? tokenSessionKey(request, frontEnd) ?? `${frontEnd}:${request.id}`,
-        principal,
-        connection: request.connectionName ?? undefined,
-        frontEnd,
-        sourceIp: request.ip,
-        userAgent: request.headers['user-agent']
-      })
-      await recorder.writeEvent({
-        sessionId: session.id,
+      await recording.record({
         requestId: request.id,
-        principalSubject: principal.subject,
-        connection: request.connectionName ?? undefined,
         frontEnd,
+        principal,
+        connection,
         route: request.routeOptions.url ?? request.url,
         method: request.method,
         statusCode: reply.statusCode,
         outcome: outcomeOf(reply.statusCode, trip),
-        errorCode: trip.errorCode,
         durationMs: reply.elapsedTime,
+        startedAtMicros: nowMicros() - Math.round(reply.elapsedTime * 1000),
         sourceIp: request.ip,
-        userAgent: request.headers['user-agent'],
-        sqlText: trip.sql,
-        analysis: trip.analysis,
-        decision: trip.decision?.effect,
-        ruleId: trip.decision?.ruleId,
-        reason: trip.decision?.reason,
-        upstreamId: trip.upstreamId,
-        rowsReturned: trip.rowsReturned
+        userAgent: request.headers['user-agent'] ?? null,
+        bytesReturned: trip.bytesReturned ?? payloadBytes(payload),
+        trip
+      }, {
+        sessionKey: request.sessionKey ?? tokenSessionKey(request, frontEnd) ?? `${frontEnd}:${request.id}`,
+        principal,
+        connection,
+        frontEnd,
+        sourceIp: request.ip,
+        userAgent: request.headers['user-agent']
       })
     } catch (err) {
       request.log.error({ err: (err as Error).message }, 'recording failed; response withheld')
-      const refusal = new ERR_STORE_UNAVAILABLE('the round trip could not be recorded')
-      reply.code(503).header('retry-after', '5').type('application/json; charset=utf-8')
+      const refusal = new ERR_STORE_UNAVAILABLE('the round trip could not be recorded') as Error & { code: string, statusCode?: number }
+      // Whatever the route was about to send (its stream included) is dropped.
+      if (payload !== null && typeof payload === 'object' && 'destroy' in payload) (payload as { destroy: () => void }).destroy()
+      const render = request.routeOptions.config.recordingFailure
+      const rendered = render?.(refusal) ?? { statusCode: 503, contentType: 'application/json; charset=utf-8', body: JSON.stringify({ code: refusal.code, message: refusal.message }) }
+      reply.code(rendered.statusCode).header('retry-after', '5').type(rendered.contentType ?? 'application/json; charset=utf-8')
       reply.removeHeader('content-length')
-      return JSON.stringify({ code: refusal.code, message: refusal.message })
+      return rendered.body
     }
     return payload
   }
 }
 
-async function recordingPlugin (fastify: FastifyInstance): Promise<void> {
-  const recorder = new SessionRecorder(fastify.store)
-  fastify.decorate('recorder', recorder)
+export interface RecordingPluginOptions {
+  /** Built by the gateway so the pipeline's admission check shares it; built here otherwise. */
+  recording?: Recording
+}
+
+async function recordingPlugin (fastify: FastifyInstance, options: RecordingPluginOptions): Promise<void> {
+  const recording = options.recording ?? new Recording(fastify.store, fastify.config.recording, fastify.log)
+  fastify.decorate('recording', recording)
+  fastify.decorate('recorder', recording.sessions)
   fastify.decorateRequest('roundTrip', null as unknown as RoundTrip)
   fastify.decorateRequest('sessionKey', null)
   fastify.decorateRequest('connectionName', null)
@@ -101,7 +131,11 @@ async function recordingPlugin (fastify: FastifyInstance): Promise<void> {
   fastify.addHook('onRequest', async function startRoundTrip (request) {
     request.roundTrip = {}
   })
-  fastify.addHook('onSend', createRecordHook(recorder))
+  fastify.addHook('onSend', createRecordHook({ recording }))
+  fastify.addHook('onReady', async function startRecording () { recording.start() })
+  // Registered after the store plugin, so it runs before the store closes: queued events are
+  // written and the closing checkpoint signed while the store is still there.
+  fastify.addHook('onClose', async function stopRecording () { await recording.close() })
 
   fastify.decorate('recordAuthFailure', async function recordAuthFailure (request: FastifyRequest, err: Error & { code?: string }) {
     const frontEnd = request.routeOptions.config.frontEnd
@@ -109,18 +143,19 @@ async function recordingPlugin (fastify: FastifyInstance): Promise<void> {
     // A forged or expired token is exactly what an auditor looks for; a store failure here
     // must not turn a 401 into something else, so it is logged and the 401 stands.
     try {
-      await recorder.writeEvent({
+      await recording.record({
         requestId: request.id,
         frontEnd,
         route: request.routeOptions.url ?? request.url,
         method: request.method,
         statusCode: 401,
         outcome: 'unauthenticated',
-        errorCode: err.code,
+        errorCode: err.code ?? null,
         reason: err.message,
         durationMs: 0,
+        startedAtMicros: nowMicros(),
         sourceIp: request.ip,
-        userAgent: request.headers['user-agent']
+        userAgent: request.headers['user-agent'] ?? null
       })
     } catch (recordErr) {
       request.log.error({ err: (recordErr as Error).message }, 'could not record a failed authentication')

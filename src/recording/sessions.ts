@@ -209,6 +209,11 @@ export class SessionRecorder {
     return { id: row.id, isNew: row.id === candidate }
   }
 
+  /**
+   * Low level: one row, written as given and outside any hash chain (`sluice audit verify`
+   * reports such rows as inserted). The gateway records through `Recording` (recorder.ts),
+   * which batches and chains; this stays for tools and tests that need a raw row.
+   */
   async writeEvent (event: SessionEventInput): Promise<{ id: string }> {
     const occurredAt = event.occurredAt instanceof Date ? event.occurredAt.toISOString() : event.occurredAt ?? null
     const params = [occurredAt, event.resultTruncated ?? false,

@@ -43,10 +43,10 @@ describe('migrate on PGlite in memory', slow, () => {
   it('creates the session tables and records the migration', async () => {
     const store = await openPgliteStore({ dataDir: 'memory://' })
     try {
-      expect(await migrate(store, { log })).toEqual([1])
-      expect(await tables(store)).toEqual(['schema_migrations', 'session_events', 'sessions'])
+      expect(await migrate(store, { log })).toEqual([1, 2])
+      expect(await tables(store)).toEqual(['checkpoints', 'recording_chains', 'schema_migrations', 'session_events', 'sessions'])
       const [row] = await store.query<{ version: number, name: string, checksum: string }>(
-        'select version, name, checksum from schema_migrations')
+        'select version, name, checksum from schema_migrations order by version')
       expect(row).toMatchObject({ version: 1, name: 'sessions' })
       expect(row?.checksum).toMatch(/^[0-9a-f]{64}$/)
     } finally {
@@ -60,10 +60,10 @@ describe.each(storeEngines())('migrate on $name', slow, (engine) => {
 
   it('applies once; a second run applies nothing', async () => {
     const store = await engine.open()
-    expect(await migrate(store)).toEqual([1])
+    expect(await migrate(store)).toEqual([1, 2])
     expect(await migrate(store)).toEqual([])
     const [count] = await store.query<{ n: string }>('select count(*) as n from schema_migrations')
-    expect(count?.n).toBe('1')
+    expect(count?.n).toBe('2')
     await store.close()
   })
 
@@ -85,34 +85,34 @@ describe('migrate refusals', slow, () => {
   })
 
   it('refuses when an applied migration changed', async () => {
-    dir = await scratchMigrations({ '0002_extra.sql': 'create table extra (id integer);\n' })
+    dir = await scratchMigrations({ '0090_extra.sql': 'create table extra (id integer);\n' })
     const store = await engine.open()
-    expect(await migrate(store, { directory: dir })).toEqual([1, 2])
-    await writeFile(join(dir, '0002_extra.sql'), 'create table extra (id bigint);\n')
+    expect(await migrate(store, { directory: dir })).toEqual([1, 2, 90])
+    await writeFile(join(dir, '0090_extra.sql'), 'create table extra (id bigint);\n')
     await expect(migrate(store, { directory: dir })).rejects.toMatchObject({
       code: 'SLUICE_MIGRATION_FAILED',
-      message: expect.stringContaining('0002_extra')
+      message: expect.stringContaining('0090_extra')
     })
   })
 
   it('treats CRLF line endings as the same migration', async () => {
-    dir = await scratchMigrations({ '0002_extra.sql': 'create table extra (id integer);\n' })
+    dir = await scratchMigrations({ '0090_extra.sql': 'create table extra (id integer);\n' })
     const store = await engine.open()
     await migrate(store, { directory: dir })
-    await writeFile(join(dir, '0002_extra.sql'), 'create table extra (id integer);\r\n')
+    await writeFile(join(dir, '0090_extra.sql'), 'create table extra (id integer);\r\n')
     expect(await migrate(store, { directory: dir })).toEqual([])
   })
 
   it('rolls back a failing migration and records nothing of it', async () => {
-    dir = await scratchMigrations({ '0002_broken.sql': 'create table half (id integer);\nselect * from missing_table;\n' })
+    dir = await scratchMigrations({ '0090_broken.sql': 'create table half (id integer);\nselect * from missing_table;\n' })
     const store = await engine.open()
     await expect(migrate(store, { directory: dir })).rejects.toMatchObject({
       code: 'SLUICE_MIGRATION_FAILED',
-      message: expect.stringContaining('0002_broken')
+      message: expect.stringContaining('0090_broken')
     })
     expect(await tables(store)).not.toContain('half')
-    const rows = await store.query<{ version: number }>('select version from schema_migrations')
-    expect(rows.map((r) => r.version)).toEqual([1])
+    const rows = await store.query<{ version: number }>('select version from schema_migrations order by version')
+    expect(rows.map((r) => r.version)).toEqual([1, 2])
   })
 
   it('refuses a badly named migration file', async () => {
@@ -124,8 +124,8 @@ describe('migrate refusals', slow, () => {
 
 describe('concurrent migrate', slow, () => {
   const extra = {
-    '0002_a.sql': 'create table a (id integer);\nselect pg_sleep(0.2);\n',
-    '0003_b.sql': 'create table b (id integer);\n'
+    '0090_a.sql': 'create table a (id integer);\nselect pg_sleep(0.2);\n',
+    '0091_b.sql': 'create table b (id integer);\n'
   }
 
   it('two gateways on one Postgres database: both succeed, each migration applied once', async () => {
@@ -136,9 +136,9 @@ describe('concurrent migrate', slow, () => {
     try {
       const results = await Promise.all(stores.map(async (s) => await migrate(s, { directory: dir })))
       // The lock spans the whole run, so one gateway applies everything and the other nothing.
-      expect(results.map((r) => r.join(',')).sort()).toEqual(['', '1,2,3'])
+      expect(results.map((r) => r.join(',')).sort()).toEqual(['', '1,2,90,91'])
       const rows = await stores[0]!.query<{ version: number }>('select version from schema_migrations order by 1')
-      expect(rows.map((r) => r.version)).toEqual([1, 2, 3])
+      expect(rows.map((r) => r.version)).toEqual([1, 2, 90, 91])
     } finally {
       await Promise.all(stores.map(async (s) => { await s.close() }))
       await db.drop()
@@ -151,7 +151,7 @@ describe('concurrent migrate', slow, () => {
     const store = await openPgliteStore({ dataDir: 'memory://' })
     try {
       const results = await Promise.all([migrate(store, { directory: dir }), migrate(store, { directory: dir })])
-      expect(results.map((r) => r.join(',')).sort()).toEqual(['', '1,2,3'])
+      expect(results.map((r) => r.join(',')).sort()).toEqual(['', '1,2,90,91'])
     } finally {
       await store.close()
       await rm(dir, { recursive: true, force: true })

@@ -1,0 +1,129 @@
+// Turns what one round trip did (the pipeline's RoundTrip plus the HTTP facts) into the event
+// the writer chains: fingerprint, redacted parameters, flattened analysis and masking for the
+// indexed filters, the compressed capture and its digest. Protocol-free: front ends and the
+// recording plugin describe a round trip, this decides what of it is kept.
+import type { Principal } from '../identity/principal.js'
+import type { RoundTrip } from '../pipeline.js'
+import { compressCapture } from './capture.js'
+import { isoMicros, sha256, storable } from './chain.js'
+import { sqlFingerprint, type ParamRedactor } from './fingerprint.js'
+import { sqlSearchVector } from './fulltext.js'
+import type { PendingEvent } from './writer.js'
+
+export interface RoundTripFacts {
+  requestId: string
+  frontEnd: string
+  principal?: Principal | null
+  sessionId?: string | null
+  connection?: string | null
+  route?: string | null
+  method?: string | null
+  statusCode?: number | null
+  outcome: string
+  errorCode?: string | null
+  /** Overrides the decision's reason (e.g. why authentication failed). */
+  reason?: string | null
+  durationMs?: number | null
+  /** When the round trip began, µs since the epoch. */
+  startedAtMicros: number
+  sourceIp?: string | null
+  userAgent?: string | null
+  bytesReturned?: number | null
+  trip?: RoundTrip | null
+}
+
+export interface BuildOptions {
+  redact: ParamRedactor
+}
+
+// Agents repeat statements verbatim (retries, polling, generated code): remember recent ones.
+const FINGERPRINTS = new Map<string, string>()
+const FINGERPRINT_CACHE = 2000
+const FINGERPRINT_MAX_SQL = 8192
+
+function fingerprintOf (sql: string): string {
+  const hit = FINGERPRINTS.get(sql)
+  if (hit !== undefined) return hit
+  const fp = sqlFingerprint(sql)
+  if (sql.length <= FINGERPRINT_MAX_SQL) {
+    if (FINGERPRINTS.size >= FINGERPRINT_CACHE) FINGERPRINTS.delete(FINGERPRINTS.keys().next().value as string)
+    FINGERPRINTS.set(sql, fp)
+  }
+  return fp
+}
+
+function unique (values: Iterable<string>): string[] {
+  return [...new Set(values)].sort()
+}
+
+export function buildEvent (facts: RoundTripFacts, options: BuildOptions): PendingEvent {
+  const trip: RoundTrip = facts.trip ?? {}
+  const p = facts.principal ?? null
+  const statements = trip.analysis?.statements ?? []
+  const tables = unique(statements.flatMap((s) => [...s.tablesRead, ...s.tablesWritten]))
+  const kinds = unique(statements.map((s) => s.kind))
+  const masking = trip.maskedColumns ?? []
+  const capture = compressCapture(trip.capture?.result())
+  const hold = trip.hold
+  const event: PendingEvent = {
+    sessionId: facts.sessionId ?? null,
+    occurredAt: isoMicros(facts.startedAtMicros),
+    requestId: facts.requestId,
+    principalSubject: p?.subject ?? null,
+    principalIssuer: p?.issuer ?? null,
+    principalType: p?.type ?? null,
+    groups: p === null ? null : [...p.groups],
+    roles: p === null ? null : [...p.roles],
+    clientId: p?.clientId ?? null,
+    delegation: p === null ? null : p.delegation.map((a) => ({ subject: a.subject, clientId: a.clientId ?? null })),
+    connection: facts.connection ?? null,
+    frontEnd: facts.frontEnd,
+    route: facts.route ?? null,
+    method: facts.method ?? null,
+    statusCode: facts.statusCode ?? null,
+    outcome: facts.outcome,
+    errorCode: facts.errorCode ?? trip.errorCode ?? null,
+    durationMs: facts.durationMs ?? null,
+    sourceIp: facts.sourceIp ?? null,
+    userAgent: facts.userAgent ?? null,
+    sqlText: trip.sql ?? null,
+    sqlFingerprint: trip.sql === undefined ? null : fingerprintOf(trip.sql),
+    bindParams: trip.params === undefined ? null : options.redact(trip.params),
+    analysis: trip.analysis === undefined
+      ? null
+      : {
+          dialect: trip.analysis.dialect,
+          statements: statements.map((s) => ({
+            kind: s.kind,
+            tablesRead: s.tablesRead,
+            tablesWritten: s.tablesWritten,
+            parseError: s.parseError ?? null
+          }))
+        },
+    statementKinds: trip.analysis === undefined ? null : kinds,
+    tables: trip.analysis === undefined ? null : tables,
+    decision: trip.decision?.effect ?? null,
+    ruleId: trip.decision?.ruleId ?? null,
+    reason: facts.reason ?? trip.decision?.reason ?? null,
+    policyVersion: trip.policyVersion ?? null,
+    approvalId: hold !== undefined && 'approvalId' in hold ? hold.approvalId ?? null : null,
+    approver: hold?.state === 'granted' ? hold.approver ?? null : null,
+    // Every count as the masker gave it (rule, values, and for detectors whether the value was
+    // masked or only flagged); the indexed list names only columns actually masked.
+    masking: trip.maskedColumns === undefined ? null : masking.map((m) => ({ ...m })),
+    maskedColumns: trip.maskedColumns === undefined
+      ? null
+      : unique(masking.filter((m) => (m as { action?: string }).action !== 'flagged').map((m) => m.column)),
+    upstreamId: trip.upstreamId ?? null,
+    rowsReturned: trip.rowsReturned ?? null,
+    bytesReturned: facts.bytesReturned ?? trip.bytesReturned ?? null,
+    resultDigest: capture === undefined ? null : sha256(capture.bytes).toString('hex'),
+    resultTruncated: capture?.truncated ?? false,
+    resultCapture: capture?.bytes ?? null,
+    sqlSearch: null
+  }
+  // Everything hashed must be storable as is (no NUL, no lone surrogates); see storable().
+  const { resultCapture, ...rest } = event
+  const stored = storable(rest)
+  return { ...stored, resultCapture, sqlSearch: sqlSearchVector(stored.sqlText) }
+}

@@ -1,0 +1,82 @@
+// Result capture for replay: the rows exactly as released to the client (after masking — the
+// collector sits behind the masker, never before it), up to a byte budget, then gzip. The
+// neutral result is captured rather than the wire body: the body of a login or a session
+// call carries tokens, and a wire format is no use to an auditor replaying across front ends.
+import { gunzipSync, gzipSync } from 'node:zlib'
+
+export interface CapturedColumn { name: string, type: string }
+
+export interface CapturedResult {
+  columns: CapturedColumn[]
+  rows: unknown[][]
+  /** Rows released in total, captured or not. */
+  rowsReleased: number
+  truncated: boolean
+}
+
+/**
+ * Collects pages as they are released. The budget counts the JSON of each row, so the stored
+ * capture (gzip of that JSON) is never larger than the budget and usually far smaller.
+ */
+export class CaptureCollector {
+  readonly columns: CapturedColumn[]
+  readonly rows: unknown[][] = []
+  rowsReleased = 0
+  truncated = false
+  #budget: number
+  #used = 2
+
+  constructor (columns: CapturedColumn[], budgetBytes: number) {
+    this.columns = columns
+    this.#budget = budgetBytes
+    this.#used += JSON.stringify(columns).length
+    if (budgetBytes <= 0) this.truncated = true
+  }
+
+  add (rows: unknown[][]): void {
+    this.rowsReleased += rows.length
+    if (this.truncated) return
+    for (const row of rows) {
+      const size = Buffer.byteLength(JSON.stringify(row, replacer)) + 1
+      if (this.#used + size > this.#budget) {
+        this.truncated = true
+        return
+      }
+      this.#used += size
+      this.rows.push(row)
+    }
+  }
+
+  result (): CapturedResult {
+    return { columns: this.columns, rows: this.rows, rowsReleased: this.rowsReleased, truncated: this.truncated }
+  }
+}
+
+function replacer (_key: string, value: unknown): unknown {
+  if (typeof value === 'bigint') return value.toString()
+  if (value instanceof Uint8Array) return Buffer.from(value).toString('base64')
+  return value
+}
+
+// Below this, gzip's header and trailer (18 bytes) make a capture larger, not smaller, and
+// the deflate setup costs more than the whole event's hashing: such captures are stored as
+// their JSON. The first byte tells them apart: gzip starts with 0x1f, JSON with '{'.
+const GZIP_FROM_BYTES = 256
+
+/** Nothing to capture when the budget is 0 or the round trip released no result. */
+export function compressCapture (capture: CapturedResult | undefined): { bytes: Buffer, truncated: boolean } | undefined {
+  if (capture === undefined) return undefined
+  const json = JSON.stringify(capture, replacer)
+  if (json.length < GZIP_FROM_BYTES) return { bytes: Buffer.from(json), truncated: capture.truncated }
+  // A window no larger than the input: most captures are a few KB, and zlib's default 32 KB
+  // window (and 256 KB of state) would be allocated for each of them.
+  const windowBits = Math.min(15, Math.max(9, Math.ceil(Math.log2(json.length + 1))))
+  const bytes = gzipSync(json, { level: 1, windowBits, memLevel: Math.min(8, Math.max(1, windowBits - 7)) })
+  return { bytes, truncated: capture.truncated }
+}
+
+export function decompressCapture (bytes: Uint8Array | null | undefined): CapturedResult | null {
+  if (bytes === null || bytes === undefined || bytes.length === 0) return null
+  const json = bytes[0] === 0x1f ? gunzipSync(bytes) : Buffer.from(bytes)
+  return JSON.parse(json.toString('utf8')) as CapturedResult
+}
