@@ -1,0 +1,233 @@
+// Statement routes of the connector protocol: query-request (sync, asyncExec, multi-statement),
+// GET /queries/{id}/result (333333 while running), both abort-request forms, monitoring and the
+// result chunks Sluice serves in place of cloud storage. Registered inside the session-token
+// context of snowflake-connector.ts; query ids are Sluice's and belong to their principal.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { ERR_BAD_REQUEST, ERR_NOT_FOUND, ERR_SNOWFLAKE_CANCELLED } from '../src/errors.js'
+import { prepareRequest, runPrepared, type ExecuteRequest } from '../src/warehouses/snowflake/execute.js'
+import { carryTrip, type Handle, type StoredResult } from '../src/warehouses/snowflake/handles.js'
+import type { ConnectorSession } from '../src/warehouses/snowflake/sessions.js'
+import { chunkPayload, chunkRows, connectorOk, queryResponseData, readsArrow } from '../src/warehouses/snowflake/wire.js'
+import { FRONT_END, sendConnectorError } from './snowflake-connector.js'
+import { sendCompressible } from './snowflake-http.js'
+
+interface QueryBody {
+  sqlText?: unknown
+  bindings?: Record<string, unknown>
+  parameters?: Record<string, unknown>
+  asyncExec?: boolean
+  describeOnly?: boolean
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+/** MULTI_STATEMENT_COUNT is Sluice's to honour (it splits); the rest goes upstream. */
+export function statementParameters (parameters: Record<string, unknown> | undefined): { count: number, forwarded: Record<string, unknown> } {
+  let count = 1
+  const forwarded: Record<string, unknown> = {}
+  for (const [name, value] of Object.entries(parameters ?? {})) {
+    if (name.toUpperCase() === 'MULTI_STATEMENT_COUNT') {
+      const n = Number(value)
+      if (!Number.isInteger(n) || n < 0) throw new ERR_BAD_REQUEST('MULTI_STATEMENT_COUNT must be a non-negative integer')
+      count = n
+    } else {
+      forwarded[name] = value
+    }
+  }
+  return { count, forwarded }
+}
+
+function executeRequestOf (request: FastifyRequest, session: ConnectorSession, body: QueryBody): ExecuteRequest {
+  if (typeof body.sqlText !== 'string') throw new ERR_BAD_REQUEST('sqlText is required')
+  const { count, forwarded } = statementParameters(body.parameters)
+  const req: ExecuteRequest = {
+    frontEnd: FRONT_END,
+    requestId: request.id,
+    principal: session.principal,
+    settings: session.settings,
+    upstream: session.upstream,
+    session: session.upstreamSession,
+    sql: body.sqlText,
+    parameters: forwarded,
+    statementCount: count,
+    client: { sourceIp: request.ip, userAgent: request.headers['user-agent'], application: session.application },
+    sessionId: `snowflake:${session.id}`
+  }
+  if (body.bindings !== undefined && body.bindings !== null) req.bindings = body.bindings
+  if (body.describeOnly === true) req.describeOnly = true
+  return req
+}
+
+export function createQueryHandler (fastify: FastifyInstance) {
+  return async function queryRequest (request: FastifyRequest<{ Body: QueryBody, Querystring: { requestId?: string } }>, reply: FastifyReply) {
+    const session = request.snowflakeSession as ConnectorSession
+    const body = request.body ?? {}
+    try {
+      const req = executeRequestOf(request, session, body)
+      const deps = { pipeline: fastify.pipeline, handles: fastify.snowflake.handles }
+      const prepared = await prepareRequest(deps, req, request.roundTrip)
+      const asyncExec = body.asyncExec === true
+      // An async statement outlives this request: its rows are counted by the fetch that serves them.
+      const trip = asyncExec ? {} : request.roundTrip
+      const handle = fastify.snowflake.handles.start(session.principal, session.settings.name, req.sql,
+        async (h) => await runPrepared(deps, { ...req, signal: h.abort.signal }, prepared, trip))
+      handle.trip = trip
+      if (typeof request.query.requestId === 'string') handle.clientRequestId = request.query.requestId
+      if (asyncExec) {
+        return await reply.send({
+          code: '333334',
+          message: 'Asynchronous execution in progress. Use provided query id to perform query monitoring and management.',
+          success: true,
+          data: { queryId: handle.id, getResultUrl: `/queries/${handle.id}/result`, queryAbortsAfterSecs: 300, progressDesc: null }
+        })
+      }
+      return await answer(request, reply, handle, session)
+    } catch (err) {
+      return sendConnectorError(request, reply, err)
+    }
+  }
+}
+
+/** Waits for the statement up to the connection's sync wait, then answers 333333 (poll again). */
+async function answer (request: FastifyRequest, reply: FastifyReply, handle: Handle, session: ConnectorSession): Promise<FastifyReply> {
+  const trip = request.roundTrip
+  trip.sql ??= handle.sql
+  let timer: NodeJS.Timeout | undefined
+  await Promise.race([handle.done, new Promise((resolve) => { timer = setTimeout(resolve, session.settings.syncWaitSeconds * 1000) })])
+  clearTimeout(timer)
+  if (handle.state === 'running') {
+    return await reply.send({
+      code: '333333',
+      message: 'Query execution in progress. Poll the result URL.',
+      success: true,
+      data: { queryId: handle.id, getResultUrl: `/queries/${handle.id}/result`, queryAbortsAfterSecs: 300, progressDesc: null }
+    })
+  }
+  if (handle.state === 'aborted') return sendConnectorError(request, reply, new ERR_SNOWFLAKE_CANCELLED(handle.id), handle.id)
+  if (handle.state === 'failed' || handle.result === undefined) return sendConnectorError(request, reply, handle.error, handle.id)
+  const result = handle.result
+  carryTrip(handle, trip)
+  if (result.upstreamQueryId !== undefined) trip.upstreamId ??= result.upstreamQueryId
+  trip.rowsReturned ??= result.rows.length
+  const links = {
+    baseUrl: `${request.protocol}://${request.host}`,
+    token: request.server.snowflake.handles.chunkToken(handle),
+    rowsPerChunk: session.settings.partitionRows,
+    preferArrow: readsArrow(session.application)
+  }
+  return await sendCompressible(request, reply, JSON.stringify(connectorOk(queryResponseData(handle, result, links, session.upstreamSession.parameters))))
+}
+
+function ownedHandle (fastify: FastifyInstance, request: FastifyRequest<{ Params: { id: string } }>): Handle {
+  const session = request.snowflakeSession as ConnectorSession
+  const handle = UUID.test(request.params.id) ? fastify.snowflake.handles.get(request.params.id, session.principal) : undefined
+  // Unknown and foreign ids get the same answer: nothing confirms that a query exists.
+  if (handle === undefined) throw new ERR_NOT_FOUND(`statement ${request.params.id}`)
+  return handle
+}
+
+export function createResultHandler (fastify: FastifyInstance) {
+  return async function queryResult (request: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply) {
+    try {
+      const handle = ownedHandle(fastify, request)
+      return await answer(request, reply, handle, request.snowflakeSession as ConnectorSession)
+    } catch (err) {
+      return sendConnectorError(request, reply, err)
+    }
+  }
+}
+
+export function createAbortHandler (fastify: FastifyInstance) {
+  return async function abortQuery (request: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply) {
+    try {
+      const handle = ownedHandle(fastify, request)
+      request.roundTrip.sql = handle.sql
+      fastify.snowflake.handles.cancel(handle)
+      return await reply.send(connectorOk())
+    } catch (err) {
+      return sendConnectorError(request, reply, err)
+    }
+  }
+}
+
+/** abort-request by the client's requestId (sent when the driver has no query id yet). */
+export function createAbortByRequestHandler (fastify: FastifyInstance) {
+  return async function abortByRequest (request: FastifyRequest<{ Body: { requestId?: string } }>, reply: FastifyReply) {
+    const session = request.snowflakeSession as ConnectorSession
+    const requestId = request.body?.requestId
+    const handle = typeof requestId === 'string' ? fastify.snowflake.handles.byClientRequest(session.principal, requestId) : undefined
+    if (handle !== undefined) fastify.snowflake.handles.cancel(handle)
+    return await reply.send(connectorOk())
+  }
+}
+
+const MONITOR_STATUS: Record<Handle['state'], string> = {
+  running: 'RUNNING', succeeded: 'SUCCESS', failed: 'FAILED_WITH_ERROR', aborted: 'ABORTED'
+}
+
+export function createMonitoringHandler (fastify: FastifyInstance) {
+  return async function monitorQuery (request: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply) {
+    let handle: Handle
+    try {
+      handle = ownedHandle(fastify, request)
+    } catch (err) {
+      // An empty `queries` list makes the Python connector poll for minutes ("no data yet");
+      // a not-found error ends both drivers' waits at once, for unknown and foreign ids alike.
+      return sendConnectorError(request, reply, err, undefined, { queries: [] })
+    }
+    const entry: Record<string, unknown> = {
+      id: handle.id,
+      status: MONITOR_STATUS[handle.state],
+      state: MONITOR_STATUS[handle.state],
+      sqlText: handle.sql,
+      startTime: handle.createdOn,
+      endTime: handle.finishedAt ?? 0
+    }
+    if (handle.state === 'failed') {
+      entry.errorCode = (handle.error as { snowflakeCode?: string } | undefined)?.snowflakeCode ?? '000603'
+      entry.errorMessage = handle.error?.message ?? 'failed'
+    }
+    return await reply.send(connectorOk({ queries: [entry] }))
+  }
+}
+
+/**
+ * A result chunk, served by Sluice in place of cloud storage. The driver sends only the chunk
+ * headers Sluice issued (a short-lived token bound to the query and its owner), no session.
+ */
+export function createChunkHandler (fastify: FastifyInstance) {
+  return async function chunk (request: FastifyRequest<{ Params: { id: string, n: string }, Querystring: { format?: string } }>, reply: FastifyReply) {
+    const token = request.headers['x-sluice-chunk-token']
+    const handle = typeof token === 'string' ? fastify.snowflake.handles.getForChunk(request.params.id, token) : undefined
+    const result = handle?.result
+    const rows = handle === undefined || result === undefined ? undefined : chunkRows(result, partitionRowsOf(fastify, handle), Number(request.params.n))
+    if (handle === undefined || rows === undefined) {
+      return await reply.code(403).type('application/xml').send('<Error><Code>AccessDenied</Code><Message>chunk token invalid or expired; fetch the result again</Message></Error>')
+    }
+    request.principal = handle.principal
+    request.connectionName = handle.connection
+    request.roundTrip.sql = handle.sql
+    request.roundTrip.rowsReturned = rows.length
+    return await sendCompressible(request, reply, chunkPayload(result as StoredResult, rows, request.query.format).body, 'application/octet-stream')
+  }
+}
+
+function partitionRowsOf (fastify: FastifyInstance, handle: Handle): number {
+  return fastify.snowflake.connections.find((c) => c.name === handle.connection)?.partitionRows ?? 10_000
+}
+
+export default async function connectorQueries (app: FastifyInstance): Promise<void> {
+  const config = { frontEnd: FRONT_END, authenticate: false }
+  app.post('/queries/v1/query-request', { config }, createQueryHandler(app))
+  app.get('/queries/:id/result', { config }, createResultHandler(app))
+  app.post('/queries/:id/abort-request', { config }, createAbortHandler(app))
+  app.post('/queries/v1/abort-request', { config }, createAbortByRequestHandler(app))
+  app.get('/monitoring/queries/:id', { config }, createMonitoringHandler(app))
+  // The Python connector (5.x) asks for /monitoring/queries//<id>; answer it the same way.
+  app.get('/monitoring/queries//:id', { config }, createMonitoringHandler(app))
+}
+
+/** Registered outside the session-token context: chunk downloads carry a chunk token instead. */
+export async function connectorChunks (app: FastifyInstance): Promise<void> {
+  app.get('/sluice/snowflake/chunks/:id/:n', { config: { frontEnd: FRONT_END, authenticate: false } }, createChunkHandler(app))
+}

@@ -1,0 +1,221 @@
+// The connector protocol front end (what snowflake-sdk and the Python connector speak):
+// session routes here, statement routes in snowflake-connector-queries.ts.
+//
+// Login takes the agent's OIDC access token (AUTHENTICATOR=OAUTH, TOKEN=<token>) and issues
+// Sluice's own opaque session and master tokens; upstream, Sluice logs in with the connection's
+// credential. The account the client names (ACCOUNT_NAME) selects the connection.
+import fp from 'fastify-plugin'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import {
+  ERR_AUTH_INVALID, ERR_SNOWFLAKE_MASTER_EXPIRED, ERR_SNOWFLAKE_SESSION, ERR_SNOWFLAKE_SESSION_EXPIRED, ERR_UNKNOWN_CONNECTION, isSluiceError
+} from '../src/errors.js'
+import type { Principal } from '../src/identity/principal.js'
+import { allowedContext } from '../src/warehouses/snowflake/runtime.js'
+import type { ConnectorSession } from '../src/warehouses/snowflake/sessions.js'
+import { connectorErrorBody, connectorOk, errorInfo, sessionParameters } from '../src/warehouses/snowflake/wire.js'
+import connectorQueries, { connectorChunks } from './snowflake-connector-queries.js'
+import { lenientJsonBodies } from './snowflake-http.js'
+
+export const FRONT_END = 'snowflake-connector'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The connector session a Snowflake session token resolved to. */
+    snowflakeSession: ConnectorSession | null
+  }
+}
+
+const SNOWFLAKE_TOKEN = /^Snowflake Token="([^"]*)"$/
+
+export function snowflakeToken (header: string | undefined): string | undefined {
+  const match = SNOWFLAKE_TOKEN.exec(header ?? '')
+  return match?.[1] === '' ? undefined : match?.[1]
+}
+
+/** Renders any error in the connector's shape (HTTP 200, success:false): what the drivers read. */
+export function sendConnectorError (request: FastifyRequest, reply: FastifyReply, err: unknown, queryId?: string, extra?: Record<string, unknown>): FastifyReply {
+  const info = errorInfo(err, request.id)
+  request.roundTrip.errorCode = info.catalogueCode
+  if (!isSluiceError(err)) request.log.error({ err }, 'snowflake connector request failed')
+  return reply.code(200).send(connectorErrorBody(info, queryId, extra))
+}
+
+/** onRequest for session-token routes: resolves the Sluice session or answers as Snowflake would. */
+export function createSessionHook (fastify: FastifyInstance) {
+  return async function resolveSession (request: FastifyRequest, reply: FastifyReply) {
+    const token = snowflakeToken(request.headers.authorization)
+    const found = token === undefined ? { state: 'unknown' as const } : fastify.snowflake.sessions.bySessionToken(token)
+    if (found.state === 'valid') {
+      const session = found.session
+      request.principal = session.principal
+      request.snowflakeSession = session
+      request.sessionKey = `snowflake:${session.id}`
+      request.connectionName = session.settings.name
+      return undefined
+    }
+    if (found.state === 'expired') {
+      // 390112 makes both drivers renew with their master token and retry, unnoticed by the agent.
+      return reply.code(200).send(connectorErrorBody(errorInfo(new ERR_SNOWFLAKE_SESSION_EXPIRED(), request.id)))
+    }
+    const err = new ERR_SNOWFLAKE_SESSION(token === undefined ? 'no Snowflake session token was sent' : 'unknown or closed session')
+    await fastify.recordAuthFailure(request, err)
+    return sendConnectorError(request, reply, err)
+  }
+}
+
+interface LoginBody {
+  data?: Record<string, unknown>
+}
+
+export function createLoginHandler (fastify: FastifyInstance) {
+  return async function login (request: FastifyRequest<{ Body: LoginBody, Querystring: Record<string, string | undefined> }>, reply: FastifyReply) {
+    const data = request.body?.data ?? {}
+    const query = request.query
+    let principal: Principal
+    try {
+      principal = await verifyLogin(fastify, data)
+    } catch (err) {
+      await fastify.recordAuthFailure(request, err as Error & { code?: string })
+      return sendConnectorError(request, reply, err)
+    }
+    request.principal = principal
+    try {
+      const runtime = fastify.snowflake
+      // Clients that never logged out leave upstream sessions behind; close those that ran out.
+      for (const stale of runtime.sessions.sweep()) void stale.upstream.close(stale.upstreamSession)
+      const account = typeof data.ACCOUNT_NAME === 'string' ? data.ACCOUNT_NAME : undefined
+      const settings = runtime.select(account)
+      if (settings === undefined) throw new ERR_UNKNOWN_CONNECTION(account ?? '(none named and no default)')
+      request.connectionName = settings.name
+      const context = allowedContext(settings, {
+        database: query.databaseName, schema: query.schemaName, warehouse: query.warehouse, role: query.roleName
+      })
+      const upstream = runtime.upstream(settings)
+      const upstreamSession = await upstream.open(context)
+      const application = typeof data.CLIENT_APP_ID === 'string' ? data.CLIENT_APP_ID : undefined
+      const { session, tokens } = runtime.sessions.create(principal, settings, upstream, upstreamSession, application)
+      request.sessionKey = `snowflake:${session.id}`
+      return await reply.send(connectorOk({
+        token: tokens.token,
+        masterToken: tokens.masterToken,
+        validityInSeconds: tokens.validityInSeconds,
+        masterValidityInSeconds: tokens.masterValidityInSeconds,
+        sessionId: session.id,
+        serverVersion: upstreamSession.serverVersion ?? '9.0.0',
+        displayUserName: principal.subject,
+        firstLogin: false,
+        remMeToken: null,
+        remMeValidityInSeconds: 0,
+        healthCheckInterval: 45,
+        newClientForUpgrade: null,
+        idToken: null,
+        idTokenValidityInSeconds: 0,
+        responseData: null,
+        mfaToken: null,
+        mfaTokenValidityInSeconds: 0,
+        parameters: sessionParameters(upstreamSession.parameters),
+        sessionInfo: {
+          databaseName: context.database ?? null,
+          schemaName: context.schema ?? null,
+          warehouseName: context.warehouse ?? null,
+          roleName: context.role ?? null
+        }
+      }))
+    } catch (err) {
+      return sendConnectorError(request, reply, err)
+    }
+  }
+}
+
+async function verifyLogin (fastify: FastifyInstance, data: Record<string, unknown>): Promise<Principal> {
+  const authenticator = String(data.AUTHENTICATOR ?? '').toUpperCase()
+  if (authenticator !== 'OAUTH' || typeof data.TOKEN !== 'string' || data.TOKEN === '') {
+    throw new ERR_AUTH_INVALID('Sluice accepts only authenticator OAUTH with your OIDC access token as the token; no password or key pair is needed')
+  }
+  const verifier = fastify.tokenVerifier
+  if (verifier === null) throw new ERR_AUTH_INVALID('identity is not configured on this gateway, so no token can be accepted')
+  return await verifier.verify(data.TOKEN)
+}
+
+export function createTokenRequestHandler (fastify: FastifyInstance) {
+  return async function tokenRequest (request: FastifyRequest<{ Body: { requestType?: string } }>, reply: FastifyReply) {
+    const masterToken = snowflakeToken(request.headers.authorization)
+    const renewed = masterToken === undefined || String(request.body?.requestType ?? 'RENEW').toUpperCase() !== 'RENEW'
+      ? undefined
+      : fastify.snowflake.sessions.renew(masterToken)
+    if (renewed === undefined || masterToken === undefined) {
+      return sendConnectorError(request, reply, new ERR_SNOWFLAKE_MASTER_EXPIRED())
+    }
+    const { session, tokens } = renewed
+    request.principal = session.principal
+    request.sessionKey = `snowflake:${session.id}`
+    request.connectionName = session.settings.name
+    return await reply.send(connectorOk({
+      sessionToken: tokens.token,
+      validityInSecondsST: tokens.validityInSeconds,
+      masterToken,
+      validityInSecondsMT: tokens.masterValidityInSeconds,
+      sessionId: session.id
+    }))
+  }
+}
+
+export function createSessionHandler (fastify: FastifyInstance) {
+  return async function sessionRequest (request: FastifyRequest<{ Querystring: { delete?: string } }>, reply: FastifyReply) {
+    const session = request.snowflakeSession
+    if (session !== null && request.query.delete === 'true') {
+      fastify.snowflake.sessions.delete(session)
+      await session.upstream.close(session.upstreamSession)
+    }
+    return await reply.send(connectorOk())
+  }
+}
+
+export function createHeartbeatHandler () {
+  return async function heartbeat (request: FastifyRequest, reply: FastifyReply) {
+    const session = request.snowflakeSession
+    if (session !== null) {
+      try {
+        await session.upstream.heartbeat(session.upstreamSession)
+      } catch (err) {
+        request.log.warn({ code: (err as { code?: string }).code }, 'upstream heartbeat failed')
+      }
+    }
+    return await reply.send(connectorOk())
+  }
+}
+
+/** Client telemetry is accepted and dropped: it describes the agent's machine, not the warehouse. */
+export async function telemetry (_request: FastifyRequest, reply: FastifyReply) {
+  return await reply.send(connectorOk())
+}
+
+async function snowflakeConnector (fastify: FastifyInstance): Promise<void> {
+  fastify.decorateRequest('snowflakeSession', null)
+  const config = { frontEnd: FRONT_END, authenticate: false }
+
+  // Routes without a session token (login, renewal); encapsulated so the gunzip hook stays ours.
+  await fastify.register(async function sessionless (app) {
+    lenientJsonBodies(app)
+    app.post('/session/v1/login-request', { config }, createLoginHandler(fastify))
+    app.post('/session/token-request', { config }, createTokenRequestHandler(fastify))
+    app.post('/session/authenticator-request', { config }, async (request, reply) =>
+      await sendConnectorError(request, reply, new ERR_AUTH_INVALID('use authenticator OAUTH with your OIDC access token')))
+    await app.register(connectorChunks)
+  })
+
+  await fastify.register(async function withSession (app) {
+    lenientJsonBodies(app)
+    app.addHook('onRequest', createSessionHook(fastify))
+    app.post('/session', { config }, createSessionHandler(fastify))
+    app.post('/session/heartbeat', { config }, createHeartbeatHandler())
+    app.post('/telemetry/send', { config }, telemetry)
+    await app.register(connectorQueries)
+  })
+}
+
+export default fp(snowflakeConnector, {
+  name: 'sluice-snowflake-connector',
+  fastify: '5.x',
+  dependencies: ['sluice-auth', 'sluice-recording']
+})

@@ -1,0 +1,45 @@
+// Request-body handling both Snowflake front ends share, applied inside their own encapsulated
+// contexts so no other route is affected: gzip request bodies (both drivers and SQL API clients
+// compress) and JSON bodies that may be empty (a cancel or heartbeat POST).
+import { createGunzip, gzipSync } from 'node:zlib'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { ERR_BAD_REQUEST } from '../src/errors.js'
+
+export async function gunzipBody (request: FastifyRequest, _reply: FastifyReply, payload: NodeJS.ReadableStream) {
+  if (String(request.headers['content-encoding'] ?? '').toLowerCase() !== 'gzip') return payload
+  // The declared length is the compressed one; the parser must not hold the body to it.
+  delete request.headers['content-length']
+  const gunzip = createGunzip()
+  payload.pipe(gunzip)
+  return gunzip
+}
+
+/** JSON bodies, where an empty one counts as {} instead of a 400. */
+export function lenientJsonBodies (app: FastifyInstance): void {
+  app.removeContentTypeParser('application/json')
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, function parseJson (_request, body, done) {
+    const text = String(body)
+    if (text.trim() === '') {
+      done(null, {})
+      return
+    }
+    try {
+      done(null, JSON.parse(text))
+    } catch {
+      done(new ERR_BAD_REQUEST('the body is not valid JSON'), undefined)
+    }
+  })
+  app.addHook('preParsing', gunzipBody)
+}
+
+const GZIP_FROM_BYTES = 16 * 1024
+
+/** Sends a body gzip-compressed when the client accepts it and it is worth it (both drivers do). */
+export async function sendCompressible (request: FastifyRequest, reply: FastifyReply, body: string | Buffer, type = 'application/json'): Promise<FastifyReply> {
+  reply.type(type)
+  const accepts = /\bgzip\b/i.test(String(request.headers['accept-encoding'] ?? ''))
+  if (accepts && Buffer.byteLength(body) >= GZIP_FROM_BYTES) {
+    return await reply.header('content-encoding', 'gzip').send(gzipSync(body))
+  }
+  return await reply.send(body)
+}

@@ -1,0 +1,227 @@
+// SQL API v2 front end (specs/snowflake-sqlapi.yaml): POST /api/v2/statements (sync, async=true),
+// GET /api/v2/statements/{handle} (status, ?partition=N), POST …/{handle}/cancel. Bearer OIDC
+// via sluice-auth. `/api/v2/…` uses the default Snowflake connection; `/snowflake/<connection>/
+// api/v2/…` names one. Upstream it runs on pooled connector sessions of the chosen context.
+import { randomUUID } from 'node:crypto'
+import { gzipSync } from 'node:zlib'
+import fp from 'fastify-plugin'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { ERR_BAD_REQUEST, ERR_NOT_FOUND, ERR_SNOWFLAKE_CANCELLED, ERR_UNKNOWN_CONNECTION, isSluiceError } from '../src/errors.js'
+import type { Principal } from '../src/identity/principal.js'
+import { prepareRequest, runPrepared, type ExecuteRequest } from '../src/warehouses/snowflake/execute.js'
+import { carryTrip, type Handle } from '../src/warehouses/snowflake/handles.js'
+import { allowedContext } from '../src/warehouses/snowflake/runtime.js'
+import {
+  failureStatus, linkHeader, partitionCount, queryStatus, resultSet, sqlApiParameters, sqlApiRefusal, statusBase
+} from '../src/warehouses/snowflake/sqlapi-wire.js'
+import { errorInfo } from '../src/warehouses/snowflake/wire.js'
+import { lenientJsonBodies } from './snowflake-http.js'
+
+export const FRONT_END = 'snowflake-sqlapi'
+
+interface SubmitBody {
+  statement?: unknown
+  timeout?: unknown
+  database?: string
+  schema?: string
+  warehouse?: string
+  role?: string
+  bindings?: Record<string, unknown>
+  parameters?: unknown
+}
+
+interface Params { connection?: string, handle?: string }
+interface Query { async?: string, requestId?: string, nullable?: string, partition?: string }
+type Req = FastifyRequest<{ Params: Params, Querystring: Query, Body: SubmitBody }>
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+function prefixOf (request: Req): string {
+  return request.params.connection === undefined ? '' : `/snowflake/${encodeURIComponent(request.params.connection)}`
+}
+
+function statusUrl (request: Req, id: string): string {
+  return `${prefixOf(request)}/api/v2/statements/${id}`
+}
+
+/** Sends JSON, gzipped when the client accepts it (the spec's Accept-Encoding: gzip). */
+async function sendJson (request: FastifyRequest, reply: FastifyReply, status: number, body: unknown): Promise<FastifyReply> {
+  reply.code(status).type('application/json')
+  if (/\bgzip\b/i.test(String(request.headers['accept-encoding'] ?? ''))) {
+    return await reply.header('content-encoding', 'gzip').send(gzipSync(JSON.stringify(body)))
+  }
+  return await reply.send(JSON.stringify(body))
+}
+
+/** Spec error bodies: 422 QueryFailureStatus for statement failures, plain code/message otherwise. */
+async function sendError (request: Req, reply: FastifyReply, err: unknown, handle?: { id: string, createdOn: number }): Promise<FastifyReply> {
+  const info = errorInfo(err, request.id)
+  request.roundTrip.errorCode = info.catalogueCode
+  if (!isSluiceError(err)) request.log.error({ err }, 'snowflake SQL API request failed')
+  const status = (err as { statusCode?: number }).statusCode ?? 500
+  if (status === 422 || status === 403 || info.catalogueCode.startsWith('SLUICE_UPSTREAM')) {
+    const h = handle ?? { id: randomUUID(), createdOn: Date.now() }
+    return await sendJson(request, reply, 422, failureStatus(info, h, statusUrl(request, h.id)))
+  }
+  return await sendJson(request, reply, status, { code: info.code, message: info.message })
+}
+
+function settingsFor (fastify: FastifyInstance, request: Req) {
+  const settings = fastify.snowflake.select(request.params.connection)
+  // A named connection must exist; only the unprefixed path falls back to the default.
+  if (settings === undefined || (request.params.connection !== undefined && settings.name !== request.params.connection)) {
+    throw new ERR_UNKNOWN_CONNECTION(request.params.connection ?? '(default)')
+  }
+  request.connectionName = settings.name
+  return settings
+}
+
+export function createSubmitHandler (fastify: FastifyInstance) {
+  return async function submit (request: Req, reply: FastifyReply) {
+    const principal = request.principal as Principal
+    const runtime = fastify.snowflake
+    try {
+      const settings = settingsFor(fastify, request)
+      const body = request.body ?? {}
+      if (typeof body !== 'object' || typeof body.statement !== 'string') throw new ERR_BAD_REQUEST('"statement" (a string) is required')
+      const requestId = request.query.requestId
+      const earlier = typeof requestId === 'string' ? runtime.handles.byClientRequest(principal, requestId) : undefined
+      // Same requestId again: the spec's idempotent retry answers for the first submission.
+      if (earlier !== undefined) return await answer(request, reply, earlier, settings.syncWaitSeconds, 0)
+      const timeout = body.timeout === undefined ? 0 : Number(body.timeout)
+      if (!Number.isInteger(timeout) || timeout < 0) throw new ERR_BAD_REQUEST('"timeout" must be a non-negative integer')
+      const { count, forwarded } = sqlApiParameters(body.parameters)
+      if (timeout > 0) forwarded.STATEMENT_TIMEOUT_IN_SECONDS = timeout
+      const context = allowedContext(settings, { database: body.database, schema: body.schema, warehouse: body.warehouse, role: body.role })
+      const upstream = runtime.upstream(settings)
+      const session = await upstream.lease(context)
+      const req: ExecuteRequest = {
+        frontEnd: FRONT_END,
+        requestId: request.id,
+        principal,
+        settings,
+        upstream,
+        session,
+        sql: body.statement,
+        parameters: forwarded,
+        statementCount: count,
+        client: { sourceIp: request.ip, userAgent: request.headers['user-agent'], application: 'sql-api' },
+        refuse: sqlApiRefusal
+      }
+      if (body.bindings !== undefined && body.bindings !== null) req.bindings = body.bindings
+      const deps = { pipeline: fastify.pipeline, handles: runtime.handles }
+      let prepared
+      try {
+        prepared = await prepareRequest(deps, req, request.roundTrip)
+      } catch (err) {
+        upstream.release(session)
+        throw err
+      }
+      const asyncExec = request.query.async === 'true'
+      const trip = asyncExec ? {} : request.roundTrip
+      const handle = runtime.handles.start(principal, settings.name, req.sql, async (h) => {
+        try {
+          return await runPrepared(deps, { ...req, signal: h.abort.signal }, prepared, trip)
+        } finally {
+          upstream.release(session)
+        }
+      })
+      handle.trip = trip
+      if (typeof requestId === 'string') handle.clientRequestId = requestId
+      if (timeout > 0) setTimeout(() => { runtime.handles.cancel(handle, 'timeout') }, timeout * 1000).unref()
+      if (asyncExec) return await sendJson(request, reply, 202, queryStatus(handle, statusUrl(request, handle.id)))
+      return await answer(request, reply, handle, settings.syncWaitSeconds, 0)
+    } catch (err) {
+      return await sendError(request, reply, err)
+    }
+  }
+}
+
+/** Waits up to `waitSeconds`; 202 while running, the spec's status for every other outcome. */
+async function answer (request: Req, reply: FastifyReply, handle: Handle, waitSeconds: number, partition: number): Promise<FastifyReply> {
+  const url = statusUrl(request, handle.id)
+  const trip = request.roundTrip
+  trip.sql ??= handle.sql
+  let timer: NodeJS.Timeout | undefined
+  await Promise.race([handle.done, new Promise((resolve) => { timer = setTimeout(resolve, waitSeconds * 1000) })])
+  clearTimeout(timer)
+  if (handle.state === 'running') return await sendJson(request, reply, 202, queryStatus(handle, url))
+  if (handle.state === 'aborted') {
+    trip.errorCode = 'SLUICE_SNOWFLAKE_CANCELLED'
+    if (handle.cancelReason === 'timeout') {
+      return await sendJson(request, reply, 408, { code: '000630', sqlState: '57014', message: 'Statement reached its timeout and was canceled.', ...statusBase(handle, url) })
+    }
+    return await sendError(request, reply, new ERR_SNOWFLAKE_CANCELLED(handle.id), handle)
+  }
+  if (handle.state === 'failed' || handle.result === undefined) return await sendError(request, reply, handle.error, handle)
+  const result = handle.result
+  carryTrip(handle, trip)
+  const settings = request.server.snowflake.connections.find((c) => c.name === handle.connection)
+  const rowsPerPartition = settings?.partitionRows ?? 10_000
+  const partitions = partitionCount(result, rowsPerPartition)
+  if (!Number.isInteger(partition) || partition < 0 || partition >= partitions) {
+    return await sendJson(request, reply, 400, { code: '000400', message: `partition ${partition} does not exist; this result has ${partitions} (0 to ${partitions - 1})` })
+  }
+  if (result.upstreamQueryId !== undefined) trip.upstreamId ??= result.upstreamQueryId
+  const body = resultSet(handle, result, { statusUrl: url, rowsPerPartition, nullAsText: request.query.nullable === 'false' }, partition)
+  trip.rowsReturned ??= (body.data as unknown[]).length
+  reply.header('link', linkHeader(url, partitions, partition))
+  return await sendJson(request, reply, 200, body)
+}
+
+function ownedHandle (request: Req): Handle {
+  const id = request.params.handle ?? ''
+  const handle = UUID.test(id) ? request.server.snowflake.handles.get(id, request.principal as Principal) : undefined
+  // Unknown and foreign handles answer alike: nothing confirms that a statement exists.
+  if (handle === undefined) throw new ERR_NOT_FOUND(`statement ${id}`)
+  return handle
+}
+
+export function createStatusHandler () {
+  return async function status (request: Req, reply: FastifyReply) {
+    try {
+      const handle = ownedHandle(request)
+      request.connectionName = handle.connection
+      const partition = request.query.partition === undefined ? 0 : Number(request.query.partition)
+      return await answer(request, reply, handle, 0, partition)
+    } catch (err) {
+      return await sendError(request, reply, err)
+    }
+  }
+}
+
+export function createCancelHandler (fastify: FastifyInstance) {
+  return async function cancel (request: Req, reply: FastifyReply) {
+    try {
+      const handle = ownedHandle(request)
+      request.connectionName = handle.connection
+      request.roundTrip.sql = handle.sql
+      const url = statusUrl(request, handle.id)
+      if (handle.state !== 'running') {
+        return await sendJson(request, reply, 422, { message: `the statement has already finished (${handle.state})`, statementHandle: handle.id, statementStatusUrl: url })
+      }
+      fastify.snowflake.handles.cancel(handle)
+      return await sendJson(request, reply, 200, { code: '000604', sqlState: '57014', message: 'successfully canceled', statementHandle: handle.id, statementStatusUrl: url })
+    } catch (err) {
+      return await sendError(request, reply, err)
+    }
+  }
+}
+
+async function snowflakeSqlApi (fastify: FastifyInstance): Promise<void> {
+  await fastify.register(async function sqlApi (app) {
+    lenientJsonBodies(app)
+    const config = { frontEnd: FRONT_END, authenticate: true }
+    for (const prefix of ['', '/snowflake/:connection']) {
+      app.post(`${prefix}/api/v2/statements`, { config }, createSubmitHandler(fastify))
+      app.get(`${prefix}/api/v2/statements/:handle`, { config }, createStatusHandler())
+      app.post(`${prefix}/api/v2/statements/:handle/cancel`, { config }, createCancelHandler(fastify))
+    }
+  })
+}
+
+export default fp(snowflakeSqlApi, {
+  name: 'sluice-snowflake-sqlapi',
+  fastify: '5.x',
+  dependencies: ['sluice-auth', 'sluice-recording']
+})

@@ -1,0 +1,171 @@
+// The one statement path both Snowflake front ends share: refuse what Sluice never forwards
+// (PUT/GET), check the declared statement count, admit the request through the pipeline, run
+// each statement upstream, and let the pipeline release (mask, count) every page before the
+// result is kept for the client. Protocol encoding happens in the front ends.
+import { ERR_BAD_REQUEST, ERR_SNOWFLAKE_FILE_TRANSFER, ERR_SNOWFLAKE_STATEMENT_COUNT, ERR_SNOWFLAKE_UNSUPPORTED } from '../../errors.js'
+import type { Principal } from '../../identity/principal.js'
+import type { Pipeline, RoundTrip } from '../../pipeline.js'
+import type { Admission, ClientInfo, Statement } from '../../pipeline/types.js'
+import type { SnowflakeSettings } from './config.js'
+import type { HandleStore, StoredResult } from './handles.js'
+import { neutralFromQueryData } from './result.js'
+import { leadingKeyword, splitStatements } from './split.js'
+import type { QueryRequest, SessionContext, SnowflakeUpstream, UpstreamSession } from './upstream.js'
+
+export interface ExecuteRequest {
+  frontEnd: string
+  requestId: string
+  principal: Principal
+  settings: SnowflakeSettings
+  upstream: SnowflakeUpstream
+  session: UpstreamSession
+  sql: string
+  bindings?: Record<string, unknown>
+  /** Statement parameters to forward (MULTI_STATEMENT_COUNT already taken out). */
+  parameters?: Record<string, unknown>
+  /** Describe the result without running the statement (the drivers' cursor.describe()). */
+  describeOnly?: boolean
+  /** What the client declared: 1 by default, 0 for "any number". */
+  statementCount: number
+  client: ClientInfo
+  sessionId?: string
+  signal?: AbortSignal
+  /** A front end's own refusals (the SQL API's unsupported statements), by leading keyword. */
+  refuse?: (keyword: string, text: string) => string | undefined
+}
+
+export interface ExecuteDeps {
+  pipeline: Pipeline
+  handles: HandleStore
+}
+
+const FILE_TRANSFER = new Set(['PUT', 'GET'])
+
+export const MULTI_STATEMENT_TEXT = 'Multiple statements executed successfully.'
+export const MULTI_STATEMENT_TYPE = 0xA000
+
+/** A request that passed the checks and the pipeline's admission, ready to run upstream. */
+export interface Prepared {
+  parts: string[]
+  statement: Statement
+  admission: Admission
+}
+
+/**
+ * Checks and admission, before anything reaches the upstream. Front ends call this inside the
+ * client's request even for async execution, so a refusal is answered (and recorded) at once.
+ */
+export async function prepareRequest (deps: ExecuteDeps, req: ExecuteRequest, trip: RoundTrip): Promise<Prepared> {
+  const parts = splitStatements(req.sql)
+  trip.sql = req.sql
+  if (parts.length === 0) throw new ERR_BAD_REQUEST('the request carries no SQL statement')
+  for (const part of parts) {
+    const keyword = leadingKeyword(part)
+    if (FILE_TRANSFER.has(keyword)) throw new ERR_SNOWFLAKE_FILE_TRANSFER(`${keyword} was sent`)
+    const refusal = req.refuse?.(keyword, part)
+    if (refusal !== undefined) throw new ERR_SNOWFLAKE_UNSUPPORTED(refusal)
+  }
+  if (req.statementCount !== 0 && req.statementCount !== parts.length) {
+    throw new ERR_SNOWFLAKE_STATEMENT_COUNT(parts.length, req.statementCount)
+  }
+  if (parts.length > 1 && req.bindings !== undefined && Object.keys(req.bindings).length > 0) {
+    throw new ERR_SNOWFLAKE_UNSUPPORTED('bind variables in a multi-statement request; send the statements one at a time')
+  }
+  const statement = statementOf(req, req.sql)
+  const admission = await deps.pipeline.admit(statement, trip)
+  return { parts, statement, admission }
+}
+
+/** Runs an admitted request upstream; every page passes through the pipeline's release. */
+export async function runPrepared (deps: ExecuteDeps, req: ExecuteRequest, prepared: Prepared, trip: RoundTrip): Promise<StoredResult> {
+  const { parts, statement, admission } = prepared
+  if (parts.length === 1) return await runOne(deps, req, statement, admission, trip)
+
+  const children: string[] = []
+  const childTypes: number[] = []
+  let rows = 0
+  const masked: NonNullable<RoundTrip['maskedColumns']> = []
+  for (const part of parts) {
+    const childTrip: RoundTrip = {}
+    const result = await runOne(deps, { ...req, sql: part }, statementOf(req, part), admission, childTrip)
+    rows += childTrip.rowsReturned ?? 0
+    masked.push(...(childTrip.maskedColumns ?? []))
+    // One capture per event: the first child's, which is what a client reads first.
+    if (trip.capture === undefined && childTrip.capture !== undefined) trip.capture = childTrip.capture
+    if (childTrip.upstreamId !== undefined) trip.upstreamId = childTrip.upstreamId
+    children.push(deps.handles.put(req.principal, req.settings.name, part, result).id)
+    childTypes.push(result.statementTypeId ?? 4096)
+  }
+  trip.rowsReturned = rows
+  trip.maskedColumns = masked
+  return {
+    rowtype: [{ name: 'multiple statement execution', type: 'text', nullable: false, length: 16777216, byteLength: 16777216, precision: null, scale: null, database: '', schema: '', table: '' }],
+    schema: { columns: [{ name: 'multiple statement execution', type: 'TEXT' }] },
+    rows: [[MULTI_STATEMENT_TEXT]],
+    // The drivers recognise a multi-statement parent by this type id (0xA000) and its resultIds.
+    statementTypeId: MULTI_STATEMENT_TYPE,
+    final: {},
+    parameters: [],
+    children,
+    childTypes
+  }
+}
+
+async function runOne (deps: ExecuteDeps, req: ExecuteRequest, statement: Statement, admission: Admission, trip: RoundTrip): Promise<StoredResult> {
+  const query: QueryRequest = { sqlText: statement.sql }
+  if (req.describeOnly === true) query.describeOnly = true
+  if (req.bindings !== undefined && Object.keys(req.bindings).length > 0) query.bindings = req.bindings
+  if (req.parameters !== undefined && Object.keys(req.parameters).length > 0) query.parameters = req.parameters
+  // The deciding rule's limits, as far as this protocol can apply them: a statement timeout
+  // upstream (the tighter of the client's and the rule's) and a cap on the rows released.
+  const limits = admission.decision.limits
+  if (limits.statementTimeoutSeconds !== undefined && limits.statementTimeoutSeconds > 0) {
+    const asked = Number(query.parameters?.STATEMENT_TIMEOUT_IN_SECONDS ?? 0)
+    const timeout = asked > 0 ? Math.min(asked, limits.statementTimeoutSeconds) : limits.statementTimeoutSeconds
+    query.parameters = { ...query.parameters, STATEMENT_TIMEOUT_IN_SECONDS: timeout }
+  }
+  const maxRows = limits.maxRows ?? Number.POSITIVE_INFINITY
+  const data = await req.upstream.query(req.session, query, req.signal)
+  const released = deps.pipeline.release(statement, admission, neutralFromQueryData(data, req.upstream), trip)
+  const rows: unknown[][] = []
+  for await (const page of released.pages) {
+    for (const row of page.rows) {
+      if (rows.length >= maxRows) break
+      rows.push(row)
+    }
+    // Stops pulling pages (and downloading chunks) once the cap is reached.
+    if (rows.length >= maxRows) break
+  }
+  const result: StoredResult = {
+    rowtype: data.rowtype ?? [],
+    schema: released.schema,
+    rows,
+    final: {
+      database: data.finalDatabaseName,
+      schema: data.finalSchemaName,
+      warehouse: data.finalWarehouseName,
+      role: data.finalRoleName
+    },
+    parameters: data.parameters ?? []
+  }
+  if (data.statementTypeId !== undefined) result.statementTypeId = data.statementTypeId
+  if (data.queryId !== undefined) result.upstreamQueryId = data.queryId
+  return result
+}
+
+function statementOf (req: ExecuteRequest, sql: string): Statement {
+  const ctx: SessionContext = req.session.context
+  const database = ctx.database ?? req.settings.database
+  const schema = ctx.schema ?? req.settings.schema
+  const statement: Statement = {
+    requestId: req.requestId,
+    frontEnd: req.frontEnd,
+    principal: req.principal,
+    connection: { name: req.settings.name, kind: 'snowflake', defaults: { ...(database === undefined ? {} : { database }), ...(schema === undefined ? {} : { schema }) } },
+    sql,
+    client: req.client
+  }
+  if (req.bindings !== undefined) statement.params = req.bindings
+  if (req.sessionId !== undefined) statement.sessionId = req.sessionId
+  return statement
+}

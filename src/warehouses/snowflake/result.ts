@@ -1,0 +1,56 @@
+// Upstream query response → neutral result. Every row source the upstream can use — the inline
+// JSON rowset, the inline Arrow rowsetBase64, and result chunks in cloud storage (downloaded
+// here, by Sluice, with the upstream's SSE-C qrmk or chunk headers) — becomes pages of the one
+// neutral result, so the pipeline's release() sees and masks all of them.
+import type { NeutralResult, ResultPage } from '../../pipeline/types.js'
+import { rowsFromArrow } from './arrow.js'
+import { rowsFromRowset, schemaFromRowtype } from './rowset.js'
+import type { QueryData, RowTypeEntry, SnowflakeUpstream } from './upstream.js'
+
+export function isArrow (data: QueryData): boolean {
+  return (data.queryResultFormat ?? '').toLowerCase() === 'arrow'
+}
+
+/** The headers a chunk download needs: the upstream's chunkHeaders, else SSE-C from qrmk. */
+export function chunkDownloadHeaders (data: QueryData): Record<string, string> {
+  if (data.chunkHeaders !== undefined && data.chunkHeaders !== null) return { ...data.chunkHeaders }
+  if (typeof data.qrmk === 'string') {
+    return {
+      'x-amz-server-side-encryption-customer-algorithm': 'AES256',
+      'x-amz-server-side-encryption-customer-key': data.qrmk
+    }
+  }
+  return {}
+}
+
+/** Parses a JSON chunk body: rows separated by commas without the enclosing brackets. */
+export function rowsFromJsonChunk (body: Buffer): unknown[][] {
+  const text = body.toString('utf8').trim()
+  if (text === '') return []
+  const parsed = JSON.parse(text.startsWith('[[') || text === '[]' ? text : `[${text}]`) as unknown[][]
+  return rowsFromRowset(parsed)
+}
+
+export function neutralFromQueryData (data: QueryData, upstream: SnowflakeUpstream): NeutralResult {
+  const rowtype: RowTypeEntry[] = data.rowtype ?? []
+  const arrow = isArrow(data)
+  const headers = chunkDownloadHeaders(data)
+  const chunks = data.chunks ?? []
+
+  async function * pages (): AsyncIterable<ResultPage> {
+    if (arrow) {
+      const inline = data.rowsetBase64 ?? ''
+      yield { rows: rowsFromArrow(Buffer.from(inline, 'base64'), rowtype) }
+    } else {
+      yield { rows: rowsFromRowset(data.rowset ?? []) }
+    }
+    for (const chunk of chunks) {
+      const body = await upstream.chunk(chunk.url, headers)
+      yield { rows: arrow ? rowsFromArrow(body, rowtype) : rowsFromJsonChunk(body) }
+    }
+  }
+
+  const result: NeutralResult = { schema: schemaFromRowtype(rowtype), pages: pages() }
+  if (data.queryId !== undefined) result.upstreamId = data.queryId
+  return result
+}

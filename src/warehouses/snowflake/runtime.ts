@@ -1,0 +1,75 @@
+// What both Snowflake front ends share for the life of the server: the validated connections,
+// one upstream client per connection, the connector sessions and the owner-bound handles.
+import type { SluiceConfig } from '../../config/types.js'
+import { ERR_SNOWFLAKE_CONTEXT_REFUSED, ERR_UNKNOWN_CONNECTION } from '../../errors.js'
+import { selectConnection, snowflakeConnections, type SnowflakeSettings } from './config.js'
+import { HandleStore } from './handles.js'
+import { ConnectorSessions } from './sessions.js'
+import { SnowflakeUpstream, type SessionContext, type UpstreamOptions } from './upstream.js'
+
+export interface SnowflakeRuntimeOptions {
+  upstream?: UpstreamOptions
+  /** Connector session / master token lifetimes (capped by the OIDC token's own expiry). */
+  sessionSeconds?: number
+  masterSeconds?: number
+}
+
+export class SnowflakeRuntime {
+  readonly connections: SnowflakeSettings[]
+  readonly handles: HandleStore
+  readonly sessions: ConnectorSessions
+  readonly #upstreams = new Map<string, SnowflakeUpstream>()
+
+  constructor (config: SluiceConfig, options: SnowflakeRuntimeOptions = {}) {
+    this.connections = snowflakeConnections(config)
+    const ttl = Math.max(60, ...this.connections.map((c) => c.resultTtlSeconds))
+    this.handles = new HandleStore({ ttlSeconds: ttl })
+    this.sessions = new ConnectorSessions({ sessionSeconds: options.sessionSeconds, masterSeconds: options.masterSeconds })
+    for (const c of this.connections) this.#upstreams.set(c.name, new SnowflakeUpstream(c, options.upstream))
+  }
+
+  select (requested: string | undefined): SnowflakeSettings | undefined {
+    return selectConnection(this.connections, requested)
+  }
+
+  upstream (settings: SnowflakeSettings): SnowflakeUpstream {
+    const upstream = this.#upstreams.get(settings.name)
+    if (upstream === undefined) throw new ERR_UNKNOWN_CONNECTION(settings.name)
+    return upstream
+  }
+
+  async close (): Promise<void> {
+    this.handles.clear()
+    const sessions = this.sessions.all()
+    await Promise.all(sessions.map(async (s) => {
+      this.sessions.delete(s)
+      await s.upstream.close(s.upstreamSession)
+    }))
+    await Promise.all([...this.#upstreams.values()].map(async (u) => { await u.shutdown() }))
+  }
+}
+
+/**
+ * The context a client asked for, within what the connection allows. Values are compared
+ * case-insensitively (Snowflake folds unquoted identifiers); anything outside the allowed
+ * lists is refused rather than silently replaced.
+ */
+export function allowedContext (settings: SnowflakeSettings, requested: SessionContext): SessionContext {
+  const check = (what: string, value: string | undefined, allowed: string[] | undefined, configured: string | undefined): string | undefined => {
+    if (value === undefined || value === '') return configured
+    if (configured !== undefined && value.toLowerCase() === configured.toLowerCase()) return value
+    if (allowed === undefined) return value
+    if (allowed.some((a) => a.toLowerCase() === value.toLowerCase())) return value
+    throw new ERR_SNOWFLAKE_CONTEXT_REFUSED(what, value, settings.name, allowed.length === 0 ? `only ${configured ?? 'the default'}` : allowed.join(', '))
+  }
+  const context: SessionContext = {}
+  const database = check('database', requested.database, settings.allowedDatabases, settings.database)
+  const warehouse = check('warehouse', requested.warehouse, settings.allowedWarehouses, settings.warehouse)
+  const role = check('role', requested.role, settings.allowedRoles, settings.role)
+  const schema = requested.schema !== undefined && requested.schema !== '' ? requested.schema : settings.schema
+  if (database !== undefined) context.database = database
+  if (schema !== undefined) context.schema = schema
+  if (warehouse !== undefined) context.warehouse = warehouse
+  if (role !== undefined) context.role = role
+  return context
+}

@@ -1,0 +1,153 @@
+// SQL API v2 encoding (specs/snowflake-sqlapi.yaml): ResultSet with partitions, QueryStatus,
+// QueryFailureStatus, CancelStatus and the Link header; request parameters → upstream ones.
+import { ERR_BAD_REQUEST } from '../../errors.js'
+import type { Handle, StoredResult } from './handles.js'
+import { rowsetFromRows } from './rowset.js'
+import type { SnowflakeErrorInfo } from './wire.js'
+
+/** Statements the SQL API does not run (spec: requestBody.statement), refused before admission. */
+export function sqlApiRefusal (keyword: string, text: string): string | undefined {
+  const head = text.replace(/\s+/g, ' ').trim().toUpperCase()
+  if (['USE', 'BEGIN', 'COMMIT', 'ROLLBACK', 'SET', 'UNSET'].includes(keyword)) return `${keyword} statements are not supported by SQL API v2; name database, schema, warehouse and role in the request instead`
+  if (head.startsWith('START TRANSACTION')) return 'transactions are not supported by SQL API v2'
+  if (head.startsWith('ALTER SESSION')) return 'ALTER SESSION is not supported by SQL API v2; pass session parameters in "parameters"'
+  if (/^CREATE (OR REPLACE )?(LOCAL |GLOBAL )?(TEMP|TEMPORARY|VOLATILE) /.test(head)) return 'temporary tables and stages are not supported by SQL API v2'
+  return undefined
+}
+
+const PARAMETER_NAMES = new Set([
+  'timezone', 'query_tag', 'binary_output_format', 'date_output_format', 'time_output_format',
+  'timestamp_output_format', 'timestamp_ltz_output_format', 'timestamp_ntz_output_format', 'timestamp_tz_output_format'
+])
+
+/** The request's `parameters`: multi_statement_count for Sluice, the rest forwarded upper-cased. */
+export function sqlApiParameters (parameters: unknown): { count: number, forwarded: Record<string, unknown> } {
+  if (parameters === undefined || parameters === null) return { count: 1, forwarded: {} }
+  if (typeof parameters !== 'object' || Array.isArray(parameters)) throw new ERR_BAD_REQUEST('"parameters" must be an object')
+  let count = 1
+  const forwarded: Record<string, unknown> = {}
+  for (const [name, value] of Object.entries(parameters)) {
+    const key = name.toLowerCase()
+    if (key === 'multi_statement_count') {
+      const n = Number(value)
+      if (!Number.isInteger(n) || n < 0) throw new ERR_BAD_REQUEST('multi_statement_count must be a non-negative integer')
+      count = n
+    } else if (PARAMETER_NAMES.has(key)) {
+      forwarded[key.toUpperCase()] = value
+    } else {
+      throw new ERR_BAD_REQUEST(`unknown parameter "${name}"`)
+    }
+  }
+  return { count, forwarded }
+}
+
+export interface Partitioning {
+  statusUrl: string
+  rowsPerPartition: number
+  /** Replace nulls with the string 'null' (the `nullable=false` query parameter). */
+  nullAsText: boolean
+}
+
+export function partitionCount (result: StoredResult, rowsPerPartition: number): number {
+  return Math.max(1, Math.ceil(result.rows.length / rowsPerPartition))
+}
+
+function partitionRows (result: StoredResult, p: Partitioning, partition: number): Array<Array<string | null>> {
+  const rows = rowsetFromRows(result.rows.slice(partition * p.rowsPerPartition, (partition + 1) * p.rowsPerPartition))
+  return p.nullAsText ? rows.map((r) => r.map((v) => v ?? 'null')) : rows
+}
+
+const DML_STATS: Record<string, string> = {
+  'number of rows inserted': 'numRowsInserted',
+  'number of rows updated': 'numRowsUpdated',
+  'number of rows deleted': 'numRowsDeleted',
+  'number of multi-joined rows updated': 'numDuplicateRowsUpdated'
+}
+
+/** DML results carry their counts as a one-row result; the SQL API reports them as `stats`. */
+function statsOf (result: StoredResult): Record<string, number> | undefined {
+  const type = result.statementTypeId ?? 0
+  if (type < 0x3000 || type >= 0x4000) return undefined
+  const row = result.rows[0] ?? []
+  const stats: Record<string, number> = {}
+  result.rowtype.forEach((column, i) => {
+    const key = DML_STATS[column.name.toLowerCase()]
+    if (key !== undefined) stats[key] = Number(row[i] ?? 0)
+  })
+  return stats
+}
+
+export function statusBase (handle: Handle, statusUrl: string): Record<string, unknown> {
+  return { statementHandle: handle.id, createdOn: handle.createdOn, statementStatusUrl: statusUrl }
+}
+
+export function resultSet (handle: Handle, result: StoredResult, p: Partitioning, partition: number): Record<string, unknown> {
+  const body: Record<string, unknown> = {
+    code: '090001',
+    sqlState: '00000',
+    message: 'Statement executed successfully.',
+    ...statusBase(handle, p.statusUrl)
+  }
+  if (partition === 0) {
+    const partitions = partitionCount(result, p.rowsPerPartition)
+    const partitionInfo = Array.from({ length: partitions }, (_, i) => {
+      const rows = partitionRows(result, p, i)
+      return { rowCount: rows.length, uncompressedSize: Buffer.byteLength(JSON.stringify(rows)) }
+    })
+    body.resultSetMetaData = {
+      numRows: result.rows.length,
+      format: 'jsonv2',
+      partitionInfo,
+      rowType: result.rowtype.map((r) => ({
+        name: r.name,
+        database: r.database ?? '',
+        schema: r.schema ?? '',
+        table: r.table ?? '',
+        type: r.type,
+        length: r.length ?? null,
+        precision: r.precision ?? null,
+        scale: r.scale ?? null,
+        byteLength: r.byteLength ?? null,
+        nullable: r.nullable !== false,
+        collation: r.collation ?? null
+      })),
+      nullable: !p.nullAsText,
+      parameters: Object.fromEntries(result.parameters.map((x) => [x.name.toLowerCase(), x.value]))
+    }
+    const stats = statsOf(result)
+    if (stats !== undefined) body.stats = stats
+    if (result.children !== undefined) body.statementHandles = result.children
+  }
+  body.data = partitionRows(result, p, partition)
+  return body
+}
+
+/** RFC 8288 links between partitions, in the spec's example format. */
+export function linkHeader (statusUrl: string, partitions: number, current: number): string {
+  const url = (n: number): string => `<${statusUrl}?partition=${n}>`
+  const links = [`${url(0)};rel="first"`]
+  if (current > 0) links.push(`${url(current - 1)};rel="prev"`)
+  if (current < partitions - 1) links.push(`${url(current + 1)};rel="next"`)
+  links.push(`${url(partitions - 1)};rel="last"`)
+  return links.join(',')
+}
+
+export function queryStatus (handle: Handle, statusUrl: string): Record<string, unknown> {
+  return {
+    code: '333334',
+    sqlState: '01000',
+    message: 'Asynchronous execution in progress. Use provided query id to perform query monitoring and management.',
+    ...statusBase(handle, statusUrl)
+  }
+}
+
+export function failureStatus (info: SnowflakeErrorInfo, handle: Handle | { id: string, createdOn: number }, statusUrl: string): Record<string, unknown> {
+  return {
+    code: info.code,
+    sqlState: info.sqlState,
+    message: info.message,
+    statementHandle: handle.id,
+    createdOn: handle.createdOn,
+    statementStatusUrl: statusUrl
+  }
+}

@@ -1,0 +1,352 @@
+// The upstream side: Sluice's own connector-protocol client for one Snowflake connection. It logs
+// in with the connection's credential (key-pair JWT or password), keeps sessions alive (renews
+// on 390112, logs in again when a session is gone), follows 333333 "still running" answers and
+// downloads result chunks. Agents never see anything this client holds.
+import { randomUUID } from 'node:crypto'
+import { gunzipSync } from 'node:zlib'
+import { request, type Dispatcher } from 'undici'
+import { ERR_SNOWFLAKE_STATEMENT_FAILED, ERR_UPSTREAM_FAILED, ERR_UPSTREAM_UNAVAILABLE } from '../../errors.js'
+import type { SnowflakeSettings } from './config.js'
+import { createKeyPairSigner, type KeyPairSigner } from './keypair.js'
+
+export interface SessionContext {
+  database?: string
+  schema?: string
+  warehouse?: string
+  role?: string
+}
+
+/** The query-request body fields Sluice forwards (never the client's own session material). */
+export interface QueryRequest {
+  sqlText: string
+  bindings?: Record<string, unknown>
+  parameters?: Record<string, unknown>
+  describeOnly?: boolean
+}
+
+/** `data` of a query response, as far as Sluice reads it. */
+export interface QueryData {
+  queryId?: string
+  rowtype?: RowTypeEntry[]
+  rowset?: unknown[][]
+  rowsetBase64?: string
+  queryResultFormat?: string
+  total?: number
+  returned?: number
+  statementTypeId?: number
+  chunks?: Array<{ url: string, rowCount: number, uncompressedSize?: number, compressedSize?: number }>
+  chunkHeaders?: Record<string, string>
+  qrmk?: string
+  parameters?: Array<{ name: string, value: unknown }>
+  finalDatabaseName?: string
+  finalSchemaName?: string
+  finalWarehouseName?: string
+  finalRoleName?: string
+  getResultUrl?: string
+  resultIds?: string
+  [key: string]: unknown
+}
+
+export interface RowTypeEntry {
+  name: string
+  type: string
+  nullable?: boolean
+  scale?: number | null
+  precision?: number | null
+  length?: number | null
+  byteLength?: number | null
+  database?: string
+  schema?: string
+  table?: string
+  collation?: string | null
+}
+
+interface Envelope {
+  success?: boolean
+  code?: string | null
+  message?: string | null
+  data?: Record<string, unknown> | null
+}
+
+export class UpstreamSession {
+  token = ''
+  masterToken?: string
+  sessionId?: number | string
+  parameters: Array<{ name: string, value: unknown }> = []
+  serverVersion?: string
+  renewing?: Promise<void>
+  closed = false
+  constructor (readonly context: SessionContext) {}
+}
+
+export interface UpstreamOptions {
+  dispatcher?: Dispatcher
+  /** First wait between "still running" polls (default 100 ms); doubles up to 5 s. */
+  pollIntervalMs?: number
+}
+
+const IN_PROGRESS = new Set(['333333', '333334'])
+const SESSION_EXPIRED = '390112'
+/** Session gone, invalid, or master token expired: only a new login helps. */
+const SESSION_GONE = new Set(['390104', '390111', '390114'])
+
+export class SnowflakeUpstream {
+  readonly #settings: SnowflakeSettings
+  readonly #dispatcher: Dispatcher | undefined
+  readonly #pollMs: number
+  readonly #signer: KeyPairSigner | undefined
+  readonly #idle = new Map<string, UpstreamSession[]>()
+
+  constructor (settings: SnowflakeSettings, options: UpstreamOptions = {}) {
+    this.#settings = settings
+    this.#dispatcher = options.dispatcher
+    this.#pollMs = options.pollIntervalMs ?? 100
+    this.#signer = settings.privateKey === undefined
+      ? undefined
+      : createKeyPairSigner(settings.name, settings.account, settings.user, settings.privateKey, settings.privateKeyPassphrase)
+  }
+
+  get name (): string { return this.#settings.name }
+
+  /** A new upstream session (one per connector session: its state, USE and temp tables, is its own). */
+  async open (context: SessionContext): Promise<UpstreamSession> {
+    const session = new UpstreamSession(context)
+    await this.#login(session)
+    return session
+  }
+
+  async #login (session: UpstreamSession): Promise<void> {
+    const s = this.#settings
+    const data: Record<string, unknown> = {
+      ACCOUNT_NAME: s.account.split('.')[0]?.toUpperCase(),
+      LOGIN_NAME: s.user,
+      CLIENT_APP_ID: 'Sluice',
+      CLIENT_APP_VERSION: '0.1.0',
+      CLIENT_ENVIRONMENT: { APPLICATION: 'Sluice' },
+      SESSION_PARAMETERS: {}
+    }
+    if (this.#signer !== undefined) {
+      data.AUTHENTICATOR = 'SNOWFLAKE_JWT'
+      data.TOKEN = await this.#signer.sign()
+    } else {
+      data.PASSWORD = s.password
+    }
+    const query = new URLSearchParams({ requestId: randomUUID() })
+    const ctx = session.context
+    const database = ctx.database ?? s.database
+    const schema = ctx.schema ?? s.schema
+    const warehouse = ctx.warehouse ?? s.warehouse
+    const role = ctx.role ?? s.role
+    if (database !== undefined) query.set('databaseName', database)
+    if (schema !== undefined) query.set('schemaName', schema)
+    if (warehouse !== undefined) query.set('warehouse', warehouse)
+    if (role !== undefined) query.set('roleName', role)
+    const body = await this.#send('POST', `/session/v1/login-request?${query.toString()}`, { data }, undefined)
+    if (body.success !== true || body.data === null || body.data === undefined) {
+      // The upstream's own wording can name the account or user; an operator reads it in the log.
+      throw new ERR_UPSTREAM_FAILED(s.name, `login refused (${body.code ?? 'no code'}): ${body.message ?? ''}`)
+    }
+    const d = body.data
+    session.token = String(d.token ?? d.sessionToken ?? '')
+    session.masterToken = typeof d.masterToken === 'string' ? d.masterToken : undefined
+    session.sessionId = d.sessionId as number | string | undefined
+    session.parameters = Array.isArray(d.parameters) ? d.parameters as UpstreamSession['parameters'] : []
+    session.serverVersion = typeof d.serverVersion === 'string' ? d.serverVersion : undefined
+    session.closed = false
+  }
+
+  /** Runs one statement to completion (following 333333 polls) and returns the response data. */
+  async query (session: UpstreamSession, req: QueryRequest, signal?: AbortSignal): Promise<QueryData> {
+    const path = `/queries/v1/query-request?requestId=${randomUUID()}`
+    const body: Record<string, unknown> = { sqlText: req.sqlText, asyncExec: false, sequenceId: 1, querySubmissionTime: Date.now() }
+    if (req.bindings !== undefined) body.bindings = req.bindings
+    if (req.parameters !== undefined) body.parameters = req.parameters
+    if (req.describeOnly === true) body.describeOnly = true
+    let envelope = await this.#authed(session, 'POST', path, body)
+    let wait = this.#pollMs
+    while (IN_PROGRESS.has(String(envelope.code)) && envelope.success !== false) {
+      const next = (envelope.data as QueryData | undefined)?.getResultUrl
+      if (typeof next !== 'string') throw new ERR_UPSTREAM_FAILED(this.name, 'a running query came back without getResultUrl')
+      await pause(wait, signal)
+      if (signal?.aborted === true) {
+        // Cancelled in Sluice: stop the warehouse too (best effort), not just the polling.
+        const running = (envelope.data as QueryData | undefined)?.queryId
+        if (typeof running === 'string') await this.abort(session, running).catch(() => undefined)
+        throw new ERR_UPSTREAM_FAILED(this.name, 'the statement was cancelled')
+      }
+      wait = Math.min(wait * 2, 5000)
+      envelope = await this.#authed(session, 'GET', next, undefined)
+    }
+    return this.#unwrap(envelope)
+  }
+
+  /** GET /queries/{id}/result on the upstream (refreshed chunk URLs, multi-statement children). */
+  async result (session: UpstreamSession, queryId: string): Promise<QueryData> {
+    return this.#unwrap(await this.#authed(session, 'GET', `/queries/${encodeURIComponent(queryId)}/result`, undefined))
+  }
+
+  async abort (session: UpstreamSession, queryId: string): Promise<void> {
+    await this.#authed(session, 'POST', `/queries/${encodeURIComponent(queryId)}/abort-request`, {})
+  }
+
+  async heartbeat (session: UpstreamSession): Promise<void> {
+    await this.#authed(session, 'POST', '/session/heartbeat', {})
+  }
+
+  async close (session: UpstreamSession): Promise<void> {
+    if (session.closed) return
+    session.closed = true
+    try {
+      await this.#send('POST', `/session?delete=true&requestId=${randomUUID()}`, {}, session.token)
+    } catch {
+      // The session times out upstream anyway; closing is best effort.
+    }
+  }
+
+  /** Downloads one result chunk with the headers the upstream issued (SSE-C qrmk or chunkHeaders). */
+  async chunk (url: string, headers: Record<string, string>): Promise<Buffer> {
+    let res: Dispatcher.ResponseData
+    try {
+      res = await request(url, { method: 'GET', headers, dispatcher: this.#dispatcher })
+    } catch (err) {
+      throw new ERR_UPSTREAM_UNAVAILABLE(this.name, `chunk download failed: ${(err as Error).message}`)
+    }
+    const raw = Buffer.from(await res.body.arrayBuffer())
+    if (res.statusCode !== 200) throw new ERR_UPSTREAM_FAILED(this.name, `chunk download answered HTTP ${res.statusCode}`)
+    return raw[0] === 0x1f && raw[1] === 0x8b ? gunzipSync(raw) : raw
+  }
+
+  // ── SQL API pool: stateless requests share sessions of the same context ────────────────
+  async lease (context: SessionContext): Promise<UpstreamSession> {
+    const idle = this.#idle.get(contextKey(context))
+    const session = idle?.pop()
+    return session ?? await this.open(context)
+  }
+
+  release (session: UpstreamSession): void {
+    if (session.closed) return
+    const key = contextKey(session.context)
+    const idle = this.#idle.get(key) ?? []
+    if (idle.length >= this.#settings.poolSize) {
+      void this.close(session)
+      return
+    }
+    idle.push(session)
+    this.#idle.set(key, idle)
+  }
+
+  async shutdown (): Promise<void> {
+    const all = [...this.#idle.values()].flat()
+    this.#idle.clear()
+    await Promise.all(all.map(async (s) => { await this.close(s) }))
+  }
+
+  // ── transport ──────────────────────────────────────────────────────────────────────────
+  #unwrap (envelope: Envelope): QueryData {
+    if (envelope.success !== true) {
+      const data = (envelope.data ?? {}) as Record<string, unknown>
+      const err = new ERR_SNOWFLAKE_STATEMENT_FAILED(this.name, envelope.message ?? 'unknown error') as unknown as Error & Record<string, unknown>
+      err.snowflakeCode = envelope.code ?? (typeof data.errorCode === 'string' ? data.errorCode : undefined)
+      err.sqlState = typeof data.sqlState === 'string' ? data.sqlState : undefined
+      err.upstreamQueryId = typeof data.queryId === 'string' ? data.queryId : undefined
+      throw err
+    }
+    return (envelope.data ?? {}) as QueryData
+  }
+
+  /** A session-token request that survives an expired (renew) or vanished (log in again) session. */
+  async #authed (session: UpstreamSession, method: string, path: string, body: unknown): Promise<Envelope> {
+    for (let attempt = 0; ; attempt++) {
+      const token = session.token
+      const envelope = await this.#send(method, path, body, token)
+      const code = String(envelope.code ?? '')
+      if (envelope.success !== false || attempt >= 2) return envelope
+      if (code === SESSION_EXPIRED) {
+        await this.#renewOnce(session, token)
+      } else if (SESSION_GONE.has(code)) {
+        await this.#reloginOnce(session, token)
+      } else {
+        return envelope
+      }
+    }
+  }
+
+  /** Concurrent requests that all saw 390112 share one renewal. */
+  async #renewOnce (session: UpstreamSession, staleToken: string): Promise<void> {
+    if (session.token !== staleToken) return
+    session.renewing ??= this.#renew(session).finally(() => { session.renewing = undefined })
+    await session.renewing
+  }
+
+  async #reloginOnce (session: UpstreamSession, staleToken: string): Promise<void> {
+    if (session.token !== staleToken) return
+    session.renewing ??= this.#login(session).finally(() => { session.renewing = undefined })
+    await session.renewing
+  }
+
+  async #renew (session: UpstreamSession): Promise<void> {
+    if (session.masterToken === undefined) {
+      await this.#login(session)
+      return
+    }
+    const envelope = await this.#send('POST', `/session/token-request?requestId=${randomUUID()}`,
+      { oldSessionToken: session.token, requestType: 'RENEW' }, session.masterToken)
+    const d = envelope.data
+    if (envelope.success !== true || d === null || d === undefined) {
+      await this.#login(session)
+      return
+    }
+    session.token = String(d.sessionToken ?? d.token ?? '')
+    if (typeof d.masterToken === 'string') session.masterToken = d.masterToken
+  }
+
+  async #send (method: string, path: string, body: unknown, token: string | undefined): Promise<Envelope> {
+    const headers: Record<string, string> = {
+      accept: 'application/snowflake',
+      'content-type': 'application/json',
+      'user-agent': 'Sluice/0.1.0'
+    }
+    if (token !== undefined) headers.authorization = `Snowflake Token="${token}"`
+    let res: Dispatcher.ResponseData
+    try {
+      res = await request(`${this.#settings.url}${path}`, {
+        method: method as Dispatcher.HttpMethod,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        dispatcher: this.#dispatcher
+      })
+    } catch (err) {
+      throw new ERR_UPSTREAM_UNAVAILABLE(this.name, (err as Error).message)
+    }
+    const raw = Buffer.from(await res.body.arrayBuffer())
+    const text = (raw[0] === 0x1f && raw[1] === 0x8b ? gunzipSync(raw) : raw).toString('utf8')
+    let parsed: Envelope | undefined
+    try {
+      parsed = JSON.parse(text) as Envelope
+    } catch {
+      parsed = undefined
+    }
+    // Snowflake answers most failures with 200 + success:false; a 401 (and an emulator's 500)
+    // carry the same body, which says more than the status does.
+    if (parsed !== undefined && (res.statusCode === 200 || parsed.success === false)) return parsed
+    throw new ERR_UPSTREAM_FAILED(this.name, `HTTP ${res.statusCode} from ${path.split('?')[0] ?? path}`)
+  }
+}
+
+/** Sleeps, waking early when the statement is cancelled. */
+async function pause (ms: number, signal: AbortSignal | undefined): Promise<void> {
+  if (signal?.aborted === true) return
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(done, ms)
+    function done (): void {
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', done)
+      resolve()
+    }
+    signal?.addEventListener('abort', done, { once: true })
+  })
+}
+
+function contextKey (c: SessionContext): string {
+  return JSON.stringify([c.database ?? '', c.schema ?? '', c.warehouse ?? '', c.role ?? ''])
+}

@@ -1,0 +1,170 @@
+// Encoding for the connector protocol: catalogue errors → `success:false` bodies with Snowflake
+// codes the drivers act on, and stored (masked) results → query response `data`.
+import { isSluiceError } from '../../errors.js'
+import type { Handle, StoredResult } from './handles.js'
+import { arrowFromRows } from './arrow-encode.js'
+import { rowsetFromRows } from './rowset.js'
+
+export interface SnowflakeErrorInfo {
+  code: string
+  sqlState: string
+  message: string
+}
+
+/** Snowflake's own codes for what each catalogue error means, so drivers react as they would. */
+const CODES: Record<string, [string, string]> = {
+  SLUICE_POLICY_DENIED: ['003001', '42501'],
+  SLUICE_APPROVAL_REQUIRED: ['003001', '42501'],
+  SLUICE_SNOWFLAKE_CONTEXT_REFUSED: ['390189', '08004'],
+  SLUICE_SNOWFLAKE_FILE_TRANSFER: ['000002', '0A000'],
+  SLUICE_SNOWFLAKE_STATEMENT_COUNT: ['000008', '0A000'],
+  SLUICE_SNOWFLAKE_UNSUPPORTED: ['000002', '0A000'],
+  SLUICE_SNOWFLAKE_CANCELLED: ['000604', '57014'],
+  SLUICE_AUTH_MISSING: ['390303', '08001'],
+  SLUICE_AUTH_INVALID: ['390303', '08001'],
+  SLUICE_AUTH_ISSUER_UNAVAILABLE: ['390303', '08001'],
+  SLUICE_FORBIDDEN: ['390303', '08001'],
+  SLUICE_SNOWFLAKE_SESSION: ['390104', '08001'],
+  SLUICE_SNOWFLAKE_SESSION_EXPIRED: ['390112', '08001'],
+  SLUICE_SNOWFLAKE_MASTER_EXPIRED: ['390114', '08001'],
+  SLUICE_UNKNOWN_CONNECTION: ['390201', '08004'],
+  SLUICE_NOT_FOUND: ['000709', '02000'],
+  SLUICE_BAD_REQUEST: ['000900', '42601'],
+  SLUICE_UPSTREAM_UNAVAILABLE: ['000603', 'XX000'],
+  SLUICE_UPSTREAM_FAILED: ['000603', 'XX000'],
+  SLUICE_STORE_UNAVAILABLE: ['000603', 'XX000']
+}
+
+/** What a client may see of an error; anything outside the catalogue is an internal error. */
+export function errorInfo (err: unknown, requestId: string): SnowflakeErrorInfo & { catalogueCode: string } {
+  if (isSluiceError(err)) {
+    const e = err as unknown as Record<string, unknown> & { code: string, message: string }
+    if (e.code === 'SLUICE_SNOWFLAKE_STATEMENT_FAILED') {
+      return {
+        catalogueCode: e.code,
+        code: typeof e.snowflakeCode === 'string' ? e.snowflakeCode : '000603',
+        sqlState: typeof e.sqlState === 'string' ? e.sqlState : 'XX000',
+        message: e.message
+      }
+    }
+    const [code, sqlState] = CODES[e.code] ?? ['000603', 'XX000']
+    return { catalogueCode: e.code, code, sqlState, message: e.message }
+  }
+  return { catalogueCode: 'SLUICE_INTERNAL', code: '000603', sqlState: 'XX000', message: `internal error; quote request id ${requestId}` }
+}
+
+export function connectorErrorBody (info: SnowflakeErrorInfo, queryId?: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  const data: Record<string, unknown> = { ...extra, errorCode: info.code, sqlState: info.sqlState, internalError: false, age: 0 }
+  if (queryId !== undefined) data.queryId = queryId
+  return { data, code: info.code, message: info.message, success: false, headers: null }
+}
+
+export function connectorOk (data: unknown = null): Record<string, unknown> {
+  return { data, code: null, message: null, success: true }
+}
+
+/** Parameters every Sluice session announces, whatever the upstream said. */
+export const SESSION_PARAMETER_OVERRIDES: Record<string, unknown> = {
+  // Array binds above this size would be staged with PUT, which Sluice refuses; keep them inline.
+  CLIENT_STAGE_ARRAY_BINDING_THRESHOLD: 65280,
+  CLIENT_SESSION_KEEP_ALIVE_HEARTBEAT_FREQUENCY: 3600
+}
+
+export function sessionParameters (upstream: Array<{ name: string, value: unknown }>): Array<{ name: string, value: unknown }> {
+  const merged = new Map<string, unknown>()
+  for (const p of upstream) merged.set(p.name, p.value)
+  for (const [name, value] of Object.entries(SESSION_PARAMETER_OVERRIDES)) merged.set(name, value)
+  return [...merged].map(([name, value]) => ({ name, value }))
+}
+
+export interface ChunkLinks {
+  /** Absolute base for chunk URLs (the URL the client reached Sluice at). */
+  baseUrl: string
+  token: string
+  rowsPerChunk: number
+  /** Serve Arrow (re-encoded after masking) where the result allows it; JSON otherwise. */
+  preferArrow: boolean
+}
+
+const SELECT_TYPE = 4096
+
+/** Clients that read Arrow results; snowflake-sdk reads JSON only. */
+export function readsArrow (application: string | undefined): boolean {
+  return application === 'PythonConnector'
+}
+
+/**
+ * Arrow for a plain query result whose every (masked) value fits its column's Arrow type; JSON
+ * for DML counts (drivers read them from the rowset), multi-statement parents and empty results.
+ */
+function useArrow (result: StoredResult, links: ChunkLinks): boolean {
+  if (!links.preferArrow || result.children !== undefined || result.rows.length === 0) return false
+  if ((result.statementTypeId ?? SELECT_TYPE) !== SELECT_TYPE) return false
+  return arrowFromRows(result.rowtype, rowsetFromRows(result.rows)) !== undefined
+}
+
+/** One chunk's body in the format its URL names. */
+export function chunkPayload (result: StoredResult, rows: unknown[][], format: string | undefined): { body: Buffer | string, arrow: boolean } {
+  if (format === 'arrow') {
+    const ipc = arrowFromRows(result.rowtype, rowsetFromRows(rows))
+    if (ipc !== undefined) return { body: Buffer.from(ipc), arrow: true }
+  }
+  return { body: chunkBody(rows), arrow: false }
+}
+
+/**
+ * The query response `data` for a finished result: the first rows inline, the rest as result
+ * chunks served by Sluice itself (never cloud storage), fetched with a Sluice chunk token.
+ */
+export function queryResponseData (handle: Handle, result: StoredResult, links: ChunkLinks, sessionParams: Array<{ name: string, value: unknown }>): Record<string, unknown> {
+  const per = links.rowsPerChunk
+  const inline = result.rows.slice(0, per)
+  const arrow = useArrow(result, links)
+  const data: Record<string, unknown> = {
+    parameters: sessionParameters([...sessionParams, ...result.parameters]),
+    rowtype: result.rowtype,
+    total: result.rows.length,
+    returned: result.rows.length,
+    queryId: handle.id,
+    databaseProvider: null,
+    finalDatabaseName: result.final.database ?? null,
+    finalSchemaName: result.final.schema ?? null,
+    finalWarehouseName: result.final.warehouse ?? null,
+    finalRoleName: result.final.role ?? null,
+    numberOfBinds: 0,
+    arrayBindSupported: false,
+    statementTypeId: result.statementTypeId ?? 4096,
+    version: 1,
+    sendResultTime: Date.now(),
+    queryResultFormat: arrow ? 'arrow' : 'json'
+  }
+  if (arrow) data.rowsetBase64 = Buffer.from(arrowFromRows(result.rowtype, rowsetFromRows(inline)) ?? []).toString('base64')
+  else data.rowset = rowsetFromRows(inline)
+  if (result.children !== undefined) {
+    data.resultIds = result.children.join(',')
+    data.resultTypes = (result.childTypes ?? result.children.map(() => 4096)).join(',')
+  }
+  const chunks: Array<Record<string, unknown>> = []
+  for (let start = per, n = 0; start < result.rows.length; start += per, n++) {
+    const rows = result.rows.slice(start, start + per)
+    const size = Buffer.byteLength(chunkPayload(result, rows, arrow ? 'arrow' : 'json').body)
+    const url = `${links.baseUrl}/sluice/snowflake/chunks/${handle.id}/${n}${arrow ? '?format=arrow' : ''}`
+    chunks.push({ url, rowCount: rows.length, uncompressedSize: size, compressedSize: size })
+  }
+  if (chunks.length > 0) {
+    data.chunks = chunks
+    data.chunkHeaders = { 'x-sluice-chunk-token': links.token }
+  }
+  return data
+}
+
+/** A JSON result chunk as Snowflake stores it: rows joined by commas, no enclosing brackets. */
+export function chunkBody (rows: unknown[][]): string {
+  return rowsetFromRows(rows).map((r) => JSON.stringify(r)).join(',')
+}
+
+export function chunkRows (result: StoredResult, rowsPerChunk: number, n: number): unknown[][] | undefined {
+  const start = rowsPerChunk * (n + 1)
+  if (!Number.isInteger(n) || n < 0 || start >= result.rows.length) return undefined
+  return result.rows.slice(start, start + rowsPerChunk)
+}

@@ -1,0 +1,112 @@
+// A Sluice listening on loopback with Snowflake connections, a real OIDC provider and a
+// throwaway Postgres database as the store (PGlite takes seconds to boot; these suites start
+// several gateways): what the Snowflake front-end tests drive with real clients.
+import type { FastifyInstance } from 'fastify'
+import { pino } from 'pino'
+import { validateConfig } from '../../src/config/load.js'
+import { createTokenVerifier } from '../../src/identity/verifier.js'
+import { Pipeline } from '../../src/pipeline.js'
+import { createStages } from '../../src/pipeline/compose.js'
+import {
+  passThroughAnalyze, passThroughDecide, passThroughMask, refuseApprovals,
+  type DecideStage, type MaskStage, type PipelineStages
+} from '../../src/pipeline/stages.js'
+import { buildServer } from '../../src/server.js'
+import { migrate } from '../../src/store/migrate.js'
+import type { Store } from '../../src/store/store.js'
+import { startTestIdp, type TestIdp } from './oidc-provider.js'
+import { postgresEngine } from './stores.js'
+
+export interface SnowflakeGateway {
+  app: FastifyInstance
+  url: string
+  port: number
+  idp: TestIdp
+  store: Store
+  token: (subject?: string) => Promise<string>
+  close: () => Promise<void>
+}
+
+export interface SnowflakeGatewayOptions {
+  /** connections section of sluice.yaml. */
+  connections: Record<string, Record<string, unknown>>
+  /** Test-local stages over the pass-throughs, or the gateway's own composition (real stages). */
+  stages?: Partial<PipelineStages> | 'configured'
+  /** policies.directory, for `stages: 'configured'`. */
+  policiesDirectory?: string
+  /** A log level while debugging a test; silent by default. */
+  logLevel?: string
+}
+
+/** A decide stage that denies one statement keyword (e.g. DELETE), as a policy rule would. */
+export function denyKeyword (keyword: string, ruleId = 'agents-read-only'): DecideStage {
+  return {
+    name: 'decide',
+    enforcing: true,
+    decide (statement) {
+      const first = /^\s*([A-Za-z]+)/.exec(statement.sql)?.[1]?.toUpperCase()
+      if (first === keyword.toUpperCase()) {
+        const detail = `${keyword.toUpperCase()} is not allowed for role agent on connection ${statement.connection.name}`
+        return { effect: 'deny', ruleId, reason: `denied by rule ${ruleId}: ${detail}`, detail, limits: {} }
+      }
+      return { effect: 'allow', ruleId: 'allow-rest', reason: 'allowed', limits: {} }
+    }
+  }
+}
+
+/** A stand-in masking stage naming columns by name, for the pending masking tests. */
+export function maskColumns (names: string[], rule = 'mask-pii'): MaskStage {
+  const wanted = new Set(names.map((n) => n.toUpperCase()))
+  return {
+    name: 'mask',
+    enforcing: true,
+    plan (_statement, _admission, schema) {
+      return { columns: schema.columns.flatMap((c, index) => wanted.has(c.name.toUpperCase()) ? [{ index, rule }] : []) }
+    },
+    mask (plan, page) {
+      const masked = new Set(plan.columns.map((c) => c.index))
+      return { rows: page.rows.map((row) => row.map((v, i) => (masked.has(i) && v !== null ? '****' : v))) }
+    }
+  }
+}
+
+export async function startSnowflakeGateway (options: SnowflakeGatewayOptions): Promise<SnowflakeGateway> {
+  const idp = await startTestIdp()
+  const config = validateConfig({
+    listen: { port: 0 },
+    log: { level: 'silent' },
+    store: { url: 'postgres://127.0.0.1/unused' },
+    identity: { ...idp.identityConfig(), groupRoles: { 'ai-agents': ['agent'] } },
+    connections: options.connections,
+    policies: { directory: options.policiesDirectory ?? 'policies', watch: false }
+  })
+  const engine = postgresEngine({ poolSize: 4 })
+  const store = await engine.open()
+  await migrate(store)
+  const composed = options.stages === 'configured' ? await createStages(config) : undefined
+  const pipeline = new Pipeline(composed?.stages ?? {
+    analyze: passThroughAnalyze,
+    decide: passThroughDecide,
+    hold: refuseApprovals,
+    mask: passThroughMask,
+    ...(options.stages === 'configured' ? {} : options.stages)
+  })
+  const app = await buildServer({ config, store, verifier: createTokenVerifier(config.identity!), pipeline, logger: options.logLevel === undefined ? false : pino({ level: options.logLevel }) })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const address = app.server.address()
+  const port = typeof address === 'object' && address !== null ? address.port : 0
+  return {
+    app,
+    url: `http://127.0.0.1:${port}`,
+    port,
+    idp,
+    store,
+    token: async (subject = 'alice') => await idp.userToken({ subject, groups: ['ai-agents'] }),
+    close: async () => {
+      await app.close()
+      await idp.close()
+      await engine.cleanup()
+      await composed?.close()
+    }
+  }
+}
