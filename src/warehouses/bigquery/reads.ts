@@ -1,0 +1,144 @@
+// jobs.get / cancel / list and the catalog reads (tabledata.list, tables.get/list,
+// datasets.get/list). Job handles and anonymous result tables are the caller's own; a foreign
+// or unknown one reads as 404. tabledata.list is a result path like any other: rows are
+// released through the pipeline under the statement that produced them (a job's result table)
+// or under a synthetic `SELECT … FROM table` admitted like any query (a named table).
+import { ERR_NOT_FOUND } from '../../errors.js'
+import type { Admission, Statement } from '../../pipeline/types.js'
+import { ownerOf } from './registry.js'
+import { capPage, pageStartOf, projectFields, releaseRows, rowLimit, timestampForm } from './results.js'
+import { pageScope, type CallContext, type BigQueryService } from './service.js'
+import type { Job, TableDataList, TableReference } from './wire.js'
+
+type Query = Record<string, string | undefined>
+
+/** Anonymous (hidden) datasets hold query results; their names start with an underscore. */
+export function isAnonymousDataset (datasetId: string): boolean {
+  return datasetId.startsWith('_')
+}
+
+export async function getJob (svc: BigQueryService, ctx: CallContext, projectId: string, jobId: string, query: Query): Promise<Job> {
+  const upstream = svc.upstream(projectId, ctx)
+  const binding = svc.ownedJob(ctx, upstream, projectId, jobId)
+  const job = await upstream.getJob(jobId, query.location ?? binding.location)
+  const destination = job.configuration?.query?.destinationTable
+  // jobs.query does not name the result table; the job resource does. Clients that page through
+  // tabledata.list (google-cloud-bigquery, bq) read the job first, so the table is bound here.
+  if (destination !== undefined) svc.registry.setDestination(binding, destination)
+  return job
+}
+
+export async function cancelJob (svc: BigQueryService, ctx: CallContext, projectId: string, jobId: string, query: Query): Promise<unknown> {
+  const upstream = svc.upstream(projectId, ctx)
+  const binding = svc.ownedJob(ctx, upstream, projectId, jobId)
+  return await upstream.cancelJob(jobId, query.location ?? binding.location)
+}
+
+/** jobs.list: the caller's jobs only (and the child jobs of the caller's scripts). */
+export async function listJobs (svc: BigQueryService, ctx: CallContext, projectId: string, query: Query): Promise<unknown> {
+  const upstream = svc.upstream(projectId, ctx)
+  const owner = ownerOf(ctx.principal)
+  const connection = upstream.settings.name
+  const page = await upstream.listJobs({
+    maxResults: query.maxResults,
+    pageToken: query.pageToken,
+    projection: query.projection,
+    stateFilter: query.stateFilter,
+    minCreationTime: query.minCreationTime,
+    maxCreationTime: query.maxCreationTime,
+    parentJobId: query.parentJobId
+  })
+  const owned = svc.registry.ownedIds(connection, owner)
+  const jobs = (page.jobs ?? []).filter((job) => {
+    const id = job.jobReference?.jobId
+    if (id === undefined) return false
+    if (owned.has(id)) return true
+    const parent = job.statistics?.parentJobId
+    const parentBinding = parent === undefined ? undefined : svc.registry.find(connection, 'job', parent, owner)
+    if (parentBinding === undefined) return false
+    svc.registry.bind({ ...parentBinding, id, kind: 'job', location: job.jobReference?.location ?? parentBinding.location, destination: undefined })
+    return true
+  })
+  return { ...page, jobs }
+}
+
+export async function listTableData (svc: BigQueryService, ctx: CallContext, ref: TableReference, query: Query): Promise<TableDataList> {
+  const upstream = svc.upstream(ref.projectId, ctx)
+  const table = { projectId: upstream.project, datasetId: ref.datasetId, tableId: ref.tableId }
+  const owner = ownerOf(ctx.principal)
+  const resultOf = svc.registry.tableOwner(table)
+  let statement: Statement
+  let admission: Admission
+  if (resultOf !== undefined || isAnonymousDataset(ref.datasetId)) {
+    if (resultOf === undefined || resultOf.owner !== owner) throw new ERR_NOT_FOUND(`Table ${ref.projectId}:${ref.datasetId}.${ref.tableId}`)
+    statement = resultOf.statement
+    admission = resultOf.admission
+    ctx.trip.sql = statement.sql
+    ctx.trip.decision = admission.decision
+  } else {
+    const columns = query.selectedFields === undefined || query.selectedFields.trim() === ''
+      ? '*'
+      : query.selectedFields.split(',').map((f) => f.trim().split('.').map(quoteIdentifier).join('.')).join(', ')
+    const sql = `SELECT ${columns} FROM ${quoteIdentifier(`${table.projectId}.${table.datasetId}.${table.tableId}`)}`
+    statement = svc.statement(ctx, upstream, sql, undefined)
+    admission = await svc.pipeline.admit(statement, ctx.trip)
+  }
+  const maxRows = rowLimit(admission)
+  const upstreamId = resultOf?.id ?? `${table.projectId}:${table.datasetId}.${table.tableId}`
+  const scope = pageScope(ctx, upstreamId)
+  const start = pageStartOf(svc.registry, scope, query, maxRows)
+  const meta = await upstream.getTable(table)
+  const fields = projectFields(meta.schema?.fields ?? [], query.selectedFields)
+  const data = capPage(svc.registry, scope, await upstream.listTableData(table, {
+    maxResults: query.maxResults,
+    pageToken: query.pageToken,
+    startIndex: query.startIndex,
+    selectedFields: query.selectedFields,
+    'formatOptions.useInt64Timestamp': true
+  }), start, maxRows)
+  if (data.rows === undefined) return data
+  const rows = await releaseRows(svc.pipeline, {
+    statement,
+    admission,
+    trip: ctx.trip,
+    fields,
+    rows: data.rows,
+    upstreamId,
+    timestamps: timestampForm(query['formatOptions.useInt64Timestamp'], query['formatOptions.timestampOutputFormat'])
+  })
+  return { ...data, rows }
+}
+
+function quoteIdentifier (name: string): string {
+  return `\`${name.replace(/[`\\]/g, '\\$&')}\``
+}
+
+export async function getTable (svc: BigQueryService, ctx: CallContext, ref: TableReference, query: Query): Promise<unknown> {
+  const upstream = svc.upstream(ref.projectId, ctx)
+  const table = { projectId: upstream.project, datasetId: ref.datasetId, tableId: ref.tableId }
+  if (isAnonymousDataset(ref.datasetId)) {
+    const resultOf = svc.registry.tableOwner(table)
+    if (resultOf === undefined || resultOf.owner !== ownerOf(ctx.principal)) throw new ERR_NOT_FOUND(`Table ${ref.projectId}:${ref.datasetId}.${ref.tableId}`)
+  }
+  return await upstream.getTable(table, { selectedFields: query.selectedFields, view: query.view })
+}
+
+export async function listTables (svc: BigQueryService, ctx: CallContext, projectId: string, datasetId: string, query: Query): Promise<unknown> {
+  const upstream = svc.upstream(projectId, ctx)
+  if (isAnonymousDataset(datasetId)) throw new ERR_NOT_FOUND(`Dataset ${projectId}:${datasetId}`)
+  return await upstream.listTables(datasetId, { maxResults: query.maxResults, pageToken: query.pageToken })
+}
+
+export async function getDataset (svc: BigQueryService, ctx: CallContext, projectId: string, datasetId: string, query: Query): Promise<unknown> {
+  const upstream = svc.upstream(projectId, ctx)
+  if (isAnonymousDataset(datasetId)) throw new ERR_NOT_FOUND(`Dataset ${projectId}:${datasetId}`)
+  return await upstream.getDataset(datasetId, { datasetView: query.datasetView })
+}
+
+export async function listDatasets (svc: BigQueryService, ctx: CallContext, projectId: string, query: Query): Promise<unknown> {
+  const upstream = svc.upstream(projectId, ctx)
+  const page = await upstream.listDatasets({ maxResults: query.maxResults, pageToken: query.pageToken, filter: query.filter })
+  // Hidden result datasets hold every caller's anonymous tables; they are never listed.
+  const datasets = page.datasets?.filter((d) => !isAnonymousDataset(d.datasetReference?.datasetId ?? '_'))
+  return datasets === undefined ? page : { ...page, datasets }
+}

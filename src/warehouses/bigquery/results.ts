@@ -1,0 +1,141 @@
+// The one way rows leave the BigQuery front end: upstream f/v rows are decoded to the neutral
+// result, released through the pipeline (masked and counted), and encoded back in the form the
+// client asked for. jobs.query, getQueryResults pages and tabledata.list all come through here.
+import type { Pipeline, RoundTrip } from '../../pipeline.js'
+import type { Admission, ResultPage, Statement } from '../../pipeline/types.js'
+import { columnsOf, decodeRows, encodeRows, type TimestampForm } from './codec.js'
+import { ERR_BAD_REQUEST } from '../../errors.js'
+import type { JobRegistry } from './registry.js'
+import type { TableFieldSchema, TableRow } from './wire.js'
+
+export interface ReleaseInput {
+  statement: Statement
+  admission: Admission
+  trip: RoundTrip
+  fields: TableFieldSchema[]
+  rows: TableRow[] | undefined
+  upstreamId?: string
+  /** The TIMESTAMP form the client asked for (see timestampForm). */
+  timestamps: TimestampForm
+}
+
+export async function releaseRows (pipeline: Pipeline, input: ReleaseInput): Promise<TableRow[]> {
+  // Sluice always asks the upstream for int64 timestamps, so integer strings are microseconds.
+  const neutral = decodeRows(input.fields, input.rows, { int64Timestamps: true })
+  async function * onePage (): AsyncIterable<ResultPage> {
+    yield { rows: neutral }
+  }
+  const released = pipeline.release(input.statement, input.admission, {
+    schema: { columns: columnsOf(input.fields) },
+    pages: onePage(),
+    upstreamId: input.upstreamId
+  }, input.trip)
+  const rows: TableRow[] = []
+  for await (const page of released.pages) {
+    rows.push(...encodeRows(input.fields, page.rows, { timestamps: input.timestamps }))
+  }
+  return rows
+}
+
+/**
+ * The schema tabledata.list rows follow when `selectedFields` is given: the table's own field
+ * order, nested records pruned to the selected subfields ("address.city").
+ */
+export function projectFields (fields: TableFieldSchema[], selectedFields: string | undefined): TableFieldSchema[] {
+  if (selectedFields === undefined || selectedFields.trim() === '') return fields
+  const paths = selectedFields.split(',').map((p) => p.trim().toLowerCase().split('.')).filter((p) => p[0] !== '')
+  return prune(fields, paths)
+}
+
+function prune (fields: TableFieldSchema[], paths: string[][]): TableFieldSchema[] {
+  const out: TableFieldSchema[] = []
+  for (const field of fields) {
+    const name = field.name.toLowerCase()
+    const matching = paths.filter((p) => p[0] === name)
+    if (matching.length === 0) continue
+    const nested = matching.filter((p) => p.length > 1).map((p) => p.slice(1))
+    if (matching.some((p) => p.length === 1) || field.fields === undefined || nested.length === 0) {
+      out.push(field)
+    } else {
+      out.push({ ...field, fields: prune(field.fields, nested) })
+    }
+  }
+  return out
+}
+
+/** A boolean as clients spell it: true (JSON), `true` (Node, bq) or `True` (Python). */
+function flag (value: unknown): boolean {
+  return value === true || (typeof value === 'string' && /^(true|1)$/i.test(value.trim()))
+}
+
+/**
+ * The TIMESTAMP form a client asked for, from a QueryRequest's `formatOptions` object or the
+ * `formatOptions.*` query parameters of getQueryResults and tabledata.list.
+ */
+export function timestampForm (useInt64Timestamp: unknown, timestampOutputFormat: unknown): TimestampForm {
+  if (timestampOutputFormat === 'ISO8601_STRING') return 'iso'
+  if (timestampOutputFormat === 'INT64' || flag(useInt64Timestamp)) return 'int64'
+  return 'float'
+}
+
+/**
+ * The most rows a result may hand out under its admission: the policy's maxRows, and its
+ * autoLimit when every statement is a SELECT without a LIMIT of its own. BigQuery's answer is
+ * cut here rather than the SQL rewritten, so what runs is exactly what the policy analysed;
+ * the rule's maximumBytesBilled bounds what the full query may cost.
+ */
+export function rowLimit (admission: Admission): number | undefined {
+  const { maxRows, autoLimit } = admission.decision.limits
+  const statements = admission.analysis.statements
+  const unlimitedSelect = statements.length > 0 && statements.every((s) => s.kind === 'select' && !s.hasLimit)
+  const limits = [maxRows, unlimitedSelect ? autoLimit : undefined].filter((n): n is number => typeof n === 'number')
+  return limits.length === 0 ? undefined : Math.min(...limits)
+}
+
+/** A page of rows with the paging fields a policy's maxRows may cut. */
+export interface Paged {
+  rows?: TableRow[]
+  pageToken?: string
+  totalRows?: string
+}
+
+/**
+ * Where the requested page starts, counted from the first row of the result: `startIndex`, or
+ * the start Sluice remembered for a page token it handed out. With a row limit in force an
+ * unknown token cannot be placed, so the read is refused rather than let past the limit.
+ */
+export function pageStartOf (registry: JobRegistry, scope: string, query: Record<string, string | undefined>, maxRows: number | undefined): number {
+  if (query.startIndex !== undefined && query.startIndex !== '') {
+    if (!/^\d+$/.test(query.startIndex)) throw new ERR_BAD_REQUEST(`startIndex must be a non-negative integer, got ${query.startIndex}`)
+    return Number(query.startIndex)
+  }
+  if (query.pageToken === undefined || query.pageToken === '') return 0
+  const start = registry.pageStart(scope, query.pageToken)
+  if (start === undefined && maxRows !== undefined) {
+    throw new ERR_BAD_REQUEST('this pageToken was not issued to you by this gateway (or has expired); read the result again from its first page')
+  }
+  return start ?? 0
+}
+
+/**
+ * Applies a policy's maxRows to one page that starts at row `start`: rows past the limit are
+ * dropped, and at the limit the page token goes so clients stop paging. Remembers where the
+ * next page starts for the token that stays.
+ */
+export function capPage<T extends Paged> (registry: JobRegistry, scope: string, page: T, start: number, maxRows: number | undefined): T {
+  const rows = page.rows ?? []
+  if (maxRows === undefined) {
+    if (page.pageToken !== undefined) registry.rememberPageStart(scope, page.pageToken, start + rows.length)
+    return page
+  }
+  const room = Math.max(0, maxRows - start)
+  const capped: T = { ...page }
+  if (page.rows !== undefined) capped.rows = rows.slice(0, room)
+  if (start + rows.length >= maxRows) {
+    delete capped.pageToken
+    if (page.totalRows !== undefined && Number(page.totalRows) > maxRows) capped.totalRows = String(maxRows)
+  } else if (page.pageToken !== undefined) {
+    registry.rememberPageStart(scope, page.pageToken, start + rows.length)
+  }
+  return capped
+}

@@ -1,0 +1,217 @@
+// The BigQuery front end, protocol side: decode a REST v2 request into the neutral statement,
+// admit it through the pipeline, call the upstream with the connection's credential, and encode
+// the masked, recorded result. Fastify-free: the plugin passes a CallContext and sends what
+// these methods return.
+import { randomUUID } from 'node:crypto'
+import { ERR_BIGQUERY_DUPLICATE_JOB, ERR_NOT_FOUND, ERR_UNKNOWN_CONNECTION, PolicyError } from '../../errors.js'
+import type { Principal } from '../../identity/principal.js'
+import type { Pipeline, RoundTrip } from '../../pipeline.js'
+import type { Admission, ClientInfo, Statement } from '../../pipeline/types.js'
+import { selectConnection, type BigQuerySettings } from './connections.js'
+import { JobRegistry, ownerOf, type JobBinding } from './registry.js'
+import { checkJob, checkQueryRequest, refuse, statementParams, type Transfer } from './requests.js'
+import { capPage, pageStartOf, releaseRows, rowLimit, timestampForm } from './results.js'
+import type { TimestampForm } from './codec.js'
+import { BigQueryUpstream } from './upstream.js'
+import type { DatasetReference, Job, QueryResults } from './wire.js'
+
+export interface CallContext {
+  principal: Principal
+  requestId: string
+  client: ClientInfo
+  trip: RoundTrip
+  /** Tells the recording layer which connection the request addressed. */
+  onConnection: (name: string) => void
+}
+
+export interface BigQueryServiceDeps {
+  pipeline: Pipeline
+  connections: BigQuerySettings[]
+  /** Upstream clients by connection name; built from the settings when absent. */
+  upstreams?: Map<string, BigQueryUpstream>
+  registry?: JobRegistry
+}
+
+export class BigQueryService {
+  readonly pipeline: Pipeline
+  readonly registry: JobRegistry
+  readonly #connections: BigQuerySettings[]
+  readonly #upstreams: Map<string, BigQueryUpstream>
+
+  constructor (deps: BigQueryServiceDeps) {
+    this.pipeline = deps.pipeline
+    this.#connections = deps.connections
+    this.#upstreams = deps.upstreams ?? new Map(deps.connections.map((c) => [c.name, new BigQueryUpstream(c)]))
+    // One registry serves every connection: it keeps bindings as long as the longest setting.
+    const ttl = deps.connections.length === 0 ? 86_400 : Math.max(...deps.connections.map((c) => c.jobTtlSeconds))
+    this.registry = deps.registry ?? new JobRegistry({ ttlSeconds: ttl })
+  }
+
+  /** The upstream a path's `{projectId}` selects (see connections.ts for the rule). */
+  upstream (projectId: string, ctx: CallContext): BigQueryUpstream {
+    const settings = selectConnection(this.#connections, projectId)
+    const upstream = settings === undefined ? undefined : this.#upstreams.get(settings.name)
+    if (upstream === undefined) {
+      throw new ERR_UNKNOWN_CONNECTION(`for project ${projectId}: no BigQuery connection has this project, name or alias, and there is no default BigQuery connection`)
+    }
+    ctx.onConnection(upstream.settings.name)
+    return upstream
+  }
+
+  statement (ctx: CallContext, upstream: BigQueryUpstream, sql: string, params: Statement['params'], defaultDataset?: DatasetReference): Statement {
+    return {
+      requestId: ctx.requestId,
+      frontEnd: 'bigquery',
+      principal: ctx.principal,
+      connection: {
+        name: upstream.settings.name,
+        kind: 'bigquery',
+        defaults: { database: defaultDataset?.projectId ?? upstream.project, schema: defaultDataset?.datasetId }
+      },
+      sql,
+      params,
+      client: ctx.client
+    }
+  }
+
+  /** The caller's binding for a job id, or the 404 a job that does not exist would get. */
+  ownedJob (ctx: CallContext, upstream: BigQueryUpstream, projectId: string, jobId: string): JobBinding {
+    const binding = this.registry.find(upstream.settings.name, 'job', jobId, ownerOf(ctx.principal))
+    if (binding === undefined) throw new ERR_NOT_FOUND(`Job ${projectId}:${jobId}`)
+    ctx.trip.sql = binding.statement.sql
+    ctx.trip.decision = binding.admission.decision
+    ctx.trip.upstreamId = jobId
+    return binding
+  }
+
+  /** jobs.query */
+  async query (ctx: CallContext, projectId: string, body: unknown): Promise<QueryResults> {
+    const upstream = this.upstream(projectId, ctx)
+    const { request, transfer } = checkQueryRequest(body)
+    const statement = this.statement(ctx, upstream, request.query as string, statementParams(request.queryParameters), request.defaultDataset)
+    const admission = await this.#admit(ctx, statement, transfer)
+    const limits = admission.decision.limits
+    const timestamps = timestampForm(request.formatOptions?.useInt64Timestamp, request.formatOptions?.timestampOutputFormat)
+    const result = await upstream.query({
+      ...request,
+      location: request.location ?? upstream.settings.location,
+      // Sluice reads int64 timestamps (exact) and writes the form the client asked for.
+      formatOptions: { ...request.formatOptions, useInt64Timestamp: true, timestampOutputFormat: undefined },
+      maximumBytesBilled: tighter(request.maximumBytesBilled, limits.maximumBytesBilled),
+      jobTimeoutMs: tighter(request.jobTimeoutMs, secondsToMs(limits.statementTimeoutSeconds))
+    })
+    const jobId = result.jobReference?.jobId
+    const location = result.jobReference?.location ?? request.location ?? upstream.settings.location
+    const bind = { owner: ownerOf(ctx.principal), connection: upstream.settings.name, projectId: upstream.project, location, statement, admission }
+    if (jobId !== undefined) this.registry.bind({ ...bind, kind: 'job', id: jobId })
+    // JOB_CREATION_OPTIONAL: a query BigQuery answered without creating a job has only a queryId.
+    if (result.queryId !== undefined) this.registry.bind({ ...bind, kind: 'query', id: result.queryId })
+    ctx.trip.upstreamId = jobId ?? result.queryId
+    return await this.#withRows(ctx, result, { statement, admission }, 0, timestamps, jobId ?? result.queryId)
+  }
+
+  /**
+   * A statement through the pipeline. A data transfer must, in addition, be allowed by an
+   * enforcing policy: with no policy in force, or any other verdict, it is refused, and the
+   * refusal says both what the transfer is and what the policy said.
+   */
+  async #admit (ctx: CallContext, statement: Statement, transfer: Transfer | undefined): Promise<Admission> {
+    if (transfer === undefined) return await this.pipeline.admit(statement, ctx.trip)
+    if (this.pipeline.notEnforcing().includes('decide')) refuse(`${transfer.reason} (no policy is enforcing, so no rule can allow it)`)
+    try {
+      return await this.pipeline.admit(statement, ctx.trip)
+    } catch (err) {
+      if (err instanceof PolicyError) refuse(`${transfer.reason} (${err.message})`)
+      throw err
+    }
+  }
+
+  /** jobs.insert: query jobs; transfer jobs only when a policy allows them. */
+  async insertJob (ctx: CallContext, projectId: string, body: unknown): Promise<Job> {
+    const upstream = this.upstream(projectId, ctx)
+    const checked = checkJob(body)
+    const owner = ownerOf(ctx.principal)
+    let statement: Statement
+    let job: Job
+    if (checked.type === 'query') {
+      const q = checked.job.configuration.query
+      statement = this.statement(ctx, upstream, q.query as string, statementParams(q.queryParameters), q.defaultDataset)
+      job = checked.job
+    } else {
+      statement = this.statement(ctx, upstream, checked.transfer.sql, undefined)
+      job = checked.job
+    }
+    const admission = await this.#admit(ctx, statement, checked.transfer)
+    const limits = admission.decision.limits
+    const jobId = job.jobReference?.jobId ?? `sluice_${randomUUID().replace(/-/g, '')}`
+    // BigQuery refuses a reused job id with 409; not every upstream does (bqemulator reruns it),
+    // and another principal's id must never be rerun into its results.
+    if (this.registry.heldByAnother(upstream.settings.name, 'job', jobId, owner)) throw new ERR_BIGQUERY_DUPLICATE_JOB(`${projectId}:${jobId}`)
+    const location = job.jobReference?.location ?? upstream.settings.location
+    const configuration = { ...job.configuration, jobTimeoutMs: tighter(job.configuration?.jobTimeoutMs, secondsToMs(limits.statementTimeoutSeconds)) }
+    if (checked.type === 'query') {
+      const q = checked.job.configuration.query
+      configuration.query = { ...q, maximumBytesBilled: tighter(q.maximumBytesBilled, limits.maximumBytesBilled) }
+    }
+    const created = await upstream.insertJob({ ...job, jobReference: { projectId: upstream.project, jobId, location }, configuration })
+    const id = created.jobReference?.jobId ?? jobId
+    const binding = this.registry.bind({
+      owner,
+      connection: upstream.settings.name,
+      projectId: upstream.project,
+      id,
+      kind: 'job',
+      location: created.jobReference?.location ?? location,
+      statement,
+      admission
+    })
+    const destination = created.configuration?.query?.destinationTable
+    if (destination !== undefined && binding.owner === owner) this.registry.setDestination(binding, destination)
+    ctx.trip.upstreamId = id
+    return created
+  }
+
+  /** Caps the page to the policy's row limit, then releases its rows through the pipeline. */
+  async #withRows (ctx: CallContext, result: QueryResults, binding: { statement: Statement, admission: Admission }, start: number, timestamps: TimestampForm, upstreamId: string | undefined): Promise<QueryResults> {
+    const { statement, admission } = binding
+    const capped = capPage(this.registry, pageScope(ctx, upstreamId), result, start, rowLimit(admission))
+    if (capped.rows === undefined) return capped
+    const rows = await releaseRows(this.pipeline, {
+      statement, admission, trip: ctx.trip, fields: capped.schema?.fields ?? [], rows: capped.rows, upstreamId, timestamps
+    })
+    return { ...capped, rows }
+  }
+
+  /** jobs.getQueryResults */
+  async getQueryResults (ctx: CallContext, projectId: string, jobId: string, query: Record<string, string | undefined>): Promise<QueryResults> {
+    const upstream = this.upstream(projectId, ctx)
+    const binding = this.ownedJob(ctx, upstream, projectId, jobId)
+    const start = pageStartOf(this.registry, pageScope(ctx, jobId), query, rowLimit(binding.admission))
+    const result = await upstream.getQueryResults(jobId, {
+      pageToken: query.pageToken,
+      startIndex: query.startIndex,
+      maxResults: query.maxResults,
+      timeoutMs: query.timeoutMs,
+      location: query.location ?? binding.location,
+      'formatOptions.useInt64Timestamp': true
+    })
+    const timestamps = timestampForm(query['formatOptions.useInt64Timestamp'], query['formatOptions.timestampOutputFormat'])
+    return await this.#withRows(ctx, result, binding, start, timestamps, jobId)
+  }
+}
+
+/** Page tokens are placed per caller and per result: a job (its result table included) or a table. */
+export function pageScope (ctx: CallContext, resultId: string | undefined): string {
+  return `${ownerOf(ctx.principal)}\n${resultId ?? ''}`
+}
+
+/** The stricter of what the client asked and what policy allows (int64 strings on the wire). */
+function tighter (client: string | undefined, limit: number | undefined): string | undefined {
+  if (limit === undefined) return client
+  if (client === undefined || !/^\d+$/.test(client)) return String(limit)
+  return BigInt(client) < BigInt(limit) ? client : String(limit)
+}
+
+function secondsToMs (seconds: number | undefined): number | undefined {
+  return seconds === undefined ? undefined : seconds * 1000
+}

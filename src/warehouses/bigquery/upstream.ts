@@ -1,0 +1,182 @@
+// The upstream BigQuery REST v2 client of one connection: undici for HTTP, the connection's own
+// credential (service-account key → OAuth access token via google-auth-library; ambient
+// credentials; none for an emulator). Agents never hold a Google credential: their bearer
+// token ends at Sluice, and this client sends Sluice's.
+import { GoogleAuth, JWT } from 'google-auth-library'
+import { request, type Dispatcher } from 'undici'
+import { ERR_BIGQUERY_UPSTREAM, ERR_UPSTREAM_UNAVAILABLE } from '../../errors.js'
+import type { BigQuerySettings } from './connections.js'
+import type { DatasetReference, Job, QueryParameter, QueryRequest, QueryResults, Table, TableDataList, TableReference, TableSchema } from './wire.js'
+
+const SCOPES = ['https://www.googleapis.com/auth/bigquery']
+
+export type Query = Record<string, string | number | boolean | undefined>
+
+/** An upstream error as the front end renders it: the upstream's status and reason, kept. */
+export type BigQueryUpstreamError = InstanceType<typeof ERR_BIGQUERY_UPSTREAM> & { statusCode: number, reason: string }
+
+export interface DryRunResult {
+  statementType?: string
+  referencedTables: TableReference[]
+  totalBytesProcessed?: string
+  schema?: TableSchema
+}
+
+export interface UpstreamOptions {
+  dispatcher?: Dispatcher
+  /** Replaces the credential's token source entirely. */
+  accessToken?: () => Promise<string | undefined>
+  /** The fetch google-auth-library uses to obtain access tokens (a proxy; tests). */
+  tokenFetch?: typeof fetch
+  /** Longest wait for an upstream answer; jobs.query may hold up to its timeoutMs. */
+  timeoutMs?: number
+}
+
+function tokenSource (settings: BigQuerySettings, tokenFetch: typeof fetch | undefined): () => Promise<string | undefined> {
+  const { auth } = settings
+  if (auth.kind === 'none') return async () => undefined
+  const transporterOptions = tokenFetch === undefined ? undefined : { fetchImplementation: tokenFetch }
+  const client = auth.kind === 'service-account'
+    ? new JWT({ email: auth.key.client_email, key: auth.key.private_key, keyId: auth.key.private_key_id, scopes: SCOPES, transporterOptions })
+    : new GoogleAuth({ scopes: SCOPES, clientOptions: { transporterOptions } })
+  // google-auth-library caches the token and refreshes it shortly before it expires.
+  return async () => {
+    const token = await client.getAccessToken()
+    return typeof token === 'string' ? token : token?.token ?? undefined
+  }
+}
+
+export class BigQueryUpstream {
+  readonly settings: BigQuerySettings
+  readonly #token: () => Promise<string | undefined>
+  readonly #dispatcher: Dispatcher | undefined
+  readonly #timeoutMs: number
+
+  constructor (settings: BigQuerySettings, options: UpstreamOptions = {}) {
+    this.settings = settings
+    this.#token = options.accessToken ?? tokenSource(settings, options.tokenFetch)
+    this.#dispatcher = options.dispatcher
+    this.#timeoutMs = options.timeoutMs ?? 300_000
+  }
+
+  get project (): string {
+    return this.settings.project
+  }
+
+  /** One REST call; `path` is relative to `/bigquery/v2/projects/<project>/`. */
+  async call<T> (method: 'GET' | 'POST', path: string, options: { query?: Query, body?: unknown } = {}): Promise<T> {
+    const url = new URL(`${this.settings.url}/bigquery/v2/projects/${encodeURIComponent(this.project)}/${path}`)
+    for (const [key, value] of Object.entries(options.query ?? {})) {
+      if (value !== undefined) url.searchParams.set(key, String(value))
+    }
+    const headers: Record<string, string> = { accept: 'application/json', 'user-agent': 'sluice-gateway' }
+    if (options.body !== undefined) headers['content-type'] = 'application/json'
+    let token: string | undefined
+    try {
+      token = await this.#token()
+    } catch (err) {
+      throw new ERR_UPSTREAM_UNAVAILABLE(this.settings.name, `cannot obtain an access token: ${(err as Error).message}`)
+    }
+    if (token !== undefined) headers.authorization = `Bearer ${token}`
+
+    let res: Dispatcher.ResponseData
+    try {
+      res = await request(url, {
+        method,
+        headers,
+        body: options.body === undefined ? undefined : JSON.stringify(options.body),
+        dispatcher: this.#dispatcher,
+        headersTimeout: this.#timeoutMs,
+        bodyTimeout: this.#timeoutMs
+      })
+    } catch (err) {
+      throw new ERR_UPSTREAM_UNAVAILABLE(this.settings.name, (err as Error).message)
+    }
+    const text = await res.body.text()
+    let json: unknown
+    try {
+      json = text === '' ? {} : JSON.parse(text)
+    } catch {
+      throw this.#error(502, 'backendError', `answered HTTP ${res.statusCode} with a body that is not JSON`)
+    }
+    if (res.statusCode >= 400) {
+      const error = (json as { error?: { message?: string, errors?: Array<{ reason?: string }> } }).error
+      throw this.#error(res.statusCode, error?.errors?.[0]?.reason ?? 'backendError', error?.message ?? `HTTP ${res.statusCode}`)
+    }
+    return json as T
+  }
+
+  #error (status: number, reason: string, message: string): BigQueryUpstreamError {
+    const err = new ERR_BIGQUERY_UPSTREAM(this.settings.name, message) as BigQueryUpstreamError
+    // The client's mistakes (bad SQL, unknown table, duplicate job id) keep their status and
+    // reason so client libraries react as they would to BigQuery; upstream failures are 502.
+    err.statusCode = status >= 400 && status < 500 && status !== 401 && status !== 403 ? status : 502
+    err.reason = err.statusCode === 502 ? 'backendError' : reason
+    return err
+  }
+
+  async query (body: QueryRequest): Promise<QueryResults> {
+    return await this.call('POST', 'queries', { body })
+  }
+
+  async insertJob (job: Job): Promise<Job> {
+    return await this.call('POST', 'jobs', { body: job })
+  }
+
+  async getJob (jobId: string, location?: string): Promise<Job> {
+    return await this.call('GET', `jobs/${encodeURIComponent(jobId)}`, { query: { location } })
+  }
+
+  async cancelJob (jobId: string, location?: string): Promise<{ job?: Job }> {
+    return await this.call('POST', `jobs/${encodeURIComponent(jobId)}/cancel`, { query: { location } })
+  }
+
+  async listJobs (query: Query): Promise<{ jobs?: Job[], nextPageToken?: string, [key: string]: unknown }> {
+    return await this.call('GET', 'jobs', { query })
+  }
+
+  async getQueryResults (jobId: string, query: Query): Promise<QueryResults> {
+    return await this.call('GET', `queries/${encodeURIComponent(jobId)}`, { query })
+  }
+
+  async listTableData (ref: { datasetId: string, tableId: string }, query: Query): Promise<TableDataList> {
+    return await this.call('GET', `datasets/${encodeURIComponent(ref.datasetId)}/tables/${encodeURIComponent(ref.tableId)}/data`, { query })
+  }
+
+  async getTable (ref: { datasetId: string, tableId: string }, query: Query = {}): Promise<Table> {
+    return await this.call('GET', `datasets/${encodeURIComponent(ref.datasetId)}/tables/${encodeURIComponent(ref.tableId)}`, { query })
+  }
+
+  async listTables (datasetId: string, query: Query): Promise<Record<string, unknown>> {
+    return await this.call('GET', `datasets/${encodeURIComponent(datasetId)}/tables`, { query })
+  }
+
+  async getDataset (datasetId: string, query: Query = {}): Promise<Record<string, unknown>> {
+    return await this.call('GET', `datasets/${encodeURIComponent(datasetId)}`, { query })
+  }
+
+  async listDatasets (query: Query): Promise<{ datasets?: Array<{ datasetReference?: DatasetReference }>, [key: string]: unknown }> {
+    return await this.call('GET', 'datasets', { query })
+  }
+
+  /**
+   * Asks BigQuery what a statement would do without running it, for the policy stage: its
+   * statement type, the tables it reads, and the bytes it would scan.
+   */
+  async dryRun (sql: string, options: { defaultDataset?: DatasetReference, queryParameters?: QueryParameter[], location?: string } = {}): Promise<DryRunResult> {
+    const job = await this.insertJob({
+      jobReference: { projectId: this.project, location: options.location ?? this.settings.location },
+      configuration: {
+        dryRun: true,
+        query: { query: sql, useLegacySql: false, defaultDataset: options.defaultDataset, queryParameters: options.queryParameters }
+      }
+    })
+    const stats = job.statistics?.query
+    return {
+      statementType: stats?.statementType,
+      referencedTables: stats?.referencedTables ?? [],
+      totalBytesProcessed: stats?.totalBytesProcessed ?? (job.statistics as { totalBytesProcessed?: string } | undefined)?.totalBytesProcessed,
+      schema: stats?.schema
+    }
+  }
+}

@@ -1,0 +1,188 @@
+// Masking on every BigQuery result path, with the gateway's own stages (SQL analyzer, policy
+// engine, masking) over a policy that masks the seeded sensitive columns. The canary seeded in
+// each of them (flat, RECORD, REPEATED, repeated RECORD) must never reach a client.
+// The policy tests beside them prove the real analyzer and policy engine decide for BigQuery
+// requests, tabledata.list included.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { BigQuery } from '@google-cloud/bigquery'
+import { OAuth2Client } from 'google-auth-library'
+import { validateConfig } from '../../src/config/load.js'
+import { createStages } from '../../src/pipeline/compose.js'
+import { CANARY, SEED_DATASET, SEED_PROJECT, startBqEmulator, type BqEmulator } from '../support/bqemulator.js'
+import { api, startSluice, type Sluice } from './harness.js'
+import { STUB_CANARY, startStubUpstream, type StubUpstream } from './stub-upstream.js'
+
+const P = `/bigquery/v2/projects/${SEED_PROJECT}`
+const T = `${SEED_PROJECT}.${SEED_DATASET}`
+
+const POLICY = `
+version: 1
+description: BigQuery masking tests - agents read, sensitive columns masked.
+rules:
+  - id: deny-ddl-dcl
+    effect: deny
+    match: { kinds: [ddl, dcl] }
+  - id: agents-read
+    effect: allow
+    match: { roles: [agent], kinds: [select] }
+masking:
+  - id: mask-contact
+    columns: ['${T}.customers.email', '${T}.customers.ssn', '${T}.customers.phone', '${T}.profiles.email']
+    function: redact
+  - id: mask-nested
+    columns: ['${T}.profiles.address.ssn', '${T}.profiles.phones', '${T}.profiles.cards.holder', '${T}.profiles.cards.number']
+    function: redact
+`
+
+
+let emulator: BqEmulator
+let stub: StubUpstream
+let sluice: Sluice
+let dir: string
+let alice: string
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'sluice-bq-policies-'))
+  await writeFile(join(dir, 'bigquery-masking.yaml'), POLICY)
+  emulator = await startBqEmulator()
+  stub = await startStubUpstream('stub-project', { pendingPolls: 0 })
+  sluice = await startSluice({
+    connections: {
+      'bq-test': { kind: 'bigquery', url: emulator.url, project: SEED_PROJECT, default: true },
+      // bqemulator keeps no rows for anonymous result tables; the stub serves one.
+      'bq-stub': { kind: 'bigquery', url: stub.url, project: 'stub-project' }
+    },
+    policiesDirectory: dir
+  })
+  alice = await sluice.token('alice')
+})
+
+afterAll(async () => {
+  await sluice?.close()
+  await emulator?.close()
+  await stub?.close()
+  if (dir !== undefined) await rm(dir, { recursive: true, force: true })
+})
+
+/** Fails with the path when the canary shows up anywhere in a response. */
+function expectNoCanary (what: string, body: unknown): void {
+  const text = JSON.stringify(body)
+  expect(text.includes(CANARY) || text.includes(STUB_CANARY), `${what} leaked the canary: ${text.slice(0, 400)}`).toBe(false)
+  // Nor base64-encoded (BYTES) or split across a REPEATED value.
+  expect(text.includes(Buffer.from(CANARY).toString('base64').slice(0, 12)), `${what} leaked the canary as base64`).toBe(false)
+}
+
+/** A masked row still has a valid shape: REPEATED stays an array, RECORD stays a record. */
+function expectValidProfiles (rows: any[]): void {
+  for (const row of rows) {
+    expect(Array.isArray(row.f[3].v), 'phones (REPEATED) stays an array').toBe(true)
+    expect(Array.isArray(row.f[4].v), 'cards (repeated RECORD) stays an array').toBe(true)
+    for (const card of row.f[4].v) expect(Array.isArray(card.v.f)).toBe(true)
+  }
+}
+
+describe('BigQuery policy through the real analyzer and policy engine', () => {
+  it('allows a select and denies DDL with the rule id', async () => {
+    const allowed = await api(sluice, alice, 'POST', `${P}/queries`, { query: `SELECT id FROM ${SEED_DATASET}.customers`, useLegacySql: false })
+    expect(allowed.status).toBe(200)
+    const denied = await api(sluice, alice, 'POST', `${P}/queries`, { query: `DROP TABLE ${SEED_DATASET}.customers`, useLegacySql: false })
+    expect(denied.status).toBe(403)
+    expect(denied.json.error.message).toMatch(/^denied by rule deny-ddl-dcl/)
+  })
+
+  it('admits tabledata.list as a read of the table', async () => {
+    const res = await api(sluice, alice, 'GET', `${P}/datasets/${SEED_DATASET}/tables/customers/data?selectedFields=id`)
+    expect(res.status).toBe(200)
+    expect(res.json.rows).toHaveLength(5)
+  })
+})
+
+/** Runs a stub job, learns its result table from jobs.get, reads it with tabledata.list. */
+async function readAnonymousResult (token: string, reader = token): Promise<{ status: number, rows: unknown }> {
+  const S = '/bigquery/v2/projects/stub-project'
+  const query = await api(sluice, token, 'POST', `${S}/queries`, { query: 'SELECT email FROM crm.customers', useLegacySql: false })
+  const jobId = query.json.jobReference.jobId as string
+  const dest = (await api(sluice, token, 'GET', `${S}/jobs/${jobId}`)).json.configuration.query.destinationTable
+  const res = await api(sluice, reader, 'GET', `${S}/datasets/${dest.datasetId as string}/tables/${dest.tableId as string}/data`)
+  return { status: res.status, rows: res.json.rows }
+}
+
+describe('BigQuery anonymous result tables', () => {
+  it('are readable by the job\'s owner only (tabledata.list)', async () => {
+    const own = await readAnonymousResult(alice)
+    expect(own.status).toBe(200)
+    expect(own.rows).toHaveLength(1)
+    const foreign = await readAnonymousResult(alice, await sluice.token('bob'))
+    expect(foreign.status).toBe(404)
+  })
+})
+
+describe('BigQuery masking on every result path', () => {
+  it('masks jobs.query rows, flat and nested', async () => {
+    for (const table of ['customers', 'profiles']) {
+      const res = await api(sluice, alice, 'POST', `${P}/queries`, { query: `SELECT * FROM ${SEED_DATASET}.${table} ORDER BY id`, useLegacySql: false })
+      expect(res.status).toBe(200)
+      expect(res.json.rows.length).toBeGreaterThan(0)
+      expectNoCanary(`jobs.query ${table}`, res.json)
+      if (table === 'profiles') expectValidProfiles(res.json.rows)
+    }
+  })
+
+  it('masks every getQueryResults page', async () => {
+    const job = await api(sluice, alice, 'POST', `${P}/jobs`, { configuration: { query: { query: `SELECT * FROM ${SEED_DATASET}.customers ORDER BY id`, useLegacySql: false } } })
+    const jobId = job.json.jobReference.jobId as string
+    let pageToken: string | undefined
+    let pages = 0
+    do {
+      const res = await api(sluice, alice, 'GET', `${P}/queries/${jobId}?maxResults=1${pageToken === undefined ? '' : `&pageToken=${pageToken}`}`)
+      expect(res.status).toBe(200)
+      expectNoCanary(`getQueryResults page ${pages}`, res.json)
+      pageToken = res.json.pageToken
+      pages++
+    } while (pageToken !== undefined)
+    expect(pages).toBe(5)
+  })
+
+  it('masks tabledata.list on a table, nested and repeated fields included', async () => {
+    for (const table of ['customers', 'profiles']) {
+      const res = await api(sluice, alice, 'GET', `${P}/datasets/${SEED_DATASET}/tables/${table}/data`)
+      expect(res.status).toBe(200)
+      expectNoCanary(`tabledata.list ${table}`, res.json)
+      if (table === 'profiles') expectValidProfiles(res.json.rows)
+    }
+  })
+
+  it('masks nested and repeated fields selected one by one', async () => {
+    const res = await api(sluice, alice, 'POST', `${P}/queries`, {
+      query: `SELECT address.ssn AS s, phones, (SELECT ARRAY_AGG(c.holder) FROM UNNEST(cards) c) AS holders FROM ${SEED_DATASET}.profiles`,
+      useLegacySql: false
+    })
+    expect(res.status).toBe(200)
+    expectNoCanary('nested selection', res.json)
+  })
+
+  it('hands @google-cloud/bigquery masked rows it can still parse, nested and repeated included', async () => {
+    const authClient = new OAuth2Client()
+    authClient.setCredentials({ access_token: alice })
+    const bq = new BigQuery({ projectId: SEED_PROJECT, apiEndpoint: sluice.url, authClient })
+    const [customers] = await bq.query({ query: `SELECT * FROM ${SEED_DATASET}.customers ORDER BY id` })
+    const [profiles] = await bq.query({ query: `SELECT * FROM ${SEED_DATASET}.profiles ORDER BY id` })
+    expectNoCanary('@google-cloud/bigquery rows', [customers, profiles])
+    expect(customers).toHaveLength(5)
+    expect(customers[0].id).toBe(1)
+    expect(Array.isArray(profiles[0].phones)).toBe(true)
+    expect(Array.isArray(profiles[0].cards)).toBe(true)
+    const [rows] = await bq.dataset(SEED_DATASET).table('profiles').getRows()
+    expectNoCanary('@google-cloud/bigquery getRows', rows)
+  })
+
+  it('masks the job\'s anonymous result table read with tabledata.list', async () => {
+    const { status, rows } = await readAnonymousResult(alice)
+    expect(status).toBe(200)
+    expect(rows).toHaveLength(1)
+    expectNoCanary('anonymous result table', rows)
+  })
+})
