@@ -61,6 +61,15 @@ export const ERR_APPROVAL_REQUIRED = createError<[string, string]>(
 export const ERR_POLICY_INVALID = createError<[string, string]>(
   'SLUICE_POLICY_INVALID', 'policy file %s is invalid: %s', 500, base(PolicyError))
 
+// ── masking ───────────────────────────────────────────────────────────────────────────────
+// Inference: filtering / joining / sorting / grouping on a column the caller sees masked would
+// reveal what the mask hides (`WHERE ssn LIKE '123%'`, `ORDER BY salary`).
+export const ERR_MASKING_INFERENCE = createError<[string, string]>(
+  'SLUICE_MASKING_INFERENCE', 'denied by masking rule %s: %s', 403, base(PolicyError))
+// Fail closed when `masking.unresolved: deny` and a result column cannot be traced.
+export const ERR_MASKING_UNRESOLVED = createError<[string, string]>(
+  'SLUICE_MASKING_UNRESOLVED', 'denied by masking rule %s: %s', 403, base(PolicyError))
+
 // ── request ───────────────────────────────────────────────────────────────────────────────
 export const ERR_BAD_REQUEST = createError<[string]>(
   'SLUICE_BAD_REQUEST', 'malformed request: %s', 400, base(RequestError))
@@ -89,11 +98,28 @@ export const ERR_SNOWFLAKE_SESSION = createError<[string]>(
   'SLUICE_SNOWFLAKE_SESSION', 'the Sluice session is not valid (%s); log in again', 401, base(AuthError))
 export const ERR_SNOWFLAKE_SESSION_EXPIRED = createError<[]>(
   'SLUICE_SNOWFLAKE_SESSION_EXPIRED', 'the Sluice session token has expired; renew it with the master token', 401, base(AuthError))
+export const ERR_SNOWFLAKE_MASTER_EXPIRED = createError<[]>(
+  'SLUICE_SNOWFLAKE_MASTER_EXPIRED', 'the Sluice master token is unknown or has expired; log in again with a fresh OIDC token', 401, base(AuthError))
 export const ERR_SNOWFLAKE_FILE_TRANSFER = createError<[string]>(
   'SLUICE_SNOWFLAKE_FILE_TRANSFER', 'PUT and GET file transfers are not available through Sluice (%s); load files with COPY INTO from an external stage instead', 403, base(RequestError))
 export const ERR_SNOWFLAKE_STATEMENT_COUNT = createError<[number, number]>(
   'SLUICE_SNOWFLAKE_STATEMENT_COUNT', 'Actual statement count %d did not match the desired statement count %d; set MULTI_STATEMENT_COUNT (0 for any number) to run several statements', 400, base(RequestError))
 export const ERR_SNOWFLAKE_CONTEXT_REFUSED = createError<[string, string, string, string]>(
   'SLUICE_SNOWFLAKE_CONTEXT_REFUSED', '%s %s is not allowed on connection %s; allowed: %s', 403, base(PolicyError))
+export const ERR_SNOWFLAKE_CANCELLED = createError<[string]>(
+  'SLUICE_SNOWFLAKE_CANCELLED', 'statement %s was canceled before it finished', 422, base(RequestError))
 export const ERR_SNOWFLAKE_UNSUPPORTED = createError<[string]>(
   'SLUICE_SNOWFLAKE_UNSUPPORTED', 'not supported through this endpoint: %s', 422, base(RequestError))
+
+// ── bigquery front end ────────────────────────────────────────────────────────────────────
+// Rendered in Google's JSON error shape by the BigQuery front end; an upstream error keeps the
+// upstream's HTTP status and reason (invalidQuery, notFound, duplicate…) when it is the
+// client's to fix, and becomes 502 when the warehouse itself failed.
+export const ERR_BIGQUERY_UPSTREAM = createError<[string, string]>(
+  'SLUICE_BIGQUERY_UPSTREAM', 'BigQuery (connection %s): %s', 502, base(UpstreamError))
+export const ERR_BIGQUERY_REFUSED = createError<[string]>(
+  'SLUICE_BIGQUERY_REFUSED', 'refused by Sluice: %s', 403, base(PolicyError))
+export const ERR_BIGQUERY_UNSUPPORTED = createError<[string]>(
+  'SLUICE_BIGQUERY_UNSUPPORTED', '%s is not available through Sluice; it serves jobs.query, jobs.insert (query jobs), jobs.get, jobs.getQueryResults, jobs.cancel, jobs.list, tabledata.list, datasets.list/get and tables.list/get', 403, base(RequestError))
+export const ERR_BIGQUERY_DUPLICATE_JOB = createError<[string]>(
+  'SLUICE_BIGQUERY_DUPLICATE_JOB', 'Already Exists: Job %s; choose another job id', 409, base(RequestError))

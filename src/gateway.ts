@@ -5,7 +5,8 @@ import { pino } from 'pino'
 import type { SluiceConfig } from './config/types.js'
 import { createTokenVerifier } from './identity/verifier.js'
 import { Pipeline } from './pipeline.js'
-import { createStages, type ComposedStages } from './pipeline/compose.js'
+import { createStages, recordStage, type ComposedStages } from './pipeline/compose.js'
+import { Recording } from './recording/recorder.js'
 import { loggerOptions } from './logging.js'
 import { buildServer } from './server.js'
 import { migrate } from './store/migrate.js'
@@ -34,8 +35,11 @@ export async function startGateway (config: SluiceConfig): Promise<Gateway> {
   try {
     if (config.store.migrateOnStart) await migrate(store, { log: logger })
     const verifier = config.identity === undefined ? null : createTokenVerifier(config.identity)
-    const pipeline = new Pipeline(stages.stages)
-    app = await buildServer({ config, store, verifier, pipeline, logger })
+    // Built here rather than in the plugin so admission can ask it whether the store writes.
+    const recording = new Recording(store, config.recording, logger)
+    const pipeline = new Pipeline({ ...stages.stages, record: recordStage(recording, config.recording.admissionCheck) },
+      { captureBytes: config.recording.resultCaptureBytes })
+    app = await buildServer({ config, store, verifier, pipeline, logger, recording })
     app.addHook('onClose', async function closeStages () { await stages.close() })
 
     announce(app, config, pipeline, store.kind)

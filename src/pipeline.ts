@@ -4,6 +4,7 @@
 // got back; what happened is collected in a RoundTrip that the recording layer writes before
 // the response leaves the gateway.
 import { ERR_APPROVAL_REQUIRED, ERR_POLICY_DENIED } from './errors.js'
+import { CaptureCollector } from './recording/capture.js'
 import type { Analysis } from './sql/types.js'
 import type { Decision } from './policy/types.js'
 import type { HoldOutcome, PipelineStages } from './pipeline/stages.js'
@@ -23,18 +24,33 @@ export interface RoundTrip {
   rowsReturned?: number
   /** The catalogue code of the error the client received, if any. */
   errorCode?: string
+  /** Bind parameters as the client sent them; recording redacts them by rule. */
+  params?: unknown
+  /** Content hash of the policy set that decided. */
+  policyVersion?: string
+  /** The masked rows as released, up to the capture budget (set by `release`). */
+  capture?: CaptureCollector
+  /** Bytes of result the front end sent, when it knows better than the response body size. */
+  bytesReturned?: number
+}
+
+export interface PipelineOptions {
+  /** Budget of the result capture per round trip (recording.resultCaptureBytes). */
+  captureBytes?: number
 }
 
 export class Pipeline {
   readonly #stages: PipelineStages
+  readonly #captureBytes: number
 
-  constructor (stages: PipelineStages) {
+  constructor (stages: PipelineStages, options: PipelineOptions = {}) {
     this.#stages = stages
+    this.#captureBytes = options.captureBytes ?? 1024 * 1024
   }
 
   /** Names of the stages that only pass through, for the start-up announcement. */
   notEnforcing (): string[] {
-    return Object.values(this.#stages).filter((s) => !s.enforcing).map((s) => s.name)
+    return Object.values(this.#stages).filter((s) => s !== undefined && !s.enforcing).map((s) => s.name)
   }
 
   /**
@@ -43,21 +59,42 @@ export class Pipeline {
    */
   async admit (statement: Statement, trip: RoundTrip): Promise<Admission> {
     trip.sql = statement.sql
+    if (statement.params !== undefined) trip.params = statement.params
+    // The store probe runs while the statement is analysed and decided (its I/O overlaps that
+    // work); it is awaited below, before anything can reach the upstream.
+    let writable = this.#probe()
     const analysis = this.#stages.analyze.analyze(statement)
     trip.analysis = analysis
     const decision = this.#stages.decide.decide(statement, analysis)
     trip.decision = decision
+    if (this.#stages.decide.version !== undefined) trip.policyVersion = this.#stages.decide.version
     const admission = { analysis, decision }
 
     // `detail` is the reason without its "denied by rule X:" prefix, which the error adds.
     const detail = decision.detail ?? decision.reason
     if (decision.effect === 'deny') throw new ERR_POLICY_DENIED(decision.ruleId, detail)
+    // Inference resistance: no filtering / sorting on masked columns, before anyone approves it.
+    this.#stages.mask.check?.(statement, admission)
     if (decision.effect === 'require_approval') {
       const outcome = await this.#stages.hold.hold(statement, admission)
       trip.hold = outcome
       if (outcome.state !== 'granted') throw new ERR_APPROVAL_REQUIRED(decision.ruleId, detail)
+      // An approval can take minutes: the probe from before the hold says nothing about now.
+      writable = this.#probe()
     }
+    // Right before the front end calls the upstream: a statement whose event cannot be
+    // written is refused (ERR_STORE_UNAVAILABLE, retryable) before anything runs upstream.
+    await writable
     return admission
+  }
+
+  /** Starts the record stage's store probe; settled quietly if admission throws first. */
+  #probe (): Promise<void> {
+    const record = this.#stages.record
+    if (record === undefined) return Promise.resolve()
+    const probe = record.ensureWritable()
+    probe.catch(() => {})
+    return probe
   }
 
   /** Wraps an upstream result so every page the client can see has been masked and counted. */
@@ -66,18 +103,24 @@ export class Pipeline {
     const plan = mask.plan(statement, admission, result.schema)
     trip.upstreamId = result.upstreamId
     trip.rowsReturned = 0
-    const counts = plan.columns.map((c) => ({
+    // A masking stage keeps exact counts (values actually masked, detector findings) in the plan.
+    const live = plan.counts
+    const counts = live ?? plan.columns.map((c) => ({
       column: result.schema.columns[c.index]?.name ?? String(c.index),
       rule: c.rule,
       values: 0
     }))
     trip.maskedColumns = counts
+    // Behind the masker: the capture holds what the client saw, never a raw value.
+    const capture = new CaptureCollector(result.schema.columns.map((c) => ({ name: c.name, type: c.type })), this.#captureBytes)
+    trip.capture = capture
 
     async function * maskedPages (): AsyncIterable<ResultPage> {
       for await (const page of result.pages) {
         const masked = mask.mask(plan, page)
+        capture.add(masked.rows)
         trip.rowsReturned = (trip.rowsReturned ?? 0) + masked.rows.length
-        for (const count of counts) count.values += masked.rows.length
+        if (live === undefined) for (const count of counts) count.values += masked.rows.length
         yield masked
       }
     }

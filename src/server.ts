@@ -15,6 +15,8 @@ import recordingPlugin from '../plugins/recording.js'
 import authPlugin from '../plugins/auth.js'
 import rolesPlugin from '../plugins/roles.js'
 import whoamiPlugin from '../plugins/whoami.js'
+import adminPlugin from '../plugins/admin.js'
+import type { Recording } from './recording/recorder.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -30,6 +32,8 @@ export interface ServerDeps {
   store: Store
   verifier: TokenVerifier | null
   pipeline: Pipeline
+  /** The gateway's recorder, shared with the pipeline's admission check; built by the plugin when absent. */
+  recording?: Recording
   /** The gateway passes its own pino instance (shared with the stages); tests may pass `false`. */
   logger?: FastifyBaseLogger | false
 }
@@ -62,13 +66,16 @@ export async function buildServer (deps: ServerDeps): Promise<FastifyInstance> {
 
   await app.register(storePlugin, { store: deps.store })
   await app.register(healthPlugin)
-  await app.register(recordingPlugin)
+  await app.register(recordingPlugin, { recording: deps.recording })
   await app.register(authPlugin, {
     verifier: deps.verifier,
     onFailure: (request, err) => app.recordAuthFailure(request, err)
   })
   await app.register(rolesPlugin)
   await app.register(whoamiPlugin)
+  await app.register(adminPlugin)
+  await app.register(import('../plugins/bigquery.js'))
+  await app.register(import('../plugins/snowflake.js'))
   return app
 }
 

@@ -1,6 +1,7 @@
 // `sluice <command>`: the operator's entry point. Each command lives in its own module;
 // this file only dispatches and turns errors into one clear line and a non-zero exit.
 import { isSluiceError } from '../errors.js'
+import { runAudit } from './audit.js'
 import { runMigrate } from './migrate.js'
 import { runPolicy } from './policy.js'
 import { runStart } from './start.js'
@@ -14,6 +15,13 @@ commands:
              run policy cases (principal, connection, SQL → expected decision); non-zero on a mismatch
   policy explain --role R --connection C [--group G] [--machine] [--kind K] "SQL"
              print the analysis of SQL and the decision the policies give
+  audit verify [--file export.jsonl] [--public-key key.pem] [--json]
+             re-link every hash chain (store or export file) and check signed checkpoints;
+             lists modified, deleted, inserted and reordered events; non-zero when any
+  audit export [--since T] [--until T] [--format jsonl|csv] [--out FILE]
+             stream recorded events (JSON Lines are sealed and verifiable)
+  audit retention
+             run the retention job once
 
 options:
   --config <file>   configuration file (default: $SLUICE_CONFIG or ./sluice.yaml)
@@ -25,7 +33,8 @@ type Command = (args: string[]) => Promise<number>
 const COMMANDS: Record<string, Command> = {
   start: runStart,
   migrate: runMigrate,
-  policy: runPolicy
+  policy: runPolicy,
+  audit: runAudit
 }
 
 export async function main (argv: string[]): Promise<number> {

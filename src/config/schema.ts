@@ -3,6 +3,27 @@
 
 const roleList = { type: 'array', items: { type: 'string', minLength: 1 } } as const
 
+const DETECTOR_KINDS = ['email', 'phone', 'ssn', 'credit_card', 'iban', 'ip', 'aws_key', 'private_key', 'gcp_service_account', 'jwt']
+
+/** Masking settings: top level (with defaults) and per connection (overrides, no defaults). */
+function maskingProperties (withDefaults: boolean) {
+  const d = <T>(value: T): { default?: T } => (withDefaults ? { default: value } : {})
+  return {
+    unresolved: { enum: ['mask', 'deny'], ...d('mask') },
+    detectors: {
+      type: 'object',
+      additionalProperties: false,
+      ...d({}),
+      properties: {
+        mode: { enum: ['mask', 'flag', 'off'], ...d('mask') },
+        kinds: { type: 'array', minItems: 1, items: { enum: DETECTOR_KINDS } }
+      }
+    },
+    salt: { type: 'string', minLength: 16 },
+    tokenKey: { type: 'string', minLength: 16 }
+  } as const
+}
+
 export const configSchema = {
   $id: 'https://sluice.dev/schemas/config.json',
   type: 'object',
@@ -74,7 +95,8 @@ export const configSchema = {
         properties: {
           kind: { enum: ['snowflake', 'bigquery', 'postgres'] },
           url: { type: 'string', pattern: '^[a-z]+://' },
-          default: { type: 'boolean', default: false }
+          default: { type: 'boolean', default: false },
+          masking: { type: 'object', additionalProperties: false, properties: maskingProperties(false) }
         }
       }
     },
@@ -92,7 +114,68 @@ export const configSchema = {
       additionalProperties: false,
       default: {},
       properties: {
-        resultCaptureBytes: { type: 'integer', minimum: 0, default: 1048576 }
+        resultCaptureBytes: { type: 'integer', minimum: 0, default: 1048576 },
+        checkpointKey: { type: 'string' },
+        checkpointEveryEvents: { type: 'integer', minimum: 1, default: 1000 },
+        checkpointIntervalSeconds: { type: 'integer', minimum: 1, default: 60 },
+        admissionCheck: { type: 'boolean', default: true },
+        batch: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            lanes: { type: 'integer', minimum: 1, maximum: 8, default: 2 },
+            maxEvents: { type: 'integer', minimum: 1, maximum: 5000, default: 500 },
+            maxDelayMs: { type: 'integer', minimum: 0, maximum: 1000, default: 0 },
+            maxQueue: { type: 'integer', minimum: 1, default: 20000 }
+          }
+        },
+        redact: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            params: { type: 'array', items: { type: 'string', minLength: 1 }, default: ['*password*', '*secret*', '*token*'] },
+            values: { type: 'array', items: { type: 'string', minLength: 1 }, default: [] }
+          }
+        },
+        retention: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            days: { type: 'integer', minimum: 1, default: 365 },
+            resultDays: { type: 'integer', minimum: 0, default: 30 },
+            intervalSeconds: { type: 'integer', minimum: 0, default: 3600 },
+            connections: {
+              type: 'object',
+              default: {},
+              additionalProperties: {
+                type: 'object',
+                additionalProperties: false,
+                properties: {
+                  days: { type: 'integer', minimum: 1 },
+                  resultDays: { type: 'integer', minimum: 0 }
+                }
+              }
+            }
+          }
+        },
+        webhook: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['url', 'secret'],
+          properties: {
+            url: { type: 'string', pattern: '^https?://' },
+            secret: { type: 'string', minLength: 16 },
+            timeoutMs: { type: 'integer', minimum: 100, default: 5000 },
+            maxAttempts: { type: 'integer', minimum: 1, maximum: 20, default: 8 },
+            backoffMs: { type: 'integer', minimum: 1, default: 500 },
+            maxBackoffMs: { type: 'integer', minimum: 1, default: 60000 },
+            maxQueue: { type: 'integer', minimum: 1, default: 10000 },
+            batchSize: { type: 'integer', minimum: 1, maximum: 1000, default: 100 }
+          }
+        }
       }
     },
     approvals: {
@@ -102,6 +185,13 @@ export const configSchema = {
       properties: {
         timeoutSeconds: { type: 'integer', minimum: 1, default: 3600 }
       }
+    },
+    // Masking defaults; each connection may override them under `connections.<name>.masking`.
+    masking: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: maskingProperties(true)
     }
   }
 } as const

@@ -49,6 +49,8 @@ export interface ConnectionConfig {
   url?: string
   /** The connection a client gets when it names none (one per kind). */
   default: boolean
+  /** Overrides of the top-level masking settings for this connection. */
+  masking?: Partial<MaskingConfig>
   /** Kind-specific settings (account, credentials, project, …), validated by each warehouse. */
   [setting: string]: unknown
 }
@@ -61,10 +63,65 @@ export interface PoliciesConfig {
 export interface RecordingConfig {
   /** Cap on the captured (masked) result per event; beyond it the capture is marked truncated. */
   resultCaptureBytes: number
+  /** Ed25519 private key (PKCS#8 PEM, usually `${file:…}`) signing checkpoints; unsigned without. */
+  checkpointKey?: string
+  /** A checkpoint after this many events of a chain… */
+  checkpointEveryEvents: number
+  /** …or this long after the last one, whichever comes first (only when events were written). */
+  checkpointIntervalSeconds: number
+  /** Refuse a statement before the upstream runs when the store cannot take its event. */
+  admissionCheck: boolean
+  batch: RecordingBatchConfig
+  redact: { params: string[], values: string[] }
+  retention: RetentionConfig
+  webhook?: WebhookConfig
+}
+
+export interface RecordingBatchConfig {
+  /** Chains written in parallel by one gateway, each with one INSERT in flight. */
+  lanes: number
+  /** Most events per INSERT. */
+  maxEvents: number
+  /** Extra wait for a batch to fill; 0 = flush as soon as the previous write finished. */
+  maxDelayMs: number
+  /** Events waiting beyond this are refused (503) rather than queued without bound. */
+  maxQueue: number
+}
+
+export interface RetentionConfig {
+  days: number
+  /** Result captures are dropped sooner than events; 0 = not kept. */
+  resultDays: number
+  /** How often the retention job runs; 0 = never (run `sluice audit` jobs instead). */
+  intervalSeconds: number
+  connections: Record<string, { days?: number, resultDays?: number }>
+}
+
+export interface WebhookConfig {
+  url: string
+  /** HMAC-SHA256 key for the signature header. */
+  secret: string
+  timeoutMs: number
+  maxAttempts: number
+  backoffMs: number
+  maxBackoffMs: number
+  maxQueue: number
+  batchSize: number
 }
 
 export interface ApprovalsConfig {
   timeoutSeconds: number
+}
+
+export interface MaskingConfig {
+  /** An output column whose lineage cannot be traced, on a statement touching masked data. */
+  unresolved: 'mask' | 'deny'
+  /** Value detectors on columns no rule covers: replace findings, only report them, or not run. */
+  detectors: { mode: 'mask' | 'flag' | 'off', kinds?: string[] }
+  /** Salt of the sha256 mask; per connection so one value hashes differently per connection. */
+  salt?: string
+  /** HMAC key of the token mask; keep it stable, or tokens change (and stop joining) on restart. */
+  tokenKey?: string
 }
 
 export interface SluiceConfig {
@@ -76,4 +133,6 @@ export interface SluiceConfig {
   policies: PoliciesConfig
   recording: RecordingConfig
   approvals: ApprovalsConfig
+  /** Optional so configurations built in code before masking existed stay valid. */
+  masking?: MaskingConfig
 }

@@ -1,13 +1,15 @@
 // Chooses each pipeline stage's implementation from configuration: the real SQL analyzer,
 // the policy engine over the policies directory (hot-reloaded), approvals refused until the
-// approvals capability exists, and masking passing through until the masking capability does.
+// approvals capability exists, and masking from the policy set's masking rules (lineage, value
+// detectors, inference resistance).
 import type { SluiceConfig } from '../config/types.js'
 import type { PolicyLogger } from '../policy/watch.js'
 import { PolicyStore } from '../policy/watch.js'
 import { createSqlAnalyzer } from '../sql/analyzer.js'
 import type { Dialect, SqlAnalyzer } from '../sql/types.js'
 import type { PolicyEngine } from '../policy/types.js'
-import { passThroughMask, refuseApprovals, type AnalyzeStage, type DecideStage, type PipelineStages } from './stages.js'
+import { createMaskStage } from '../masking/stage.js'
+import { refuseApprovals, type AnalyzeStage, type DecideStage, type PipelineStages, type RecordStage } from './stages.js'
 
 export interface ComposedStages {
   stages: PipelineStages
@@ -41,6 +43,21 @@ export function decideStage (engine: PolicyEngine): DecideStage {
         analysis,
         now: new Date()
       })
+    },
+    get version () { return engine.version }
+  }
+}
+
+/**
+ * Admission asks the recorder whether the store takes writes now (a probe shared by all
+ * statements admitted meanwhile), so a store outage refuses statements before the upstream.
+ */
+export function recordStage (recorder: { ensureWritable: () => Promise<void> }, enforcing = true): RecordStage {
+  return {
+    name: 'record',
+    enforcing,
+    async ensureWritable () {
+      if (enforcing) await recorder.ensureWritable()
     }
   }
 }
@@ -53,7 +70,11 @@ export async function createStages (config: SluiceConfig, logger?: PolicyLogger)
       analyze: analyzeStage(analyzer),
       decide: decideStage(policies.engine),
       hold: refuseApprovals,
-      mask: passThroughMask
+      mask: createMaskStage({
+        rules: () => policies.policySet.masking,
+        ...(config.masking !== undefined && { settings: config.masking }),
+        connections: config.connections
+      })
     },
     policies,
     close: async () => { policies.close() }

@@ -17,6 +17,8 @@ export interface AnalyzeStage extends Stage {
 
 export interface DecideStage extends Stage {
   decide (statement: Statement, analysis: Analysis): Decision
+  /** Identifies the policy set deciding now, recorded with each event. */
+  readonly version?: string
 }
 
 export type HoldOutcome =
@@ -30,8 +32,18 @@ export interface HoldStage extends Stage {
 }
 
 export interface MaskStage extends Stage {
+  /**
+   * Admission-time check (inference resistance: filtering / sorting on masked columns); throws a
+   * catalogue error when the statement may not run. Optional: a pass-through has none.
+   */
+  check? (statement: Statement, admission: Admission): void
   plan (statement: Statement, admission: Admission, schema: ResultSchema): MaskPlan
   mask (plan: MaskPlan, page: ResultPage): ResultPage
+}
+
+/** Fail closed on the audit store: resolves only when an event can be written right now. */
+export interface RecordStage extends Stage {
+  ensureWritable (): Promise<void>
 }
 
 export interface PipelineStages {
@@ -39,6 +51,8 @@ export interface PipelineStages {
   decide: DecideStage
   hold: HoldStage
   mask: MaskStage
+  /** Optional so pipelines built without a store (unit tests) keep working. */
+  record?: RecordStage
 }
 
 const DIALECT: Record<string, Dialect> = { snowflake: 'snowflake', bigquery: 'bigquery', postgres: 'postgres' }

@@ -71,8 +71,36 @@ export interface Admission {
   decision: Decision
 }
 
+/** One masked output column of a MaskPlan. */
+export interface MaskedColumn {
+  index: number
+  /** The masking rule id (or `detector:<kind>`) that masks it. */
+  rule: string
+  /** The mask function applied. */
+  function?: string
+  /** Why: which source column(s) the rule matched, or why lineage failed closed. */
+  reason?: string
+  /** Field path inside the value when only part of it is masked (a record field, a JSON key). */
+  path?: string[]
+}
+
+/** Values masked (or, for flag-only detectors, found) per column and rule, as events record them. */
+export interface MaskCount {
+  column: string
+  rule: string
+  values: number
+  /** `flagged`: a detector found the shape but the connection only reports it. */
+  action?: 'masked' | 'flagged'
+  reason?: string
+}
+
 /** What masking decided for one result schema; opaque to front ends. */
 export interface MaskPlan {
   /** Output columns (by index) that are masked, with the rule that masks them. */
-  columns: Array<{ index: number, rule: string }>
+  columns: MaskedColumn[]
+  /**
+   * Live counts kept by the mask stage as pages pass (values actually masked, detector findings
+   * included). Absent: the pipeline counts every row of every planned column.
+   */
+  counts?: MaskCount[]
 }

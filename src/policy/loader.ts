@@ -13,7 +13,7 @@ import { compileGlobs } from './glob.js'
 import {
   DEFAULT_DENY_RULE_ID, WEEKDAYS,
   type CompiledMaskingRule, type CompiledRule, type CompiledTimeWindow, type PolicyFileSpec,
-  type PolicySet, type TimeWindowSpec
+  type InferenceUsage, type PolicySet, type TimeWindowSpec
 } from './model.js'
 import type { Limits } from './types.js'
 
@@ -213,12 +213,24 @@ function parseOne (source: PolicySource, state: MergeState): void {
     } else {
       state.maskingIds.set(spec.id, { label, pointer })
     }
+    const allow = new Set<InferenceUsage>(spec.allowInference ?? [])
+    if (spec.allowEquality === true) { allow.add('equality'); allow.add('grouping') }
+    // The shorthand promises "tokens still join and group": only true of deterministic functions.
+    // (An explicit allowInference list is the author's own call, whatever the function.)
+    if (spec.allowEquality === true && !['token', 'sha256', 'hash'].includes(spec.function)) {
+      problems.add(`${pointer}/allowEquality`, `allowEquality needs a deterministic function (token or sha256), not "${spec.function}"`)
+    }
+    if (spec.function === 'partial' && spec.keep === undefined) {
+      problems.add(`${pointer}`, 'function "partial" needs "keep" ({ first: n, last: n })')
+    }
     fileMasking.push({
       id: spec.id,
       source: { file: label, index },
       spec,
       columns: compileGlobs(spec.columns),
-      exemptRoles: new Set(spec.exemptRoles ?? [])
+      exemptRoles: new Set(spec.exemptRoles ?? []),
+      ...(spec.connections !== undefined && { connections: compileGlobs(spec.connections) }),
+      allowInference: allow
     })
   }
 

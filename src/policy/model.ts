@@ -53,14 +53,33 @@ export interface RuleSpec {
   limits?: Limits
 }
 
-/** Reserved for the masking issue; validated loosely now so policy files keep their shape. */
+/** The mask functions a masking rule may name (see `src/masking/functions.ts`); `hash` = sha256. */
+export const MASK_FUNCTIONS = ['redact', 'nullify', 'default', 'sha256', 'hash', 'token', 'last4', 'first4', 'email', 'year', 'partial'] as const
+export type MaskFunctionName = typeof MASK_FUNCTIONS[number]
+
+/** How a statement may use a masked column without returning it (inference resistance). */
+export const INFERENCE_USAGES = ['equality', 'range', 'pattern', 'grouping', 'ordering', 'expression'] as const
+export type InferenceUsage = typeof INFERENCE_USAGES[number]
+
 export interface MaskingRuleSpec {
   id: string
   description?: string
+  /** Column globs: `db.schema.table.column`, `project.dataset.table.column`, nested `….record.field`. */
   columns: string[]
-  function: string
+  function: MaskFunctionName
   exemptRoles?: string[]
-  [key: string]: unknown
+  /** Connection names (globs) the rule applies to; every connection when absent. */
+  connections?: string[]
+  /** partial: characters left in clear at each end. */
+  keep?: { first?: number, last?: number }
+  /** partial: replacement character (default `*`). */
+  fill?: string
+  /** redact: replacement text for strings (default `****`). */
+  replacement?: string
+  /** Shorthand for `allowInference: [equality, grouping]`; only for sha256 / token. */
+  allowEquality?: boolean
+  /** Uses of the masked column a query may make in WHERE / JOIN / GROUP BY / ORDER BY / windows. */
+  allowInference?: InferenceUsage[]
 }
 
 export interface PolicyFileSpec {
@@ -110,6 +129,10 @@ export interface CompiledMaskingRule {
   spec: MaskingRuleSpec
   columns: (name: string) => boolean
   exemptRoles: ReadonlySet<string>
+  /** Connection matcher; absent = every connection. */
+  connections?: (name: string) => boolean
+  /** Uses allowed in predicates / sorts / groupings despite the mask (empty = none). */
+  allowInference: ReadonlySet<InferenceUsage>
 }
 
 /** Every policy file of a directory, validated, merged in file-name order and compiled. */

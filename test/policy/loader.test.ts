@@ -58,9 +58,14 @@ describe('schema validation', () => {
     expect(refusal('version: 1\nversion: 1\n').message).toContain('YAML syntax')
   })
 
-  test('masking rules are reserved and validated loosely', () => {
-    expect(() => parsePolicySet([{ name: 'm.yaml', text: 'version: 1\nmasking:\n  - { id: m, columns: ["*.*.*.ssn"], function: hash, exemptRoles: [hr], future: 1 }' }])).not.toThrow()
+  test('masking rules are validated strictly (functions, options, inference allowances)', () => {
+    const set = parsePolicySet([{ name: 'm.yaml', text: 'version: 1\nmasking:\n  - { id: m, columns: ["*.*.*.ssn"], function: token, exemptRoles: [hr], allowEquality: true }' }])
+    expect([...(set.masking[0]?.allowInference ?? [])].sort()).toEqual(['equality', 'grouping'])
     expect(refusal('version: 1\nmasking:\n  - { id: m, function: hash }').message).toContain('/masking/0 (line 3, column 5): missing required key "columns"')
+    expect(refusal('version: 1\nmasking:\n  - { id: m, columns: [a], function: hash, future: 1 }').message).toContain('unknown key "future"')
+    expect(refusal('version: 1\nmasking:\n  - { id: m, columns: [a], function: scramble }').message).toContain('must be one of redact')
+    expect(refusal('version: 1\nmasking:\n  - { id: m, columns: [a], function: redact, allowEquality: true }').message).toContain('allowEquality needs a deterministic function')
+    expect(refusal('version: 1\nmasking:\n  - { id: m, columns: [a], function: partial }').message).toContain('needs "keep"')
   })
 })
 

@@ -1,23 +1,32 @@
 #!/usr/bin/env bash
-# Installs the Python side of the test suite into .venv (git-ignored): the warehouse emulators
-# (fakesnow, bqemulator) and the official Python clients the conformance tests drive.
-# bqemulator gets a venv of its own (.venv/bqemulator; its sqlglot pin conflicts with
-# fakesnow's), and its command is linked to .venv/bin/bqemulator beside the others.
-# Idempotent and quick when nothing changed: the requirements files' hash is remembered.
+# Installs the Python side of the test suite under the git-ignored .venv:
+#   .venv             the official Python clients the conformance tests drive (requirements.txt)
+#   .venv/fakesnow    the Snowflake emulator (requirements-fakesnow.txt)
+#   .venv/bqemulator  the BigQuery emulator (requirements-bqemulator.txt)
+# Three environments because their pins cannot share one: fakesnow needs sqlglot~=30.22 and
+# bqemulator <30.12, and fakesnow imports a module snowflake-connector-python 5.x dropped.
+# The emulators' commands are linked into .venv/bin. Each environment is rebuilt only when its
+# requirements file changed (its hash is remembered), so a second run takes no time.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-requirements=test/support/requirements.txt
-bq_requirements=test/support/requirements-bqemulator.txt
-stamp=.venv/.requirements.sha256
-want=$(cat "$requirements" "$bq_requirements" | sha256sum | cut -d' ' -f1)
-if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
-  exit 0
-fi
-python3 -m venv .venv
-.venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$requirements"
-python3 -m venv .venv/bqemulator
-.venv/bqemulator/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-.venv/bqemulator/bin/python -m pip install --quiet --disable-pip-version-check -r "$bq_requirements"
+
+install () { # install <venv dir> <requirements file>
+  local venv=$1 requirements=$2
+  local stamp=$venv/.requirements.sha256
+  local want
+  want=$(sha256sum "$requirements" | cut -d' ' -f1)
+  if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+    return 0
+  fi
+  echo "setting up $venv from $requirements"
+  python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
+  echo "$want" > "$stamp"
+}
+
+install .venv test/support/requirements.txt
+install .venv/fakesnow test/support/requirements-fakesnow.txt
+install .venv/bqemulator test/support/requirements-bqemulator.txt
+ln -sf ../fakesnow/bin/fakesnow .venv/bin/fakesnow
 ln -sf ../bqemulator/bin/bqemulator .venv/bin/bqemulator
-echo "$want" > "$stamp"
