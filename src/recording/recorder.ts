@@ -3,25 +3,18 @@
 // the retention timer and the SIEM webhook. Plain class, no Fastify: the plugin is wiring.
 import type { RecordingConfig } from '../config/types.js'
 import { ERR_STORE_UNAVAILABLE, isSluiceError } from '../errors.js'
-import type { Principal } from '../identity/principal.js'
 import type { Store, StoreLog } from '../store/store.js'
 import { buildEvent, type RoundTripFacts } from './build.js'
 import { isoMicros, loadCheckpointKey, type CheckpointKey } from './chain.js'
 import type { ChainedEvent } from './event.js'
 import { createParamRedactor, type ParamRedactor } from './fingerprint.js'
 import { runRetention, type RetentionReport } from './retention.js'
-import { SessionRecorder } from './sessions.js'
+import { SessionRecorder, type OpenSessionInput } from './sessions.js'
 import { WebhookSink } from './webhook.js'
 import { EventWriter } from './writer.js'
 
-export interface SessionRef {
-  sessionKey: string
-  principal: Principal
-  connection?: string
-  frontEnd: string
-  sourceIp?: string
-  userAgent?: string
-}
+/** Which session a round trip belongs to: the same shape the session table is opened with. */
+export type SessionRef = OpenSessionInput
 
 const SESSION_CACHE_MAX = 10_000
 

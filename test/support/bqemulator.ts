@@ -7,11 +7,10 @@
 // bqemulator-start.py, which makes DuckDB's spatial extension optional: the released command
 // insists on downloading it, which an offline machine cannot do. SLUICE_BQEMULATOR_PYTHON
 // overrides the interpreter.
-import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, readFileSync, realpathSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { request } from 'undici'
+import { freePort, spawnChildServer } from './child-server.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const LAUNCHER = fileURLToPath(new URL('./bqemulator-start.py', import.meta.url))
@@ -91,18 +90,6 @@ export function bqemulatorPython (): string {
   return shebang.slice(2).trim()
 }
 
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      const port = typeof address === 'object' && address !== null ? address.port : 0
-      server.close(() => { resolve(port) })
-    })
-  })
-}
-
 async function call (url: string, method: string, path: string, body?: unknown): Promise<{ status: number, json: Record<string, unknown> }> {
   const res = await request(`${url}/bigquery/v2/${path}`, {
     method: method as 'GET',
@@ -113,48 +100,21 @@ async function call (url: string, method: string, path: string, body?: unknown):
   return { status: res.statusCode, json: text === '' ? {} : JSON.parse(text) as Record<string, unknown> }
 }
 
-async function waitUntilUp (url: string, project: string, child: ChildProcess, output: () => string): Promise<void> {
-  const deadline = Date.now() + 45_000
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`bqemulator exited with ${child.exitCode}: ${output()}`)
-    try {
-      const { status } = await call(url, 'GET', `projects/${project}/datasets`)
-      if (status === 200) return
-    } catch {
-      // not listening yet
-    }
-    await new Promise(resolve => setTimeout(resolve, 200))
-  }
-  throw new Error(`bqemulator did not answer within 45 s: ${output()}`)
-}
-
 export async function startBqEmulator (options: { project?: string, seed?: boolean } = {}): Promise<BqEmulator> {
   const project = options.project ?? SEED_PROJECT
   const port = await freePort()
-  const child = spawn(bqemulatorPython(), [
+  const server = spawnChildServer('bqemulator', bqemulatorPython(), [
     LAUNCHER, 'start',
     '--rest-host', '127.0.0.1', '--rest-port', String(port),
     // gRPC (Storage Read/Write) is unused; port 0 keeps parallel test files from colliding on 9060.
     '--grpc-host', '127.0.0.1', '--grpc-port', '0',
     '--project', project, '--ephemeral', '--log-level', 'warning', '--no-admin'
-  ], { stdio: ['ignore', 'pipe', 'pipe'] })
-  let log = ''
-  const keep = (chunk: Buffer): void => { log = (log + chunk.toString()).slice(-4000) }
-  child.stdout?.on('data', keep)
-  child.stderr?.on('data', keep)
+  ])
   const url = `http://127.0.0.1:${port}`
-
-  async function close (): Promise<void> {
-    if (child.exitCode !== null || child.signalCode !== null) return
-    const exited = new Promise<void>(resolve => child.once('exit', () => { resolve() }))
-    child.kill('SIGTERM')
-    const timer = setTimeout(() => child.kill('SIGKILL'), 3000)
-    await exited
-    clearTimeout(timer)
-  }
+  const close = server.close
 
   try {
-    await waitUntilUp(url, project, child, () => log)
+    await server.waitUntil(async () => (await call(url, 'GET', `projects/${project}/datasets`)).status === 200, 45_000)
     const api: BqEmulator['api'] = async (method, path, body) => await call(url, method, path, body)
     if (options.seed !== false) await seed(api, project)
     return { url, port, project, api, close }

@@ -5,11 +5,10 @@
 // `.venv/fakesnow/bin/fakesnow` (created by setup-python.sh: fakesnow's pins cannot share a
 // venv with the Python client and bqemulator), else `.venv/bin/fakesnow`, else
 // SLUICE_FAKESNOW_BIN.
-import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { request } from 'undici'
+import { freePort, spawnChildServer } from './child-server.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 
@@ -38,18 +37,6 @@ export interface Fakesnow {
   close: () => Promise<void>
 }
 
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      const port = typeof address === 'object' && address !== null ? address.port : 0
-      server.close(() => { resolve(port) })
-    })
-  })
-}
-
 async function post (url: string, body: unknown, token?: string): Promise<{ status: number, json: Record<string, unknown> }> {
   const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json' }
   if (token !== undefined) headers.authorization = `Snowflake Token="${token}"`
@@ -67,45 +54,15 @@ async function login (url: string, database?: string): Promise<string> {
   return data.token
 }
 
-async function waitUntilUp (url: string, child: ChildProcess, output: () => string): Promise<void> {
-  const deadline = Date.now() + 30_000
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`fakesnow exited with ${child.exitCode}: ${output()}`)
-    try {
-      await login(url)
-      return
-    } catch {
-      await new Promise(resolve => setTimeout(resolve, 150))
-    }
-  }
-  throw new Error(`fakesnow did not answer within 30 s: ${output()}`)
-}
-
 export async function startFakesnow (options: { seed?: boolean } = {}): Promise<Fakesnow> {
   const port = await freePort()
-  const child = spawn(fakesnowBinary(), ['-s', '-p', String(port), '--host', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'pipe'] })
-  let log = ''
-  const keep = (chunk: Buffer): void => { log = (log + chunk.toString()).slice(-4000) }
-  child.stdout?.on('data', keep)
-  child.stderr?.on('data', keep)
+  // fakesnow's server waits for SIGINT.
+  const server = spawnChildServer('fakesnow', fakesnowBinary(), ['-s', '-p', String(port), '--host', '127.0.0.1'], { stopSignal: 'SIGINT' })
   const url = `http://127.0.0.1:${port}`
-  // A test process that dies without afterAll (timeout, crash) must not leave fakesnow behind.
-  const killOnExit = (): void => { child.kill('SIGKILL') }
-  process.once('exit', killOnExit)
-
-  async function close (): Promise<void> {
-    process.removeListener('exit', killOnExit)
-    if (child.exitCode !== null || child.signalCode !== null) return
-    const exited = new Promise<void>(resolve => child.once('exit', () => { resolve() }))
-    // fakesnow's server waits for SIGINT; SIGKILL if it does not stop in time.
-    child.kill('SIGINT')
-    const timer = setTimeout(() => child.kill('SIGKILL'), 3000)
-    await exited
-    clearTimeout(timer)
-  }
+  const close = server.close
 
   try {
-    await waitUntilUp(url, child, () => log)
+    await server.waitUntil(async () => { await login(url); return true }, 30_000)
     const seedToken = await login(url)
     let dbToken: string | undefined
     const sql = async (sqlText: string): Promise<Record<string, unknown>> => {
