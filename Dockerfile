@@ -4,8 +4,10 @@ WORKDIR /app
 COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY plugins ./plugins
-# `npm ci` runs the prepare script, which compiles TypeScript into dist/.
-RUN npm ci --no-audit --no-fund
+# The policy loader imports the published policies/schema.json; the build needs it.
+COPY policies ./policies
+# `npm install` runs the prepare script, which compiles TypeScript into dist/.
+RUN npm install --no-audit --no-fund
 
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production \
@@ -14,7 +16,7 @@ ENV NODE_ENV=production \
     SLUICE_DATA_DIR=/var/lib/sluice
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+RUN npm install --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
 COPY bin ./bin
 COPY migrations ./migrations
