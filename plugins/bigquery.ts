@@ -9,6 +9,7 @@ import { ERR_AUTH_MISSING, ERR_BIGQUERY_REFUSED, ERR_BIGQUERY_UNSUPPORTED } from
 import { bigqueryConnections } from '../src/warehouses/bigquery/connections.js'
 import { discoveryDocument } from '../src/warehouses/bigquery/discovery.js'
 import { renderError, rewriteSluiceBody } from '../src/warehouses/bigquery/google-errors.js'
+import { releaseThrown } from '../src/warehouses/bigquery/released-errors.js'
 import { cancelJob, getDataset, getJob, getTable, listDatasets, listJobs, listTableData, listTables } from '../src/warehouses/bigquery/reads.js'
 import { BigQueryService, type CallContext } from '../src/warehouses/bigquery/service.js'
 import type { BigQueryUpstream } from '../src/warehouses/bigquery/upstream.js'
@@ -121,9 +122,16 @@ function describeUpload (body: unknown): string {
 }
 
 function createErrorHandler () {
-  return function bigqueryError (error: Error, request: FastifyRequest, reply: FastifyReply) {
+  return function bigqueryError (thrown: Error, request: FastifyRequest, reply: FastifyReply) {
+    // Calls made under a statement released their upstream text already; one that failed
+    // without (catalogue reads) still gets the detectors before the client or the log sees it.
+    const error = releaseThrown({ pipeline: request.server.pipeline }, thrown) as Error
     const rendered = renderError(error, request.id)
-    if (request.roundTrip !== null && request.roundTrip !== undefined) request.roundTrip.errorCode = rendered.code
+    if (request.roundTrip !== null && request.roundTrip !== undefined) {
+      request.roundTrip.errorCode = rendered.code
+      // The event records what the client was told, never the upstream's own text.
+      request.roundTrip.errorMessage = rendered.body.error.message
+    }
     if (rendered.statusCode >= 500) request.log.error({ err: error }, 'bigquery request failed')
     return reply.code(rendered.statusCode).send(rendered.body)
   }

@@ -7,9 +7,9 @@ import { ERR_BAD_REQUEST, ERR_NOT_FOUND, ERR_SNOWFLAKE_CANCELLED } from '../src/
 import { prepareRequest, runPrepared, type ExecuteRequest } from '../src/warehouses/snowflake/execute.js'
 import { carryTrip, type Handle, type StoredResult } from '../src/warehouses/snowflake/handles.js'
 import type { ConnectorSession } from '../src/warehouses/snowflake/sessions.js'
-import { chunkPayload, chunkRows, connectorOk, queryResponseData, readsArrow } from '../src/warehouses/snowflake/wire.js'
+import { chunkPayload, chunkRows, connectorOk, errorInfo, queryResponseData, readsArrow } from '../src/warehouses/snowflake/wire.js'
 import { FRONT_END, sendConnectorError } from './snowflake-connector.js'
-import { sendCompressible } from './snowflake-http.js'
+import { releaseText, sendCompressible } from './snowflake-http.js'
 
 interface QueryBody {
   sqlText?: unknown
@@ -185,7 +185,8 @@ export function createMonitoringHandler (fastify: FastifyInstance) {
     }
     if (handle.state === 'failed') {
       entry.errorCode = (handle.error as { snowflakeCode?: string } | undefined)?.snowflakeCode ?? '000603'
-      entry.errorMessage = handle.error?.message ?? 'failed'
+      // Statement failures were released under their statement; anything else gets the detectors.
+      entry.errorMessage = errorInfo(handle.error, request.id, releaseText(request)).message
     }
     return await reply.send(connectorOk({ queries: [entry] }))
   }

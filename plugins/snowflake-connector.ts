@@ -14,7 +14,7 @@ import { allowedContext } from '../src/warehouses/snowflake/runtime.js'
 import type { ConnectorSession } from '../src/warehouses/snowflake/sessions.js'
 import { connectorErrorBody, connectorOk, errorInfo, sessionParameters } from '../src/warehouses/snowflake/wire.js'
 import connectorQueries, { connectorChunks } from './snowflake-connector-queries.js'
-import { lenientJsonBodies } from './snowflake-http.js'
+import { lenientJsonBodies, releaseText } from './snowflake-http.js'
 
 export const FRONT_END = 'snowflake-connector'
 
@@ -34,8 +34,10 @@ export function snowflakeToken (header: string | undefined): string | undefined 
 
 /** Renders any error in the connector's shape (HTTP 200, success:false): what the drivers read. */
 export function sendConnectorError (request: FastifyRequest, reply: FastifyReply, err: unknown, queryId?: string, extra?: Record<string, unknown>): FastifyReply {
-  const info = errorInfo(err, request.id)
+  const info = errorInfo(err, request.id, releaseText(request))
   request.roundTrip.errorCode = info.catalogueCode
+  // The event records what the client was told: released text, never the upstream's own.
+  request.roundTrip.errorMessage = info.message
   if (!isSluiceError(err)) request.log.error({ err }, 'snowflake connector request failed')
   return reply.code(200).send(connectorErrorBody(info, queryId, extra))
 }

@@ -1,9 +1,11 @@
-// Request-body handling both Snowflake front ends share, applied inside their own encapsulated
-// contexts so no other route is affected: gzip request bodies (both drivers and SQL API clients
-// compress) and JSON bodies that may be empty (a cancel or heartbeat POST).
+// What both Snowflake front ends share: request-body handling, applied inside their own
+// encapsulated contexts so no other route is affected (gzip request bodies, which both drivers
+// and SQL API clients send, and JSON bodies that may be empty: a cancel or heartbeat POST),
+// compressed responses, and the last-resort release of upstream error text.
 import { createGunzip, gzipSync } from 'node:zlib'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { ERR_BAD_REQUEST } from '../src/errors.js'
+import type { ReleaseText } from '../src/warehouses/snowflake/wire.js'
 
 export async function gunzipBody (request: FastifyRequest, _reply: FastifyReply, payload: NodeJS.ReadableStream) {
   if (String(request.headers['content-encoding'] ?? '').toLowerCase() !== 'gzip') return payload
@@ -42,4 +44,9 @@ export async function sendCompressible (request: FastifyRequest, reply: FastifyR
     return await reply.header('content-encoding', 'gzip').send(gzipSync(body))
   }
   return await reply.send(body)
+}
+
+/** Upstream wording that reached a renderer without its statement: the detectors still run. */
+export function releaseText (request: FastifyRequest): ReleaseText {
+  return (message, codes) => request.server.pipeline.releaseError(undefined, undefined, message, codes)
 }

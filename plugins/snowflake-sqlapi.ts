@@ -15,7 +15,7 @@ import {
   failureStatus, linkHeader, partitionCount, queryStatus, resultSet, sqlApiParameters, sqlApiRefusal, statusBase
 } from '../src/warehouses/snowflake/sqlapi-wire.js'
 import { errorInfo } from '../src/warehouses/snowflake/wire.js'
-import { lenientJsonBodies } from './snowflake-http.js'
+import { lenientJsonBodies, releaseText } from './snowflake-http.js'
 
 export const FRONT_END = 'snowflake-sqlapi'
 
@@ -55,8 +55,10 @@ async function sendJson (request: FastifyRequest, reply: FastifyReply, status: n
 
 /** Spec error bodies: 422 QueryFailureStatus for statement failures, plain code/message otherwise. */
 async function sendError (request: Req, reply: FastifyReply, err: unknown, handle?: { id: string, createdOn: number }): Promise<FastifyReply> {
-  const info = errorInfo(err, request.id)
+  const info = errorInfo(err, request.id, releaseText(request))
   request.roundTrip.errorCode = info.catalogueCode
+  // The event records what the client was told: released text, never the upstream's own.
+  request.roundTrip.errorMessage = info.message
   if (!isSluiceError(err)) request.log.error({ err }, 'snowflake SQL API request failed')
   const status = (err as { statusCode?: number }).statusCode ?? 500
   if (status === 422 || status === 403 || info.catalogueCode.startsWith('SLUICE_UPSTREAM')) {

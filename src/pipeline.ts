@@ -7,7 +7,7 @@ import { ERR_APPROVAL_REQUIRED, ERR_POLICY_DENIED } from './errors.js'
 import { CaptureCollector } from './recording/capture.js'
 import type { Analysis } from './sql/types.js'
 import type { Decision } from './policy/types.js'
-import type { HoldOutcome, PipelineStages } from './pipeline/stages.js'
+import type { HoldOutcome, PipelineStages, UpstreamErrorCodes } from './pipeline/stages.js'
 import type { Admission, NeutralResult, ResultPage, Statement } from './pipeline/types.js'
 
 export type * from './pipeline/types.js'
@@ -24,6 +24,8 @@ export interface RoundTrip {
   rowsReturned?: number
   /** The catalogue code of the error the client received, if any. */
   errorCode?: string
+  /** The error text the client received (already released by `releaseError`), if any. */
+  errorMessage?: string
   /** Bind parameters as the client sent them; recording redacts them by rule. */
   params?: unknown
   /** Content hash of the policy set that decided. */
@@ -95,6 +97,16 @@ export class Pipeline {
     const probe = record.ensureWritable()
     probe.catch(() => {})
     return probe
+  }
+
+  /**
+   * The text of an upstream error as the client may see it (DESIGN.md §1: nothing the upstream
+   * returns is released unmasked, its error messages included). Front ends pass every upstream
+   * error message through here, with the statement and admission it belongs to when they have
+   * them; the codes are kept in the text when the message itself is withheld.
+   */
+  releaseError (statement: Statement | undefined, admission: Admission | undefined, message: string, codes?: UpstreamErrorCodes): string {
+    return this.#stages.mask.safeError?.(statement, admission, message, codes) ?? message
   }
 
   /** Wraps an upstream result so every page the client can see has been masked and counted. */

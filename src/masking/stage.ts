@@ -9,7 +9,8 @@ import type { CompiledMaskingRule } from '../policy/model.js'
 import { lineageOf, type StatementLineage } from '../sql/lineage.js'
 import { Lru } from '../sql/lru.js'
 import type { Dialect, StatementAnalysis } from '../sql/types.js'
-import type { DetectorKind } from './detectors.js'
+import { createScanner, DETECTOR_KINDS, type DetectorKind, type Scanner } from './detectors.js'
+import { safeUpstreamMessage } from './errors.js'
 import type { MaskSecrets } from './functions.js'
 import { inferenceViolation } from './inference.js'
 import { createPageMasker } from './page.js'
@@ -32,6 +33,8 @@ export interface MaskStageOptions {
 export interface MaskingStage extends MaskStage {
   /** Throws SLUICE_MASKING_INFERENCE / SLUICE_MASKING_UNRESOLVED before anything runs upstream. */
   check (statement: Statement, admission: Admission): void
+  /** Always present here: the configured stage never releases an upstream error as it is. */
+  safeError: NonNullable<MaskStage['safeError']>
 }
 
 const DIALECTS: Record<string, Dialect> = { snowflake: 'snowflake', bigquery: 'bigquery', postgres: 'postgres' }
@@ -100,6 +103,20 @@ export function createMaskStage (options: MaskStageOptions): MaskingStage {
     if (list.length === 1) return list[0]
     const text = statement.sql.trim().replace(/;\s*$/, '')
     return list.find((s) => s.text.trim().replace(/;\s*$/, '') === text)
+  }
+
+  // Error messages are scanned with the connection's detector kinds whatever its mode: a value
+  // in an error cannot be counted or flagged per column, so it is always redacted.
+  const scanners = new Map<string, Scanner>()
+  function errorScanner (connection: string | undefined): Scanner {
+    const kinds = connection === undefined ? DETECTOR_KINDS : effective(connection).detectors.kinds ?? DETECTOR_KINDS
+    const key = [...kinds].sort().join(',')
+    let scan = scanners.get(key)
+    if (scan === undefined) {
+      scan = createScanner(kinds)
+      scanners.set(key, scan)
+    }
+    return scan
   }
 
   function rulesFor (statement: Statement): CompiledMaskingRule[] {
@@ -171,6 +188,13 @@ export function createMaskStage (options: MaskStageOptions): MaskingStage {
     mask (plan, page) {
       const apply = pages.get(plan)
       return apply === undefined ? page : apply(page)
+    },
+
+    safeError (statement, admission, message, codes = {}) {
+      const scan = errorScanner(statement?.connection.name)
+      // Without a statement the rules in force are unknown; the detectors still run.
+      const rules = statement === undefined ? [] : rulesFor(statement)
+      return safeUpstreamMessage(message, { ...codes, rules, scan, ...(admission !== undefined && { statements: admission.analysis.statements }) })
     }
   }
 }

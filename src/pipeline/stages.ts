@@ -39,6 +39,19 @@ export interface MaskStage extends Stage {
   check? (statement: Statement, admission: Admission): void
   plan (statement: Statement, admission: Admission, schema: ResultSchema): MaskPlan
   mask (plan: MaskPlan, page: ResultPage): ResultPage
+  /**
+   * An upstream error message made safe to release for this statement (warehouses quote cell
+   * values in errors). `statement` / `admission` are absent when the error came without them.
+   * Optional: a pass-through releases the message as it is.
+   */
+  safeError? (statement: Statement | undefined, admission: Admission | undefined, message: string, codes?: UpstreamErrorCodes): string
+}
+
+/** The warehouse's own identifiers of an error, kept when its message is withheld. */
+export interface UpstreamErrorCodes {
+  /** Snowflake error code, BigQuery reason. */
+  code?: string
+  sqlState?: string
 }
 
 /** Fail closed on the audit store: resolves only when an event can be written right now. */

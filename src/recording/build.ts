@@ -104,7 +104,9 @@ export function buildEvent (facts: RoundTripFacts, options: BuildOptions): Pendi
     tables: trip.analysis === undefined ? null : tables,
     decision: trip.decision?.effect ?? null,
     ruleId: trip.decision?.ruleId ?? null,
-    reason: facts.reason ?? trip.decision?.reason ?? null,
+    // A round trip that failed records what the client was told (for upstream failures, the
+    // text the pipeline released, never the warehouse's own); otherwise why it was decided.
+    reason: facts.reason ?? trip.errorMessage ?? trip.decision?.reason ?? null,
     policyVersion: trip.policyVersion ?? null,
     approvalId: hold !== undefined && 'approvalId' in hold ? hold.approvalId ?? null : null,
     approver: hold?.state === 'granted' ? hold.approver ?? null : null,

@@ -12,6 +12,7 @@ import { OAuth2Client } from 'google-auth-library'
 import { validateConfig } from '../../src/config/load.js'
 import { createStages } from '../../src/pipeline/compose.js'
 import { CANARY, SEED_DATASET, SEED_PROJECT, startBqEmulator, type BqEmulator } from '../support/bqemulator.js'
+import { getEvent, searchEvents } from '../../src/recording/search.js'
 import { api, startSluice, type Sluice } from './harness.js'
 import { STUB_CANARY, startStubUpstream, type StubUpstream } from './stub-upstream.js'
 
@@ -184,5 +185,80 @@ describe('BigQuery masking on every result path', () => {
     expect(status).toBe(200)
     expect(rows).toHaveLength(1)
     expectNoCanary('anonymous result table', rows)
+  })
+})
+
+/** Every form the canary could take in a body: as is, other case, base64 (of it and of the email). */
+function expectNoCanaryBytes (what: string, text: string): void {
+  const email = CUSTOMERS_CANARY_EMAIL
+  for (const form of [CANARY, CANARY.toUpperCase(), email, email.toUpperCase(), Buffer.from(CANARY).toString('base64'), Buffer.from(email).toString('base64'), Buffer.from(email).toString('base64url')]) {
+    expect(text.includes(form), `${what} leaked ${form}: ${text.slice(0, 400)}`).toBe(false)
+  }
+  expect(text.toLowerCase().includes(CANARY), `${what} leaked the canary in some case`).toBe(false)
+}
+
+const CUSTOMERS_CANARY_EMAIL = `ada.${CANARY}@example.com`
+
+/** Raw HTTP, so the check sees every byte the client would (not a parsed, re-serialised body). */
+async function raw (token: string, method: string, path: string, body?: unknown): Promise<{ status: number, text: string, requestId: string }> {
+  const headers: Record<string, string> = { authorization: `Bearer ${token}` }
+  if (body !== undefined) headers['content-type'] = 'application/json'
+  const res = await fetch(`${sluice.url}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) })
+  return { status: res.status, text: await res.text(), requestId: res.headers.get('x-request-id') ?? '' }
+}
+
+async function recorded (requestId: string): Promise<string> {
+  const store = (sluice.app as unknown as { store: Parameters<typeof searchEvents>[0] }).store
+  const page = await searchEvents(store, { requestId })
+  expect(page.items).toHaveLength(1)
+  return JSON.stringify(await getEvent(store, page.items[0]!.id))
+}
+
+// Warehouses quote the value that broke a statement in its error: bqemulator answers
+// CAST(email AS INT64) with DuckDB's "Could not convert string '<email>'" and ERROR(email) with
+// the value itself, on jobs.query (`errors`) and on the job (`status.errorResult`, `errors`).
+describe('BigQuery upstream errors on masked columns', () => {
+  for (const sql of [`SELECT CAST(email AS INT64) FROM ${SEED_DATASET}.customers`, `SELECT ERROR(email) FROM ${SEED_DATASET}.customers`]) {
+    it(`withholds the message of ${sql.split(' FROM')[0] ?? sql} on every surface, and in the event`, async () => {
+      // Sanity: the emulator really quotes the canary, so the checks below prove something.
+      const direct = await emulator.api('POST', `projects/${SEED_PROJECT}/queries`, { query: sql, useLegacySql: false })
+      expect(JSON.stringify(direct.json)).toContain(CANARY)
+
+      const query = await raw(alice, 'POST', `${P}/queries`, { query: sql, useLegacySql: false })
+      expectNoCanaryBytes('jobs.query', query.text)
+      const answer = JSON.parse(query.text)
+      const error = answer.errors?.[0] ?? answer.error?.errors?.[0]
+      expect(error.reason, 'the warehouse\'s reason is kept').toBe('invalidQuery')
+      expect(error.message).toMatch(/^the warehouse reported error invalidQuery; its message was withheld because the statement reads sluice-test\.crm\.customers/)
+      const event = await recorded(query.requestId)
+      expectNoCanaryBytes('jobs.query event', event)
+      expect(JSON.parse(event).reason, 'the event records the text the client got').toBe(error.message)
+
+      const inserted = await raw(alice, 'POST', `${P}/jobs`, { configuration: { query: { query: sql, useLegacySql: false } } })
+      expectNoCanaryBytes('jobs.insert', inserted.text)
+      const jobId = JSON.parse(inserted.text).jobReference.jobId as string
+      const job = await raw(alice, 'GET', `${P}/jobs/${jobId}`)
+      expectNoCanaryBytes('jobs.get', job.text)
+      const status = JSON.parse(job.text).status
+      expect(status.errorResult.reason).toBe('invalidQuery')
+      expect(status.errorResult.message).toMatch(/withheld/)
+      expect(status.errors[0].message).toMatch(/withheld/)
+      expectNoCanaryBytes('jobs.get event', await recorded(job.requestId))
+      const results = await raw(alice, 'GET', `${P}/queries/${jobId}`)
+      expectNoCanaryBytes('getQueryResults', results.text)
+      const failed = JSON.parse(await recorded(results.requestId))
+      expectNoCanaryBytes('getQueryResults event', JSON.stringify(failed))
+      expect(failed.reason).toBe(JSON.parse(results.text).error.message)
+      const list = await raw(alice, 'GET', `${P}/jobs?projection=full`)
+      expectNoCanaryBytes('jobs.list', list.text)
+    })
+  }
+
+  it('releases the text of a statement reading no masked table, detector shapes redacted', async () => {
+    const res = await raw(alice, 'POST', `${P}/queries`, { query: 'SELECT CAST(\'x@example.com\' AS INT64)', useLegacySql: false })
+    const message = JSON.parse(res.text).errors[0].message as string
+    expect(message).toContain("Could not convert string '[redacted:email]'")
+    expect(res.text).not.toContain('x@example.com')
+    expect(message).not.toMatch(/withheld/)
   })
 })

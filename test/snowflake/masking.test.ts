@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { getEvent, searchEvents } from '../../src/recording/search.js'
 import { CUSTOMERS, SEED_DATABASE, SEED_SCHEMA, startFakesnow, type Fakesnow } from '../support/fakesnow.js'
 import { connectSdk, destroySdk, runSdk, streamAll } from '../support/snowflake-node-client.js'
 import { maskColumns, startSnowflakeGateway, type SnowflakeGateway, type SnowflakeGatewayOptions } from '../support/snowflake-gateway.js'
@@ -160,4 +161,106 @@ describe('masking policy keeps canaries out of every Snowflake result path (conf
   beforeAll(async () => { env = await setUp('configured') }, 600_000)
   afterAll(async () => { await tearDown(env) })
   resultPathChecks(() => env as Env)
+  errorChecks(() => env as Env)
 })
+
+/** A canary in any form a careless path could produce: as is, other case, base64. */
+function expectNoCanaryForms (what: string, text: string): void {
+  for (const canary of CANARIES) {
+    for (const form of [canary, canary.toUpperCase(), Buffer.from(canary).toString('base64'), Buffer.from(canary).toString('base64url')]) {
+      expect(text.includes(form), `${what} leaked ${canary}: ${text.slice(0, 400)}`).toBe(false)
+    }
+    expect(text.toLowerCase().includes(canary.toLowerCase()), `${what} leaked ${canary} in some case`).toBe(false)
+  }
+}
+
+// fakesnow (DuckDB) quotes the value that broke a cast, as Snowflake does ("Numeric value '…'
+// is not recognized"): CAST(EMAIL AS INT) fails with code 100035 (22007) and
+// "Could not convert string 'ada@example.com' to INT64". ERROR() is not a Snowflake function
+// (fakesnow answers it with an unhandled-exception 500 quoting only the SQL text).
+function errorChecks (env: () => Env): void {
+  const CAST = 'SELECT CAST(EMAIL AS INT) FROM CUSTOMERS'
+  const WITHHELD = /^statement failed on connection fake: the warehouse reported error 100035 \(22007\); its message was withheld because the statement reads sluice_test\.public\.customers, which has masking rule mask-pii/
+
+  async function recorded (requestId: string): Promise<{ reason: string, text: string }> {
+    const page = await searchEvents(env().gw.store, { requestId })
+    expect(page.items).toHaveLength(1)
+    const event = await getEvent(env().gw.store, page.items[0]!.id)
+    return { reason: String(event?.reason), text: JSON.stringify(event) }
+  }
+
+  async function call (method: string, path: string, body: unknown, headers: Record<string, string>): Promise<{ status: number, text: string, requestId: string }> {
+    const res = await request(`${env().gw.url}${path}`, { method: method as 'POST', headers: { 'content-type': 'application/json', ...headers }, body: body === undefined ? undefined : JSON.stringify(body) })
+    return { status: res.statusCode, text: await res.body.text(), requestId: String(res.headers['x-request-id']) }
+  }
+
+  it('the upstream really quotes the value (so the checks below prove something)', async () => {
+    await expect(env().fakesnow.sql(CAST)).rejects.toThrow(/ada@example\.com/)
+  })
+
+  it('connector: a failed cast on a masked column keeps code and SQL state, withholds the text, sync, async and in monitoring', async () => {
+    const login = await call('POST', '/session/v1/login-request', { data: { ACCOUNT_NAME: 'fake', AUTHENTICATOR: 'OAUTH', TOKEN: await env().gw.token('alice') } }, {})
+    const auth = { authorization: `Snowflake Token="${String(JSON.parse(login.text).data.token)}"` }
+    const sync = await call('POST', '/queries/v1/query-request', { sqlText: CAST }, auth)
+    expectNoCanaryForms('connector error', sync.text)
+    const body = JSON.parse(sync.text)
+    expect(body).toMatchObject({ success: false, code: '100035', data: { errorCode: '100035', sqlState: '22007' } })
+    expect(body.message).toMatch(WITHHELD)
+    const event = await recorded(sync.requestId)
+    expectNoCanaryForms('connector event', event.text)
+    expect(event.reason, 'the event records the text the client got').toBe(body.message)
+
+    const started = JSON.parse((await call('POST', '/queries/v1/query-request', { sqlText: CAST, asyncExec: true }, auth)).text)
+    let polled: { status: number, text: string, requestId: string }
+    do {
+      polled = await call('GET', `/queries/${String(started.data.queryId)}/result`, undefined, auth)
+    } while (JSON.parse(polled.text).code === '333333')
+    expectNoCanaryForms('connector async result', polled.text)
+    expect(JSON.parse(polled.text).message).toMatch(WITHHELD)
+    expectNoCanaryForms('connector async event', (await recorded(polled.requestId)).text)
+    const monitored = await call('GET', `/monitoring/queries/${String(started.data.queryId)}`, undefined, auth)
+    expectNoCanaryForms('monitoring', monitored.text)
+    expect(JSON.parse(monitored.text).data.queries[0]).toMatchObject({ status: 'FAILED_WITH_ERROR', errorCode: '100035' })
+  })
+
+  it('connector: snowflake-sdk sees the code, not the value', async () => {
+    const conn = await connectSdk({ accessUrl: env().gw.url, token: await env().gw.token('alice') })
+    try {
+      const err = await runSdk(conn, CAST).then(() => undefined, (e: unknown) => e as { message: string, code: unknown, sqlState?: string })
+      expect(err?.message).toMatch(/withheld/)
+      expect(String(err?.code)).toBe('100035')
+      expectNoCanaryForms('snowflake-sdk error', JSON.stringify({ message: err?.message, code: err?.code, sqlState: err?.sqlState }))
+    } finally { await destroySdk(conn) }
+  })
+
+  it('SQL API: 422 QueryFailureStatus keeps code and SQL state, withholds the text, in the event too', async () => {
+    const headers = { authorization: `Bearer ${await env().gw.token('alice')}`, 'user-agent': 'masking-test/1.0' }
+    const res = await call('POST', '/api/v2/statements', { statement: CAST }, headers)
+    expect(res.status).toBe(422)
+    expectNoCanaryForms('SQL API error', res.text)
+    const body = JSON.parse(res.text)
+    expect(body).toMatchObject({ code: '100035', sqlState: '22007' })
+    expect(body.message).toMatch(WITHHELD)
+    const event = await recorded(res.requestId)
+    expectNoCanaryForms('SQL API event', event.text)
+    expect(event.reason).toBe(body.message)
+    // A failing child of a multi-statement request is released under the same admission.
+    const multi = await call('POST', '/api/v2/statements', { statement: `SELECT 1; ${CAST}`, parameters: { multi_statement_count: 2 } }, headers)
+    expect(multi.status).toBe(422)
+    expectNoCanaryForms('SQL API multi-statement error', multi.text)
+    expect(JSON.parse(multi.text)).toMatchObject({ code: '100035', sqlState: '22007', message: expect.stringMatching(WITHHELD) })
+  })
+
+  it('withholds for any column of a table with masking rules; keeps other tables\' text, detector shapes redacted', async () => {
+    const headers = { authorization: `Bearer ${await env().gw.token('alice')}`, 'user-agent': 'masking-test/1.0' }
+    // NAME is not masked, but a value of a masked column could be quoted by the same statement.
+    const name = JSON.parse((await call('POST', '/api/v2/statements', { statement: 'SELECT CAST(NAME AS INT) FROM CUSTOMERS' }, headers)).text)
+    expect(name.message).toMatch(WITHHELD)
+    const orders = JSON.parse((await call('POST', '/api/v2/statements', { statement: "SELECT CAST('not a number' AS INT) FROM ORDERS" }, headers)).text)
+    expect(orders).toMatchObject({ code: '100035', sqlState: '22007' })
+    expect(orders.message).toContain("Could not convert string 'not a number'")
+    const literal = JSON.parse((await call('POST', '/api/v2/statements', { statement: "SELECT CAST('bob@example.com' AS INT)" }, headers)).text)
+    expect(literal.message).toContain("'[redacted:email]'")
+    expect(literal.message).not.toContain('bob@example.com')
+  })
+}

@@ -6,6 +6,7 @@
 import { ERR_NOT_FOUND } from '../../errors.js'
 import type { Admission, Statement } from '../../pipeline/types.js'
 import { ownerOf } from './registry.js'
+import { releaseJob, releasing } from './released-errors.js'
 import { capPage, pageStartOf, projectFields, releaseRows, rowLimit, timestampForm } from './results.js'
 import { pageScope, type CallContext, type BigQueryService } from './service.js'
 import type { Job, TableDataList, TableReference } from './wire.js'
@@ -20,7 +21,8 @@ export function isAnonymousDataset (datasetId: string): boolean {
 export async function getJob (svc: BigQueryService, ctx: CallContext, projectId: string, jobId: string, query: Query): Promise<Job> {
   const upstream = svc.upstream(projectId, ctx)
   const binding = svc.ownedJob(ctx, upstream, projectId, jobId)
-  const job = await upstream.getJob(jobId, query.location ?? binding.location)
+  const scope = { pipeline: svc.pipeline, statement: binding.statement, admission: binding.admission }
+  const job = releaseJob(scope, await releasing(scope, async () => await upstream.getJob(jobId, query.location ?? binding.location)))
   const destination = job.configuration?.query?.destinationTable
   // jobs.query does not name the result table; the job resource does. Clients that page through
   // tabledata.list (google-cloud-bigquery, bq) read the job first, so the table is bound here.
@@ -31,7 +33,9 @@ export async function getJob (svc: BigQueryService, ctx: CallContext, projectId:
 export async function cancelJob (svc: BigQueryService, ctx: CallContext, projectId: string, jobId: string, query: Query): Promise<unknown> {
   const upstream = svc.upstream(projectId, ctx)
   const binding = svc.ownedJob(ctx, upstream, projectId, jobId)
-  return await upstream.cancelJob(jobId, query.location ?? binding.location)
+  const scope = { pipeline: svc.pipeline, statement: binding.statement, admission: binding.admission }
+  const answer = await releasing(scope, async () => await upstream.cancelJob(jobId, query.location ?? binding.location))
+  return answer.job === undefined ? answer : { ...answer, job: releaseJob(scope, answer.job) }
 }
 
 /** jobs.list: the caller's jobs only (and the child jobs of the caller's scripts). */
@@ -49,7 +53,7 @@ export async function listJobs (svc: BigQueryService, ctx: CallContext, projectI
     parentJobId: query.parentJobId
   })
   const owned = svc.registry.ownedIds(connection, owner)
-  const jobs = (page.jobs ?? []).filter((job) => {
+  const listed = (page.jobs ?? []).filter((job) => {
     const id = job.jobReference?.jobId
     if (id === undefined) return false
     if (owned.has(id)) return true
@@ -58,6 +62,11 @@ export async function listJobs (svc: BigQueryService, ctx: CallContext, projectI
     if (parentBinding === undefined) return false
     svc.registry.bind({ ...parentBinding, id, kind: 'job', location: job.jobReference?.location ?? parentBinding.location, destination: undefined })
     return true
+  })
+  // Each job's error text is released under the statement that job ran.
+  const jobs = listed.map((job) => {
+    const binding = svc.registry.find(connection, 'job', job.jobReference?.jobId ?? '', owner)
+    return releaseJob({ pipeline: svc.pipeline, statement: binding?.statement, admission: binding?.admission }, job)
   })
   return { ...page, jobs }
 }
@@ -87,15 +96,16 @@ export async function listTableData (svc: BigQueryService, ctx: CallContext, ref
   const upstreamId = resultOf?.id ?? `${table.projectId}:${table.datasetId}.${table.tableId}`
   const scope = pageScope(ctx, upstreamId)
   const start = pageStartOf(svc.registry, scope, query, maxRows)
-  const meta = await upstream.getTable(table)
+  const errors = { pipeline: svc.pipeline, statement, admission }
+  const meta = await releasing(errors, async () => await upstream.getTable(table))
   const fields = projectFields(meta.schema?.fields ?? [], query.selectedFields)
-  const data = capPage(svc.registry, scope, await upstream.listTableData(table, {
+  const data = capPage(svc.registry, scope, await releasing(errors, async () => await upstream.listTableData(table, {
     maxResults: query.maxResults,
     pageToken: query.pageToken,
     startIndex: query.startIndex,
     selectedFields: query.selectedFields,
     'formatOptions.useInt64Timestamp': true
-  }), start, maxRows)
+  })), start, maxRows)
   if (data.rows === undefined) return data
   const rows = await releaseRows(svc.pipeline, {
     statement,

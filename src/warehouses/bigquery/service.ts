@@ -12,6 +12,7 @@ import { JobRegistry, ownerOf, type JobBinding } from './registry.js'
 import { checkJob, checkQueryRequest, refuse, statementParams, type Transfer } from './requests.js'
 import { capPage, pageStartOf, releaseRows, rowLimit, timestampForm } from './results.js'
 import type { TimestampForm } from './codec.js'
+import { releaseJob, releaseQueryResults, releasing } from './released-errors.js'
 import { BigQueryUpstream } from './upstream.js'
 import type { DatasetReference, Job, QueryResults } from './wire.js'
 
@@ -92,14 +93,15 @@ export class BigQueryService {
     const admission = await this.#admit(ctx, statement, transfer)
     const limits = admission.decision.limits
     const timestamps = timestampForm(request.formatOptions?.useInt64Timestamp, request.formatOptions?.timestampOutputFormat)
-    const result = await upstream.query({
+    const scope = { pipeline: this.pipeline, statement, admission }
+    const result = await releasing(scope, async () => await upstream.query({
       ...request,
       location: request.location ?? upstream.settings.location,
       // Sluice reads int64 timestamps (exact) and writes the form the client asked for.
       formatOptions: { ...request.formatOptions, useInt64Timestamp: true, timestampOutputFormat: undefined },
       maximumBytesBilled: tighter(request.maximumBytesBilled, limits.maximumBytesBilled),
       jobTimeoutMs: tighter(request.jobTimeoutMs, secondsToMs(limits.statementTimeoutSeconds))
-    })
+    }))
     const jobId = result.jobReference?.jobId
     const location = result.jobReference?.location ?? request.location ?? upstream.settings.location
     const bind = { owner: ownerOf(ctx.principal), connection: upstream.settings.name, projectId: upstream.project, location, statement, admission }
@@ -153,7 +155,10 @@ export class BigQueryService {
       const q = checked.job.configuration.query
       configuration.query = { ...q, maximumBytesBilled: tighter(q.maximumBytesBilled, limits.maximumBytesBilled) }
     }
-    const created = await upstream.insertJob({ ...job, jobReference: { projectId: upstream.project, jobId, location }, configuration })
+    // BigQuery (and bqemulator) may answer a query that failed at once with a DONE job whose
+    // errorResult quotes the value that broke it.
+    const scope = { pipeline: this.pipeline, statement, admission }
+    const created = releaseJob(scope, await releasing(scope, async () => await upstream.insertJob({ ...job, jobReference: { projectId: upstream.project, jobId, location }, configuration })))
     const id = created.jobReference?.jobId ?? jobId
     const binding = this.registry.bind({
       owner,
@@ -171,10 +176,17 @@ export class BigQueryService {
     return created
   }
 
-  /** Caps the page to the policy's row limit, then releases its rows through the pipeline. */
+  /**
+   * Caps the page to the policy's row limit, then releases its rows (and any upstream error
+   * text in `errors`) through the pipeline.
+   */
   async #withRows (ctx: CallContext, result: QueryResults, binding: { statement: Statement, admission: Admission }, start: number, timestamps: TimestampForm, upstreamId: string | undefined): Promise<QueryResults> {
     const { statement, admission } = binding
-    const capped = capPage(this.registry, pageScope(ctx, upstreamId), result, start, rowLimit(admission))
+    const released = releaseQueryResults({ pipeline: this.pipeline, statement, admission }, result)
+    // A statement that failed in a 200 answer (`errors`) is recorded with the text released.
+    const failure = (released.errors as Array<{ message?: unknown }> | undefined)?.[0]?.message
+    if (typeof failure === 'string') ctx.trip.errorMessage = failure
+    const capped = capPage(this.registry, pageScope(ctx, upstreamId), released, start, rowLimit(admission))
     if (capped.rows === undefined) return capped
     const rows = await releaseRows(this.pipeline, {
       statement, admission, trip: ctx.trip, fields: capped.schema?.fields ?? [], rows: capped.rows, upstreamId, timestamps
@@ -187,14 +199,15 @@ export class BigQueryService {
     const upstream = this.upstream(projectId, ctx)
     const binding = this.ownedJob(ctx, upstream, projectId, jobId)
     const start = pageStartOf(this.registry, pageScope(ctx, jobId), query, rowLimit(binding.admission))
-    const result = await upstream.getQueryResults(jobId, {
+    const scope = { pipeline: this.pipeline, statement: binding.statement, admission: binding.admission }
+    const result = await releasing(scope, async () => await upstream.getQueryResults(jobId, {
       pageToken: query.pageToken,
       startIndex: query.startIndex,
       maxResults: query.maxResults,
       timeoutMs: query.timeoutMs,
       location: query.location ?? binding.location,
       'formatOptions.useInt64Timestamp': true
-    })
+    }))
     const timestamps = timestampForm(query['formatOptions.useInt64Timestamp'], query['formatOptions.timestampOutputFormat'])
     return await this.#withRows(ctx, result, binding, start, timestamps, jobId)
   }

@@ -13,7 +13,27 @@ const SCOPES = ['https://www.googleapis.com/auth/bigquery']
 export type Query = Record<string, string | number | boolean | undefined>
 
 /** An upstream error as the front end renders it: the upstream's status and reason, kept. */
-export type BigQueryUpstreamError = InstanceType<typeof ERR_BIGQUERY_UPSTREAM> & { statusCode: number, reason: string }
+export type BigQueryUpstreamError = InstanceType<typeof ERR_BIGQUERY_UPSTREAM> & {
+  statusCode: number
+  reason: string
+  /** The upstream's own text, until the pipeline released it; absent on a released error. */
+  upstream?: { connection: string, message: string }
+}
+
+/**
+ * BigQuery's wording can quote cell values ("Bad int64 value: …", ERROR(col)); it is kept apart
+ * (not enumerable: loggers and serialisers skip it) for the front end to release through the
+ * pipeline, which rebuilds the error with the released text (`released`).
+ */
+export function upstreamError (connection: string, status: number, reason: string, message: string, released = false): BigQueryUpstreamError {
+  const err = new ERR_BIGQUERY_UPSTREAM(connection, message) as BigQueryUpstreamError
+  // The client's mistakes (bad SQL, unknown table, duplicate job id) keep their status and
+  // reason so client libraries react as they would to BigQuery; upstream failures are 502.
+  err.statusCode = status >= 400 && status < 500 && status !== 401 && status !== 403 ? status : 502
+  err.reason = err.statusCode === 502 ? 'backendError' : reason
+  if (!released) Object.defineProperty(err, 'upstream', { value: { connection, message }, enumerable: false })
+  return err
+}
 
 export interface DryRunResult {
   statementType?: string
@@ -107,12 +127,7 @@ export class BigQueryUpstream {
   }
 
   #error (status: number, reason: string, message: string): BigQueryUpstreamError {
-    const err = new ERR_BIGQUERY_UPSTREAM(this.settings.name, message) as BigQueryUpstreamError
-    // The client's mistakes (bad SQL, unknown table, duplicate job id) keep their status and
-    // reason so client libraries react as they would to BigQuery; upstream failures are 502.
-    err.statusCode = status >= 400 && status < 500 && status !== 401 && status !== 403 ? status : 502
-    err.reason = err.statusCode === 502 ? 'backendError' : reason
-    return err
+    return upstreamError(this.settings.name, status, reason, message)
   }
 
   async query (body: QueryRequest): Promise<QueryResults> {

@@ -10,7 +10,7 @@ import type { SnowflakeSettings } from './config.js'
 import type { HandleStore, StoredResult } from './handles.js'
 import { neutralFromQueryData } from './result.js'
 import { leadingKeyword, splitStatements } from './split.js'
-import type { QueryRequest, SessionContext, SnowflakeUpstream, UpstreamSession } from './upstream.js'
+import { statementFailed, type QueryRequest, type SessionContext, type SnowflakeUpstream, type StatementFailedError, type UpstreamSession } from './upstream.js'
 
 export interface ExecuteRequest {
   frontEnd: string
@@ -125,16 +125,24 @@ async function runOne (deps: ExecuteDeps, req: ExecuteRequest, statement: Statem
     query.parameters = { ...query.parameters, STATEMENT_TIMEOUT_IN_SECONDS: timeout }
   }
   const maxRows = limits.maxRows ?? Number.POSITIVE_INFINITY
-  const data = await req.upstream.query(req.session, query, req.signal)
-  const released = deps.pipeline.release(statement, admission, neutralFromQueryData(data, req.upstream), trip)
   const rows: unknown[][] = []
-  for await (const page of released.pages) {
-    for (const row of page.rows) {
+  let data: Awaited<ReturnType<SnowflakeUpstream['query']>>
+  let released: ReturnType<Pipeline['release']>
+  try {
+    data = await req.upstream.query(req.session, query, req.signal)
+    released = deps.pipeline.release(statement, admission, neutralFromQueryData(data, req.upstream), trip)
+    for await (const page of released.pages) {
+      for (const row of page.rows) {
+        if (rows.length >= maxRows) break
+        rows.push(row)
+      }
+      // Stops pulling pages (and downloading chunks) once the cap is reached.
       if (rows.length >= maxRows) break
-      rows.push(row)
     }
-    // Stops pulling pages (and downloading chunks) once the cap is reached.
-    if (rows.length >= maxRows) break
+  } catch (err) {
+    // The failure is kept on the handle and read by both protocols (and monitoring): it is
+    // released here, once, under the statement it belongs to.
+    throw releaseFailure(deps.pipeline, statement, admission, err)
   }
   const result: StoredResult = {
     rowtype: data.rowtype ?? [],
@@ -151,6 +159,18 @@ async function runOne (deps: ExecuteDeps, req: ExecuteRequest, statement: Statem
   if (data.statementTypeId !== undefined) result.statementTypeId = data.statementTypeId
   if (data.queryId !== undefined) result.upstreamQueryId = data.queryId
   return result
+}
+
+/**
+ * A statement failure with the warehouse's text released through the pipeline (withheld when
+ * the statement reads masked columns, detector-redacted otherwise); other errors as they are.
+ */
+export function releaseFailure (pipeline: Pipeline, statement: Statement | undefined, admission: Admission | undefined, err: unknown): unknown {
+  const raw = (err as StatementFailedError | undefined)?.upstream
+  if (raw === undefined) return err
+  const failed = err as StatementFailedError
+  const message = pipeline.releaseError(statement, admission, raw.message, { code: failed.snowflakeCode, sqlState: failed.sqlState })
+  return statementFailed(raw.connection, message, failed, true)
 }
 
 function statementOf (req: ExecuteRequest, sql: string): Statement {

@@ -245,11 +245,11 @@ export class SnowflakeUpstream {
   #unwrap (envelope: Envelope): QueryData {
     if (envelope.success !== true) {
       const data = (envelope.data ?? {}) as Record<string, unknown>
-      const err = new ERR_SNOWFLAKE_STATEMENT_FAILED(this.name, envelope.message ?? 'unknown error') as unknown as Error & Record<string, unknown>
-      err.snowflakeCode = envelope.code ?? (typeof data.errorCode === 'string' ? data.errorCode : undefined)
-      err.sqlState = typeof data.sqlState === 'string' ? data.sqlState : undefined
-      err.upstreamQueryId = typeof data.queryId === 'string' ? data.queryId : undefined
-      throw err
+      throw statementFailed(this.name, envelope.message ?? 'unknown error', {
+        snowflakeCode: envelope.code ?? (typeof data.errorCode === 'string' ? data.errorCode : undefined),
+        sqlState: typeof data.sqlState === 'string' ? data.sqlState : undefined,
+        upstreamQueryId: typeof data.queryId === 'string' ? data.queryId : undefined
+      })
     }
     return (envelope.data ?? {}) as QueryData
   }
@@ -331,6 +331,28 @@ export class SnowflakeUpstream {
     if (parsed !== undefined && (res.statusCode === 200 || parsed.success === false)) return parsed
     throw new ERR_UPSTREAM_FAILED(this.name, `HTTP ${res.statusCode} from ${path.split('?')[0] ?? path}`)
   }
+}
+
+export type StatementFailedError = Error & {
+  snowflakeCode?: string | undefined
+  sqlState?: string | undefined
+  upstreamQueryId?: string | undefined
+  /** The warehouse's own text, until the pipeline released it; absent on a released error. */
+  upstream?: { connection: string, message: string }
+}
+
+/**
+ * A statement the warehouse refused. Its own wording can quote cell values, so it is kept apart
+ * (`upstream`, not enumerable: loggers and serialisers skip it) for the front end to
+ * release through the pipeline, which rebuilds the error with the released text.
+ */
+export function statementFailed (connection: string, message: string, codes: { snowflakeCode?: string | undefined, sqlState?: string | undefined, upstreamQueryId?: string | undefined }, released = false): StatementFailedError {
+  const err = new ERR_SNOWFLAKE_STATEMENT_FAILED(connection, message) as unknown as StatementFailedError
+  err.snowflakeCode = codes.snowflakeCode
+  err.sqlState = codes.sqlState
+  err.upstreamQueryId = codes.upstreamQueryId
+  if (!released) Object.defineProperty(err, 'upstream', { value: { connection, message }, enumerable: false })
+  return err
 }
 
 /** Sleeps, waking early when the statement is cancelled. */

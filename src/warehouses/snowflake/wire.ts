@@ -1,6 +1,6 @@
 // Encoding for the connector protocol: catalogue errors → `success:false` bodies with Snowflake
 // codes the drivers act on, and stored (masked) results → query response `data`.
-import { isSluiceError } from '../../errors.js'
+import { isSluiceError, UpstreamError } from '../../errors.js'
 import type { Handle, StoredResult } from './handles.js'
 import { arrowFromRows } from './arrow-encode.js'
 import { rowsetFromRows } from './rowset.js'
@@ -35,20 +35,26 @@ const CODES: Record<string, [string, string]> = {
   SLUICE_STORE_UNAVAILABLE: ['000603', 'XX000']
 }
 
-/** What a client may see of an error; anything outside the catalogue is an internal error. */
-export function errorInfo (err: unknown, requestId: string): SnowflakeErrorInfo & { catalogueCode: string } {
+/** Releases upstream error text (the pipeline's releaseError, without a statement). */
+export type ReleaseText = (message: string, codes: { code: string, sqlState: string }) => string
+
+/**
+ * What a client may see of an error; anything outside the catalogue is an internal error.
+ * Errors that carry upstream wording pass through `release` as a safety net: statement
+ * failures were already released under their statement (execute.ts), but a login refusal or a
+ * failure raised elsewhere was not, and the detectors must see it before any client does.
+ */
+export function errorInfo (err: unknown, requestId: string, release?: ReleaseText): SnowflakeErrorInfo & { catalogueCode: string } {
   if (isSluiceError(err)) {
     const e = err as unknown as Record<string, unknown> & { code: string, message: string }
+    const safe = (code: string, sqlState: string): string => release === undefined || !(err instanceof UpstreamError) ? e.message : release(e.message, { code, sqlState })
     if (e.code === 'SLUICE_SNOWFLAKE_STATEMENT_FAILED') {
-      return {
-        catalogueCode: e.code,
-        code: typeof e.snowflakeCode === 'string' ? e.snowflakeCode : '000603',
-        sqlState: typeof e.sqlState === 'string' ? e.sqlState : 'XX000',
-        message: e.message
-      }
+      const code = typeof e.snowflakeCode === 'string' ? e.snowflakeCode : '000603'
+      const sqlState = typeof e.sqlState === 'string' ? e.sqlState : 'XX000'
+      return { catalogueCode: e.code, code, sqlState, message: safe(code, sqlState) }
     }
     const [code, sqlState] = CODES[e.code] ?? ['000603', 'XX000']
-    return { catalogueCode: e.code, code, sqlState, message: e.message }
+    return { catalogueCode: e.code, code, sqlState, message: safe(code, sqlState) }
   }
   return { catalogueCode: 'SLUICE_INTERNAL', code: '000603', sqlState: 'XX000', message: `internal error; quote request id ${requestId}` }
 }
