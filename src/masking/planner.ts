@@ -13,6 +13,8 @@ export interface PlanContext {
   tablesRead: readonly string[]
   /** Rules in force for this principal and connection (exempt ones already removed). */
   rules: readonly CompiledMaskingRule[]
+  /** Rules the principal is exempt from: their columns are shown in clear, detectors included. */
+  exempted?: readonly CompiledMaskingRule[]
   schema: ResultSchema
   unresolved: 'mask' | 'deny'
   /** Why lineage is missing, when it is. */
@@ -58,6 +60,7 @@ function sourcesOf (col: OutputColumn, meta: ColumnMeta | undefined): string[] {
 
 export function planColumns (ctx: PlanContext): ColumnPlan {
   const { schema, rules } = ctx
+  const exempted = ctx.exempted ?? []
   const names = schema.columns.map((c) => c.name)
   const cols: OutputColumn[] = ctx.lineage === undefined
     ? names.map((name) => ({ name, sources: [], direct: false, unresolved: ctx.why ?? 'the statement was not traced' }))
@@ -109,7 +112,8 @@ export function planColumns (ctx: PlanContext): ColumnPlan {
     for (const n of nested) {
       plan.columns.push({ index, rule: n.rule.id, function: n.rule.spec.function, spec: n.rule.spec, path: n.path, reason: `holds ${n.source}.${n.path.join('.')}` })
     }
-    if (nested.length === 0) plan.uncovered.push(index)
+    const shownByExemption = exempted.length > 0 && sources.some((src) => ruleFor(src, exempted) !== undefined)
+    if (nested.length === 0 && !shownByExemption) plan.uncovered.push(index)
   })
   return plan
 }

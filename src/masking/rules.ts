@@ -11,6 +11,14 @@ export function activeRules (rules: readonly CompiledMaskingRule[], roles: reado
   return rules.filter((r) => !roles.some((role) => r.exemptRoles.has(role)) && (r.connections === undefined || r.connections(connection)))
 }
 
+/**
+ * The rules this principal is exempt from on this connection: the columns they name are shown
+ * in clear on purpose, so the value detectors must not redact them either.
+ */
+export function exemptedRules (rules: readonly CompiledMaskingRule[], roles: readonly string[], connection: string): CompiledMaskingRule[] {
+  return rules.filter((r) => roles.some((role) => r.exemptRoles.has(role)) && (r.connections === undefined || r.connections(connection)))
+}
+
 const segmentCache = new Map<string, RegExp>()
 
 function segmentMatches (pattern: string, name: string): boolean {

@@ -15,7 +15,7 @@ import type { MaskSecrets } from './functions.js'
 import { inferenceViolation } from './inference.js'
 import { createPageMasker } from './page.js'
 import { guardRule, planColumns } from './planner.js'
-import { activeRules } from './rules.js'
+import { activeRules, exemptedRules } from './rules.js'
 
 export interface MaskStageOptions {
   /** The masking rules of the policy set in force now (re-read per statement: hot reload). */
@@ -162,6 +162,7 @@ export function createMaskStage (options: MaskStageOptions): MaskingStage {
         lineage,
         tablesRead: s === undefined ? admission.analysis.statements.flatMap((x) => x.tablesRead) : s.tablesRead,
         rules,
+        exempted: exemptedRules(options.rules(), statement.principal.roles, statement.connection.name),
         schema,
         unresolved: settings.unresolved,
         why: s === undefined ? 'the result could not be matched to an analysed statement' : undefined,

@@ -19,8 +19,8 @@ export interface Sluice {
   url: string
   app: FastifyInstance
   idp: TestIdp
-  /** A fresh human token for `subject`. */
-  token: (subject?: string) => Promise<string>
+  /** A fresh human token; `groups` default to ai-agents (role agent), stewards add data-steward. */
+  token: (subject?: string, groups?: string[]) => Promise<string>
   close: () => Promise<void>
 }
 
@@ -65,7 +65,7 @@ export async function startSluice (options: SluiceOptions): Promise<Sluice> {
   const config = validateConfig({
     listen: { host: '127.0.0.1', port: 0 },
     log: { level: 'silent' },
-    identity: { ...idp.identityConfig(), groupRoles: { 'ai-agents': ['agent'] } },
+    identity: { ...idp.identityConfig(), groupRoles: { 'ai-agents': ['agent'], stewards: ['agent', 'data-steward'] } },
     connections: options.connections,
     policies: { directory: options.policiesDirectory ?? './policies', watch: false }
   })
@@ -86,7 +86,7 @@ export async function startSluice (options: SluiceOptions): Promise<Sluice> {
     url: `http://127.0.0.1:${port}`,
     app,
     idp,
-    token: async (subject = 'alice') => await idp.userToken({ subject, groups: ['ai-agents'] }),
+    token: async (subject = 'alice', groups = ['ai-agents']) => await idp.userToken({ subject, groups }),
     close: async () => {
       await app.close() // closes the store too
       await composed?.close()

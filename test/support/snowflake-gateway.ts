@@ -23,7 +23,8 @@ export interface SnowflakeGateway {
   port: number
   idp: TestIdp
   store: Store
-  token: (subject?: string) => Promise<string>
+  /** A fresh human token; `groups` default to ai-agents (role agent), stewards add data-steward. */
+  token: (subject?: string, groups?: string[]) => Promise<string>
   close: () => Promise<void>
 }
 
@@ -76,7 +77,7 @@ export async function startSnowflakeGateway (options: SnowflakeGatewayOptions): 
     listen: { port: 0 },
     log: { level: 'silent' },
     store: { url: 'postgres://127.0.0.1/unused' },
-    identity: { ...idp.identityConfig(), groupRoles: { 'ai-agents': ['agent'] } },
+    identity: { ...idp.identityConfig(), groupRoles: { 'ai-agents': ['agent'], stewards: ['agent', 'data-steward'] } },
     connections: options.connections,
     policies: { directory: options.policiesDirectory ?? 'policies', watch: false }
   })
@@ -101,7 +102,7 @@ export async function startSnowflakeGateway (options: SnowflakeGatewayOptions): 
     port,
     idp,
     store,
-    token: async (subject = 'alice') => await idp.userToken({ subject, groups: ['ai-agents'] }),
+    token: async (subject = 'alice', groups = ['ai-agents']) => await idp.userToken({ subject, groups }),
     close: async () => {
       await app.close()
       await idp.close()
