@@ -11,7 +11,7 @@ import { discoveryDocument } from '../../src/warehouses/bigquery/discovery.js'
 import { renderError, rewriteSluiceBody } from '../../src/warehouses/bigquery/google-errors.js'
 import { JobRegistry } from '../../src/warehouses/bigquery/registry.js'
 import { checkJob, checkQueryRequest, statementParams, withoutComments } from '../../src/warehouses/bigquery/requests.js'
-import { projectFields, rowLimit, timestampForm } from '../../src/warehouses/bigquery/results.js'
+import { projectFields, timestampForm } from '../../src/warehouses/bigquery/results.js'
 import { BigQueryUpstream } from '../../src/warehouses/bigquery/upstream.js'
 import { SEED_DATASET, SEED_PROJECT, startBqEmulator, type BqEmulator } from '../support/bqemulator.js'
 
@@ -98,15 +98,6 @@ describe('bigquery request checks', () => {
     const fields = [{ name: 'id', type: 'INTEGER' }, { name: 'a', type: 'RECORD', fields: [{ name: 'x', type: 'STRING' }, { name: 'y', type: 'STRING' }] }, { name: 'z', type: 'STRING' }]
     expect(projectFields(fields, 'z,a.y').map((f) => [f.name, f.fields?.map((s) => s.name)])).toEqual([['a', ['y']], ['z', undefined]])
     expect(projectFields(fields, undefined)).toBe(fields)
-  })
-
-  it('limits rows by maxRows, and by autoLimit for SELECTs without a LIMIT', () => {
-    const admission = (limits: Record<string, number>, ...statements: Array<{ kind: string, hasLimit: boolean }>): Admission =>
-      ({ analysis: { dialect: 'bigquery', statements }, decision: { effect: 'allow', ruleId: 'r', reason: 'ok', limits } }) as unknown as Admission
-    expect(rowLimit(admission({ maxRows: 100, autoLimit: 10 }, { kind: 'select', hasLimit: false }))).toBe(10)
-    expect(rowLimit(admission({ maxRows: 100, autoLimit: 10 }, { kind: 'select', hasLimit: true }))).toBe(100)
-    expect(rowLimit(admission({ autoLimit: 10 }, { kind: 'unknown', hasLimit: false }))).toBeUndefined()
-    expect(rowLimit(admission({}, { kind: 'select', hasLimit: false }))).toBeUndefined()
   })
 
   it('reads the timestamp form a client asked for', () => {

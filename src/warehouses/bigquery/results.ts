@@ -78,20 +78,6 @@ export function timestampForm (useInt64Timestamp: unknown, timestampOutputFormat
   return 'float'
 }
 
-/**
- * The most rows a result may hand out under its admission: the policy's maxRows, and its
- * autoLimit when every statement is a SELECT without a LIMIT of its own. BigQuery's answer is
- * cut here rather than the SQL rewritten, so what runs is exactly what the policy analysed;
- * the rule's maximumBytesBilled bounds what the full query may cost.
- */
-export function rowLimit (admission: Admission): number | undefined {
-  const { maxRows, autoLimit } = admission.decision.limits
-  const statements = admission.analysis.statements
-  const unlimitedSelect = statements.length > 0 && statements.every((s) => s.kind === 'select' && !s.hasLimit)
-  const limits = [maxRows, unlimitedSelect ? autoLimit : undefined].filter((n): n is number => typeof n === 'number')
-  return limits.length === 0 ? undefined : Math.min(...limits)
-}
-
 /** A page of rows with the paging fields a policy's maxRows may cut. */
 export interface Paged {
   rows?: TableRow[]

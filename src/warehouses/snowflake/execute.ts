@@ -6,6 +6,7 @@ import { ERR_BAD_REQUEST, ERR_SNOWFLAKE_FILE_TRANSFER, ERR_SNOWFLAKE_STATEMENT_C
 import type { Principal } from '../../identity/principal.js'
 import type { Pipeline, RoundTrip } from '../../pipeline.js'
 import type { Admission, ClientInfo, Statement } from '../../pipeline/types.js'
+import { rowLimit } from '../../pipeline/limits.js'
 import type { SnowflakeSettings } from './config.js'
 import type { HandleStore, StoredResult } from './handles.js'
 import { neutralFromQueryData } from './result.js'
@@ -117,14 +118,15 @@ async function runOne (deps: ExecuteDeps, req: ExecuteRequest, statement: Statem
   if (req.bindings !== undefined && Object.keys(req.bindings).length > 0) query.bindings = req.bindings
   if (req.parameters !== undefined && Object.keys(req.parameters).length > 0) query.parameters = req.parameters
   // The deciding rule's limits, as far as this protocol can apply them: a statement timeout
-  // upstream (the tighter of the client's and the rule's) and a cap on the rows released.
+  // upstream (the tighter of the client's and the rule's) and a cap on the rows released
+  // (maxRows, and autoLimit on a SELECT without a LIMIT).
   const limits = admission.decision.limits
   if (limits.statementTimeoutSeconds !== undefined && limits.statementTimeoutSeconds > 0) {
     const asked = Number(query.parameters?.STATEMENT_TIMEOUT_IN_SECONDS ?? 0)
     const timeout = asked > 0 ? Math.min(asked, limits.statementTimeoutSeconds) : limits.statementTimeoutSeconds
     query.parameters = { ...query.parameters, STATEMENT_TIMEOUT_IN_SECONDS: timeout }
   }
-  const maxRows = limits.maxRows ?? Number.POSITIVE_INFINITY
+  const maxRows = rowLimit(admission) ?? Number.POSITIVE_INFINITY
   const rows: unknown[][] = []
   let data: Awaited<ReturnType<SnowflakeUpstream['query']>>
   let released: ReturnType<Pipeline['release']>

@@ -1,0 +1,17 @@
+// Row limits a policy decision puts on a result, shared by every front end so each applies the
+// same cap whatever its paging looks like.
+import type { Admission } from './types.js'
+
+/**
+ * The most rows a result may hand out under its admission: the policy's maxRows, and its
+ * autoLimit when every statement is a SELECT without a LIMIT of its own. The answer is cut
+ * rather than the SQL rewritten, so what runs is exactly what the policy analysed; the rule's
+ * statement timeout and maximumBytesBilled bound what the full query may cost.
+ */
+export function rowLimit (admission: Admission): number | undefined {
+  const { maxRows, autoLimit } = admission.decision.limits
+  const statements = admission.analysis.statements
+  const unlimitedSelect = statements.length > 0 && statements.every((s) => s.kind === 'select' && !s.hasLimit)
+  const limits = [maxRows, unlimitedSelect ? autoLimit : undefined].filter((n): n is number => typeof n === 'number')
+  return limits.length === 0 ? undefined : Math.min(...limits)
+}
