@@ -3,27 +3,30 @@
 // (and auditors) can act on the code rather than parse prose.
 import createError from '@fastify/error'
 
-/** Base of every Sluice error; `family` lets front ends map a whole family at once. */
+/**
+ * Base of every Sluice error; `family` lets front ends map a whole family at once. It is a
+ * getter, not a field: @fastify/error builds instances without running subclass initialisers.
+ */
 export class SluiceError extends Error {
-  family = 'sluice'
+  get family (): string { return 'sluice' }
 }
 export class ConfigError extends SluiceError {
-  override family = 'config'
+  override get family (): string { return 'config' }
 }
 export class AuthError extends SluiceError {
-  override family = 'auth'
+  override get family (): string { return 'auth' }
 }
 export class StoreError extends SluiceError {
-  override family = 'store'
+  override get family (): string { return 'store' }
 }
 export class PolicyError extends SluiceError {
-  override family = 'policy'
+  override get family (): string { return 'policy' }
 }
 export class RequestError extends SluiceError {
-  override family = 'request'
+  override get family (): string { return 'request' }
 }
 export class UpstreamError extends SluiceError {
-  override family = 'upstream'
+  override get family (): string { return 'upstream' }
 }
 
 // @fastify/error types its Base as ErrorConstructor; our subclasses are compatible at run time.
