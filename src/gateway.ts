@@ -6,6 +6,7 @@ import type { SluiceConfig } from './config/types.js'
 import { createTokenVerifier } from './identity/verifier.js'
 import { Pipeline } from './pipeline.js'
 import { createStages, recordStage, type ComposedStages } from './pipeline/compose.js'
+import { refuseApprovals } from './pipeline/stages.js'
 import { Recording } from './recording/recorder.js'
 import { loggerOptions } from './logging.js'
 import { buildServer } from './server.js'
@@ -43,6 +44,9 @@ export async function startGateway (config: SluiceConfig): Promise<Gateway> {
     app.addHook('onClose', async function closeStages () { await stages.close() })
 
     announce(app, config, pipeline, store.kind)
+    if (stages.stages.hold === refuseApprovals) {
+      app.log.warn('approvals are not available yet: statements a policy holds for approval (require_approval) are refused')
+    }
     await app.listen({ host: config.listen.host, port: config.listen.port })
     const address = app.server.address()
     const port = typeof address === 'object' && address !== null ? address.port : config.listen.port
