@@ -1,7 +1,7 @@
 // BigQuery connection settings (the kind-specific keys of a `connections.<name>` entry), their
 // validation, and how a request's `projects/{projectId}` selects one of several connections.
 import { readFileSync } from 'node:fs'
-import { Ajv } from 'ajv'
+import { connectionSettingsCheck } from '../../config/connection-settings.js'
 import type { ConnectionConfig, SluiceConfig } from '../../config/types.js'
 import { ERR_CONFIG_INVALID } from '../../errors.js'
 
@@ -55,8 +55,7 @@ const settingsSchema = {
   }
 } as const
 
-const ajv = new Ajv({ allErrors: true })
-const validate = ajv.compile(settingsSchema)
+const checkSettings = connectionSettingsCheck('BigQuery', settingsSchema)
 
 function invalid (name: string, key: string, message: string): never {
   throw new ERR_CONFIG_INVALID(`/connections/${name}${key} ${message}`)
@@ -78,13 +77,7 @@ function parseKey (name: string, key: string, text: string): ServiceAccountKey {
 
 /** Validates one connection's BigQuery keys; errors name `/connections/<name>/<key>`. */
 export function bigquerySettings (name: string, raw: ConnectionConfig, readFile: (path: string) => string = (p) => readFileSync(p, 'utf8')): BigQuerySettings {
-  if (!validate(raw)) {
-    const problems = (validate.errors ?? []).map((e) => {
-      const key = e.keyword === 'additionalProperties' ? `/${String(e.params.additionalProperty)}` : e.instancePath
-      return `/connections/${name}${key} ${e.keyword === 'additionalProperties' ? 'is not a BigQuery connection setting' : String(e.message)}`
-    })
-    throw new ERR_CONFIG_INVALID(problems.join('; '))
-  }
+  checkSettings(name, raw)
   const c = raw as Record<string, unknown> & ConnectionConfig
   const str = (key: string): string | undefined => typeof c[key] === 'string' ? c[key] : undefined
   const credentials = str('credentials')

@@ -1,7 +1,7 @@
 // Snowflake connection settings (the kind-specific keys of a `connections.<name>` entry), their
 // validation, and how a client's request selects one of several Snowflake connections.
 import { readFileSync } from 'node:fs'
-import { Ajv } from 'ajv'
+import { connectionSettingsCheck } from '../../config/connection-settings.js'
 import type { ConnectionConfig, SluiceConfig } from '../../config/types.js'
 import { ERR_CONFIG_INVALID } from '../../errors.js'
 
@@ -67,18 +67,11 @@ const settingsSchema = {
   }
 } as const
 
-const ajv = new Ajv({ allErrors: true })
-const validate = ajv.compile(settingsSchema)
+const checkSettings = connectionSettingsCheck('Snowflake', settingsSchema)
 
 /** Validates one connection's Snowflake keys; errors name `/connections/<name>/<key>`. */
 export function snowflakeSettings (name: string, raw: ConnectionConfig, readFile: (path: string) => string = (p) => readFileSync(p, 'utf8')): SnowflakeSettings {
-  if (!validate(raw)) {
-    const problems = (validate.errors ?? []).map((e) => {
-      const key = e.keyword === 'additionalProperties' ? `/${String(e.params.additionalProperty)}` : e.instancePath
-      return `/connections/${name}${key} ${e.keyword === 'additionalProperties' ? 'is not a Snowflake connection setting' : String(e.message)}`
-    })
-    throw new ERR_CONFIG_INVALID(problems.join('; '))
-  }
+  checkSettings(name, raw)
   const c = raw as Record<string, unknown> & ConnectionConfig
   const str = (key: string): string | undefined => typeof c[key] === 'string' ? c[key] : undefined
   const list = (key: string): string[] | undefined => Array.isArray(c[key]) ? c[key] as string[] : undefined
