@@ -28,23 +28,10 @@ export async function createSqlAnalyzer (options: SqlAnalyzerOptions = {}): Prom
       const key = `${dialect}\u0000${defaults.database ?? ''}\u0000${defaults.schema ?? ''}\u0000${sql}`
       const hit = cache.get(key)
       if (hit !== undefined) return hit
-      const analysis = analyzeSql(sql, dialect, normalizeDefaults(defaults))
+      const analysis = analyzeSql(sql, dialect, defaults)
       cache.set(key, analysis)
       return analysis
     }
-  }
-}
-
-/**
- * Connection defaults come from configuration, where names are written as the warehouse shows
- * them (Snowflake's ANALYTICS.PUBLIC). They name the same objects as unquoted identifiers, which
- * are compared in lower case, so they are lower-cased too: a bare `orders` and a qualified
- * `analytics.public.orders` must come out the same.
- */
-function normalizeDefaults (defaults: QualifyDefaults): QualifyDefaults {
-  return {
-    ...(defaults.database !== undefined && { database: defaults.database.toLowerCase() }),
-    ...(defaults.schema !== undefined && { schema: defaults.schema.toLowerCase() })
   }
 }
 

@@ -55,7 +55,11 @@ function identOf (part: unknown): IdentJson | undefined {
 }
 
 export function qualify (parts: string[], defaults: QualifyDefaults): string {
-  const { database, schema } = defaults
+  // Defaults come from configuration, written as the warehouse shows them (Snowflake's
+  // ANALYTICS.PUBLIC). They name the same objects as unquoted identifiers, which are compared
+  // in lower case, so a bare `orders` and `analytics.public.orders` must come out the same.
+  const database = defaults.database?.toLowerCase()
+  const schema = defaults.schema?.toLowerCase()
   if (parts.length === 1) {
     return [database, schema, parts[0]].filter((p): p is string => p !== undefined && p !== '').join('.')
   }
