@@ -9,7 +9,10 @@
 // - "still running": code 333333 with data.getResultUrl, which the client GETs until done;
 // - large results: data.chunks[{url, rowCount}] in cloud storage, downloaded with the SSE-C
 //   headers built from data.qrmk (x-amz-server-side-encryption-customer-algorithm/-key);
-//   a download without the right key is refused with 403, as S3 refuses it.
+//   a download without the right key is refused with 403, as S3 refuses it;
+// - session state: each login is one session (renewals keep it), `SELECT LAST_QUERY_ID()`
+//   answers the id of that session's previous statement, and `USE SECONDARY ROLES NONE | ALL`
+//   succeeds unless `refuseSecondaryRoles` is set (then it fails as fakesnow's parser does).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { gzipSync } from 'node:zlib'
@@ -40,6 +43,12 @@ export interface UpstreamStub {
   loginRequests: Array<{ data: Record<string, unknown>, query: string }>
   /** query-request bodies, to check what Sluice forwards (parameters, bindings). */
   queryRequests: Array<Record<string, unknown>>
+  /** Every statement with the upstream session (1, 2, … by login) and session token it ran on. */
+  queryLog: Array<{ sqlText: string, session: number, token: string, queryId: string, parameters?: Record<string, unknown> }>
+  /** Answer USE SECONDARY ROLES with a syntax error (as fakesnow does). */
+  refuseSecondaryRoles: boolean
+  /** Sessions logged out (POST /session?delete=true), by session number. */
+  loggedOut: number[]
   logins: number
   renewals: number
   close: () => Promise<void>
@@ -55,8 +64,14 @@ export async function startUpstreamStub (): Promise<UpstreamStub> {
   const valid = new Set<string>()
   const masters = new Set<string>()
   const pending = new Map<string, { statement: StubStatement, polls: number }>()
+  const queryLog: UpstreamStub['queryLog'] = []
+  const loggedOut: number[] = []
+  /** Session token → session number; a renewal maps its new token to the same session. */
+  const sessionOf = new Map<string, number>()
+  const lastQueryId = new Map<number, string>()
   let seq = 0
-  const stub = { logins: 0, renewals: 0 }
+  let sessions = 0
+  const stub = { logins: 0, renewals: 0, refuseSecondaryRoles: false }
 
   const server: Server = createServer((req, res) => {
     void handle(req, res).catch((err: unknown) => {
@@ -110,7 +125,10 @@ export async function startUpstreamStub (): Promise<UpstreamStub> {
       const master = `mt-${seq}`
       valid.add(token)
       masters.add(master)
-      json(res, { success: true, data: { token, masterToken: master, validityInSeconds: 3600, masterValidityInSeconds: 14400, sessionId: seq, parameters: [{ name: 'TIMEZONE', value: 'UTC' }] } })
+      const session = ++sessions
+      sessionOf.set(token, session)
+      sessionOf.set(master, session)
+      json(res, { success: true, data: { token, masterToken: master, validityInSeconds: 3600, masterValidityInSeconds: 14400, sessionId: session, parameters: [{ name: 'TIMEZONE', value: 'UTC' }] } })
       return
     }
     if (url.pathname === '/session/token-request') {
@@ -123,6 +141,7 @@ export async function startUpstreamStub (): Promise<UpstreamStub> {
       valid.delete(String(b.oldSessionToken))
       const token = `st-${++seq}`
       valid.add(token)
+      sessionOf.set(token, sessionOf.get(tokenOf(req)) ?? 0)
       json(res, { success: true, data: { sessionToken: token, validityInSecondsST: 3600, masterToken: tokenOf(req), validityInSecondsMT: 14400 } })
       return
     }
@@ -154,11 +173,30 @@ export async function startUpstreamStub (): Promise<UpstreamStub> {
         : { success: false, code: '390104', message: 'User must login again to access the service.', data: null })
       return
     }
+    if (url.pathname === '/session' && url.searchParams.get('delete') === 'true') {
+      await body(req)
+      valid.delete(token)
+      loggedOut.push(sessionOf.get(token) ?? 0)
+      json(res, { success: true, data: null })
+      return
+    }
     if (url.pathname === '/queries/v1/query-request') {
       const b = await body(req)
       queryRequests.push(b)
-      const s = statements.get(String(b.sqlText))
+      const session = sessionOf.get(token) ?? 0
+      const sqlText = String(b.sqlText)
       const id = `01b0-stub-${++seq}`
+      const entry: UpstreamStub['queryLog'][number] = { sqlText, session, token, queryId: id }
+      if (b.parameters !== undefined) entry.parameters = b.parameters as Record<string, unknown>
+      queryLog.push(entry)
+      const previous = lastQueryId.get(session)
+      lastQueryId.set(session, id)
+      const builtIn = builtInStatement(sqlText, previous)
+      if (builtIn === 'refused') {
+        json(res, { success: false, code: '001003', message: `001003 (42000): Parser Error: syntax error at or near "ROLES"`, data: { errorCode: '001003', sqlState: '42000', queryId: id } })
+        return
+      }
+      const s = builtIn ?? statements.get(sqlText)
       if (s === undefined) {
         json(res, { success: false, code: '002003', message: `SQL compilation error: Object '${String(b.sqlText)}' does not exist.`, data: { sqlState: '42S02', queryId: id } })
         return
@@ -190,6 +228,19 @@ export async function startUpstreamStub (): Promise<UpstreamStub> {
     json(res, { success: true, data: null })
   }
 
+  /** Statements the stub answers itself from session state. */
+  function builtInStatement (sqlText: string, previousQueryId: string | undefined): StubStatement | 'refused' | undefined {
+    const sql = sqlText.trim().replace(/\s+/g, ' ').toUpperCase()
+    if (/^USE SECONDARY ROLES (NONE|ALL)$/.test(sql)) {
+      if (stub.refuseSecondaryRoles) return 'refused'
+      return { rowtype: [{ name: 'status', type: 'text', nullable: true }], rowset: [['Statement executed successfully.']], statementTypeId: 0x5000 }
+    }
+    if (sql === 'SELECT LAST_QUERY_ID()') {
+      return { rowtype: [{ name: 'LAST_QUERY_ID()', type: 'text', nullable: true }], rowset: [[previousQueryId ?? null]] }
+    }
+    return undefined
+  }
+
   const expiredTokens = new Set<string>()
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const port = (server.address() as AddressInfo).port
@@ -200,6 +251,10 @@ export async function startUpstreamStub (): Promise<UpstreamStub> {
     statements,
     loginRequests,
     queryRequests,
+    queryLog,
+    loggedOut,
+    get refuseSecondaryRoles () { return stub.refuseSecondaryRoles },
+    set refuseSecondaryRoles (value: boolean) { stub.refuseSecondaryRoles = value },
     get logins () { return stub.logins },
     get renewals () { return stub.renewals },
     expireSessionToken () {
