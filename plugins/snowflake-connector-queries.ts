@@ -6,6 +6,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { ERR_BAD_REQUEST, ERR_NOT_FOUND, ERR_SNOWFLAKE_CANCELLED } from '../src/errors.js'
 import { prepareRequest, runPrepared, type ExecuteRequest } from '../src/warehouses/snowflake/execute.js'
 import { carryTrip, type Handle, type StoredResult } from '../src/warehouses/snowflake/handles.js'
+import { statementParameters } from '../src/warehouses/snowflake/parameters.js'
 import type { ConnectorSession } from '../src/warehouses/snowflake/sessions.js'
 import { chunkPayload, chunkRows, connectorOk, errorInfo, queryResponseData, readsArrow } from '../src/warehouses/snowflake/wire.js'
 import { FRONT_END, sendConnectorError } from './snowflake-connector.js'
@@ -20,22 +21,6 @@ interface QueryBody {
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
-
-/** MULTI_STATEMENT_COUNT is Sluice's to honour (it splits); the rest goes upstream. */
-export function statementParameters (parameters: Record<string, unknown> | undefined): { count: number, forwarded: Record<string, unknown> } {
-  let count = 1
-  const forwarded: Record<string, unknown> = {}
-  for (const [name, value] of Object.entries(parameters ?? {})) {
-    if (name.toUpperCase() === 'MULTI_STATEMENT_COUNT') {
-      const n = Number(value)
-      if (!Number.isInteger(n) || n < 0) throw new ERR_BAD_REQUEST('MULTI_STATEMENT_COUNT must be a non-negative integer')
-      count = n
-    } else {
-      forwarded[name] = value
-    }
-  }
-  return { count, forwarded }
-}
 
 function executeRequestOf (request: FastifyRequest, session: ConnectorSession, body: QueryBody): ExecuteRequest {
   if (typeof body.sqlText !== 'string') throw new ERR_BAD_REQUEST('sqlText is required')

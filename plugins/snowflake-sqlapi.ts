@@ -10,9 +10,10 @@ import { ERR_BAD_REQUEST, ERR_NOT_FOUND, ERR_SNOWFLAKE_CANCELLED, ERR_UNKNOWN_CO
 import type { Principal } from '../src/identity/principal.js'
 import { prepareRequest, runPrepared, type ExecuteRequest } from '../src/warehouses/snowflake/execute.js'
 import { carryTrip, type Handle } from '../src/warehouses/snowflake/handles.js'
+import { statementParameters } from '../src/warehouses/snowflake/parameters.js'
 import { allowedContext } from '../src/warehouses/snowflake/runtime.js'
 import {
-  failureStatus, linkHeader, partitionCount, queryStatus, resultSet, sqlApiParameters, sqlApiRefusal, statusBase
+  failureStatus, linkHeader, partitionCount, queryStatus, resultSet, sqlApiRefusal, statusBase
 } from '../src/warehouses/snowflake/sqlapi-wire.js'
 import { errorInfo } from '../src/warehouses/snowflake/wire.js'
 import { lenientJsonBodies, releaseText } from './snowflake-http.js'
@@ -92,7 +93,7 @@ export function createSubmitHandler (fastify: FastifyInstance) {
       if (earlier !== undefined) return await answer(request, reply, earlier, settings.syncWaitSeconds, 0)
       const timeout = body.timeout === undefined ? 0 : Number(body.timeout)
       if (!Number.isInteger(timeout) || timeout < 0) throw new ERR_BAD_REQUEST('"timeout" must be a non-negative integer')
-      const { count, forwarded } = sqlApiParameters(body.parameters)
+      const { count, forwarded } = statementParameters(body.parameters, 'lower')
       if (timeout > 0) forwarded.STATEMENT_TIMEOUT_IN_SECONDS = timeout
       const context = allowedContext(settings, { database: body.database, schema: body.schema, warehouse: body.warehouse, role: body.role })
       const upstream = runtime.upstream(settings)

@@ -148,6 +148,14 @@ describe('snowflake-sdk through Sluice against fakesnow', () => {
     }
   })
 
+  it('passes allowed statement parameters to fakesnow and refuses others before they leave Sluice', async () => {
+    const { rows } = await runSdk(conn, 'SELECT COUNT(*) AS N FROM CUSTOMERS', { parameters: { TIMEZONE: 'UTC', QUERY_TAG: 'sdk-test' } })
+    expect(rows).toEqual([{ N: 3 }])
+    const err = await runSdk(conn, 'SELECT COUNT(*) AS N FROM CUSTOMERS', { parameters: { USE_CACHED_RESULT: false } }).catch((e: unknown) => e)
+    expect(err).toMatchObject({ code: '000002', sqlState: '0A000' })
+    expect((err as Error).message).toMatch(/^statement parameter USE_CACHED_RESULT is not accepted through Sluice; allowed: MULTI_STATEMENT_COUNT, TIMEZONE, QUERY_TAG, /)
+  })
+
   it('refuses a login asking for a role the connection does not allow', async () => {
     const err = await connectSdk({ accessUrl: gw.url, token: await gw.token('alice'), role: 'ACCOUNTADMIN' }).catch((e: unknown) => e)
     expect(err).toMatchObject({ code: '390189' })

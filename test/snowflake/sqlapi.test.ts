@@ -131,8 +131,16 @@ describe('SQL API v2 through Sluice against fakesnow', () => {
 
   it('answers malformed requests with 400 and an unknown connection with 404', async () => {
     expect((await call('POST', '/api/v2/statements', alice, { timeout: 5 })).status).toBe(400)
-    expect((await submit({ statement: 'SELECT 1', parameters: { nope: 1 } })).status).toBe(400)
+    const nope = await submit({ statement: 'SELECT 1', parameters: { nope: 1 } })
+    expect(nope.status).toBe(400)
+    expect(nope.body).toMatchObject({ code: '000002', message: expect.stringMatching(/^statement parameter nope is not accepted through Sluice; allowed: multi_statement_count, timezone, query_tag, /) })
     expect((await call('POST', '/snowflake/nope/api/v2/statements', alice, { statement: 'SELECT 1' })).status).toBe(404)
+  })
+
+  it('runs allowed statement parameters against fakesnow', async () => {
+    const res = await submit({ statement: 'SELECT COUNT(*) FROM ORDERS', parameters: { timezone: 'UTC', query_tag: 'sqlapi-test', rows_per_resultset: 10 } })
+    expect(res.status).toBe(200)
+    expect(res.body.data).toEqual([['2']])
   })
 
   it('selects a connection by path prefix', async () => {

@@ -1,6 +1,6 @@
 // SQL API v2 encoding (specs/snowflake-sqlapi.yaml): ResultSet with partitions, QueryStatus,
-// QueryFailureStatus, CancelStatus and the Link header; request parameters → upstream ones.
-import { ERR_BAD_REQUEST } from '../../errors.js'
+// QueryFailureStatus, CancelStatus and the Link header. Request `parameters` are checked by
+// parameters.ts, the allow-list both front ends share.
 import type { Handle, StoredResult } from './handles.js'
 import { rowsetFromRows } from './rowset.js'
 import type { SnowflakeErrorInfo } from './wire.js'
@@ -13,32 +13,6 @@ export function sqlApiRefusal (keyword: string, text: string): string | undefine
   if (head.startsWith('ALTER SESSION')) return 'ALTER SESSION is not supported by SQL API v2; pass session parameters in "parameters"'
   if (/^CREATE (OR REPLACE )?(LOCAL |GLOBAL )?(TEMP|TEMPORARY|VOLATILE) /.test(head)) return 'temporary tables and stages are not supported by SQL API v2'
   return undefined
-}
-
-const PARAMETER_NAMES = new Set([
-  'timezone', 'query_tag', 'binary_output_format', 'date_output_format', 'time_output_format',
-  'timestamp_output_format', 'timestamp_ltz_output_format', 'timestamp_ntz_output_format', 'timestamp_tz_output_format'
-])
-
-/** The request's `parameters`: multi_statement_count for Sluice, the rest forwarded upper-cased. */
-export function sqlApiParameters (parameters: unknown): { count: number, forwarded: Record<string, unknown> } {
-  if (parameters === undefined || parameters === null) return { count: 1, forwarded: {} }
-  if (typeof parameters !== 'object' || Array.isArray(parameters)) throw new ERR_BAD_REQUEST('"parameters" must be an object')
-  let count = 1
-  const forwarded: Record<string, unknown> = {}
-  for (const [name, value] of Object.entries(parameters)) {
-    const key = name.toLowerCase()
-    if (key === 'multi_statement_count') {
-      const n = Number(value)
-      if (!Number.isInteger(n) || n < 0) throw new ERR_BAD_REQUEST('multi_statement_count must be a non-negative integer')
-      count = n
-    } else if (PARAMETER_NAMES.has(key)) {
-      forwarded[key.toUpperCase()] = value
-    } else {
-      throw new ERR_BAD_REQUEST(`unknown parameter "${name}"`)
-    }
-  }
-  return { count, forwarded }
 }
 
 export interface Partitioning {

@@ -19,6 +19,8 @@ const CODES: Record<string, [string, string]> = {
   SLUICE_SNOWFLAKE_FILE_TRANSFER: ['000002', '0A000'],
   SLUICE_SNOWFLAKE_STATEMENT_COUNT: ['000008', '0A000'],
   SLUICE_SNOWFLAKE_UNSUPPORTED: ['000002', '0A000'],
+  // A refused statement parameter: "not supported", as Snowflake words a feature it lacks.
+  SLUICE_SNOWFLAKE_PARAMETER_REFUSED: ['000002', '0A000'],
   SLUICE_SNOWFLAKE_CANCELLED: ['000604', '57014'],
   SLUICE_AUTH_MISSING: ['390303', '08001'],
   SLUICE_AUTH_INVALID: ['390303', '08001'],
