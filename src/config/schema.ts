@@ -82,7 +82,8 @@ export const configSchema = {
         },
         clockSkewSeconds: { type: 'integer', minimum: 0, maximum: 300, default: 30 },
         jwksRefetchIntervalSeconds: { type: 'integer', minimum: 0, maximum: 3600, default: 30 },
-        maxTokenBytes: { type: 'integer', minimum: 512, maximum: 1048576, default: 16384 }
+        maxTokenBytes: { type: 'integer', minimum: 512, maximum: 1048576, default: 16384 },
+        requireAccessTokenType: { type: 'boolean', default: false }
       }
     },
     connections: {

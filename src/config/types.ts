@@ -34,13 +34,19 @@ export interface IdentityConfig {
   groupsClaim: string
   /** group name → roles it grants. */
   groupRoles: Record<string, string[]>
-  /** client id (azp / client_id) → roles, for machine clients that carry no groups. */
+  /** client id (azp / client_id) → roles, granted to machine (client-credentials) tokens only. */
   clientRoles: Record<string, string[]>
   algorithms: string[]
   clockSkewSeconds: number
   /** Least time between two JWKS fetches triggered by an unknown `kid`. */
   jwksRefetchIntervalSeconds: number
+  /** Longest token accepted; must fit within `listen.maxHeaderBytes` with room to spare. */
   maxTokenBytes: number
+  /**
+   * Refuse tokens whose JOSE header `typ` is not `at+jwt` (RFC 9068), i.e. ID tokens. Optional
+   * here so identity configs built in code stay valid; the schema defaults it to false.
+   */
+  requireAccessTokenType?: boolean
 }
 
 export interface ConnectionConfig {

@@ -19,6 +19,13 @@ export interface TokenVerifierOptions {
   now?: () => number
 }
 
+/**
+ * RFC 9068 §2.1: JWT access tokens say so in their JOSE header. An ID token (`typ: JWT` or
+ * none) carries the same issuer, signature and often the same audience, so only this header
+ * tells the two apart; `identity.requireAccessTokenType` turns the check on for IdPs that set it.
+ */
+const ACCESS_TOKEN_TYP = 'at+jwt'
+
 /** Three base64url segments; an empty signature is let through so `alg: none` gets its own reason. */
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/
 
@@ -49,6 +56,8 @@ export function createTokenVerifier (config: IdentityConfig, opts: TokenVerifier
       currentDate: new Date(now()),
       requiredClaims: ['exp']
     }
+    // jose compares case-insensitively and treats `at+jwt` and `application/at+jwt` alike.
+    if (config.requireAccessTokenType === true) options.typ = ACCESS_TOKEN_TYP
     let payload: JWTPayload
     try {
       payload = await verifyWithKeys(token, keys, options)
@@ -100,6 +109,7 @@ function reasonFor (err: unknown): string {
       case 'nbf': return 'not yet valid'
       case 'iss': return 'issuer mismatch'
       case 'aud': return 'audience mismatch'
+      case 'typ': return 'not an access token: its JOSE header typ must be at+jwt (RFC 9068); ID tokens and other JWTs are refused here'
       default: return `${err.claim} claim invalid`
     }
   }

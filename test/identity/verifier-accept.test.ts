@@ -37,6 +37,39 @@ describe('token verifier accepts real tokens from oidc-provider', () => {
     expect(principal).toMatchObject({ subject: 'ci-bot', clientId: 'ci-bot', type: 'machine', groups: [], roles: ['ci'], delegation: [] })
   })
 
+  // Regression: clientRoles used to go to any token whose azp matched, human tokens included.
+  test('a human token obtained through a client listed in clientRoles gets only its group roles', async () => {
+    const token = await idp.userToken({ subject: 'alice', groups: ['data-eng'], clientId: 'cursor' })
+    const principal = await createTokenVerifier(idp.identityConfig({ groupRoles, clientRoles: { cursor: ['admin'] } })).verify(token)
+
+    expect(principal).toMatchObject({ type: 'human', clientId: 'cursor', roles: ['analyst'] })
+  })
+
+  test('the same client id on a client-credentials token does grant the client roles', async () => {
+    const token = await idp.machineToken({ clientId: 'ci-bot' })
+    const principal = await createTokenVerifier(idp.identityConfig({ clientRoles: { 'ci-bot': ['admin'] } })).verify(token)
+
+    expect(principal).toMatchObject({ type: 'machine', clientId: 'ci-bot', roles: ['admin'] })
+  })
+
+  test('requireAccessTokenType: real at+jwt access tokens pass, in any spelling of the type', async () => {
+    const strict = createTokenVerifier(idp.identityConfig({ requireAccessTokenType: true }))
+    // oidc-provider marks its JWT access tokens typ: at+jwt (RFC 9068).
+    await expect(strict.verify(await idp.machineToken())).resolves.toMatchObject({ type: 'machine' })
+    await expect(strict.verify(await idp.userToken({ subject: 'alice' }))).resolves.toMatchObject({ type: 'human' })
+    const now = Math.floor(Date.now() / 1000)
+    const claims = { iss: idp.issuer, aud: 'sluice', sub: 'erin', client_id: 'cursor', iat: now, exp: now + 60 }
+    for (const typ of ['AT+JWT', 'application/at+jwt', 'Application/AT+JWT']) {
+      await expect(strict.verify(await idp.sign(claims, { typ }))).resolves.toMatchObject({ subject: 'erin' })
+    }
+  })
+
+  test('without requireAccessTokenType an ID-token-shaped JWT (typ JWT) is still accepted', async () => {
+    const now = Math.floor(Date.now() / 1000)
+    const token = await idp.sign({ iss: idp.issuer, aud: 'sluice', sub: 'erin', client_id: 'cursor', iat: now, exp: now + 60 }, { typ: 'JWT' })
+    await expect(createTokenVerifier(idp.identityConfig()).verify(token)).resolves.toMatchObject({ subject: 'erin' })
+  })
+
   test('RFC 8693 act claim becomes the delegation chain, current actor first', async () => {
     const token = await idp.userToken({
       subject: 'alice',

@@ -136,6 +136,42 @@ describe('token verifier refuses', () => {
     await expectRefused(verifier().verify(token), 'malformed act claim', token)
   })
 
+  describe('a groups claim that is neither a string nor an array of strings', () => {
+    // Real tokens from the provider: the claim rides through its extraTokenClaims untouched.
+    test.each([
+      ['an object', { admins: true }],
+      ['an array of numbers', [1, 2]],
+      ['a mixed array', ['dba', 7]],
+      ['null', null]
+    ])('%s', async (_what, groups) => {
+      const token = await idp.userToken({ subject: 'alice', claims: { groups } })
+      expect(decodeJwt(token).groups).toEqual(groups)
+
+      await expectRefused(verifier().verify(token), 'the groups claim groups must be a string or an array of strings', token)
+    })
+
+    test('a nested groups path that runs into a string', async () => {
+      const token = await idp.userToken({ subject: 'alice', claims: { realm_access: 'dba' } })
+      const nested = createTokenVerifier(idp.identityConfig({ groupsClaim: 'realm_access.roles' }))
+
+      await expectRefused(nested.verify(token), 'the groups claim realm_access.roles cannot be read', token)
+    })
+  })
+
+  describe('requireAccessTokenType', () => {
+    const strict = () => createTokenVerifier(idp.identityConfig({ requireAccessTokenType: true }))
+
+    test.each([
+      ['an ID token (typ JWT)', { typ: 'JWT' }],
+      ['a JWT without typ', { typ: undefined }],
+      ['another JWT type', { typ: 'secevent+jwt' }]
+    ])('refuses %s signed by the trusted key', async (_what, header) => {
+      const token = await idp.sign(validClaims(idp.issuer), header)
+
+      await expectRefused(strict().verify(token), 'not an access token: its JOSE header typ must be at+jwt', token)
+    })
+  })
+
   test('a configuration that allows only none/HS* algorithms is rejected at start', () => {
     expect(() => createTokenVerifier(idp.identityConfig({ algorithms: ['none', 'HS256'] })))
       .toThrow(expect.objectContaining({ code: 'SLUICE_CONFIG_INVALID' }))
