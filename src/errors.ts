@@ -76,6 +76,10 @@ export const ERR_MASKING_UNRESOLVED = createError<[string, string]>(
 // ── request ───────────────────────────────────────────────────────────────────────────────
 export const ERR_BAD_REQUEST = createError<[string]>(
   'SLUICE_BAD_REQUEST', 'malformed request: %s', 400, base(RequestError))
+// A statement the parser could not read: front ends answer it as the warehouse's own syntax
+// error (Snowflake 001003 / 42000, BigQuery 400 invalidQuery), not as a policy denial.
+export const ERR_SQL_SYNTAX = createError<[string]>(
+  'SLUICE_SQL_SYNTAX', 'Sluice could not parse this statement; it was not run: %s', 400, base(RequestError))
 export const ERR_UNKNOWN_CONNECTION = createError<[string]>(
   'SLUICE_UNKNOWN_CONNECTION', 'unknown connection %s: check the connection name configured for this client', 404, base(RequestError))
 export const ERR_NOT_FOUND = createError<[string]>(

@@ -3,7 +3,8 @@
 // Front ends call `admit` before touching the upstream and `release` to mask the result they
 // got back; what happened is collected in a RoundTrip that the recording layer writes before
 // the response leaves the gateway.
-import { ERR_APPROVAL_REQUIRED, ERR_POLICY_DENIED } from './errors.js'
+import { ERR_APPROVAL_REQUIRED } from './errors.js'
+import { policyError } from './policy/evaluator.js'
 import { CaptureCollector } from './recording/capture.js'
 import type { Analysis } from './sql/types.js'
 import type { Decision } from './policy/types.js'
@@ -74,7 +75,8 @@ export class Pipeline {
 
     // `detail` is the reason without its "denied by rule X:" prefix, which the error adds.
     const detail = decision.detail ?? decision.reason
-    if (decision.effect === 'deny') throw new ERR_POLICY_DENIED(decision.ruleId, detail)
+    // A denial, or for a statement the parser could not read, a syntax error (never run either).
+    if (decision.effect === 'deny') throw policyError(decision) as Error
     // Inference resistance: no filtering / sorting on masked columns, before anyone approves it.
     this.#stages.mask.check?.(statement, admission)
     if (decision.effect === 'require_approval') {

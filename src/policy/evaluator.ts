@@ -1,11 +1,13 @@
 // Turns a compiled PolicySet into a PolicyEngine. Every statement of a request is decided on its
 // own (first matching rule wins, default deny); the request gets the strictest of those answers,
 // so one harmless SELECT cannot carry a DROP through. Where a condition cannot be known (a
-// statement Sluice could not parse), restrictive rules match and permissive ones do not.
-import type { StatementAnalysis, StatementKind } from '../sql/types.js'
-import { ERR_APPROVAL_REQUIRED, ERR_POLICY_DENIED } from '../errors.js'
+// statement Sluice could not analyse), restrictive rules match and permissive ones do not. A
+// statement the parser could not read at all is a syntax error, refused before any rule
+// (`unparsed`), so no rule claims a typo.
+import type { Dialect, ParseFailure, StatementAnalysis, StatementKind } from '../sql/types.js'
+import { ERR_APPROVAL_REQUIRED, ERR_POLICY_DENIED, ERR_SQL_SYNTAX } from '../errors.js'
 import { DEFAULT_DENY_RULE_ID, type CompiledRule, type CompiledTimeWindow, type PolicySet } from './model.js'
-import type { Decision, DecisionInput, Effect, Limits, PolicyEngine, PolicySubject } from './types.js'
+import { UNPARSED_RULE_ID, type Decision, type DecisionInput, type Effect, type Limits, type PolicyEngine, type PolicySubject } from './types.js'
 
 /** How one statement of a request was decided. */
 export interface StatementDecision {
@@ -17,6 +19,8 @@ export interface StatementDecision {
   ruleId: string
   /** For a restrictive rule with `tables`: the first touched table that matched. */
   table?: string
+  /** The rule is about tables, and decided because this statement's tables are unknown. */
+  unknownTables?: boolean
 }
 
 export interface CompiledPolicyEngine extends PolicyEngine {
@@ -54,7 +58,10 @@ function principalMatches (rule: CompiledRule, input: DecisionInput): boolean {
   return true
 }
 
-type StatementMatch = { matched: false } | { matched: true, table?: string }
+// `unknown-tables`: a restrictive rule about tables alone, on a statement whose tables are
+// unknown. Such a rule is not about that statement, so it does not claim it; it only keeps a
+// later, more permissive rule from running it (decideStatements).
+type StatementMatch = { matched: false } | { matched: true, table?: string } | { matched: 'unknown-tables' }
 
 function statementMatches (rule: CompiledRule, stmt: StatementAnalysis): StatementMatch {
   const restrictive = rule.effect !== 'allow'
@@ -70,8 +77,9 @@ function statementMatches (rule: CompiledRule, stmt: StatementAnalysis): Stateme
   if (restrictive) {
     const hit = tables.find((t) => rule.tables?.(t) === true)
     if (hit !== undefined) return { matched: true, table: hit }
+    if (!unknown) return { matched: false }
     // The tables of an unreadable statement are unknown, so they may include the guarded ones.
-    return unknown ? { matched: true } : { matched: false }
+    return rule.kinds !== undefined ? { matched: true } : { matched: 'unknown-tables' }
   }
   // An allow over some tables must not cover a statement that also touches others.
   if (tables.length > 0 && tables.every((t) => rule.tables?.(t) === true)) return { matched: true }
@@ -97,8 +105,42 @@ export function describeStatement (stmt: StatementAnalysis): string {
   }
   const word = KIND_WORD[stmt.kind]
   if (PLAIN_KINDS.has(stmt.kind)) return word
+  const temporary = TEMPORARY.exec(stmt.text)
+  if (temporary !== null) return `${word} (CREATE TEMPORARY ${(temporary[1] as string).toUpperCase()})`
   const kw = firstKeyword(stmt.text)
   return kw !== undefined && kw !== word ? `${word} (${kw})` : word
+}
+
+const TEMPORARY = /^\s*CREATE\s+(?:OR\s+REPLACE\s+)?(?:LOCAL\s+|GLOBAL\s+)?(?:TEMP|TEMPORARY|VOLATILE)\s+(TABLE|STAGE|VIEW|FUNCTION|SEQUENCE)\b/i
+
+/** What an agent can do instead, where the statement's kind says more than the rule does. */
+function kindAdvice (stmt: StatementAnalysis): string {
+  const temporary = TEMPORARY.exec(stmt.text)?.[1]?.toLowerCase()
+  if (temporary === 'table' || temporary === 'view') return ` For intermediate results, use a CTE (WITH …) or a subquery instead of a temporary ${temporary}.`
+  return ''
+}
+
+/**
+ * A table name as a refusal shows it. Bare names are qualified with the connection's defaults;
+ * where one was missing, the name has fewer parts than the warehouse's and would be misread
+ * (`sales.t` as schema `sales`), so the text says so and how to name it.
+ */
+function tableWords (name: string, dialect: Dialect): string {
+  const bare = name.replace(/ \(and \d+ more\)$/, '')
+  if (bare.split('.').length >= 3) return name
+  const full = dialect === 'bigquery' ? 'project.dataset.table' : 'database.schema.table'
+  const missing = dialect === 'bigquery' ? 'default dataset' : 'current database or schema'
+  return `${name} (not fully qualified: the session's ${missing} is not known to Sluice; name it as ${full})`
+}
+
+const WAREHOUSE_SQL: Record<Dialect, string> = { snowflake: 'Snowflake SQL', bigquery: 'GoogleSQL', postgres: 'PostgreSQL' }
+
+/** How a refused syntax error starts; ERR_SQL_SYNTAX prints the same words. */
+export const UNPARSED_PREFIX = 'Sluice could not parse this statement; it was not run'
+
+function syntaxDetail (failure: ParseFailure, dialect: Dialect): string {
+  return `syntax error at line ${failure.line}, column ${failure.column}: ${failure.message}. ` +
+    `Correct the statement and send it again; if it is valid ${WAREHOUSE_SQL[dialect]}, Sluice's parser does not read this form: rewrite it more simply.`
 }
 
 /** The table a reader would name first: the one written, else the first read. */
@@ -128,8 +170,11 @@ function sentence (text: string): string {
 }
 
 function explainOne (d: StatementDecision, input: DecisionInput, total: number): { prefix: string, detail: string } {
+  const unparsed = d.ruleId === UNPARSED_RULE_ID ? d.statement.unparsed : undefined
+  if (unparsed !== undefined) return { prefix: UNPARSED_PREFIX, detail: syntaxDetail(unparsed, input.analysis.dialect) }
   const table = d.table ?? primaryTable(d.statement)
-  const what = `${describeStatement(d.statement)}${table !== undefined ? ` on ${table}` : ''}` +
+  const what = `${describeStatement(d.statement)}${table !== undefined ? ` on ${tableWords(table, input.analysis.dialect)}` : ''}` +
+    (d.unknownTables === true ? ', whose tables are unknown and may include the tables this rule guards,' : '') +
     (total > 1 ? ` (statement ${d.index + 1} of ${total})` : '')
   const who = describeWho(input.principal, d.rule)
   const where = `on connection ${input.connection.name}`
@@ -139,9 +184,9 @@ function explainOne (d: StatementDecision, input: DecisionInput, total: number):
   }
   switch (d.effect) {
     case 'deny':
-      return { prefix: `denied by rule ${d.ruleId}`, detail: `${what} is not allowed for ${who} ${where}. ${extra ?? HINT.deny}` }
+      return { prefix: `denied by rule ${d.ruleId}`, detail: `${what} is not allowed for ${who} ${where}. ${extra ?? HINT.deny}${kindAdvice(d.statement)}` }
     case 'require_approval':
-      return { prefix: `approval required by rule ${d.ruleId}`, detail: `${what} needs a human's approval for ${who} ${where}. ${extra ?? HINT.require_approval}` }
+      return { prefix: `approval required by rule ${d.ruleId}`, detail: `${what} needs a human's approval for ${who} ${where}. ${extra ?? HINT.require_approval}${kindAdvice(d.statement)}` }
     default:
       return { prefix: `allowed by rule ${d.ruleId}`, detail: `${what} is allowed for ${who} ${where}` }
   }
@@ -167,8 +212,19 @@ export function createPolicyEngine (policySet: PolicySet): CompiledPolicyEngine 
     // Principal, connection and time conditions are the same for every statement: check once.
     const candidates = rules.filter((r) => principalMatches(r, input))
     return input.analysis.statements.map((statement, index) => {
+      // What the parser could not read never runs, whatever the rules say: a syntax error.
+      if (statement.unparsed !== undefined) return { index, statement, effect: 'deny' as const, rule: undefined, ruleId: UNPARSED_RULE_ID }
+      let guard: CompiledRule | undefined
       for (const rule of candidates) {
         const m = statementMatches(rule, statement)
+        if (m.matched === 'unknown-tables') {
+          guard ??= rule
+          continue
+        }
+        // Fail closed: a later rule may not be laxer than a rule on tables the statement may touch.
+        if (m.matched && guard !== undefined && SEVERITY[guard.effect] > SEVERITY[rule.effect]) {
+          return { index, statement, effect: guard.effect, rule: guard, ruleId: guard.id, unknownTables: true }
+        }
         if (m.matched) {
           return { index, statement, effect: rule.effect, rule, ruleId: rule.id, ...(m.table !== undefined && { table: m.table }) }
         }
@@ -199,11 +255,13 @@ export function createPolicyEngine (policySet: PolicySet): CompiledPolicyEngine 
 }
 
 /**
- * The catalogue error for a refusal (ERR_POLICY_DENIED / ERR_APPROVAL_REQUIRED), whose message is
- * exactly `decision.reason`; undefined for an allow.
+ * The catalogue error for a refusal (ERR_POLICY_DENIED / ERR_APPROVAL_REQUIRED, ERR_SQL_SYNTAX for
+ * `unparsed`), whose message is exactly `decision.reason`; undefined for an allow.
  */
 export function policyError (decision: Decision): Error | undefined {
   const detail = decision.detail ?? decision.reason
+  // A typo is answered as the warehouse's own syntax error, not as a policy denial.
+  if (decision.effect === 'deny' && decision.ruleId === UNPARSED_RULE_ID) return new ERR_SQL_SYNTAX(detail)
   if (decision.effect === 'deny') return new ERR_POLICY_DENIED(decision.ruleId, detail)
   if (decision.effect === 'require_approval') return new ERR_APPROVAL_REQUIRED(decision.ruleId, detail)
   return undefined

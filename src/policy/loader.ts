@@ -15,7 +15,7 @@ import {
   type CompiledMaskingRule, type CompiledRule, type CompiledTimeWindow, type PolicyFileSpec,
   type InferenceUsage, type PolicySet, type TimeWindowSpec
 } from './model.js'
-import type { Limits } from './types.js'
+import { UNPARSED_RULE_ID, type Limits } from './types.js'
 
 export interface PolicySource {
   /** File name (no directory): orders the merge and feeds the version hash. */
@@ -174,6 +174,9 @@ function parseOne (source: PolicySource, state: MergeState): void {
     const pointer = `/rules/${index}`
     if (spec.id === DEFAULT_DENY_RULE_ID) {
       problems.add(`${pointer}/id`, `"${DEFAULT_DENY_RULE_ID}" is reserved for the implicit last rule`)
+    }
+    if (spec.id === UNPARSED_RULE_ID) {
+      problems.add(`${pointer}/id`, `"${UNPARSED_RULE_ID}" is reserved for Sluice's refusal of statements it could not parse`)
     }
     const seen = state.ruleIds.get(spec.id)
     if (seen !== undefined) {

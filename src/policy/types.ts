@@ -3,6 +3,13 @@ import type { Analysis } from '../sql/types.js'
 
 export type Effect = 'allow' | 'deny' | 'require_approval'
 
+/**
+ * The built-in decision for a statement the parser could not read (a syntax error): refused
+ * whatever the rules say, and answered as the warehouse's own syntax error. Reserved: a policy
+ * file may not use it.
+ */
+export const UNPARSED_RULE_ID = 'unparsed'
+
 export interface PolicySubject {
   subject: string
   type: 'human' | 'machine'

@@ -2,7 +2,9 @@
 //
 // Parsing is done by sqlparser-rs (WebAssembly), one parse per input: the parser decides how
 // many statements there are and what each one is. What it cannot read comes back as a single
-// `unknown` statement carrying the parser's error — never a guess from the text.
+// `unknown` statement carrying the parser's error — never a guess from the text: `unparsed` (a
+// syntax error, with the parser's position) unless it is a statement the warehouse runs that the
+// parser lacks (unsupported.ts), which only changes how the refusal is worded.
 // Results are cached (LRU, keyed by dialect, defaults and text) and frozen, so callers may
 // share them freely.
 import { collect } from './tables.js'
@@ -11,6 +13,7 @@ import { Lru } from './lru.js'
 import { loadParser, parseSql, variantOf, type StatementJson } from './parser.js'
 import { statementTexts } from './split.js'
 import type { Analysis, Dialect, QualifyDefaults, SqlAnalyzer, StatementAnalysis } from './types.js'
+import { parseFailure, unsupportedConstruct } from './unsupported.js'
 
 export interface SqlAnalyzerOptions {
   /** How many analyses to keep (LRU). 0 disables the cache. Default 1000. */
@@ -39,7 +42,7 @@ function analyzeSql (sql: string, dialect: Dialect, defaults: QualifyDefaults): 
   const parsed = parseSql(sql, dialect)
   let statements: StatementAnalysis[]
   if (!parsed.ok) {
-    statements = [unknown(sql.trim(), parsed.error)]
+    statements = [unreadable(sql, parsed.error, dialect)]
   } else if (parsed.statements.length === 0) {
     statements = [unknown(sql.trim(), 'no SQL statement found')]
   } else {
@@ -90,6 +93,13 @@ function analyzeStatement (
     result.parseError = found.unresolved
   }
   return result
+}
+
+function unreadable (sql: string, error: string, dialect: Dialect): StatementAnalysis {
+  const failure = parseFailure(sql, error)
+  const construct = unsupportedConstruct(sql, failure, dialect)
+  if (construct !== undefined) return unknown(sql.trim(), `Sluice's SQL parser does not read ${construct}`)
+  return { ...unknown(sql.trim(), error), unparsed: failure }
 }
 
 function unknown (text: string, parseError: string): StatementAnalysis {

@@ -26,6 +26,22 @@ export interface StatementAnalysis {
   hasLimit: boolean
   /** Why the parser could not read the statement, when kind is `unknown`. */
   parseError?: string
+  /**
+   * Set when the parser could not read the text at all and it is not a statement Sluice knows
+   * the parser lacks (see unsupported.ts): a syntax error, answered as one and never run.
+   * Absent for `unknown` statements the parser read but the analyser could not classify, and
+   * for valid warehouse statements the parser does not support; the policy decides those.
+   */
+  unparsed?: ParseFailure
+}
+
+/** Where and why the parser stopped reading a statement. */
+export interface ParseFailure {
+  /** The parser's own words, without its "sql parser error:" prefix and its position. */
+  message: string
+  /** 1-based line and column where the parser stopped (the end of the text at end of input). */
+  line: number
+  column: number
 }
 
 export interface Analysis {

@@ -23,7 +23,8 @@ const FIXTURES: Record<string, StatementAnalysis[]> = {
   'USE ROLE ACCOUNTADMIN': [stmt('session', { text: 'USE ROLE ACCOUNTADMIN' })],
   'DROP TABLE analytics.public.orders': [stmt('ddl', { text: 'DROP TABLE analytics.public.orders', tablesWritten: [ORDERS] })],
   'GRANT SELECT ON TABLE analytics.public.orders TO ROLE public': [stmt('dcl', { text: 'GRANT SELECT ON TABLE analytics.public.orders TO ROLE public' })],
-  'SELEC * FROM orders': [stmt('unknown', { text: 'SELEC * FROM orders', parseError: 'syntax error near SELEC' })],
+  'SELEC * FROM orders': [stmt('unknown', { text: 'SELEC * FROM orders', parseError: 'syntax error near SELEC', unparsed: { message: 'Expected: an SQL statement, found: SELEC', line: 1, column: 1 } })],
+  'UNDROP TABLE analytics.public.orders': [stmt('unknown', { text: 'UNDROP TABLE analytics.public.orders', parseError: "Sluice's SQL parser does not read UNDROP" })],
   'SELECT 1; DROP TABLE analytics.public.orders': [stmt('select', { text: 'SELECT 1' }), stmt('ddl', { text: 'DROP TABLE analytics.public.orders', tablesWritten: [ORDERS] })],
   "SELECT * FROM app.public.users; UPDATE app.public.users SET name = 'x'": [
     stmt('select', { tablesRead: ['app.public.users'] }), stmt('update', { tablesWritten: ['app.public.users'] })
