@@ -1,11 +1,13 @@
 // Bearer-token authentication for routes that opt in with `config: { authenticate: true }`.
 // The check is a per-request look at the route's config rather than an onRoute rewrite so a
 // route registered before this plugin is protected all the same.
+// Every front-end route, whoever authenticates it, also refuses a token in the URL query.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { AuthError, ERR_AUTH_INVALID, ERR_AUTH_MISSING, isSluiceError } from '../src/errors.js'
 import type { Principal } from '../src/identity/principal.js'
 import type { TokenVerifier } from '../src/identity/verifier.js'
+import { bearerTokensInQuery } from '../src/url-credentials.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -15,6 +17,11 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Require a valid bearer token on this route. */
     authenticate?: boolean
+    /**
+     * The body of a refusal in the front end's own shape (default `{code, message}`); status
+     * and WWW-Authenticate stay as RFC 6750 has them. `message` is the one to show (scrubbed).
+     */
+    authFailureBody?: (failure: AuthFailure, message: string, request: FastifyRequest) => unknown
   }
 }
 
@@ -59,12 +66,30 @@ export function createAuthHook (deps: AuthHookDeps): AuthHook {
   }
 }
 
+/**
+ * RFC 6750 §2.3 allows `?access_token=`, and Google's clients accept one; Sluice does not. A
+ * URL is logged, cached and forwarded, so a token there has already leaked once: the request
+ * is refused (401, invalid_request) before the token is verified, used or written anywhere,
+ * and the refusal names the parameter, never its value.
+ */
+export function createQueryTokenHook (deps: Pick<AuthHookDeps, 'onFailure'>): AuthHook {
+  return async function refuseQueryToken (request, reply) {
+    const names = bearerTokensInQuery(request.url)
+    if (names.length === 0) return undefined
+    request.principal = null
+    const failure = new ERR_AUTH_INVALID(
+      `a token in the URL query string (${[...new Set(names)].join(', ')}) is not accepted: URLs are logged and cached; send the token in the Authorization: Bearer header`) as AuthFailure
+    return refuse(request, reply, failure, undefined, deps.onFailure, 'invalid_request')
+  }
+}
+
 async function refuse (
   request: FastifyRequest,
   reply: FastifyReply,
   failure: AuthFailure,
   token: string | undefined,
-  onFailure: AuthFailureListener | undefined
+  onFailure: AuthFailureListener | undefined,
+  errorCode: 'invalid_token' | 'invalid_request' | undefined = token === undefined ? undefined : 'invalid_token'
 ): Promise<FastifyReply> {
   const message = scrub(failure.message, token)
   request.log.warn({ code: failure.code, reason: message }, 'authentication refused')
@@ -76,14 +101,15 @@ async function refuse (
       request.log.error({ code: failure.code, listenerError: errorName(err) }, 'recording an authentication failure failed')
     }
   }
-  if (failure.statusCode === 401) reply.header('www-authenticate', challenge(message, token !== undefined))
-  return reply.code(failure.statusCode).send({ code: failure.code, message })
+  if (failure.statusCode === 401) reply.header('www-authenticate', challenge(message, errorCode))
+  const render = request.routeOptions.config.authFailureBody
+  return reply.code(failure.statusCode).send(render === undefined ? { code: failure.code, message } : render(failure, message, request))
 }
 
 /** RFC 6750 §3: no error code when the request carried no token at all. */
-function challenge (description: string, tokenSent: boolean): string {
-  if (!tokenSent) return 'Bearer realm="sluice"'
-  return `Bearer realm="sluice", error="invalid_token", error_description="${quotable(description)}"`
+function challenge (description: string, errorCode: 'invalid_token' | 'invalid_request' | undefined): string {
+  if (errorCode === undefined) return 'Bearer realm="sluice"'
+  return `Bearer realm="sluice", error="${errorCode}", error_description="${quotable(description)}"`
 }
 
 /** error_description allows %x20-21 / %x23-5B / %x5D-7E only (RFC 6750 §3). */
@@ -115,9 +141,16 @@ function errorName (err: unknown): string {
 
 async function sluiceAuth (fastify: FastifyInstance, opts: AuthPluginOptions): Promise<void> {
   const authenticate = createAuthHook(opts)
+  const refuseQueryToken = createQueryTokenHook(opts)
   fastify.decorateRequest('principal', null)
   fastify.addHook('onRequest', async function authenticateRoute (request, reply) {
-    if (request.routeOptions.config.authenticate !== true) return undefined
+    const config = request.routeOptions.config
+    // Front ends that authenticate themselves (the connector's login body) are covered too.
+    if (config.authenticate !== true && config.frontEnd === undefined) return undefined
+    // Awaiting a sent reply resolves to undefined (a reply is thenable): ask the reply instead.
+    await refuseQueryToken(request, reply)
+    if (reply.sent) return reply
+    if (config.authenticate !== true) return undefined
     return authenticate(request, reply)
   })
   // Opt-in authentication must not fail open by omission: a front-end route has to say

@@ -13,6 +13,7 @@ import type { Principal } from '../src/identity/principal.js'
 import { allowedContext } from '../src/warehouses/snowflake/runtime.js'
 import type { ConnectorSession } from '../src/warehouses/snowflake/sessions.js'
 import { connectorErrorBody, connectorOk, errorInfo, sessionParameters } from '../src/warehouses/snowflake/wire.js'
+import type { AuthFailure } from './auth.js'
 import connectorQueries, { connectorChunks } from './snowflake-connector-queries.js'
 import { lenientJsonBodies, releaseText } from './snowflake-http.js'
 
@@ -192,13 +193,26 @@ export async function telemetry (_request: FastifyRequest, reply: FastifyReply) 
   return await reply.send(connectorOk())
 }
 
+/** A refusal by sluice-auth (a token in the URL) keeps its 401 but reads as the drivers expect. */
+function connectorAuthFailureBody (failure: AuthFailure, message: string, request: FastifyRequest): unknown {
+  return connectorErrorBody({ ...errorInfo(failure, request.id), message })
+}
+
+/** What every connector context shares: its bodies, and refusals in the connector's shape. */
+function connectorContext (app: FastifyInstance): void {
+  lenientJsonBodies(app)
+  app.addHook('onRoute', function connectorRefusals (route) {
+    route.config = { ...route.config, authFailureBody: connectorAuthFailureBody }
+  })
+}
+
 async function snowflakeConnector (fastify: FastifyInstance): Promise<void> {
   fastify.decorateRequest('snowflakeSession', null)
   const config = { frontEnd: FRONT_END, authenticate: false }
 
   // Routes without a session token (login, renewal); encapsulated so the gunzip hook stays ours.
   await fastify.register(async function sessionless (app) {
-    lenientJsonBodies(app)
+    connectorContext(app)
     app.post('/session/v1/login-request', { config }, createLoginHandler(fastify))
     app.post('/session/token-request', { config }, createTokenRequestHandler(fastify))
     app.post('/session/authenticator-request', { config }, async (request, reply) =>
@@ -207,7 +221,7 @@ async function snowflakeConnector (fastify: FastifyInstance): Promise<void> {
   })
 
   await fastify.register(async function withSession (app) {
-    lenientJsonBodies(app)
+    connectorContext(app)
     app.addHook('onRequest', createSessionHook(fastify))
     app.post('/session', { config }, createSessionHandler(fastify))
     app.post('/session/heartbeat', { config }, createHeartbeatHandler())

@@ -1,11 +1,15 @@
 // pino options shared by the server and the CLI. Secrets never reach a log line: the paths
-// below cover request headers and every config or body field that can carry a credential.
+// below cover request headers and every config or body field that can carry a credential,
+// and the request serializer redacts credential-like query parameters in every logged URL.
+import { stdSerializers } from 'pino'
 import type { LogConfig } from './config/types.js'
+import { redactText, redactUrl } from './url-credentials.js'
 
 export const REDACTED_PATHS = [
   'req.headers.authorization',
   'req.headers.cookie',
   'req.headers["x-snowflake-authorization-token-type"]',
+  'req.headers["x-sluice-chunk-token"]',
   'headers.authorization',
   'authorization',
   'token',
@@ -26,9 +30,55 @@ export const REDACTED_PATHS = [
   '*.sessionToken'
 ]
 
+interface LoggedRequest {
+  method?: string
+  url?: string
+  host?: string
+  ip?: string
+  headers?: Record<string, unknown>
+  socket?: { remotePort?: number } | null
+}
+
+/**
+ * Fastify's own `req` serializer with the URL redacted. Fastify merges a logger's serializers
+ * over its defaults (for `logger` options and for a `loggerInstance` alike), so this one wins
+ * for the "incoming request" line of every front end.
+ */
+export function serializeRequest (req: LoggedRequest): Record<string, unknown> {
+  return {
+    method: req.method,
+    url: typeof req.url === 'string' ? redactUrl(req.url) : req.url,
+    version: req.headers?.['accept-version'],
+    host: req.host,
+    remoteAddress: req.ip,
+    remotePort: req.socket?.remotePort
+  }
+}
+
+/** pino's error serializer, with URLs and tokens quoted in the message or stack redacted. */
+export function serializeError (err: unknown): unknown {
+  if (!(err instanceof Error)) return err
+  const out = stdSerializers.err(err) as unknown as Record<string, unknown>
+  for (const key of ['message', 'stack']) {
+    if (typeof out[key] === 'string') out[key] = redactText(out[key])
+  }
+  return out
+}
+
 export function loggerOptions (level: LogConfig['level']): Record<string, unknown> {
   return {
     level,
-    redact: { paths: REDACTED_PATHS, censor: '[redacted]' }
+    redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+    serializers: { req: serializeRequest, err: serializeError },
+    hooks: { logMethod: redactMessages }
   }
+}
+
+/** Log messages are free text too: Fastify's own warnings quote the request URL in `msg`. */
+function redactMessages (this: unknown, args: unknown[], method: (...args: unknown[]) => void): void {
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]
+    if (typeof arg === 'string') args[i] = redactText(arg)
+  }
+  method.apply(this, args)
 }
