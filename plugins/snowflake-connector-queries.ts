@@ -32,6 +32,7 @@ function executeRequestOf (request: FastifyRequest, session: ConnectorSession, b
     settings: session.settings,
     upstream: session.upstream,
     session: session.upstreamSession,
+    context: session.upstreamSession.context,
     sql: body.sqlText,
     parameters: forwarded,
     statementCount: count,

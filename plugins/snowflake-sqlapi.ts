@@ -1,15 +1,16 @@
 // SQL API v2 front end (specs/snowflake-sqlapi.yaml): POST /api/v2/statements (sync, async=true),
 // GET /api/v2/statements/{handle} (status, ?partition=N), POST …/{handle}/cancel. Bearer OIDC
 // via sluice-auth. `/api/v2/…` uses the default Snowflake connection; `/snowflake/<connection>/
-// api/v2/…` names one. Upstream it runs on pooled connector sessions of the chosen context.
+// api/v2/…` names one. Upstream it runs on pooled connector sessions of the caller's own, in the
+// chosen context: a session is never reused by another principal (pool.ts).
 import { randomUUID } from 'node:crypto'
 import { gzipSync } from 'node:zlib'
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { ERR_BAD_REQUEST, ERR_NOT_FOUND, ERR_SNOWFLAKE_CANCELLED, ERR_UNKNOWN_CONNECTION, isSluiceError } from '../src/errors.js'
 import type { Principal } from '../src/identity/principal.js'
-import { prepareRequest, runPrepared, type ExecuteRequest } from '../src/warehouses/snowflake/execute.js'
-import { carryTrip, type Handle } from '../src/warehouses/snowflake/handles.js'
+import { prepareRequest, runPrepared, type ExecuteRequest, type PrepareInput } from '../src/warehouses/snowflake/execute.js'
+import { carryTrip, ownerKey, type Handle } from '../src/warehouses/snowflake/handles.js'
 import { statementParameters } from '../src/warehouses/snowflake/parameters.js'
 import { allowedContext } from '../src/warehouses/snowflake/runtime.js'
 import {
@@ -97,29 +98,25 @@ export function createSubmitHandler (fastify: FastifyInstance) {
       if (timeout > 0) forwarded.STATEMENT_TIMEOUT_IN_SECONDS = timeout
       const context = allowedContext(settings, { database: body.database, schema: body.schema, warehouse: body.warehouse, role: body.role })
       const upstream = runtime.upstream(settings)
-      const session = await upstream.lease(context)
-      const req: ExecuteRequest = {
+      const input: PrepareInput = {
         frontEnd: FRONT_END,
         requestId: request.id,
         principal,
         settings,
         upstream,
-        session,
+        context,
         sql: body.statement,
         parameters: forwarded,
         statementCount: count,
         client: { sourceIp: request.ip, userAgent: request.headers['user-agent'], application: 'sql-api' },
         refuse: sqlApiRefusal
       }
-      if (body.bindings !== undefined && body.bindings !== null) req.bindings = body.bindings
+      if (body.bindings !== undefined && body.bindings !== null) input.bindings = body.bindings
       const deps = { pipeline: fastify.pipeline, handles: runtime.handles }
-      let prepared
-      try {
-        prepared = await prepareRequest(deps, req, request.roundTrip)
-      } catch (err) {
-        upstream.release(session)
-        throw err
-      }
+      // Admitted first: a refused statement never opens (or takes) an upstream session.
+      const prepared = await prepareRequest(deps, input, request.roundTrip)
+      const session = await upstream.lease(ownerKey(principal), context)
+      const req: ExecuteRequest = { ...input, session }
       const asyncExec = request.query.async === 'true'
       const trip = asyncExec ? {} : request.roundTrip
       const handle = runtime.handles.start(principal, settings.name, req.sql, async (h) => {

@@ -117,6 +117,11 @@ export const ERR_SNOWFLAKE_CANCELLED = createError<[string]>(
   'SLUICE_SNOWFLAKE_CANCELLED', 'statement %s was canceled before it finished', 422, base(RequestError))
 export const ERR_SNOWFLAKE_UNSUPPORTED = createError<[string]>(
   'SLUICE_SNOWFLAKE_UNSUPPORTED', 'not supported through this endpoint: %s', 422, base(RequestError))
+export const ERR_SNOWFLAKE_PARAMETER_REFUSED = createError<[string, string]>(
+  'SLUICE_SNOWFLAKE_PARAMETER_REFUSED', 'statement parameter %s is not accepted through Sluice; allowed: %s', 400, base(RequestError))
+// Fail closed: a session that may still act with the upstream user's secondary roles is never used.
+export const ERR_UPSTREAM_SECONDARY_ROLES = createError<[string, string]>(
+  'SLUICE_UPSTREAM_SECONDARY_ROLES', 'connection %s: USE SECONDARY ROLES NONE failed on a new upstream session, so the session was not used (%s); set secondaryRoles: keep on the connection only if the warehouse (an emulator) lacks the statement', 502, base(UpstreamError))
 
 // ── bigquery front end ────────────────────────────────────────────────────────────────────
 // Rendered in Google's JSON error shape by the BigQuery front end; an upstream error keeps the

@@ -16,9 +16,11 @@ describe('snowflake-sdk through Sluice against fakesnow', () => {
     gw = await startSnowflakeGateway({
       connections: {
         // Two connections: the default one, and one a client selects by account name.
-        fake: { kind: 'snowflake', url: fakesnow.url, default: true, user: 'sluice', password: 'upstream-secret', partitionRows: 2 },
-        other: { kind: 'snowflake', url: fakesnow.url, user: 'sluice2', password: 'other-secret', database: SEED_DATABASE, schema: SEED_SCHEMA },
-        large: { kind: 'snowflake', url: fakesnow.url, user: 'sluice', password: 'pw', partitionRows: 1000 }
+        fake: { kind: 'snowflake', url: fakesnow.url, secondaryRoles: 'keep', default: true, user: 'sluice', password: 'upstream-secret', partitionRows: 2 },
+        other: { kind: 'snowflake', url: fakesnow.url, secondaryRoles: 'keep', user: 'sluice2', password: 'other-secret', database: SEED_DATABASE, schema: SEED_SCHEMA },
+        large: { kind: 'snowflake', url: fakesnow.url, secondaryRoles: 'keep', user: 'sluice', password: 'pw', partitionRows: 1000 },
+        // No opt-out: fakesnow refuses USE SECONDARY ROLES NONE, so logins here fail closed.
+        strict: { kind: 'snowflake', url: fakesnow.url, user: 'sluice', password: 'pw' }
       },
       stages: { decide: denyKeyword('DELETE') }
     })
@@ -154,6 +156,11 @@ describe('snowflake-sdk through Sluice against fakesnow', () => {
     const err = await runSdk(conn, 'SELECT COUNT(*) AS N FROM CUSTOMERS', { parameters: { USE_CACHED_RESULT: false } }).catch((e: unknown) => e)
     expect(err).toMatchObject({ code: '000002', sqlState: '0A000' })
     expect((err as Error).message).toMatch(/^statement parameter USE_CACHED_RESULT is not accepted through Sluice; allowed: MULTI_STATEMENT_COUNT, TIMEZONE, QUERY_TAG, /)
+  })
+
+  it('fails a login closed when the warehouse refuses USE SECONDARY ROLES NONE (fakesnow), naming the connection', async () => {
+    const err = await connectSdk({ accessUrl: gw.url, token: await gw.token('alice'), account: 'strict' }).catch((e: unknown) => e)
+    expect((err as Error).message).toMatch(/^connection strict: USE SECONDARY ROLES NONE failed on a new upstream session, so the session was not used/)
   })
 
   it('refuses a login asking for a role the connection does not allow', async () => {

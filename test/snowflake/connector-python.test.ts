@@ -17,8 +17,8 @@ describe('snowflake-connector-python through Sluice against fakesnow', () => {
     fakesnow = await startFakesnow()
     gw = await startSnowflakeGateway({
       connections: {
-        fake: { kind: 'snowflake', url: fakesnow.url, default: true, user: 'sluice', password: 'upstream-secret', partitionRows: 2 },
-        large: { kind: 'snowflake', url: fakesnow.url, user: 'sluice', password: 'upstream-secret', partitionRows: 1000 }
+        fake: { kind: 'snowflake', url: fakesnow.url, secondaryRoles: 'keep', default: true, user: 'sluice', password: 'upstream-secret', partitionRows: 2 },
+        large: { kind: 'snowflake', url: fakesnow.url, secondaryRoles: 'keep', user: 'sluice', password: 'upstream-secret', partitionRows: 1000 }
       },
       stages: { decide: denyKeyword('DELETE') }
     })

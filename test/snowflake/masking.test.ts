@@ -61,8 +61,8 @@ async function setUp (stages: SnowflakeGatewayOptions['stages']): Promise<Env> {
   await writeFile(join(dir, 'masking.yaml'), POLICY)
   const gw = await startSnowflakeGateway({
     connections: {
-      fake: { kind: 'snowflake', url: fakesnow.url, default: true, user: 'sluice', password: 'pw', database: SEED_DATABASE, schema: SEED_SCHEMA },
-      chunky: { kind: 'snowflake', url: fakesnow.url, user: 'sluice', password: 'pw', database: SEED_DATABASE, schema: SEED_SCHEMA, partitionRows: 1 },
+      fake: { kind: 'snowflake', url: fakesnow.url, secondaryRoles: 'keep', default: true, user: 'sluice', password: 'pw', database: SEED_DATABASE, schema: SEED_SCHEMA },
+      chunky: { kind: 'snowflake', url: fakesnow.url, secondaryRoles: 'keep', user: 'sluice', password: 'pw', database: SEED_DATABASE, schema: SEED_SCHEMA, partitionRows: 1 },
       stubbed: { kind: 'snowflake', url: stub.url, account: 'acme', user: 'svc', password: 'pw' }
     },
     stages,

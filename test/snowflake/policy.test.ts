@@ -20,7 +20,7 @@ describe('Snowflake under the shipped default policy', () => {
   beforeAll(async () => {
     fakesnow = await startFakesnow()
     gw = await startSnowflakeGateway({
-      connections: { 'snowflake-prod': { kind: 'snowflake', url: fakesnow.url, default: true, user: 'sluice', password: 'upstream-secret', database: SEED_DATABASE, schema: SEED_SCHEMA } },
+      connections: { 'snowflake-prod': { kind: 'snowflake', url: fakesnow.url, secondaryRoles: 'keep', default: true, user: 'sluice', password: 'upstream-secret', database: SEED_DATABASE, schema: SEED_SCHEMA } },
       stages: 'configured',
       policiesDirectory: SHIPPED_POLICIES
     })

@@ -39,8 +39,10 @@ describe('SQL API v2 through Sluice against fakesnow', () => {
     fakesnow = await startFakesnow()
     gw = await startSnowflakeGateway({
       connections: {
-        fake: { kind: 'snowflake', url: fakesnow.url, default: true, user: 'sluice', password: 'upstream-secret', partitionRows: 2, database: SEED_DATABASE, schema: SEED_SCHEMA },
-        reporting: { kind: 'snowflake', url: fakesnow.url, user: 'sluice', password: 'other-secret', database: SEED_DATABASE, schema: SEED_SCHEMA }
+        fake: { kind: 'snowflake', url: fakesnow.url, secondaryRoles: 'keep', default: true, user: 'sluice', password: 'upstream-secret', partitionRows: 2, database: SEED_DATABASE, schema: SEED_SCHEMA },
+        reporting: { kind: 'snowflake', url: fakesnow.url, secondaryRoles: 'keep', user: 'sluice', password: 'other-secret', database: SEED_DATABASE, schema: SEED_SCHEMA },
+        // No opt-out: fakesnow refuses USE SECONDARY ROLES NONE, so this connection fails closed.
+        strict: { kind: 'snowflake', url: fakesnow.url, user: 'sluice', password: 'pw', database: SEED_DATABASE, schema: SEED_SCHEMA }
       },
       stages: { decide: denyKeyword('DELETE') }
     })
@@ -141,6 +143,13 @@ describe('SQL API v2 through Sluice against fakesnow', () => {
     const res = await submit({ statement: 'SELECT COUNT(*) FROM ORDERS', parameters: { timezone: 'UTC', query_tag: 'sqlapi-test', rows_per_resultset: 10 } })
     expect(res.status).toBe(200)
     expect(res.body.data).toEqual([['2']])
+  })
+
+  it('fails closed on a warehouse that refuses USE SECONDARY ROLES NONE (fakesnow), naming the connection', async () => {
+    const res = await call('POST', '/snowflake/strict/api/v2/statements', alice, { statement: 'SELECT COUNT(*) FROM ORDERS' })
+    expect(res.status).toBe(422)
+    expect(res.body.message).toMatch(/^connection strict: USE SECONDARY ROLES NONE failed on a new upstream session, so the session was not used \(001003: .*\); set secondaryRoles: keep on the connection only if the warehouse \(an emulator\) lacks the statement$/s)
+    expect(res.body.data).toBeUndefined()
   })
 
   it('selects a connection by path prefix', async () => {

@@ -5,6 +5,10 @@
 // `.venv/fakesnow/bin/fakesnow` (created by setup-python.sh: fakesnow's pins cannot share a
 // venv with the Python client and bqemulator), else `.venv/bin/fakesnow`, else
 // SLUICE_FAKESNOW_BIN.
+//
+// fakesnow's parser refuses USE SECONDARY ROLES NONE (001003 syntax error), which Sluice runs on
+// every new upstream session and fails closed without: connections to fakesnow opt out with
+// `secondaryRoles: 'keep'`. The upstream stub (snowflake-upstream-stub.ts) proves the statement.
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { request } from 'undici'

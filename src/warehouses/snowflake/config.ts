@@ -33,8 +33,13 @@ export interface SnowflakeSettings {
   syncWaitSeconds: number
   /** How long finished results stay fetchable (async results, partitions, chunks). */
   resultTtlSeconds: number
-  /** Idle upstream sessions kept per context for the SQL API. */
+  /** Idle upstream sessions kept per principal and context for the SQL API. */
   poolSize: number
+  /**
+   * `none`: every upstream session runs USE SECONDARY ROLES NONE before its first statement, so
+   * only `role` (or the role a client may pick) applies; `keep`: the user's own default stands.
+   */
+  secondaryRoles: 'none' | 'keep'
 }
 
 const stringList = { type: 'array', items: { type: 'string', minLength: 1 } } as const
@@ -63,7 +68,8 @@ const settingsSchema = {
     partitionRows: { type: 'integer', minimum: 1, maximum: 1_000_000 },
     syncWaitSeconds: { type: 'number', minimum: 0, maximum: 600 },
     resultTtlSeconds: { type: 'integer', minimum: 10, maximum: 86_400 },
-    poolSize: { type: 'integer', minimum: 0, maximum: 100 }
+    poolSize: { type: 'integer', minimum: 0, maximum: 100 },
+    secondaryRoles: { enum: ['none', 'keep'] }
   }
 } as const
 
@@ -113,7 +119,8 @@ export function snowflakeSettings (name: string, raw: ConnectionConfig, readFile
     partitionRows: typeof c.partitionRows === 'number' ? c.partitionRows : 10_000,
     syncWaitSeconds: typeof c.syncWaitSeconds === 'number' ? c.syncWaitSeconds : 45,
     resultTtlSeconds: typeof c.resultTtlSeconds === 'number' ? c.resultTtlSeconds : 3600,
-    poolSize: typeof c.poolSize === 'number' ? c.poolSize : 4
+    poolSize: typeof c.poolSize === 'number' ? c.poolSize : 4,
+    secondaryRoles: c.secondaryRoles === 'keep' ? 'keep' : 'none'
   }
 }
 

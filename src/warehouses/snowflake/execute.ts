@@ -20,9 +20,11 @@ export interface ExecuteRequest {
   settings: SnowflakeSettings
   upstream: SnowflakeUpstream
   session: UpstreamSession
+  /** The session context the statement runs in (the session's own), for the policy's defaults. */
+  context: SessionContext
   sql: string
   bindings?: Record<string, unknown>
-  /** Statement parameters to forward (MULTI_STATEMENT_COUNT already taken out). */
+  /** Statement parameters to forward: allowed by parameters.ts, MULTI_STATEMENT_COUNT taken out. */
   parameters?: Record<string, unknown>
   /** Describe the result without running the statement (the drivers' cursor.describe()). */
   describeOnly?: boolean
@@ -52,11 +54,14 @@ export interface Prepared {
   admission: Admission
 }
 
+/** What admission needs: everything but the upstream session, which is leased only once admitted. */
+export type PrepareInput = Omit<ExecuteRequest, 'session'>
+
 /**
  * Checks and admission, before anything reaches the upstream. Front ends call this inside the
  * client's request even for async execution, so a refusal is answered (and recorded) at once.
  */
-export async function prepareRequest (deps: ExecuteDeps, req: ExecuteRequest, trip: RoundTrip): Promise<Prepared> {
+export async function prepareRequest (deps: ExecuteDeps, req: PrepareInput, trip: RoundTrip): Promise<Prepared> {
   const parts = splitStatements(req.sql)
   trip.sql = req.sql
   if (parts.length === 0) throw new ERR_BAD_REQUEST('the request carries no SQL statement')
@@ -175,8 +180,8 @@ export function releaseFailure (pipeline: Pipeline, statement: Statement | undef
   return statementFailed(raw.connection, message, failed, true)
 }
 
-function statementOf (req: ExecuteRequest, sql: string): Statement {
-  const ctx: SessionContext = req.session.context
+function statementOf (req: PrepareInput, sql: string): Statement {
+  const ctx: SessionContext = req.context
   const database = ctx.database ?? req.settings.database
   const schema = ctx.schema ?? req.settings.schema
   const statement: Statement = {

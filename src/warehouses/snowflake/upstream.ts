@@ -1,13 +1,15 @@
 // The upstream side: Sluice's own connector-protocol client for one Snowflake connection. It logs
-// in with the connection's credential (key-pair JWT or password), keeps sessions alive (renews
-// on 390112, logs in again when a session is gone), follows 333333 "still running" answers and
-// downloads result chunks. Agents never see anything this client holds.
+// in with the connection's credential (key-pair JWT or password), turns secondary roles off on
+// every session token it is issued, keeps sessions alive (renews on 390112, logs in again when a
+// session is gone), follows 333333 "still running" answers and downloads result chunks. Agents
+// never see anything this client holds.
 import { randomUUID } from 'node:crypto'
 import { gunzipSync } from 'node:zlib'
 import { request, type Dispatcher } from 'undici'
-import { ERR_SNOWFLAKE_STATEMENT_FAILED, ERR_UPSTREAM_FAILED, ERR_UPSTREAM_UNAVAILABLE } from '../../errors.js'
+import { ERR_SNOWFLAKE_STATEMENT_FAILED, ERR_UPSTREAM_FAILED, ERR_UPSTREAM_SECONDARY_ROLES, ERR_UPSTREAM_UNAVAILABLE } from '../../errors.js'
 import type { SnowflakeSettings } from './config.js'
 import { createKeyPairSigner, type KeyPairSigner } from './keypair.js'
+import { IdleSessions, poolKey } from './pool.js'
 
 export interface SessionContext {
   database?: string
@@ -76,7 +78,11 @@ export class UpstreamSession {
   serverVersion?: string
   renewing?: Promise<void>
   closed = false
-  constructor (readonly context: SessionContext) {}
+  /**
+   * @param owner the principal a pooled (SQL API) session belongs to (`ownerKey`); connector
+   *   sessions have none, each belongs to one client login.
+   */
+  constructor (readonly context: SessionContext, readonly owner?: string) {}
 }
 
 export interface UpstreamOptions {
@@ -89,13 +95,18 @@ const IN_PROGRESS = new Set(['333333', '333334'])
 const SESSION_EXPIRED = '390112'
 /** Session gone, invalid, or master token expired: only a new login helps. */
 const SESSION_GONE = new Set(['390104', '390111', '390114'])
+/**
+ * Users created since 2024 default to secondary roles ALL: every role granted to the upstream
+ * user would apply to each statement, whatever `role` the connection names.
+ */
+export const SECONDARY_ROLES_NONE = 'USE SECONDARY ROLES NONE'
 
 export class SnowflakeUpstream {
   readonly #settings: SnowflakeSettings
   readonly #dispatcher: Dispatcher | undefined
   readonly #pollMs: number
   readonly #signer: KeyPairSigner | undefined
-  readonly #idle = new Map<string, UpstreamSession[]>()
+  readonly #idle: IdleSessions
 
   constructor (settings: SnowflakeSettings, options: UpstreamOptions = {}) {
     this.#settings = settings
@@ -104,13 +115,14 @@ export class SnowflakeUpstream {
     this.#signer = settings.privateKey === undefined
       ? undefined
       : createKeyPairSigner(settings.name, settings.account, settings.user, settings.privateKey, settings.privateKeyPassphrase)
+    this.#idle = new IdleSessions(settings.poolSize)
   }
 
   get name (): string { return this.#settings.name }
 
   /** A new upstream session (one per connector session: its state, USE and temp tables, is its own). */
-  async open (context: SessionContext): Promise<UpstreamSession> {
-    const session = new UpstreamSession(context)
+  async open (context: SessionContext, owner?: string): Promise<UpstreamSession> {
+    const session = new UpstreamSession(context, owner)
     await this.#login(session)
     return session
   }
@@ -147,7 +159,10 @@ export class SnowflakeUpstream {
       throw new ERR_UPSTREAM_FAILED(s.name, `login refused (${body.code ?? 'no code'}): ${body.message ?? ''}`)
     }
     const d = body.data
-    session.token = String(d.token ?? d.sessionToken ?? '')
+    const token = String(d.token ?? d.sessionToken ?? '')
+    // Before the session holds the token: a session whose roles are not settled runs nothing.
+    await this.#settleRoles(session, token)
+    session.token = token
     session.masterToken = typeof d.masterToken === 'string' ? d.masterToken : undefined
     session.sessionId = d.sessionId as number | string | undefined
     session.parameters = Array.isArray(d.parameters) ? d.parameters as UpstreamSession['parameters'] : []
@@ -216,29 +231,21 @@ export class SnowflakeUpstream {
     return raw[0] === 0x1f && raw[1] === 0x8b ? gunzipSync(raw) : raw
   }
 
-  // ── SQL API pool: stateless requests share sessions of the same context ────────────────
-  async lease (context: SessionContext): Promise<UpstreamSession> {
-    const idle = this.#idle.get(contextKey(context))
-    const session = idle?.pop()
-    return session ?? await this.open(context)
+  // ── SQL API pool: a principal's stateless requests reuse its own sessions (pool.ts) ─────
+  /** An idle session of this owner (`ownerKey` of the principal) and context, or a new one. */
+  async lease (owner: string, context: SessionContext): Promise<UpstreamSession> {
+    return this.#idle.take(poolKey(owner, context)) ?? await this.open(context, owner)
   }
 
   release (session: UpstreamSession): void {
     if (session.closed) return
-    const key = contextKey(session.context)
-    const idle = this.#idle.get(key) ?? []
-    if (idle.length >= this.#settings.poolSize) {
-      void this.close(session)
-      return
-    }
-    idle.push(session)
-    this.#idle.set(key, idle)
+    // A session without an owner is a connector login's own; it never enters the pool.
+    if (session.owner === undefined) return
+    for (const gone of this.#idle.put(poolKey(session.owner, session.context), session)) void this.close(gone)
   }
 
   async shutdown (): Promise<void> {
-    const all = [...this.#idle.values()].flat()
-    this.#idle.clear()
-    await Promise.all(all.map(async (s) => { await this.close(s) }))
+    await Promise.all(this.#idle.drain().map(async (s) => { await this.close(s) }))
   }
 
   // ── transport ──────────────────────────────────────────────────────────────────────────
@@ -256,6 +263,8 @@ export class SnowflakeUpstream {
 
   /** A session-token request that survives an expired (renew) or vanished (log in again) session. */
   async #authed (session: UpstreamSession, method: string, path: string, body: unknown): Promise<Envelope> {
+    // Logged out, or never settled (secondary roles): log in again from the client's side.
+    if (session.closed) throw new ERR_UPSTREAM_FAILED(this.name, 'the upstream session is closed; log in again')
     for (let attempt = 0; ; attempt++) {
       const token = session.token
       const envelope = await this.#send(method, path, body, token)
@@ -296,8 +305,40 @@ export class SnowflakeUpstream {
       await this.#login(session)
       return
     }
-    session.token = String(d.sessionToken ?? d.token ?? '')
+    const token = String(d.sessionToken ?? d.token ?? '')
+    // Snowflake keeps the session (and its secondary roles) across a renewal, but nothing in the
+    // answer proves it is the same session: one statement an hour buys the certainty.
+    await this.#settleRoles(session, token)
+    session.token = token
     if (typeof d.masterToken === 'string') session.masterToken = d.masterToken
+  }
+
+  /**
+   * Runs USE SECONDARY ROLES NONE on a freshly issued session token, unless the connection opted
+   * out. Fails closed: when the warehouse refuses it, the upstream session is logged out and this
+   * session is closed, so neither the request that opened it nor any later one runs on it.
+   */
+  async #settleRoles (session: UpstreamSession, token: string): Promise<void> {
+    if (this.#settings.secondaryRoles === 'keep') return
+    let envelope: Envelope
+    try {
+      // #send, not #authed: a refusal here must not start another login of the same session.
+      envelope = await this.#send('POST', `/queries/v1/query-request?requestId=${randomUUID()}`,
+        { sqlText: SECONDARY_ROLES_NONE, asyncExec: false, sequenceId: 1, querySubmissionTime: Date.now() }, token)
+      for (let polls = 0; IN_PROGRESS.has(String(envelope.code)) && envelope.success !== false && polls < 20; polls++) {
+        const next = (envelope.data as QueryData | undefined)?.getResultUrl
+        if (typeof next !== 'string') break
+        await pause(this.#pollMs, undefined)
+        envelope = await this.#send('GET', next, undefined, token)
+      }
+    } catch (err) {
+      envelope = { success: false, message: (err as Error).message }
+    }
+    if (envelope.success === true && !IN_PROGRESS.has(String(envelope.code))) return
+    session.closed = true
+    session.token = ''
+    await this.#send('POST', `/session?delete=true&requestId=${randomUUID()}`, {}, token).catch(() => undefined)
+    throw new ERR_UPSTREAM_SECONDARY_ROLES(this.name, `${envelope.code ?? 'no code'}: ${envelope.message ?? 'no answer'}`)
   }
 
   async #send (method: string, path: string, body: unknown, token: string | undefined): Promise<Envelope> {
@@ -367,8 +408,4 @@ async function pause (ms: number, signal: AbortSignal | undefined): Promise<void
     }
     signal?.addEventListener('abort', done, { once: true })
   })
-}
-
-function contextKey (c: SessionContext): string {
-  return JSON.stringify([c.database ?? '', c.schema ?? '', c.warehouse ?? '', c.role ?? ''])
 }
