@@ -70,7 +70,9 @@ export class Recording {
   }
 
   async retention (now?: Date): Promise<RetentionReport> {
-    const run = runRetention(this.store, this.config.retention, this.key, now)
+    const webhook = this.webhook
+    const run = runRetention(this.store, this.config.retention, this.key, now,
+      webhook === undefined ? undefined : (cp) => { webhook.push([{ type: 'checkpoint', ...cp }]) })
     this.#retentionRun = run
     try {
       const report = await run

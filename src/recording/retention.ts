@@ -10,7 +10,7 @@
 import type { RetentionConfig } from '../config/types.js'
 import type { Store } from '../store/store.js'
 import { isoMicros, nowMicros, type CheckpointKey } from './chain.js'
-import { insertCheckpoint } from './writer.js'
+import { insertCheckpoint, type SignedCheckpoint } from './writer.js'
 
 export interface RetentionReport {
   capturesDropped: number
@@ -33,7 +33,14 @@ function expired (field: 'days' | 'resultDays'): string {
   return `e.occurred_at < $1::text::timestamptz - make_interval(days => coalesce(($2::text::jsonb -> e.connection ->> '${field}')::int, $3::int))`
 }
 
-export async function runRetention (store: Store, config: RetentionConfig, key?: CheckpointKey, now = new Date()): Promise<RetentionReport> {
+/**
+ * `onCheckpoint` hears each retention checkpoint once its transaction committed: the SIEM's
+ * copy then says the deletion was retention's, which a store-only record could not prove
+ * to anyone who also suspects the store.
+ */
+export async function runRetention (
+  store: Store, config: RetentionConfig, key?: CheckpointKey, now = new Date(), onCheckpoint?: (checkpoint: SignedCheckpoint) => void
+): Promise<RetentionReport> {
   const report: RetentionReport = { capturesDropped: 0, eventsDeleted: 0, eventsPurged: 0, sessionsDeleted: 0, checkpoints: 0 }
   const settings = JSON.stringify(config.connections)
   const at = now.toISOString()
@@ -52,18 +59,20 @@ export async function runRetention (store: Store, config: RetentionConfig, key?:
   for (const c of chains) {
     const last = (c.first_live ?? c.max_seq + 1) - 1
     if (last < c.min_seq) continue
-    await store.transaction(async (tx) => {
+    const written = await store.transaction(async (tx) => {
       const [row] = await tx.query<{ hash: string }>(
         `select encode(hash, 'hex') as hash from session_events where chain = $1 and seq = $2::bigint order by id limit 1`,
         [c.chain, String(last)])
-      if (row === undefined) return
-      await insertCheckpoint(tx, key, { chain: c.chain, seq: last, hash: row.hash, kind: 'retention', createdAt: isoMicros(nowMicros()) })
+      if (row === undefined) return undefined
+      const checkpoint = await insertCheckpoint(tx, key, { chain: c.chain, seq: last, hash: row.hash, kind: 'retention', createdAt: isoMicros(nowMicros()) })
       const deleted = await tx.query<{ n: number }>(
         'with d as (delete from session_events where chain = $1 and seq <= $2::bigint returning 1) select count(*)::int as n from d',
         [c.chain, String(last)])
       report.eventsDeleted += deleted[0]?.n ?? 0
       report.checkpoints++
+      return checkpoint
     })
+    if (written !== undefined) onCheckpoint?.(written)
   }
 
   const purged = await store.query<{ n: number }>(

@@ -2,7 +2,9 @@
 // on it: `push` only appends to a bounded in-memory queue (dropping the oldest items and
 // counting them when a receiver is down for long), and one delivery loop posts batches with
 // retries and exponential backoff. The store stays the record of truth; this is a copy, and
-// a signed checkpoint in the SIEM is an anchor outside the database an attacker would edit.
+// a signed checkpoint in the SIEM is an anchor outside the database an attacker would edit:
+// checkpoint items carry their creation time, key id and signature, so what the SIEM keeps
+// can be checked against the store later (`sluice audit verify --checkpoints`, outside.ts).
 import { createHmac } from 'node:crypto'
 import type { WebhookConfig } from '../config/types.js'
 import type { StoreLog } from '../store/store.js'

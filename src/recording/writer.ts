@@ -14,7 +14,7 @@ import { hostname } from 'node:os'
 import { randomUUID } from 'node:crypto'
 import { ERR_STORE_UNAVAILABLE, isSluiceError } from '../errors.js'
 import type { Store, StoreLog } from '../store/store.js'
-import { eventDigest, GENESIS, isoMicros, linkHash, nowMicros, signBody, type CheckpointKey } from './chain.js'
+import { eventDigest, GENESIS, isoMicros, linkHash, nowMicros, signBody, type CheckpointBody, type CheckpointKey } from './chain.js'
 import { INSERT_BATCH, toBatchRow, type AuditEvent, type ChainedEvent } from './event.js'
 
 /** An event before the writer chains it. */
@@ -32,7 +32,8 @@ export interface WriterOptions {
   log?: StoreLog
   /** Told about every committed batch (the webhook sink); must not throw or block. */
   onCommitted?: (events: ChainedEvent[]) => void
-  onCheckpoint?: (checkpoint: { chain: string, seq: number, hash: string, kind: string }) => void
+  /** Told about every checkpoint written, signature included (the webhook's outside copy). */
+  onCheckpoint?: (checkpoint: SignedCheckpoint) => void
   /** Told when a batch failed (the recorder drops cached session ids it may have relied on). */
   onFailure?: () => void
 }
@@ -206,17 +207,20 @@ export class EventWriter {
 
   async #checkpointLane (lane: Lane, kind: 'periodic' | 'close'): Promise<void> {
     const chain = lane.chain
-    if (chain.seq === 0 || chain.seq === chain.checkpointedSeq) return
+    // A close is written even where a periodic checkpoint already stands: it alone tells the
+    // verifier that nothing may follow, so an event appended later shows as inserted.
+    if (chain.seq === 0 || (chain.seq === chain.checkpointedSeq && kind !== 'close')) return
     const seq = chain.seq
     const hash = chain.head.toString('hex')
     chain.checkpointedSeq = seq
     chain.checkpointedAt = Date.now()
-    await insertCheckpoint(this.#store, this.#options.key, { chain: chain.id, seq, hash, kind, createdAt: isoMicros(nowMicros()) })
-    this.#options.onCheckpoint?.({ chain: chain.id, seq, hash, kind })
+    const written = await insertCheckpoint(this.#store, this.#options.key, { chain: chain.id, seq, hash, kind, createdAt: isoMicros(nowMicros()) })
+    this.#options.onCheckpoint?.(written)
   }
 
   /** Waits for queued events, writes a closing checkpoint, stops the timer. */
   async close (): Promise<void> {
+    if (this.#closed) return
     if (this.#timer !== null) clearInterval(this.#timer)
     this.#timer = null
     for (;;) {
@@ -230,14 +234,21 @@ export class EventWriter {
   }
 }
 
+/** A checkpoint as stored: its body, and the key and signature over it (null without a key). */
+export interface SignedCheckpoint extends CheckpointBody {
+  keyId: string | null
+  signature: string | null
+}
+
 export async function insertCheckpoint (
   store: Pick<Store, 'query'>,
   key: CheckpointKey | undefined,
-  body: { chain: string, seq: number, hash: string, kind: 'periodic' | 'close' | 'retention', createdAt: string }
-): Promise<void> {
+  body: CheckpointBody
+): Promise<SignedCheckpoint> {
   const signature = signBody(key, body)
   await store.query(
     `insert into checkpoints (chain, seq, hash, kind, created_at, key_id, signature)
      values ($1, $2::bigint, decode($3, 'hex'), $4, $5, $6, decode($7, 'hex'))`,
     [body.chain, String(body.seq), body.hash, body.kind, body.createdAt, key?.id ?? null, signature?.toString('hex') ?? null])
+  return { ...body, keyId: key?.id ?? null, signature: signature?.toString('hex') ?? null }
 }

@@ -107,6 +107,19 @@ describe('checkpoints', { timeout: 60_000 }, () => {
     expect((await verifyStore(store, recording.key)).issues).toEqual([])
     await store.close()
   })
+
+  it('writes the close checkpoint even where a periodic one already names the head', async () => {
+    const store = await openPgliteStore({ dataDir: 'memory://' })
+    await migrate(store)
+    const recording = new Recording(store, recordingConfig())
+    for (let i = 0; i < 3; i++) await recording.record(facts())
+    await recording.writer.checkpoint('periodic')
+    await recording.close()
+    await recording.close()
+    // Only the close says nothing may follow; without it an appended event would look legitimate.
+    expect(await store.query("select seq::float8 as seq, kind from checkpoints order by id")).toEqual([{ seq: 3, kind: 'periodic' }, { seq: 3, kind: 'close' }])
+    await store.close()
+  })
 })
 
 describe('SIEM webhook', { timeout: 60_000 }, () => {
@@ -158,7 +171,11 @@ describe('SIEM webhook', { timeout: 60_000 }, () => {
     }
     const items = received.flatMap((r) => (JSON.parse(r.body) as { items: Array<{ type: string, hash?: string, sqlText?: string }> }).items)
     expect(items.filter((i) => i.type === 'event')).toHaveLength(3)
-    expect(items.filter((i) => i.type === 'checkpoint')).toHaveLength(1)
+    // The checkpoint copy carries what verifying it needs: `sluice audit verify --checkpoints` reads it back.
+    expect(items.filter((i) => i.type === 'checkpoint')).toEqual([{
+      type: 'checkpoint', chain: recording.writer.chainId, seq: 3, hash: expect.stringMatching(/^[0-9a-f]{64}$/), kind: 'periodic',
+      createdAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT[\d:.]+Z$/), keyId: null, signature: null
+    }])
     expect(items[0]).toMatchObject({ type: 'event', hash: expect.stringMatching(/^[0-9a-f]{64}$/), sqlText: expect.any(String) })
     expect(JSON.stringify(items)).not.toContain('resultCapture')
     for (const r of received) expect(r.signature).toBe(webhookSignature(secret, r.timestamp, r.body))
