@@ -58,6 +58,12 @@ export const exportQuery = {
   properties: { since: time, until: time, format: { enum: ['jsonl', 'csv'], default: 'jsonl' } }
 } as const
 
+export const verifyQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { strict: { type: 'boolean', default: false, description: 'warnings (unanchored events, no checkpoints) make ok false too' } }
+} as const
+
 export const idParams = {
   type: 'object',
   required: ['id'],
@@ -103,7 +109,7 @@ export function openApiDocument (): Record<string, unknown> {
       '/events': { get: { operationId: 'listEvents', summary: 'Events, newest first', parameters: parameters(eventQuery, 'query'), responses: ok('a page of events', pageOf('Event')) } },
       '/events/{id}': { get: { operationId: 'getEvent', summary: 'One event with its captured result', parameters: parameters(idParams, 'path'), responses: { ...(ok('the event', { $ref: '#/components/schemas/TimelineEvent' }) as object), 404: errorResponse } } },
       '/export': { get: { operationId: 'exportEvents', summary: 'Stream events as JSON Lines (sealed, verifiable) or CSV', parameters: parameters(exportQuery, 'query'), responses: { 200: { description: 'the export', content: { 'application/x-ndjson': { schema: { type: 'string' } }, 'text/csv': { schema: { type: 'string' } } } }, ...errors } } },
-      '/verify': { get: { operationId: 'verifyChains', summary: 'Verify every chain and checkpoint in the store', responses: ok('the report', { $ref: '#/components/schemas/VerifyReport' }) } }
+      '/verify': { get: { operationId: 'verifyChains', summary: 'Verify every chain and checkpoint in the store', parameters: parameters(verifyQuery, 'query'), responses: ok('the report: ok is false on any issue (and on any warning when strict)', { $ref: '#/components/schemas/VerifyReport' }) } }
     },
     components: {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT (OIDC access token)' } },
@@ -168,11 +174,20 @@ export function openApiDocument (): Record<string, unknown> {
           type: 'object',
           properties: {
             ok: { type: 'boolean' },
+            strict: { type: 'boolean' },
             events: { type: 'number' },
             chains: { type: 'number' },
             checkpoints: { type: 'number' },
-            issues: { type: 'array', items: { type: 'object', properties: { kind: { enum: ['modified', 'deleted', 'inserted', 'reordered', 'checkpoint'] }, chain: {}, seq: {}, eventId: {}, requestId: {}, detail: { type: 'string' } } } },
-            warnings: { type: 'array', items: { type: 'string' } }
+            issues: {
+              type: 'array',
+              description: 'errors: the trail was changed',
+              items: { type: 'object', properties: { kind: { enum: ['modified', 'deleted', 'inserted', 'reordered', 'checkpoint', 'duplicate'] }, chain: {}, seq: {}, eventId: {}, requestId: {}, detail: { type: 'string' } } }
+            },
+            warnings: {
+              type: 'array',
+              description: 'what the trail cannot vouch for; failures only when strict',
+              items: { type: 'object', properties: { kind: { enum: ['unanchored', 'no-checkpoints', 'empty-chain', 'no-key'] }, chain: {}, seq: { description: 'unanchored: the last checkpoint before the events' }, count: {}, detail: { type: 'string' } } }
+            }
           }
         }
       }

@@ -9,7 +9,7 @@ import { ERR_NOT_FOUND } from '../src/errors.js'
 import { verifyStore } from '../src/recording/audit.js'
 import { exportLines, type ExportFormat } from '../src/recording/export.js'
 import { getEvent, searchEvents, searchSessions, sessionTimeline, type EventFilter, type SessionFilter } from '../src/recording/search.js'
-import { eventQuery, exportQuery, idParams, openApiDocument, sessionQuery, timelineQuery } from './admin-openapi.js'
+import { eventQuery, exportQuery, idParams, openApiDocument, sessionQuery, timelineQuery, verifyQuery } from './admin-openapi.js'
 
 export const ADMIN_PREFIX = '/admin/v1'
 export const AUDITOR_ROLE = 'auditor'
@@ -20,6 +20,7 @@ interface EventsRoute { Querystring: Paged<EventFilter> }
 interface TimelineRoute { Params: { id: string }, Querystring: { cursor?: string, limit?: number } }
 interface EventRoute { Params: { id: string } }
 interface ExportRoute { Querystring: { since?: string, until?: string, format: ExportFormat } }
+interface VerifyRoute { Querystring: { strict?: boolean } }
 
 export function createAdminHandlers (fastify: FastifyInstance) {
   const store = fastify.store
@@ -59,8 +60,8 @@ export function createAdminHandlers (fastify: FastifyInstance) {
       return reply.send(Readable.from(withNewlines()))
     },
 
-    async verify () {
-      return await verifyStore(store, fastify.recording.key)
+    async verify (request: FastifyRequest<VerifyRoute>) {
+      return await verifyStore(store, fastify.recording.key, { strict: request.query.strict === true })
     }
   }
 }
@@ -79,7 +80,7 @@ async function adminPlugin (fastify: FastifyInstance): Promise<void> {
     api.get<EventsRoute>('/events', { config, preHandler: guard, schema: { querystring: eventQuery } }, handlers.listEvents)
     api.get<EventRoute>('/events/:id', { config, preHandler: guard, schema: { params: idParams } }, handlers.event)
     api.get<ExportRoute>('/export', { config, preHandler: guard, schema: { querystring: exportQuery } }, handlers.exportStream)
-    api.get('/verify', { config, preHandler: guard }, handlers.verify)
+    api.get<VerifyRoute>('/verify', { config, preHandler: guard, schema: { querystring: verifyQuery } }, handlers.verify)
   }, { prefix: ADMIN_PREFIX })
 }
 

@@ -1,5 +1,10 @@
-// `sluice audit verify [--file export.jsonl]` and `sluice audit export --since --until --format`:
-// the auditor's tools, run against the configured store (or a file) with the configured key.
+// `sluice audit verify [--file export.jsonl] [--checkpoints copies.jsonl] [--strict]` and
+// `sluice audit export --since --until --format`: the auditor's tools, run against the
+// configured store (or a file) with the configured key.
+//
+// verify exits 0 when the trail verifies (warnings are printed but pass), 1 when it finds
+// an issue — or, with --strict, a warning — and 1 when it cannot run at all (bad options, an
+// unreadable file): a scheduler alerting on non-zero catches all three.
 import { createWriteStream } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
@@ -8,12 +13,13 @@ import { ERR_BAD_REQUEST } from '../errors.js'
 import { formatReport, verifyStore } from '../recording/audit.js'
 import { loadCheckpointKey, loadPublicKey, type CheckpointKey } from '../recording/chain.js'
 import { exportLines, verifyExport, type ExportFormat } from '../recording/export.js'
+import { parseOutsideCopies } from '../recording/outside.js'
 import { Recording } from '../recording/recorder.js'
 import { migrate } from '../store/migrate.js'
 import { openStore } from '../store/open.js'
 import { configFrom, parseCommon } from './options.js'
 
-const USAGE = 'usage: sluice audit verify [--file export.jsonl] [--public-key key.pem] [--json] | sluice audit export [--since T] [--until T] [--format jsonl|csv] [--out FILE] | sluice audit retention'
+const USAGE = 'usage: sluice audit verify [--file export.jsonl | --checkpoints copies.jsonl] [--public-key key.pem] [--strict] [--json] | sluice audit export [--since T] [--until T] [--format jsonl|csv] [--out FILE] | sluice audit retention'
 
 export async function runAudit (args: string[]): Promise<number> {
   const [sub, ...rest] = args
@@ -30,16 +36,28 @@ async function keyFor (values: { 'public-key'?: unknown }, configured: string | 
 }
 
 async function auditVerify (args: string[]): Promise<number> {
-  const { values } = parseCommon(args, { file: { type: 'string' }, 'public-key': { type: 'string' }, json: { type: 'boolean' } })
+  const { values } = parseCommon(args, {
+    file: { type: 'string' },
+    checkpoints: { type: 'string' },
+    'public-key': { type: 'string' },
+    strict: { type: 'boolean' },
+    json: { type: 'boolean' }
+  })
+  if (typeof values.file === 'string' && typeof values.checkpoints === 'string') {
+    throw new ERR_BAD_REQUEST('--checkpoints checks the store against outside copies; verify an export with --file alone')
+  }
   const { config } = configFrom(values)
   const key = await keyFor(values, config.recording.checkpointKey)
+  const strict = values.strict === true
   let report
   if (typeof values.file === 'string') {
-    report = verifyExport(await readFile(resolve(values.file), 'utf8'), key)
+    report = verifyExport(await readFile(resolve(values.file), 'utf8'), key, { strict })
   } else {
+    // Read before the store opens: a bad file is refused without touching the store.
+    const outside = typeof values.checkpoints === 'string' ? parseOutsideCopies(await readFile(resolve(values.checkpoints), 'utf8')) : undefined
     const store = await openStore(config.store)
     try {
-      report = await verifyStore(store, key)
+      report = await verifyStore(store, key, { strict, outside })
     } finally {
       await store.close()
     }

@@ -8,7 +8,7 @@ import type { Store } from '../store/store.js'
 import { signBody, verifyBody, type CheckpointKey } from './chain.js'
 import { EVENT_FIELDS, type StoredEvent } from './event.js'
 import { loadChains, loadCheckpoints } from './audit.js'
-import { verifyAll, type ChainRow, type CheckpointRow, type VerifyReport } from './verify.js'
+import { rejudge, verifyAll, type ChainRow, type CheckpointRow, type VerifyReport } from './verify.js'
 
 export type ExportFormat = 'jsonl' | 'csv'
 
@@ -118,9 +118,8 @@ export function csvCell (value: unknown): string {
 }
 
 /** Verifies a JSON Lines export: the seal, then every chain slice it holds. */
-export function verifyExport (text: string, key?: CheckpointKey): VerifyReport {
+export function verifyExport (text: string, key?: CheckpointKey, options: { strict?: boolean } = {}): VerifyReport {
   const lines = text.split('\n').filter((l) => l.trim() !== '')
-  const warnings: string[] = []
   const chains = new Map<string, ChainRow>()
   const checkpoints = new Map<string, CheckpointRow[]>()
   const starts = new Map<string, { seq: number, prevHash: string }>()
@@ -148,7 +147,7 @@ export function verifyExport (text: string, key?: CheckpointKey): VerifyReport {
       list.push(rest as unknown as StoredEvent)
     }
   }
-  const report = verifyAll(list, { key, chains, checkpoints, starts }, warnings)
+  const report = verifyAll(list, { key, chains, checkpoints, starts }, options)
   const sealIssue = (detail: string): void => {
     report.issues.push({ kind: 'modified', chain: null, seq: null, eventId: null, requestId: null, detail })
   }
@@ -159,6 +158,5 @@ export function verifyExport (text: string, key?: CheckpointKey): VerifyReport {
   } else if (key !== undefined && (seal.signature === null || !verifyBody(key, { lines: seal.lines, sha256: seal.sha256 }, Buffer.from(seal.signature, 'hex')))) {
     sealIssue('the seal is not signed by the configured key')
   }
-  report.ok = report.issues.length === 0
-  return report
+  return rejudge(report)
 }

@@ -152,9 +152,30 @@ describe.each(storeEngines())('admin API on $name', slow, (engine) => {
     expect(lines[1]).toContain(',lake,')
   })
 
-  it('verifies the store through the API', async () => {
+  it('verifies the store through the API: what no checkpoint covers yet is a warning, a failure when strict', async () => {
     const res = await get('/admin/v1/verify')
     expect(res.status).toBe(200)
-    expect(res.body).toMatchObject({ ok: true, issues: [] })
+    expect(res.body).toMatchObject({ ok: true, strict: false, issues: [] })
+    // A running gateway that has not checkpointed yet: nothing is wrong, nothing is anchored.
+    expect(res.body.warnings.map((w: { kind: string }) => w.kind)).toEqual(expect.arrayContaining(['unanchored', 'no-checkpoints']))
+    const strict = await get('/admin/v1/verify?strict=true')
+    expect(strict.body).toMatchObject({ ok: false, strict: true, issues: [] })
+    await h.recording.writer.checkpoint('periodic')
+    const anchored = await get('/admin/v1/verify?strict=true')
+    expect(anchored.body).toMatchObject({ ok: true, strict: true, issues: [], warnings: [] })
+  })
+
+  it('reports a duplicated event through the API', async () => {
+    const [row] = await store.query<{ id: string, chain: string, seq: number }>(
+      "select id::text as id, chain, seq::float8 as seq from session_events where front_end = 'test' and chain is not null order by id limit 1")
+    const columns = (await store.query<{ column_name: string }>(
+      "select column_name from information_schema.columns where table_name = 'session_events' and column_name <> 'id'")).map((c) => c.column_name)
+    // An exact copy of a row, the kind of duplicate the chain's links alone cannot tell apart.
+    await store.query(`insert into session_events (${columns.join(', ')}) select ${columns.join(', ')} from session_events where id = $1::bigint`, [row!.id])
+    const res = await get('/admin/v1/verify')
+    expect(res.body.ok).toBe(false)
+    expect(res.body.issues).toEqual(expect.arrayContaining([
+      expect.objectContaining({ kind: 'duplicate', chain: row!.chain, seq: row!.seq, detail: expect.stringContaining(`repeats event ${row!.id}`) })
+    ]))
   })
 })
