@@ -84,6 +84,9 @@ export const ERR_UNKNOWN_CONNECTION = createError<[string]>(
   'SLUICE_UNKNOWN_CONNECTION', 'unknown connection %s: check the connection name configured for this client', 404, base(RequestError))
 export const ERR_NOT_FOUND = createError<[string]>(
   'SLUICE_NOT_FOUND', '%s not found', 404, base(RequestError))
+// Raised by Node's HTTP parser, before there is a request to authenticate or record.
+export const ERR_HEADERS_TOO_LARGE = createError<[number, string]>(
+  'SLUICE_HEADERS_TOO_LARGE', 'the request headers exceed %d bytes (listen.maxHeaderBytes)%s', 431, base(RequestError))
 
 // ── upstream ──────────────────────────────────────────────────────────────────────────────
 export const ERR_UPSTREAM_UNAVAILABLE = createError<[string, string]>(

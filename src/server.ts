@@ -2,9 +2,11 @@
 // Everything it needs is passed in, so tests build the same app with their own store,
 // verifier and pipeline, and `sluice start` builds it from configuration.
 import { randomUUID } from 'node:crypto'
+import { STATUS_CODES } from 'node:http'
+import type { Socket } from 'node:net'
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { SluiceConfig } from './config/types.js'
-import { isSluiceError } from './errors.js'
+import { ERR_BAD_REQUEST, ERR_HEADERS_TOO_LARGE, isSluiceError } from './errors.js'
 import type { TokenVerifier } from './identity/verifier.js'
 import type { Pipeline } from './pipeline.js'
 import type { Store } from './store/store.js'
@@ -48,6 +50,11 @@ export async function buildServer (deps: ServerDeps): Promise<FastifyInstance> {
     genReqId: () => randomUUID(),
     trustProxy: config.listen.trustProxy,
     bodyLimit: config.listen.bodyLimitBytes,
+    // Node's 16 KiB default would answer a large token with a bare 431 before Sluice sees it;
+    // with room above identity.maxTokenBytes (checked at load) the verifier refuses it, with
+    // WWW-Authenticate and a recorded event.
+    http: { maxHeaderSize: config.listen.maxHeaderBytes },
+    clientErrorHandler: createClientErrorHandler(config),
     // On shutdown idle keep-alive sockets close at once; in-flight requests still finish.
     forceCloseConnections: 'idle',
     return503OnClosing: true
@@ -77,6 +84,33 @@ export async function buildServer (deps: ServerDeps): Promise<FastifyInstance> {
   await app.register(import('../plugins/bigquery.js'))
   await app.register(import('../plugins/snowflake.js'))
   return app
+}
+
+/**
+ * Errors Node's HTTP parser raises before there is a request (Fastify's default handler, with
+ * a 431 that says which limit was hit instead of a bare status line). Nothing is recorded:
+ * there is no route, front end or principal yet, and the head was never read in full.
+ */
+function createClientErrorHandler (config: SluiceConfig) {
+  const tokenLimit = config.identity === undefined ? '' : `; a token may be at most ${config.identity.maxTokenBytes} bytes (identity.maxTokenBytes)`
+  return function clientError (this: FastifyInstance, err: NodeJS.ErrnoException, socket: Socket): void {
+    if (err.code === 'ECONNRESET' || socket.destroyed) return
+    let refusal: Error & { code: string, statusCode?: number }
+    if (err.code === 'HPE_HEADER_OVERFLOW') {
+      refusal = new ERR_HEADERS_TOO_LARGE(config.listen.maxHeaderBytes, tokenLimit)
+      this.log.warn({ code: refusal.code, limit: config.listen.maxHeaderBytes }, 'request headers too large')
+    } else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      refusal = Object.assign(new ERR_BAD_REQUEST('the request was not received in time'), { statusCode: 408 })
+    } else {
+      refusal = new ERR_BAD_REQUEST('the HTTP request could not be parsed')
+    }
+    if (socket.writable) {
+      const status = refusal.statusCode ?? 400
+      const text = JSON.stringify({ code: refusal.code, message: refusal.message })
+      socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Length: ${Buffer.byteLength(text)}\r\nContent-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${text}`)
+    }
+    socket.destroy(err)
+  }
 }
 
 /** Catalogue errors are shown as they are; anything else is an internal error with its request id. */

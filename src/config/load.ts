@@ -64,7 +64,25 @@ export function validateConfig (input: Record<string, unknown>): SluiceConfig {
   const identity = config.identity as (SluiceConfig['identity'] & { audience: string | string[] }) | undefined
   if (identity !== undefined && typeof identity.audience === 'string') identity.audience = [identity.audience]
   checkDefaultConnections(config)
+  checkHeaderRoom(config)
   return deepFreeze(config)
+}
+
+/** Room a request needs besides its token: request line, Host, User-Agent, Content-Type, … */
+export const HEADER_HEADROOM_BYTES = 8192
+
+/**
+ * A token the verifier would still measure must be able to arrive: if it cannot, Node refuses
+ * the request with a bare 431 before Sluice sees it, and the refusal is neither explained
+ * (WWW-Authenticate) nor recorded.
+ */
+function checkHeaderRoom (config: SluiceConfig): void {
+  const tokenBytes = config.identity?.maxTokenBytes
+  if (tokenBytes === undefined) return
+  const needed = tokenBytes + HEADER_HEADROOM_BYTES
+  if (config.listen.maxHeaderBytes < needed) {
+    throw new ERR_CONFIG_INVALID(`/listen/maxHeaderBytes: must be at least identity.maxTokenBytes + ${HEADER_HEADROOM_BYTES} (${needed}) so that an oversize token reaches Sluice and is refused with 401 instead of Node's bare 431`)
+  }
 }
 
 function checkDefaultConnections (config: SluiceConfig): void {

@@ -37,7 +37,9 @@ export const configSchema = {
         host: { type: 'string', minLength: 1, default: '127.0.0.1' },
         port: { type: 'integer', minimum: 0, maximum: 65535, default: 8080 },
         trustProxy: { type: 'boolean', default: false },
-        bodyLimitBytes: { type: 'integer', minimum: 1024, default: 16 * 1024 * 1024 }
+        bodyLimitBytes: { type: 'integer', minimum: 1024, default: 16 * 1024 * 1024 },
+        // Node's own default (16 KiB) is no bigger than a large token: see identity.maxTokenBytes.
+        maxHeaderBytes: { type: 'integer', minimum: 16384, maximum: 2097152, default: 65536 }
       }
     },
     log: {

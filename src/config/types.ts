@@ -9,6 +9,12 @@ export interface ListenConfig {
   /** Trust X-Forwarded-* from a load balancer in front of Sluice (source IP in events). */
   trustProxy: boolean
   bodyLimitBytes: number
+  /**
+   * Largest request head (request line + headers) Node accepts; beyond it Node answers 431
+   * before Sluice sees the request. Kept well above `identity.maxTokenBytes` so an oversize
+   * token is refused by Sluice itself (401, WWW-Authenticate, a recorded event).
+   */
+  maxHeaderBytes: number
 }
 
 export interface LogConfig {

@@ -31,7 +31,7 @@ describe('configuration', () => {
   it('runs on built-in defaults when the default file is absent', () => {
     const { config, source } = loadConfig({ cwd: dirWith({}), env: {} })
     expect(source).toBeNull()
-    expect(config.listen).toEqual({ host: '127.0.0.1', port: 8080, trustProxy: false, bodyLimitBytes: 16 * 1024 * 1024 })
+    expect(config.listen).toEqual({ host: '127.0.0.1', port: 8080, trustProxy: false, bodyLimitBytes: 16 * 1024 * 1024, maxHeaderBytes: 64 * 1024 })
     expect(config.store.url).toBeUndefined()
     expect(config.store.dataDir).toBe('.sluice/data')
     expect(config.identity).toBeUndefined()
@@ -101,6 +101,24 @@ describe('configuration', () => {
     const err = loadError(yaml)
     expect(err.code).toBe('SLUICE_CONFIG_INVALID')
     expect(err.message).toContain(expected)
+  })
+
+  // Issue 10, item 8: a token the verifier would still measure must be able to reach it.
+  it('keeps listen.maxHeaderBytes above identity.maxTokenBytes with room for the other headers', () => {
+    const identity = 'identity:\n  issuer: https://idp.example.com\n  audience: sluice\n'
+    const defaults = load(identity)
+    expect(defaults.identity?.maxTokenBytes).toBe(16384)
+    expect(defaults.listen.maxHeaderBytes).toBe(65536)
+    expect(defaults.identity?.requireAccessTokenType).toBe(false)
+
+    const err = loadError(`${identity}  maxTokenBytes: 65536\n`)
+    expect(err.code).toBe('SLUICE_CONFIG_INVALID')
+    expect(err.message).toContain('/listen/maxHeaderBytes: must be at least identity.maxTokenBytes + 8192 (73728)')
+
+    const raised = load(`listen:\n  maxHeaderBytes: 73728\n${identity}  maxTokenBytes: 65536\n`)
+    expect(raised.listen.maxHeaderBytes).toBe(73728)
+    // Without identity there is no token to make room for.
+    expect(load('listen:\n  maxHeaderBytes: 16384\n').listen.maxHeaderBytes).toBe(16384)
   })
 
   it('is frozen once loaded', () => {
