@@ -3,12 +3,12 @@
 // place costs no copy and keeps memory bounded by one page. Counts are of values actually
 // masked (NULLs stay NULL and are not counted), per column and rule or detector.
 import type { ColumnMeta, MaskCount, ResultPage, ResultSchema } from '../pipeline/types.js'
-import type { MaskFunctionName, MaskingRuleSpec } from '../policy/model.js'
 import { createScanner, type DetectorKind, type Scanner } from './detectors.js'
-import { compileMask, type MaskOptions, type MaskSecrets, type ValueMasker } from './functions.js'
-import type { PlannedColumn } from './planner.js'
-import { segmentMatches } from './rules.js'
+import { compileMask, type MaskSecrets, type ValueMasker } from './functions.js'
+import type { PartMask, PartPlan, PlannedColumn } from './planner.js'
+import { createStructuredMasker } from './structured.js'
 import { classOf, type ValueClass, type WarehouseKind } from './types.js'
+import { deepScan, optionsOf, pathMasker } from './walk.js'
 
 export interface DetectorSettings {
   mode: 'mask' | 'flag' | 'off'
@@ -21,6 +21,10 @@ export interface PageMaskerInput {
   secrets: MaskSecrets
   columns: readonly PlannedColumn[]
   uncovered: readonly number[]
+  /** Paths inside uncovered columns that exemptions show in clear: detectors skip them. */
+  skip?: ReadonlyMap<number, string[][]>
+  /** Structured values masked part by part (planner's `structured`). */
+  structured?: ReadonlyMap<number, PartPlan>
   detectors: DetectorSettings
   /** Filled as pages pass; shared with the round trip so the event sees the final numbers. */
   counts: MaskCount[]
@@ -32,65 +36,6 @@ interface Step {
   count: MaskCount
 }
 
-function optionsOf (spec: MaskingRuleSpec): MaskOptions {
-  const o: MaskOptions = {}
-  if (spec.keep !== undefined) o.keep = spec.keep
-  if (spec.fill !== undefined) o.fill = spec.fill
-  if (spec.replacement !== undefined) o.replacement = spec.replacement
-  return o
-}
-
-/** A generic column for a JSON value of unknown schema, by its runtime type. */
-function runtimeColumn (v: unknown): ColumnMeta {
-  if (typeof v === 'number') return { name: '', type: 'FLOAT64' }
-  if (typeof v === 'boolean') return { name: '', type: 'BOOL' }
-  if (v !== null && typeof v === 'object') return { name: '', type: 'JSON' }
-  return { name: '', type: 'STRING' }
-}
-
-/**
- * Masks the values at `path` inside a column value (record fields, JSON keys); arrays along the
- * way are walked element by element. A JSON-text value is parsed, masked and written back.
- */
-function pathMasker (meta: ColumnMeta, path: readonly string[], fn: MaskFunctionName, spec: MaskingRuleSpec, input: PageMaskerInput, counter: { n: number }): ValueMasker {
-  const cache = new Map<ColumnMeta | string, ValueMasker>()
-  const leaf = (v: unknown, m: ColumnMeta | undefined): unknown => {
-    if (v === null || v === undefined) return v
-    const column = m ?? runtimeColumn(v)
-    const key = m ?? column.type
-    let mask = cache.get(key)
-    if (mask === undefined) {
-      // Inside JSON, values are plain JS values: mask them in BigQuery's (JS-typed) representation.
-      mask = compileMask({ fn, column, kind: m === undefined ? 'bigquery' : input.kind, options: optionsOf(spec), secrets: input.secrets })
-      cache.set(key, mask)
-    }
-    counter.n++
-    return mask(v)
-  }
-  const walk = (v: unknown, i: number, m: ColumnMeta | undefined): unknown => {
-    if (v === null || v === undefined) return v
-    if (Array.isArray(v)) {
-      const el = m === undefined ? undefined : { ...m, mode: 'REQUIRED' as const }
-      return v.map((x) => walk(x, i, el))
-    }
-    if (typeof v === 'string' && m !== undefined && classOf(m, input.kind) === 'json') {
-      let parsed: unknown
-      try { parsed = JSON.parse(v) } catch { return leaf(v, m) }
-      return JSON.stringify(walk(parsed, i, undefined))
-    }
-    if (typeof v !== 'object' || v instanceof Uint8Array) return v
-    const seg = path[i] as string
-    const out: Record<string, unknown> = { ...(v as Record<string, unknown>) }
-    for (const key of Object.keys(out)) {
-      if (!segmentMatches(seg, key)) continue
-      const fm = m?.fields?.find((f) => f.name === key)
-      out[key] = i === path.length - 1 ? leaf(out[key], fm) : walk(out[key], i + 1, fm)
-    }
-    return out
-  }
-  return (v) => walk(v, 0, meta)
-}
-
 const SCANNED: ReadonlySet<ValueClass> = new Set(['string', 'json', 'unknown', 'record'])
 
 /** Builds the page function for one result. */
@@ -98,9 +43,10 @@ export function createPageMasker (input: PageMaskerInput): (page: ResultPage) =>
   const { schema, counts } = input
   const steps: Step[] = []
   const nested = new Map<number, PlannedColumn[]>()
+  const structured = input.structured ?? new Map<number, PartPlan>()
   for (const col of input.columns) {
     const meta = schema.columns[col.index]
-    if (meta === undefined) continue
+    if (meta === undefined || structured.has(col.index)) continue
     if (col.path !== undefined) {
       nested.set(col.index, [...(nested.get(col.index) ?? []), col])
       continue
@@ -141,19 +87,47 @@ export function createPageMasker (input: PageMaskerInput): (page: ResultPage) =>
       c.values++
     }
   }
-  const scan = (v: unknown, index: number): unknown => {
-    if (typeof v === 'string') {
-      const r = (scanner as Scanner)(v)
-      if (r === undefined) return v
-      note(index, r.findings)
-      return flagOnly ? v : r.text
-    }
-    if (v === null || typeof v !== 'object' || v instanceof Uint8Array) return v
-    if (Array.isArray(v)) return v.map((x) => scan(x, index))
-    const out: Record<string, unknown> = {}
-    for (const [k, x] of Object.entries(v as Record<string, unknown>)) out[k] = scan(x, index)
-    return out
+  const scans = new Map<number, (v: unknown, json?: boolean) => unknown>()
+  for (const i of scanned) {
+    scans.set(i, deepScan(scanner as Scanner, flagOnly, input.skip?.get(i) ?? [], (kinds) => note(i, kinds)))
   }
+  const jsonColumn = new Set(scanned.filter((i) => classOf(schema.columns[i] as ColumnMeta, input.kind) === 'json'))
+
+  // Structured columns: counts per part (`column.key`) and rule, created when first met.
+  const partCounts = new Map<string, MaskCount>()
+  const structuredSteps = [...structured].flatMap(([index, plan]) => {
+    const meta = schema.columns[index]
+    if (meta === undefined) return []
+    const fn = createStructuredMasker(plan, meta, {
+      kind: input.kind,
+      secrets: input.secrets,
+      ...(scanner !== undefined && { scanner }),
+      flagOnly,
+      masked: (label: string, mask: PartMask) => {
+        const key = `${label}\u0000${mask.rule}`
+        let c = partCounts.get(key)
+        if (c === undefined) {
+          c = { column: label, rule: mask.rule, values: 0, action: 'masked', reason: mask.reason }
+          partCounts.set(key, c)
+          counts.push(c)
+        }
+        c.values++
+      },
+      found: (label: string, kinds: DetectorKind[]) => {
+        for (const kind of kinds) {
+          const key = `${label}\u0000detector:${kind}`
+          let c = partCounts.get(key)
+          if (c === undefined) {
+            c = { column: label, rule: `detector:${kind}`, values: 0, action: flagOnly ? 'flagged' : 'masked' }
+            partCounts.set(key, c)
+            counts.push(c)
+          }
+          c.values++
+        }
+      }
+    })
+    return [{ index, fn }]
+  })
 
   return (page) => {
     const rows = page.rows
@@ -171,10 +145,11 @@ export function createPageMasker (input: PageMaskerInput): (page: ResultPage) =>
         row[n.index] = n.fn(row[n.index])
         n.count.values += n.counter.n - before
       }
+      for (const st of structuredSteps) row[st.index] = st.fn(row[st.index])
       for (let s = 0; s < scanned.length; s++) {
         const i = scanned[s] as number
         const v = row[i]
-        if (v !== null && v !== undefined) row[i] = scan(v, i)
+        if (v !== null && v !== undefined) row[i] = (scans.get(i) as (v: unknown, json?: boolean) => unknown)(v, jsonColumn.has(i))
       }
     }
     return page

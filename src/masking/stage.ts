@@ -132,9 +132,14 @@ export function createMaskStage (options: MaskStageOptions): MaskingStage {
       if (rules.length === 0) return
       const settings = effective(statement.connection.name)
       for (const s of admission.analysis.statements) {
-        const guard = guardRule([...s.tablesRead, ...s.tablesWritten], rules)
-        if (guard === undefined || s.kind === 'unknown') continue
+        if (s.kind === 'unknown') continue
+        let guard = guardRule([...s.tablesRead, ...s.tablesWritten], rules)
+        if (guard === undefined && s.kind !== 'select') continue
         const lineage = lineageFor(statement, s.text)
+        // A table function whose sources Sluice cannot see may read any masked table.
+        const first = rules[0] as CompiledMaskingRule
+        if (guard === undefined && lineage.opaque !== undefined) guard = { rule: first, table: `table function ${lineage.opaque.map((f) => f.toUpperCase()).join(', ')} (Sluice cannot see which tables it reads)` }
+        if (guard === undefined) continue
         const violation = inferenceViolation(lineage.uses, rules, guard.rule)
         if (violation !== undefined) throw new ERR_MASKING_INFERENCE(violation.rule, violation.reason)
         // A statement that reads masked data and returns or writes it by a route lineage cannot
@@ -144,7 +149,8 @@ export function createMaskStage (options: MaskStageOptions): MaskingStage {
           throw new ERR_MASKING_INFERENCE(reads.rule.id, `${s.kind.toUpperCase()} reads ${reads.table}, which has masking rules, by a route Sluice cannot trace (${lineage.unresolved}); it could copy masked values out — select the columns instead`)
         }
         if (settings.unresolved === 'deny' && s.kind === 'select') {
-          const why = lineage.unresolved ?? lineage.outputs.find((o) => o.kind === 'column' && o.unresolved !== undefined)?.unresolved
+          const why = lineage.unresolved ?? (lineage.opaque !== undefined ? `the rows of table function ${lineage.opaque.join(', ')} are not traced` : undefined) ??
+            lineage.outputs.find((o) => o.kind === 'column' && o.unresolved !== undefined)?.unresolved
           if (why !== undefined) {
             throw new ERR_MASKING_UNRESOLVED(guard.rule.id, `a result column cannot be traced (${why}) and the statement reads ${guard.table}, which has masking rules; name the columns explicitly`)
           }
@@ -170,7 +176,7 @@ export function createMaskStage (options: MaskStageOptions): MaskingStage {
       })
       if (columns.deny !== undefined) throw new ERR_MASKING_UNRESOLVED(columns.deny.rule, columns.deny.reason)
       const plan: MaskPlan = {
-        columns: columns.columns.map(({ spec: _spec, ...c }) => c),
+        columns: columns.columns.map(({ spec: _spec, structured: _s, ...c }) => c),
         counts
       }
       const kind = statement.connection.kind
@@ -180,6 +186,8 @@ export function createMaskStage (options: MaskStageOptions): MaskingStage {
         secrets: settings.secrets,
         columns: columns.columns,
         uncovered: columns.uncovered,
+        skip: columns.skip,
+        structured: columns.structured,
         detectors: settings.detectors,
         counts
       }))

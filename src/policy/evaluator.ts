@@ -4,9 +4,10 @@
 // statement Sluice could not analyse), restrictive rules match and permissive ones do not. A
 // statement the parser could not read at all is a syntax error, refused before any rule
 // (`unparsed`), so no rule claims a typo.
+import { REREAD_WHAT } from '../sql/rereads.js'
 import type { Dialect, ParseFailure, StatementAnalysis, StatementKind } from '../sql/types.js'
 import { ERR_APPROVAL_REQUIRED, ERR_POLICY_DENIED, ERR_SQL_SYNTAX } from '../errors.js'
-import { DEFAULT_DENY_RULE_ID, type CompiledRule, type CompiledTimeWindow, type PolicySet } from './model.js'
+import { DEFAULT_DENY_RULE_ID, REREAD_RULE_ID, type CompiledRule, type CompiledTimeWindow, type PolicySet } from './model.js'
 import { UNPARSED_RULE_ID, type Decision, type DecisionInput, type Effect, type Limits, type PolicyEngine, type PolicySubject } from './types.js'
 
 /** How one statement of a request was decided. */
@@ -21,6 +22,29 @@ export interface StatementDecision {
   table?: string
   /** The rule is about tables, and decided because this statement's tables are unknown. */
   unknownTables?: boolean
+  /** Set when Sluice itself refused the statement (the rule allowed it): why, in full. */
+  builtin?: string
+}
+
+/** `match.rereads`: the statement reads one of the listed sources (an allow: only listed ones). */
+function rereadsMatch (rule: CompiledRule, stmt: StatementAnalysis): boolean {
+  if (rule.rereads === undefined) return true
+  const kinds = (stmt.rereads ?? []).map((r) => r.kind)
+  if (!kinds.some((k) => rule.rereads?.has(k) === true)) return false
+  return rule.effect !== 'allow' || kinds.every((k) => rule.rereads?.has(k) === true)
+}
+
+/**
+ * Sources that re-read results or other sessions' SQL are refused even where a rule allows the
+ * statement, unless that rule names them: lineage cannot see through them to any masking rule.
+ */
+function unallowedReread (rule: CompiledRule, stmt: StatementAnalysis): string | undefined {
+  const open = (stmt.rereads ?? []).filter((r) => rule.rereads?.has(r.kind) !== true)
+  const first = open[0]
+  if (first === undefined) return undefined
+  return `${first.name} is refused: ${REREAD_WHAT[first.kind]}, which Sluice can neither mask nor bind to you. ` +
+    `It was not run; query the tables themselves instead (the same statement again, or the table the result came from). ` +
+    `A policy administrator can allow it with a rule matching \`rereads: [${first.kind}]\`.`
 }
 
 export interface CompiledPolicyEngine extends PolicyEngine {
@@ -179,6 +203,7 @@ function explainOne (d: StatementDecision, input: DecisionInput, total: number):
   const who = describeWho(input.principal, d.rule)
   const where = `on connection ${input.connection.name}`
   const extra = d.rule?.message !== undefined ? sentence(d.rule.message) : undefined
+  if (d.builtin !== undefined) return { prefix: `denied by rule ${d.ruleId}`, detail: d.builtin }
   if (d.rule === undefined) {
     return { prefix: `denied by rule ${d.ruleId}`, detail: `no rule allows ${what} for ${who} ${where}. ${HINT.default}` }
   }
@@ -225,7 +250,9 @@ export function createPolicyEngine (policySet: PolicySet): CompiledPolicyEngine 
         if (m.matched && guard !== undefined && SEVERITY[guard.effect] > SEVERITY[rule.effect]) {
           return { index, statement, effect: guard.effect, rule: guard, ruleId: guard.id, unknownTables: true }
         }
-        if (m.matched) {
+        if (m.matched && rereadsMatch(rule, statement)) {
+          const builtin = rule.effect === 'allow' ? unallowedReread(rule, statement) : undefined
+          if (builtin !== undefined) return { index, statement, effect: 'deny' as const, rule: undefined, ruleId: REREAD_RULE_ID, builtin }
           return { index, statement, effect: rule.effect, rule, ruleId: rule.id, ...(m.table !== undefined && { table: m.table }) }
         }
       }

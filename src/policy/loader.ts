@@ -11,7 +11,7 @@ import { ERR_POLICY_INVALID } from '../errors.js'
 import policySchema from '../../policies/schema.json' with { type: 'json' }
 import { compileGlobs } from './glob.js'
 import {
-  DEFAULT_DENY_RULE_ID, WEEKDAYS,
+  DEFAULT_DENY_RULE_ID, REREAD_RULE_ID, WEEKDAYS,
   type CompiledMaskingRule, type CompiledRule, type CompiledTimeWindow, type PolicyFileSpec,
   type InferenceUsage, type PolicySet, type TimeWindowSpec
 } from './model.js'
@@ -178,6 +178,9 @@ function parseOne (source: PolicySource, state: MergeState): void {
     if (spec.id === UNPARSED_RULE_ID) {
       problems.add(`${pointer}/id`, `"${UNPARSED_RULE_ID}" is reserved for Sluice's refusal of statements it could not parse`)
     }
+    if (spec.id === REREAD_RULE_ID) {
+      problems.add(`${pointer}/id`, `"${REREAD_RULE_ID}" is reserved for Sluice's refusal of sources that re-read results`)
+    }
     const seen = state.ruleIds.get(spec.id)
     if (seen !== undefined) {
       problems.add(`${pointer}/id`, `duplicate rule id "${spec.id}" (already defined in ${seen.label} at ${seen.pointer})`)
@@ -204,6 +207,7 @@ function parseOne (source: PolicySource, state: MergeState): void {
       ...(m.connectionKinds !== undefined && { connectionKinds: new Set(m.connectionKinds) }),
       ...(m.kinds !== undefined && { kinds: new Set(m.kinds) }),
       ...(m.tables !== undefined && { tables: compileGlobs(m.tables) }),
+      ...(m.rereads !== undefined && { rereads: new Set(m.rereads) }),
       ...(time !== undefined && { time })
     })
   }

@@ -1,6 +1,7 @@
 // The policy file format (what `policies/schema.json` validates) and its compiled form (what the
 // evaluator runs). Keep the two halves of this file and the schema in step: the schema is the
 // published contract, these types are how the code reads it.
+import type { RereadKind } from '../sql/rereads.js'
 import type { StatementKind } from '../sql/types.js'
 import type { Effect, Limits } from './types.js'
 
@@ -18,6 +19,9 @@ export const STATEMENT_KINDS: readonly StatementKind[] = [
 
 /** The rule id reported when no rule matched. Reserved: a file may not use it. */
 export const DEFAULT_DENY_RULE_ID = 'default-deny'
+
+/** The rule id of Sluice's own refusal of sources that re-read results (rereads.ts). Reserved. */
+export const REREAD_RULE_ID = 'result-reread'
 
 // ── file format ───────────────────────────────────────────────────────────────────────────
 
@@ -40,6 +44,8 @@ export interface MatchSpec {
   kinds?: StatementKind[]
   /** Table globs over the analyzer's qualified names (`db.schema.table`, `project.dataset.table`). */
   tables?: string[]
+  /** Re-reading sources (RESULT_SCAN, QUERY_HISTORY, JOBS…) this rule is about; see rereads.ts. */
+  rereads?: RereadKind[]
   time?: TimeWindowSpec
 }
 
@@ -80,6 +86,11 @@ export interface MaskingRuleSpec {
   allowEquality?: boolean
   /** Uses of the masked column a query may make in WHERE / JOIN / GROUP BY / ORDER BY / windows. */
   allowInference?: InferenceUsage[]
+  /**
+   * The keep-nothing mask for values computed from the column (REVERSE(email), SUBSTR(card, 1, 8))
+   * when `function` keeps part of the value (email, partial, last4, first4, year). Default redact.
+   */
+  derived?: 'redact' | 'hash' | 'nullify'
 }
 
 export interface PolicyFileSpec {
@@ -120,6 +131,7 @@ export interface CompiledRule {
   connectionKinds?: ReadonlySet<string>
   kinds?: ReadonlySet<StatementKind>
   tables?: (name: string) => boolean
+  rereads?: ReadonlySet<RereadKind>
   time?: CompiledTimeWindow
 }
 

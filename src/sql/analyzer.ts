@@ -7,6 +7,7 @@
 // parser lacks (unsupported.ts), which only changes how the refusal is worded.
 // Results are cached (LRU, keyed by dialect, defaults and text) and frozen, so callers may
 // share them freely.
+import { rereadsOf } from './rereads.js'
 import { collect } from './tables.js'
 import { explainAnalyzes, hasLimit, kindOf } from './kinds.js'
 import { Lru } from './lru.js'
@@ -85,6 +86,8 @@ function analyzeStatement (
     functions: [...found.functions].sort(),
     hasLimit: kind === 'select' && hasLimit(stmt)
   }
+  const rereads = rereadsOf(result.tablesRead, result.functions, dialect)
+  if (rereads.length > 0) result.rereads = rereads
   if (unclassified !== undefined) {
     result.kind = 'unknown'
     result.parseError = unclassified

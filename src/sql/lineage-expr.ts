@@ -6,7 +6,8 @@
 // closed). Only the shapes that *narrow* lineage (COUNT) or *name* paths (field access, JSON
 // paths) are special-cased.
 import { normalizeIdent, type IdentJson } from './names.js'
-import { columnOf, lin, merge, withPath, wholeRow, type Item, type Lin, type Scope } from './lineage-scope.js'
+import { columnOf, lin, merge, rowValue, withPath, wholeRow, type Item, type Lin, type Scope } from './lineage-scope.js'
+import { argExpr, castKeepsValue, constructorLin, functionValueLin } from './lineage-struct.js'
 import type { ColumnUsage, UsageClause } from './lineage.js'
 import type { Dialect } from './types.js'
 
@@ -71,7 +72,7 @@ export function refLin (parts: string[], scope: Scope | undefined, dialect: Dial
     // a column of that name; an unknown-schema table must not swallow it as a column.
     if (parts.length === 1 && !s.hasKnown(first)) {
       const rel = s.relNamed([first])
-      if (rel !== undefined) return rel.value !== undefined ? rel.value : wholeRow(rel)
+      if (rel !== undefined) return rowValue([rel], dialect)
     }
     const col = s.columnSure(first)
     if (col !== undefined) {
@@ -159,8 +160,17 @@ export function exprLin (node: unknown, scope: Scope, t: Tracer): Lin {
         return lin()
       case 'Nested': case 'Collate':
         return exprLin(isObj(body) && 'expr' in body ? body.expr : body, scope, t)
-      case 'Cast': case 'TryCast': case 'SafeCast':
-        return isObj(body) ? { ...exprLin(body.expr, scope, t) } : lin()
+      case 'Cast': case 'TryCast': case 'SafeCast': {
+        if (!isObj(body)) return lin()
+        // Only a cast that shows the value as it is keeps it direct (VARCHAR(3) cuts it).
+        const inner = exprLin(body.expr, scope, t)
+        return inner.direct && !castKeepsValue(body.data_type) ? { ...inner, direct: false } : { ...inner }
+      }
+      case 'Struct': case 'Array': case 'Tuple': case 'Dictionary': {
+        const built = constructorLin(k, body, scope, t)
+        if (built !== undefined) return built
+        break
+      }
       case 'JsonAccess': {
         if (!isObj(body)) break
         const base = exprLin(body.value, scope, t)
@@ -247,7 +257,7 @@ function functionLin (f: Json, scope: Scope, t: Tracer): Lin {
   if (name !== undefined && COUNTING.has(name) && argLins.every(counted)) {
     return lin() // COUNT(x), COUNT(DISTINCT x), COUNT(*): a number, not a value of x
   }
-  return merge(argLins)
+  return (args?.[0] === 'List' ? functionValueLin(name, argList, argLins, scope, t) : undefined) ?? merge(argLins)
 }
 
 /** `*` or `t.*` as a function argument (COUNT(*), COUNT(t.*)). */
@@ -258,18 +268,9 @@ function isWildcardArg (arg: unknown): boolean {
 }
 
 function argLin (arg: unknown, scope: Scope, t: Tracer): Lin {
-  const v = variant(arg)
-  if (v === undefined) return exprLin(arg, scope, t)
-  const [k, body] = v
-  if (k === 'Named' || k === 'ExprNamed') return isObj(body) ? argLin(body.arg, scope, t) : lin()
-  if (k === 'Unnamed') {
-    if (body === 'Wildcard') return merge(scope.rels.map(wholeRow))
-    const inner = variant(body)
-    if (inner !== undefined && inner[0] === 'Expr') return exprLin(inner[1], scope, t)
-    if (inner !== undefined && inner[0] === 'QualifiedWildcard') return exprLin(body, scope, t)
-    return exprLin(body, scope, t)
-  }
-  return exprLin(arg, scope, t)
+  const e = argExpr(arg)
+  if (e === 'Wildcard') return merge(scope.rels.map(wholeRow))
+  return exprLin(e, scope, t)
 }
 
 export function functionName (f: Json): string | undefined {

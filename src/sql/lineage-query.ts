@@ -24,9 +24,23 @@ export interface TraceOptions {
 /** Table-valued functions whose columns carry their input (`FLATTEN(input => t.v)`). */
 const FLATTEN_COLUMNS = ['value', 'this', 'key']
 
+/**
+ * Built-in table functions that read nothing but their arguments: their rows are computed from
+ * the inputs (never a stored value), so every column carries the arguments' lineage, computed.
+ * Any other table function (a UDTF, a system function) may read any table: opaque.
+ */
+const ARGUMENT_ONLY = new Set([
+  'generator', 'generate_series', 'sequence', 'range', 'split_to_table', 'strtok_split_to_table', 'unnest',
+  'json_each', 'jsonb_each', 'json_each_text', 'jsonb_each_text', 'json_array_elements', 'jsonb_array_elements',
+  'json_array_elements_text', 'jsonb_array_elements_text', 'regexp_split_to_table', 'string_to_table',
+  'json_to_record', 'json_to_recordset', 'jsonb_to_record', 'jsonb_to_recordset', 'generate_subscripts'
+])
+
 export class QueryTracer implements Tracer {
   readonly dialect: Dialect
   readonly uses: ColumnUse[] = []
+  /** Table functions whose source Sluice cannot see (UDTFs, system table functions). */
+  readonly opaque: string[] = []
   readonly ctes = new Map<Scope, Map<string, Item[]>>()
 
   constructor (readonly options: TraceOptions) {
@@ -302,7 +316,13 @@ export class QueryTracer implements Tracer {
       })
       return
     }
+    if (name !== undefined && ARGUMENT_ONLY.has(name)) {
+      const computed = { ...input, direct: false }
+      scope.rels.push({ alias: alias ?? name, open: () => computed, unresolved: `the columns of table function ${name} are not known` })
+      return
+    }
     const why = `table function ${name ?? '?'} is not traced`
+    this.opaque.push(name ?? '?')
     scope.rels.push({ alias: alias ?? name ?? '', open: () => ({ ...input, unresolved: why }), unresolved: why })
   }
 

@@ -46,7 +46,12 @@ export function itemsRel (alias: string, items: Item[], dialect: Dialect): Rel {
   }
 }
 
-/** Set operations combine branches by position; an open star makes positions unknown. */
+/**
+ * Set operations combine branches by position. Result names come from the left branch. When
+ * a star of unknown width makes positions unknown, a column is still found by its name where
+ * the right branch has the same layout as the left (`SELECT * FROM t UNION ALL SELECT * FROM t`);
+ * otherwise the right branch's position is unknown and it may carry any of its values.
+ */
 export function setOperation (left: Item[], right: Item[]): Item[] {
   if (left.every((i) => i.kind === 'col') && right.every((i) => i.kind === 'col') && left.length === right.length) {
     return left.map((l, i) => {
@@ -56,11 +61,26 @@ export function setOperation (left: Item[], right: Item[]): Item[] {
       return { kind: 'col', name: (l as { name: string }).name, lin: merge([ll, rl], ll.direct && rl.direct) }
     })
   }
-  const all: Lin[] = []
-  const rels: Rel[] = []
-  for (const i of [...left, ...right]) { if (i.kind === 'col') all.push(i.lin); else rels.push(...i.rels) }
-  const everything = merge([...all, ...rels.map(wholeRow)])
-  return [{ kind: 'star', rels: [{ alias: '', open: () => everything, unresolved: 'set operation over branches of unknown width' }], except: new Set(), unresolved: 'set operation over branches of unknown width' }]
+  const everything = (items: Item[]): Lin => merge(items.map((i) => (i.kind === 'col' ? i.lin : merge(i.rels.map(wholeRow)))))
+  const sameLayout = layoutOf(left) === layoutOf(right)
+  const why = 'set operation over branches of unknown width'
+  const leftRel = itemsRel('', left, 'snowflake')
+  const rightRel = itemsRel('', right, 'snowflake')
+  const rightAll = everything(right)
+  const open = (name: string): Lin => {
+    const l = columnOf(leftRel, name, 'snowflake') ?? lin([], false, `column ${name} could not be resolved (${why})`)
+    const r = sameLayout ? columnOf(rightRel, name, 'snowflake') : undefined
+    if (r !== undefined) return merge([l, r], l.direct && r.direct)
+    return { ...merge([l, rightAll]), unresolved: l.unresolved ?? `${name}: the right branch of a ${why} may hold any of its columns there` }
+  }
+  return [{ kind: 'star', rels: [{ alias: '', open, unresolved: why }], except: new Set(), unresolved: why }]
+}
+
+/** A branch's column layout: equal layouts put the same columns at the same positions. */
+function layoutOf (items: Item[]): string {
+  return items.map((i) => (i.kind === 'col'
+    ? `c:${i.name}:${[...i.lin.sources].sort().join(',')}`
+    : `s:${i.rels.map((r) => r.table ?? (r.columns === undefined ? '?' : r.columns.map((c) => c.name).join('|'))).join('+')}:${[...i.except].sort().join(',')}`)).join(';')
 }
 
 /** ORDER BY of a set operation sees the output columns only. */

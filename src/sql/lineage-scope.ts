@@ -13,6 +13,38 @@ export interface Lin {
   direct: boolean
   /** Why this lineage is a guess; set when a name could not be resolved exactly. */
   unresolved?: string
+  /**
+   * Set when the value is built from several values that stay apart inside it (an OBJECT, a
+   * STRUCT, an array, JSON text of either): where each one sits, so each can be masked by its
+   * own rule. `sources` still holds every source of every part.
+   */
+  shape?: Shape
+}
+
+/** Where the parts of a structured value sit. */
+export type Shape =
+  /** Keys (matched case-insensitively) or, `byPosition`, field order (BigQuery STRUCT, ROW). */
+  | { kind: 'object', fields: ReadonlyArray<{ key: string, lin: Lin }>, byPosition?: boolean, open?: (key: string) => Lin | undefined }
+  /** Elements by position (ARRAY_CONSTRUCT(a, b), [a, b]). */
+  | { kind: 'list', elements: readonly Lin[] }
+  /** Every element alike (ARRAY_AGG(x)). */
+  | { kind: 'each', element: Lin }
+
+/** A structured value: its sources are the union of its parts', and it is never `direct`. */
+export function shaped (shape: Shape, parts: Lin[]): Lin {
+  const out = merge(parts)
+  out.shape = shape
+  return out
+}
+
+/** The part of a structured value a key names, when the shape knows it. */
+export function fieldOf (shape: Shape, key: string): Lin | undefined {
+  if (shape.kind === 'object') {
+    const lower = key.toLowerCase()
+    return shape.fields.find((f) => f.key.toLowerCase() === lower)?.lin ?? shape.open?.(key)
+  }
+  if (shape.kind === 'each') return /^\d+$/.test(key) ? shape.element : undefined
+  return /^\d+$/.test(key) ? shape.elements[Number(key)] : undefined
 }
 
 export function lin (sources: Iterable<string> = [], direct = false, unresolved?: string): Lin {
@@ -31,9 +63,16 @@ export function merge (parts: Lin[], direct = false): Lin {
   return out
 }
 
-/** `t.address` + [ssn] → `t.address.ssn`; whole-row sources stay whole rows. */
+/**
+ * `t.address` + [ssn] → `t.address.ssn`; whole-row sources stay whole rows. A path into a
+ * structured value (`OBJECT_CONSTRUCT('e', email):e`) is the part it names.
+ */
 export function withPath (l: Lin, path: string[]): Lin {
   if (path.length === 0) return l
+  if (l.shape !== undefined) {
+    const part = fieldOf(l.shape, path[0] as string)
+    if (part !== undefined) return withPath(part, path.slice(1))
+  }
   const suffix = path.join('.')
   const out = lin([], l.direct, l.unresolved)
   for (const s of l.sources) out.sources.add(s.endsWith('.*') ? s : `${s}.${suffix}`)
@@ -61,13 +100,31 @@ export interface Rel {
   value?: Lin
 }
 
-/** Lineage of the whole row of a relation (`TO_JSON_STRING(t)`, `OBJECT_CONSTRUCT(*)`). */
+/** Lineage of the whole row of a relation, as one unstructured value (what it may carry). */
 export function wholeRow (rel: Rel): Lin {
   if (rel.value !== undefined) return merge([rel.value])
   if (rel.columns !== undefined && rel.unresolved === undefined) return merge(rel.columns.map((c) => c.lin))
   const parts = (rel.columns ?? []).map((c) => c.lin)
   if (rel.table !== undefined) parts.push(lin([`${rel.table}.*`]))
   return merge(parts)
+}
+
+/**
+ * The rows of relations as one structured value keyed by column name (`TO_JSON_STRING(t)`,
+ * `OBJECT_CONSTRUCT(*)`, `row_to_json(t)`, BigQuery `SELECT t`): each key carries its own
+ * column's lineage; for relations of unknown width a key is resolved by name when met.
+ */
+export function rowValue (rels: readonly Rel[], dialect: Dialect): Lin {
+  if (rels.length === 1 && rels[0]?.value !== undefined) return rels[0].value
+  const fields = rels.flatMap((r) => r.columns ?? [])
+  const open = rels.some((r) => r.columns === undefined || r.unresolved !== undefined)
+    ? (key: string): Lin | undefined => {
+        const parts = rels.map((r) => columnOf(r, key, dialect)).filter((l): l is Lin => l !== undefined)
+        return parts.length === 0 ? undefined : merge(parts, parts.every((p) => p.direct))
+      }
+    : undefined
+  const shape: Shape = { kind: 'object', fields: fields.map((c) => ({ key: c.name, lin: c.lin })), ...(open !== undefined && { open }) }
+  return shaped(shape, rels.map(wholeRow))
 }
 
 /** Lineage of `name` in `rel`, or undefined when the relation surely has no such column. */

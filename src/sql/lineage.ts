@@ -8,12 +8,13 @@
 // so the mask planner can mask it when the statement touches masked data.
 import { exprLin, isObj, predicate, variant } from './lineage-expr.js'
 import { QueryTracer, type TraceOptions } from './lineage-query.js'
-import { columnOf, lin, merge, Scope, wholeRow, type Item, type Lin } from './lineage-scope.js'
+import { columnOf, lin, merge, Scope, wholeRow, type Item, type Lin, type Shape } from './lineage-scope.js'
 import { objectNameParts, qualify } from './names.js'
 import { parseSql, variantOf, type StatementJson } from './parser.js'
 import type { Dialect } from './types.js'
 
 export type { TraceOptions } from './lineage-query.js'
+export type { Lin, Shape } from './lineage-scope.js'
 
 /** How a statement uses a column without (necessarily) returning it. */
 export type ColumnUsage =
@@ -43,6 +44,8 @@ export interface OutputColumn {
   direct: boolean
   /** Why the sources are a guess; set whenever the lineage is not exact. */
   unresolved?: string
+  /** Where each part of a structured value (OBJECT, STRUCT, array, JSON text) comes from. */
+  shape?: Shape
 }
 
 export type LineageOutput =
@@ -55,11 +58,14 @@ export interface StatementLineage {
   uses: ColumnUse[]
   /** Set when the statement as a whole is not traced (its outputs are then unknown). */
   unresolved?: string
+  /** Table functions it reads whose sources Sluice cannot see: they may read any table. */
+  opaque?: string[]
 }
 
 function toColumn (name: string, l: Lin): OutputColumn {
   const out: OutputColumn = { name, sources: [...l.sources].sort(), direct: l.direct }
   if (l.unresolved !== undefined) out.unresolved = l.unresolved
+  if (l.shape !== undefined) out.shape = l.shape
   return out
 }
 
@@ -101,8 +107,10 @@ export function traceStatement (stmt: StatementJson, given: TraceOptions): State
     for (const i of items) t.use(i.kind === 'col' ? i.lin : merge(i.rels.map(wholeRow)), 'copy', 'write')
   }
   switch (name) {
-    case 'Query':
-      return { outputs: toOutputs(t.query(body as Record<string, unknown>, root), options.dialect), uses: t.uses }
+    case 'Query': {
+      const outputs = toOutputs(t.query(body as Record<string, unknown>, root), options.dialect)
+      return { outputs, uses: t.uses, ...(t.opaque.length > 0 && { opaque: [...new Set(t.opaque)] }) }
+    }
     case 'Insert':
       if (isObj(body) && isObj(body.source)) copy(t.query(body.source, root))
       return { outputs: [], uses: t.uses }
@@ -172,8 +180,10 @@ export function outputColumns (lineage: StatementLineage, names: readonly string
   if (lineage.unresolved !== undefined) return fallback(lineage.unresolved)
   if (stars.length === 0) {
     if (fixed !== names.length) return fallback(`the result has ${names.length} columns, the query projects ${fixed}`)
-    return outs.map((o, i) => ({ ...(o as OutputColumn), name: names[i] ?? '' })).map(({ name, sources, direct, unresolved }) =>
-      unresolved === undefined ? { name, sources, direct } : { name, sources, direct, unresolved })
+    return outs.map((o, i) => {
+      const { kind: _k, ...col } = o as Extract<LineageOutput, { kind: 'column' }>
+      return { ...col, name: names[i] ?? '' }
+    })
   }
   if (stars.length > 1 || names.length < fixed) return fallback('several stars of unknown width: columns cannot be aligned')
   const at = outs.findIndex((o) => o.kind === 'star')

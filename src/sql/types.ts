@@ -1,6 +1,8 @@
 // The analysis contract: what the policy stage (and later masking) knows about a request's SQL.
 // Produced by a real multi-dialect parser; what it cannot read is `unknown`, never guessed.
 
+import type { Reread } from './rereads.js'
+
 export type Dialect = 'snowflake' | 'bigquery' | 'postgres'
 
 export type StatementKind =
@@ -26,6 +28,11 @@ export interface StatementAnalysis {
   hasLimit: boolean
   /** Why the parser could not read the statement, when kind is `unknown`. */
   parseError?: string
+  /**
+   * Tables and table functions it reads that re-read results or other sessions' SQL
+   * (RESULT_SCAN, QUERY_HISTORY, INFORMATION_SCHEMA.JOBS, anonymous datasets…): see rereads.ts.
+   */
+  rereads?: Reread[]
   /**
    * Set when the parser could not read the text at all and it is not a statement Sluice knows
    * the parser lacks (see unsupported.ts): a syntax error, answered as one and never run.
