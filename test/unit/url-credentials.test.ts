@@ -1,7 +1,7 @@
 // Credentials in URLs (issue 10, item 6): which query parameters are redacted in logs, which
 // count as a bearer token to refuse, and the logger options that apply both to every line.
 import { Writable } from 'node:stream'
-import Fastify from 'fastify'
+import Fastify, { type FastifyInstance } from 'fastify'
 import { pino } from 'pino'
 import { describe, expect, it } from 'vitest'
 import { loggerOptions, serializeError, serializeRequest } from '../../src/logging.js'
@@ -90,9 +90,9 @@ describe('logger options', () => {
   // pino instance (what startGateway passes). Fastify merges our serializers over its own.
   it.each(['options', 'instance'] as const)('Fastify with the logger as %s logs request URLs, errors and messages redacted', async (how) => {
     const { lines, stream } = capture()
-    const app = how === 'options'
+    const app: FastifyInstance = how === 'options'
       ? Fastify({ logger: { ...loggerOptions('info'), stream } })
-      : Fastify({ loggerInstance: pino(loggerOptions('info'), stream) })
+      : Fastify({ loggerInstance: pino(loggerOptions('info'), stream) }) as unknown as FastifyInstance
     app.get('/x', async (request) => {
       request.log.warn(`quoting ${request.url}`)
       request.log.error({ err: new Error(`upstream said no to ${request.url}`) }, 'failed')
