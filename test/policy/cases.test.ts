@@ -30,7 +30,9 @@ const FIXTURES: Record<string, StatementAnalysis[]> = {
     stmt('select', { tablesRead: ['app.public.users'] }), stmt('update', { tablesWritten: ['app.public.users'] })
   ],
   'SELECT id FROM analytics.public.orders': [stmt('select', { tablesRead: [ORDERS] })],
-  'SELECT 1': [stmt('select', { text: 'SELECT 1' })]
+  'SELECT 1': [stmt('select', { text: 'SELECT 1' })],
+  'SELECT * FROM TABLE(RESULT_SCAN(LAST_QUERY_ID()))': [stmt('select', { functions: ['last_query_id', 'result_scan'], rereads: [{ kind: 'result_scan', name: 'result_scan' }] })],
+  'SELECT query FROM `region-us`.INFORMATION_SCHEMA.JOBS': [stmt('select', { tablesRead: ['region-us.information_schema.jobs'], rereads: [{ kind: 'jobs', name: 'region-us.information_schema.jobs' }] })]
 }
 
 const fixtureAnalyze: AnalyzeFn = (sql, dialect) => {
