@@ -15,7 +15,7 @@ import type { ConnectorSession } from '../src/warehouses/snowflake/sessions.js'
 import { connectorErrorBody, connectorOk, errorInfo, sessionParameters } from '../src/warehouses/snowflake/wire.js'
 import type { AuthFailure } from './auth.js'
 import connectorQueries, { connectorChunks } from './snowflake-connector-queries.js'
-import { lenientJsonBodies, releaseText } from './snowflake-http.js'
+import { catalogueErrorsAs, lenientJsonBodies, releaseText } from './snowflake-http.js'
 
 export const FRONT_END = 'snowflake-connector'
 
@@ -198,9 +198,10 @@ function connectorAuthFailureBody (failure: AuthFailure, message: string, reques
   return connectorErrorBody({ ...errorInfo(failure, request.id), message })
 }
 
-/** What every connector context shares: its bodies, and refusals in the connector's shape. */
+/** What every connector context shares: its bodies, and errors in the connector's shape. */
 function connectorContext (app: FastifyInstance): void {
   lenientJsonBodies(app)
+  catalogueErrorsAs(app, (request, reply, err) => sendConnectorError(request, reply, err))
   app.addHook('onRoute', function connectorRefusals (route) {
     route.config = { ...route.config, authFailureBody: connectorAuthFailureBody }
   })

@@ -4,8 +4,9 @@
 // compressed responses, and the last-resort release of upstream error text.
 import { createGunzip, gzipSync } from 'node:zlib'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { ERR_BAD_REQUEST } from '../src/errors.js'
+import { ERR_BAD_REQUEST, isSluiceError } from '../src/errors.js'
 import type { ReleaseText } from '../src/warehouses/snowflake/wire.js'
+import { assertWellFormedJson, utf8Text } from './body-parsers.js'
 
 export async function gunzipBody (request: FastifyRequest, _reply: FastifyReply, payload: NodeJS.ReadableStream) {
   if (String(request.headers['content-encoding'] ?? '').toLowerCase() !== 'gzip') return payload
@@ -16,22 +17,51 @@ export async function gunzipBody (request: FastifyRequest, _reply: FastifyReply,
   return gunzip
 }
 
-/** JSON bodies, where an empty one counts as {} instead of a 400. */
+/**
+ * JSON bodies, where an empty one counts as {} instead of a 400. Read as bytes and checked as
+ * UTF-8 (body-parsers.ts) after the gunzip hook: a string read would already have replaced
+ * invalid bytes with U+FFFD.
+ */
 export function lenientJsonBodies (app: FastifyInstance): void {
   app.removeContentTypeParser('application/json')
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, function parseJson (_request, body, done) {
-    const text = String(body)
-    if (text.trim() === '') {
-      done(null, {})
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, function parseJson (_request, body, done) {
+    let value: unknown
+    try {
+      value = lenientJson(body as Buffer)
+    } catch (err) {
+      done(err as Error, undefined)
       return
     }
-    try {
-      done(null, JSON.parse(text))
-    } catch {
-      done(new ERR_BAD_REQUEST('the body is not valid JSON'), undefined)
-    }
+    done(null, value)
   })
   app.addHook('preParsing', gunzipBody)
+}
+
+function lenientJson (body: Buffer): unknown {
+  const text = utf8Text(body)
+  if (text.trim() === '') return {}
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch {
+    throw new ERR_BAD_REQUEST('the body is not valid JSON')
+  }
+  assertWellFormedJson(value, text)
+  return value
+}
+
+type Render = (request: FastifyRequest, reply: FastifyReply, err: Error) => Promise<FastifyReply> | FastifyReply
+
+/**
+ * Catalogue errors raised before a handler runs (a body that is not UTF-8, not JSON) are
+ * answered in the front end's own shape, as its handlers answer theirs; anything else goes on
+ * to the server's handler.
+ */
+export function catalogueErrorsAs (app: FastifyInstance, render: Render): void {
+  app.setErrorHandler(async function snowflakeProtocolError (error, request, reply) {
+    if (!isSluiceError(error)) throw error
+    return await render(request, reply, error)
+  })
 }
 
 const GZIP_FROM_BYTES = 16 * 1024

@@ -17,7 +17,7 @@ import {
   failureStatus, linkHeader, partitionCount, queryStatus, resultSet, sqlApiRefusal, statusBase
 } from '../src/warehouses/snowflake/sqlapi-wire.js'
 import { errorInfo } from '../src/warehouses/snowflake/wire.js'
-import { lenientJsonBodies, releaseText } from './snowflake-http.js'
+import { catalogueErrorsAs, lenientJsonBodies, releaseText } from './snowflake-http.js'
 
 export const FRONT_END = 'snowflake-sqlapi'
 
@@ -211,6 +211,7 @@ export function createCancelHandler (fastify: FastifyInstance) {
 async function snowflakeSqlApi (fastify: FastifyInstance): Promise<void> {
   await fastify.register(async function sqlApi (app) {
     lenientJsonBodies(app)
+    catalogueErrorsAs(app, async (request, reply, err) => await sendError(request as Req, reply, err))
     const config = { frontEnd: FRONT_END, authenticate: true }
     for (const prefix of ['', '/snowflake/:connection']) {
       app.post(`${prefix}/api/v2/statements`, { config }, createSubmitHandler(fastify))

@@ -11,6 +11,7 @@ import type { TokenVerifier } from './identity/verifier.js'
 import type { Pipeline } from './pipeline.js'
 import type { Store } from './store/store.js'
 import { loggerOptions } from './logging.js'
+import bodyParsersPlugin from '../plugins/body-parsers.js'
 import storePlugin from '../plugins/store.js'
 import healthPlugin from '../plugins/health.js'
 import recordingPlugin from '../plugins/recording.js'
@@ -71,6 +72,7 @@ export async function buildServer (deps: ServerDeps): Promise<FastifyInstance> {
     return reply.code(404).send({ code: 'SLUICE_NOT_FOUND', message: `no route for ${request.method} ${request.url.split('?')[0]}` })
   })
 
+  await app.register(bodyParsersPlugin)
   await app.register(storePlugin, { store: deps.store })
   await app.register(healthPlugin)
   await app.register(recordingPlugin, { recording: deps.recording })
