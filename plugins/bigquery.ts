@@ -6,6 +6,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { ERR_AUTH_MISSING, ERR_BIGQUERY_REFUSED, ERR_BIGQUERY_UNSUPPORTED } from '../src/errors.js'
+import { LOAD_INSTEAD } from '../src/warehouses/bigquery/requests.js'
 import { bigqueryConnections } from '../src/warehouses/bigquery/connections.js'
 import { discoveryDocument } from '../src/warehouses/bigquery/discovery.js'
 import { renderError, rewriteSluiceBody } from '../src/warehouses/bigquery/google-errors.js'
@@ -101,7 +102,7 @@ export function createHandlers (svc: BigQueryService) {
       throw new ERR_BIGQUERY_UNSUPPORTED(`${request.method} ${request.url.split('?')[0] ?? ''}`)
     },
     async upload (request: FastifyRequest) {
-      throw new ERR_BIGQUERY_REFUSED(`media uploads carry load jobs, and load jobs are refused by default: they write into the warehouse with the gateway's credential (${describeUpload(request.body)})`)
+      throw new ERR_BIGQUERY_REFUSED(`media uploads carry load jobs, and load jobs are refused: they write files into the warehouse with the gateway's credential, and no policy rule can allow one (${describeUpload(request.body)}); ${LOAD_INSTEAD}`)
     }
   }
 }

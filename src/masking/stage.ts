@@ -12,7 +12,7 @@ import type { Dialect, StatementAnalysis } from '../sql/types.js'
 import { createScanner, DETECTOR_KINDS, type DetectorKind, type Scanner } from './detectors.js'
 import { safeUpstreamMessage } from './errors.js'
 import type { MaskSecrets } from './functions.js'
-import { inferenceViolation } from './inference.js'
+import { inferenceViolation, untracedRoute } from './inference.js'
 import { createPageMasker } from './page.js'
 import { guardRule, planColumns } from './planner.js'
 import { activeRules, exemptedRules } from './rules.js'
@@ -146,7 +146,7 @@ export function createMaskStage (options: MaskStageOptions): MaskingStage {
         // follow (COPY INTO a stage, COPY … TO STDOUT, MERGE) could take values out unmasked.
         const reads = guardRule(s.tablesRead, rules)
         if (lineage.unresolved !== undefined && reads !== undefined && !TRACED_RESULTS.has(s.kind)) {
-          throw new ERR_MASKING_INFERENCE(reads.rule.id, `${s.kind.toUpperCase()} reads ${reads.table}, which has masking rules, by a route Sluice cannot trace (${lineage.unresolved}); it could copy masked values out — select the columns instead`)
+          throw new ERR_MASKING_INFERENCE(reads.rule.id, untracedRoute(s, reads.table, lineage.unresolved))
         }
         if (settings.unresolved === 'deny' && s.kind === 'select') {
           const why = lineage.unresolved ?? (lineage.opaque !== undefined ? `the rows of table function ${lineage.opaque.join(', ')} are not traced` : undefined) ??

@@ -83,7 +83,9 @@ describe('bigquery request checks', () => {
     }
     expect(sqlOf({ extract: { sourceTable: table('t'), destinationUris: ['gs://b/o*.csv'] } })).toBe("EXPORT DATA OPTIONS(uri='gs://b/o*.csv', format='CSV') AS SELECT * FROM `p.d.t`")
     expect(sqlOf({ copy: { sourceTables: [table('a'), table('b')], destinationTable: table('c') } })).toBe('INSERT INTO `p.d.c` SELECT * FROM `p.d.a` UNION ALL SELECT * FROM `p.d.b`')
-    expect(sqlOf({ load: { sourceUris: ["gs://b/it's.csv"], destinationTable: table('t'), sourceFormat: 'PARQUET' } })).toBe("LOAD DATA INTO `p.d.t` FROM FILES(format='PARQUET', uris=['gs://b/it\\'s.csv'])")
+    // A load is refused as a load before any SQL is built: the parser cannot read LOAD DATA.
+    expect(() => checkJob({ configuration: { load: { sourceUris: ["gs://b/it's.csv"], destinationTable: table('t'), sourceFormat: 'PARQUET' } } }))
+      .toThrow(/^refused by Sluice: load jobs are refused: this one into p\.d\.t from gs:\/\/b\/it's\.csv would write files .*no policy rule can allow it.*; load the files with your own BigQuery credentials/)
     expect(() => checkJob({ configuration: { extract: { sourceModel: {} , destinationUris: ['gs://x'] } } })).toThrow(/must be a table reference/)
     expect(() => checkJob({ configuration: { query: { query: 'SELECT 1' }, copy: {} } })).toThrow(/exactly one of/)
   })

@@ -1,11 +1,14 @@
 // What a client may ask BigQuery to do through Sluice, checked before anything runs upstream.
-// Query jobs are served. Data transfers (extract, copy and load jobs, EXPORT DATA / LOAD DATA)
-// move data around masking or write with Sluice's credential: they are refused unless an
-// enforcing policy explicitly allows the equivalent SQL statement built here (EXPORT DATA,
-// INSERT … SELECT, LOAD DATA), so the policy sees their tables like any other statement's.
+// Query jobs are served. Data transfers (extract and copy jobs, EXPORT DATA) move data around
+// masking: they are refused unless an enforcing policy explicitly allows the equivalent SQL
+// statement built here (EXPORT DATA, INSERT … SELECT), so the policy sees their tables like any
+// other statement's. Loads (load jobs, LOAD DATA) write files with Sluice's credential and are
+// always refused, as loads: the parser cannot read LOAD DATA, so no rule could judge their tables,
+// and no SQL is built for them.
 // A destination table, media uploads, external table definitions, legacy SQL and options Sluice
 // does not know are refused outright (fail closed), naming what was refused.
 import { ERR_BAD_REQUEST, ERR_BIGQUERY_REFUSED } from '../../errors.js'
+import { READ_THROUGH_SLUICE } from '../../masking/inference.js'
 import type { Job, JobConfigurationQuery, QueryParameter, QueryRequest, TableReference } from './wire.js'
 
 /** jobs.query body keys that are forwarded as they are. */
@@ -26,19 +29,34 @@ const QUERY_JOB_KEYS = new Set([
 /** configuration keys of a job besides its type. */
 const JOB_KEYS = new Set(['query', 'load', 'extract', 'copy', 'dryRun', 'jobTimeoutMs', 'labels', 'jobType', 'reservation', 'maxSlots'])
 
-const TRANSFER_REASONS = {
-  load: 'load jobs are refused by default: they write into the warehouse with the gateway\'s credential',
-  extract: 'extract jobs are refused by default: they export table data out of the warehouse, around masking',
-  copy: 'copy jobs are refused by default: they copy table data around masking',
-  exportData: 'EXPORT DATA is refused by default: it writes query results to storage around masking',
-  loadData: 'LOAD DATA is refused by default: it loads files into the warehouse with the gateway\'s credential'
-} as const
+/** What to do instead of a load, which Sluice never runs. */
+export const LOAD_INSTEAD = 'load the files with your own BigQuery credentials, outside Sluice, or ask a data engineer to load them'
+const READ_INSTEAD = READ_THROUGH_SLUICE
 const TRANSFER_TYPES = ['load', 'extract', 'copy'] as const
 
-/** A data transfer: refused unless an enforcing policy allows `sql`, the statement it amounts to. */
+/**
+ * A data transfer: refused unless an enforcing policy allows `sql`, the statement it amounts to
+ * (never, when `allowable` is false). The refusal names what was refused, why and what to do.
+ */
 export interface Transfer {
+  /** "extract jobs are refused by default: this one (…) would …". */
   reason: string
+  /** What the agent can do instead. */
+  instead: string
   sql: string
+  /** Set when Sluice built `sql` from a job: the refusal shows it, since the rule judged it. */
+  built?: boolean
+  /** False: no rule can allow it (LOAD DATA, which the parser cannot read). */
+  allowable: boolean
+}
+
+/**
+ * The refusal of a transfer; `why` is the policy's or masking's refusal, when one decided. Its
+ * advice is left out when `why` already gives it (masking says to read through Sluice, too).
+ */
+export function transferRefusal (transfer: Transfer, why?: string): string {
+  const judged = why === undefined ? '' : ` (${transfer.built === true ? `judged as ${transfer.sql}: ` : ''}${why.replace(/\.\s*$/, '')})`
+  return why?.includes(transfer.instead) === true ? `${transfer.reason}${judged}` : `${transfer.reason}${judged}; ${transfer.instead}`
 }
 
 export type QueryJob = Job & { configuration: { query: JobConfigurationQuery } }
@@ -83,8 +101,17 @@ function checkQueryOptions (options: Record<string, unknown>, allowed: Set<strin
 function checkSql (sql: unknown): Transfer | undefined {
   if (typeof sql !== 'string' || sql.trim() === '') throw new ERR_BAD_REQUEST('a query is required')
   const code = withoutComments(sql)
-  if (/\bEXPORT\s+DATA\b/i.test(code)) return { reason: TRANSFER_REASONS.exportData, sql }
-  if (/\bLOAD\s+DATA\b/i.test(code)) return { reason: TRANSFER_REASONS.loadData, sql }
+  if (/\bEXPORT\s+DATA\b/i.test(code)) {
+    return { reason: 'EXPORT DATA is refused by default: it writes query results to storage, around masking', instead: READ_INSTEAD, sql, allowable: true }
+  }
+  if (/\bLOAD\s+DATA\b/i.test(code)) {
+    return {
+      reason: 'LOAD DATA is refused: it loads files into the warehouse with the gateway\'s credential, and no policy rule can allow it (Sluice\'s SQL parser cannot read LOAD DATA, so its tables could not be checked)',
+      instead: LOAD_INSTEAD,
+      sql,
+      allowable: false
+    }
+  }
   return undefined
 }
 
@@ -110,29 +137,46 @@ export function checkJob (body: unknown): CheckedJob {
   if (types.length !== 1) refuse(`a job must have exactly one of query, load, extract, copy; got ${types.join(', ') || 'none'}`)
   const type = types[0] as 'query' | typeof TRANSFER_TYPES[number]
   if (configuration.jobType !== undefined && String(configuration.jobType).toLowerCase() !== type) refuse(`jobType ${String(configuration.jobType)} does not match the ${type} configuration`)
+  // Refused as a load, before any SQL is built: no statement Sluice could build for it parses.
+  if (type === 'load') refuse(loadRefusal(configuration.load as Record<string, unknown>))
   if (type !== 'query') return { type: 'transfer', job, transfer: transferOf(type, configuration[type] as Record<string, unknown>) }
   const transfer = checkQueryOptions(configuration.query as JobConfigurationQuery, QUERY_JOB_KEYS, 'JobConfigurationQuery')
   const query = { ...job, configuration: { ...configuration, query: { ...configuration.query, useLegacySql: false } } } as QueryJob
   return { type: 'query', job: query, transfer }
 }
 
-/** The SQL statement a transfer job amounts to, so the policy judges its tables and kind. */
-function transferOf (type: typeof TRANSFER_TYPES[number], config: Record<string, unknown>): Transfer {
-  const reason = TRANSFER_REASONS[type]
+/** The SQL statement an extract or copy job amounts to, so the policy judges its tables and kind. */
+function transferOf (type: 'extract' | 'copy', config: Record<string, unknown>): Transfer {
   if (type === 'extract') {
     const source = tableRef(config.sourceTable, 'extract.sourceTable (model extracts are refused)')
     const uris = stringList(config.destinationUris ?? (config.destinationUri === undefined ? undefined : [config.destinationUri]), 'extract.destinationUris')
     const format = typeof config.destinationFormat === 'string' ? config.destinationFormat : 'CSV'
-    return { reason, sql: `EXPORT DATA OPTIONS(uri=${literal(uris[0] as string)}, format=${literal(format)}) AS SELECT * FROM ${source}` }
+    return {
+      reason: `extract jobs are refused by default: this one (${source} to ${uris.join(', ')}) would export table data out of the warehouse, around masking`,
+      instead: READ_INSTEAD,
+      sql: `EXPORT DATA OPTIONS(uri=${literal(uris[0] as string)}, format=${literal(format)}) AS SELECT * FROM ${source}`,
+      built: true,
+      allowable: true
+    }
   }
-  if (type === 'copy') {
-    const sources = Array.isArray(config.sourceTables) ? config.sourceTables : [config.sourceTable]
-    const selects = sources.map((s) => `SELECT * FROM ${tableRef(s, 'copy.sourceTables')}`)
-    return { reason, sql: `INSERT INTO ${tableRef(config.destinationTable, 'copy.destinationTable')} ${selects.join(' UNION ALL ')}` }
+  const sources = (Array.isArray(config.sourceTables) ? config.sourceTables : [config.sourceTable]).map((s) => tableRef(s, 'copy.sourceTables'))
+  const destination = tableRef(config.destinationTable, 'copy.destinationTable')
+  return {
+    reason: `copy jobs are refused by default: this one (${sources.join(', ')} to ${destination}) would copy table data around masking`,
+    instead: 'a copy job copies every column, so to copy through Sluice run INSERT INTO … SELECT naming the columns you may copy, which the policy judges like any write',
+    sql: `INSERT INTO ${destination} ${sources.map((s) => `SELECT * FROM ${s}`).join(' UNION ALL ')}`,
+    built: true,
+    allowable: true
   }
-  const uris = stringList(config.sourceUris, 'load.sourceUris')
-  const format = typeof config.sourceFormat === 'string' ? config.sourceFormat : 'CSV'
-  return { reason, sql: `LOAD DATA INTO ${tableRef(config.destinationTable, 'load.destinationTable')} FROM FILES(format=${literal(format)}, uris=[${uris.map(literal).join(', ')}])` }
+}
+
+/** A load job's refusal, naming what it would have loaded where. */
+function loadRefusal (config: Record<string, unknown> | undefined): string {
+  const ref = config?.destinationTable as Partial<TableReference> | undefined
+  const into = [ref?.projectId, ref?.datasetId, ref?.tableId].every((p) => typeof p === 'string') ? ` into ${[ref?.projectId, ref?.datasetId, ref?.tableId].join('.')}` : ''
+  const uris = Array.isArray(config?.sourceUris) ? ` from ${(config.sourceUris as unknown[]).filter((u) => typeof u === 'string').slice(0, 3).join(', ')}` : ''
+  return `load jobs are refused: this one${into}${uris} would write files into the warehouse with the gateway's credential, and no policy rule can allow it ` +
+    `(Sluice's SQL parser cannot read the LOAD DATA statement a load amounts to, so its tables could not be checked); ${LOAD_INSTEAD}`
 }
 
 function tableRef (value: unknown, where: string): string {

@@ -9,7 +9,7 @@ import type { Pipeline, RoundTrip } from '../../pipeline.js'
 import type { Admission, ClientInfo, Statement } from '../../pipeline/types.js'
 import { selectConnection, type BigQuerySettings } from './connections.js'
 import { JobRegistry, ownerOf, type JobBinding } from './registry.js'
-import { checkJob, checkQueryRequest, refuse, statementParams, type Transfer } from './requests.js'
+import { checkJob, checkQueryRequest, refuse, statementParams, transferRefusal, type Transfer } from './requests.js'
 import { rowLimit } from '../../pipeline/limits.js'
 import { capPage, pageStartOf, releaseRows, timestampForm } from './results.js'
 import type { TimestampForm } from './codec.js'
@@ -116,15 +116,19 @@ export class BigQueryService {
   /**
    * A statement through the pipeline. A data transfer must, in addition, be allowed by an
    * enforcing policy: with no policy in force, or any other verdict, it is refused, and the
-   * refusal says both what the transfer is and what the policy said.
+   * refusal says what the transfer is, what the policy (or masking) said and what to do instead.
    */
   async #admit (ctx: CallContext, statement: Statement, transfer: Transfer | undefined): Promise<Admission> {
     if (transfer === undefined) return await this.pipeline.admit(statement, ctx.trip)
-    if (this.pipeline.notEnforcing().includes('decide')) refuse(`${transfer.reason} (no policy is enforcing, so no rule can allow it)`)
+    if (!transfer.allowable) {
+      ctx.trip.sql = statement.sql
+      refuse(transferRefusal(transfer))
+    }
+    if (this.pipeline.notEnforcing().includes('decide')) refuse(transferRefusal(transfer, 'no policy is enforcing, so no rule can allow it'))
     try {
       return await this.pipeline.admit(statement, ctx.trip)
     } catch (err) {
-      if (err instanceof PolicyError) refuse(`${transfer.reason} (${err.message})`)
+      if (err instanceof PolicyError) refuse(transferRefusal(transfer, err.message))
       throw err
     }
   }

@@ -6,12 +6,22 @@ import { rowsetFromRows } from './rowset.js'
 import type { SnowflakeErrorInfo } from './wire.js'
 
 /** Statements the SQL API does not run (spec: requestBody.statement), refused before admission. */
+// Each refusal says what the agent can do instead, chosen by what was refused: a request is its
+// own session here, so session state, transactions and temporary objects would not outlive it.
+const CONNECTOR = 'a connector (snowflake-sdk, the Python connector), whose session keeps it'
 export function sqlApiRefusal (keyword: string, text: string): string | undefined {
   const head = text.replace(/\s+/g, ' ').trim().toUpperCase()
-  if (['USE', 'BEGIN', 'COMMIT', 'ROLLBACK', 'SET', 'UNSET'].includes(keyword)) return `${keyword} statements are not supported by SQL API v2; name database, schema, warehouse and role in the request instead`
-  if (head.startsWith('START TRANSACTION')) return 'transactions are not supported by SQL API v2'
+  if (keyword === 'USE') return 'USE statements are not supported by SQL API v2; name database, schema, warehouse and role in the request instead'
+  if (keyword === 'SET' || keyword === 'UNSET') return `${keyword} statements are not supported by SQL API v2: session variables do not outlive a request; write the value into the statement or pass it in "bindings" instead`
+  if (['BEGIN', 'COMMIT', 'ROLLBACK'].includes(keyword) || head.startsWith('START TRANSACTION')) {
+    return `${keyword === 'START' ? 'START TRANSACTION' : keyword} is not supported by SQL API v2: each request commits on its own; send each change as one statement, or use ${CONNECTOR.replace('keeps it', 'keeps a transaction open')}`
+  }
   if (head.startsWith('ALTER SESSION')) return 'ALTER SESSION is not supported by SQL API v2; pass session parameters in "parameters"'
-  if (/^CREATE (OR REPLACE )?(LOCAL |GLOBAL )?(TEMP|TEMPORARY|VOLATILE) /.test(head)) return 'temporary tables and stages are not supported by SQL API v2'
+  const temporary = /^CREATE (?:OR REPLACE )?(?:LOCAL |GLOBAL )?(TEMP|TEMPORARY|VOLATILE) (\w+)/.exec(head)
+  if (temporary !== null) {
+    return `CREATE ${temporary[1] as string} ${temporary[2] as string} is not supported by SQL API v2: a temporary object lives as long as its session, and SQL API requests do not share one; ` +
+      `use a CTE (WITH …) or a subquery in the same statement instead, or ${CONNECTOR}`
+  }
   return undefined
 }
 
