@@ -36,6 +36,11 @@ const JWT_IN_TEXT = /eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*/g
 /** A `name=value` query pair inside longer text. */
 const QUERY_PAIR_IN_TEXT = /([?&])([^=&\s"'#?]+)=([^&\s"'#]*)/g
 
+/** A pair whose value a log must not show: a credential-like name or a JWT-shaped value. */
+function hidesValue (name: string, value: string): boolean {
+  return value !== '' && (isCredentialParam(decode(name)) || JWT_VALUE.test(decode(value)))
+}
+
 /**
  * Free text (an error message or stack) with the same redactions: some messages quote the
  * request URL (Fastify's own "Reply was already sent … in <url>"), so a URL can reach a log
@@ -44,19 +49,16 @@ const QUERY_PAIR_IN_TEXT = /([?&])([^=&\s"'#?]+)=([^&\s"'#]*)/g
 export function redactText (text: string): string {
   return text
     .replace(QUERY_PAIR_IN_TEXT, (pair: string, sep: string, name: string, value: string) =>
-      value !== '' && (isCredentialParam(decode(name)) || JWT_VALUE.test(decode(value))) ? `${sep}${name}=${REDACTED}` : pair)
+      hidesValue(name, value) ? `${sep}${name}=${REDACTED}` : pair)
     .replace(JWT_IN_TEXT, REDACTED)
 }
 
 /** The URL with the value of every credential-like query parameter replaced; all else verbatim. */
 export function redactUrl (url: string): string {
-  const q = url.indexOf('?')
-  if (q === -1) return url
-  const hash = url.indexOf('#', q)
-  const end = hash === -1 ? url.length : hash
-  const query = url.slice(q + 1, end)
-  const redacted = query.split('&').map(redactPair).join('&')
-  return `${url.slice(0, q + 1)}${redacted}${url.slice(end)}`
+  const bounds = queryBounds(url)
+  if (bounds === undefined) return url
+  const [start, end] = bounds
+  return `${url.slice(0, start)}${queryPairs(url, bounds).map(redactPair).join('&')}${url.slice(end)}`
 }
 
 /**
@@ -64,32 +66,35 @@ export function redactUrl (url: string): string {
  * JWT-shaped value under any name. Names only: the values must not travel any further.
  */
 export function bearerTokensInQuery (url: string): string[] {
-  const q = url.indexOf('?')
-  if (q === -1) return []
-  const hash = url.indexOf('#', q)
+  const bounds = queryBounds(url)
+  if (bounds === undefined) return []
   const found: string[] = []
-  for (const pair of url.slice(q + 1, hash === -1 ? url.length : hash).split('&')) {
-    const { name, value } = splitPair(pair)
-    if (value === undefined || value === '') continue
-    if (isBearerParam(name) || JWT_VALUE.test(value)) found.push(name)
+  for (const pair of queryPairs(url, bounds)) {
+    const eq = pair.indexOf('=')
+    if (eq === -1 || eq === pair.length - 1) continue
+    const name = decode(pair.slice(0, eq))
+    if (isBearerParam(name) || JWT_VALUE.test(decode(pair.slice(eq + 1)))) found.push(name)
   }
   return found
 }
 
-function redactPair (pair: string): string {
-  const eq = pair.indexOf('=')
-  const { name, value } = splitPair(pair)
-  // A bare JWT with no `=` (`?eyJ…`) is still a token.
-  if (value === undefined) return JWT_VALUE.test(name) ? REDACTED : pair
-  if (value === '') return pair
-  if (isCredentialParam(name) || JWT_VALUE.test(value)) return `${pair.slice(0, eq)}=${REDACTED}`
-  return pair
+/** Where the query string starts and ends (a fragment excluded), or undefined without one. */
+function queryBounds (url: string): [number, number] | undefined {
+  const q = url.indexOf('?')
+  if (q === -1) return undefined
+  const hash = url.indexOf('#', q)
+  return [q + 1, hash === -1 ? url.length : hash]
 }
 
-function splitPair (pair: string): { name: string, value: string | undefined } {
+function queryPairs (url: string, [start, end]: [number, number]): string[] {
+  return url.slice(start, end).split('&')
+}
+
+function redactPair (pair: string): string {
   const eq = pair.indexOf('=')
-  if (eq === -1) return { name: decode(pair), value: undefined }
-  return { name: decode(pair.slice(0, eq)), value: decode(pair.slice(eq + 1)) }
+  // A bare JWT with no `=` (`?eyJ…`) is still a token.
+  if (eq === -1) return JWT_VALUE.test(decode(pair)) ? REDACTED : pair
+  return hidesValue(pair.slice(0, eq), pair.slice(eq + 1)) ? `${pair.slice(0, eq)}=${REDACTED}` : pair
 }
 
 /** Percent-decoding as a query parser does it, so `access%5Ftoken` is recognised too. */

@@ -69,7 +69,7 @@ export function validateConfig (input: Record<string, unknown>): SluiceConfig {
 }
 
 /** Room a request needs besides its token: request line, Host, User-Agent, Content-Type, … */
-export const HEADER_HEADROOM_BYTES = 8192
+const HEADER_HEADROOM_BYTES = 8192
 
 /**
  * A token the verifier would still measure must be able to arrive: if it cannot, Node refuses
