@@ -63,7 +63,8 @@ async function sendError (request: Req, reply: FastifyReply, err: unknown, handl
   request.roundTrip.errorMessage = info.message
   if (!isSluiceError(err)) request.log.error({ err }, 'snowflake SQL API request failed')
   const status = (err as { statusCode?: number }).statusCode ?? 500
-  if (status === 422 || status === 403 || info.catalogueCode.startsWith('SLUICE_UPSTREAM')) {
+  // A syntax error is a statement failure too: Snowflake answers it 422 QueryFailureStatus.
+  if (status === 422 || status === 403 || info.catalogueCode === 'SLUICE_SQL_SYNTAX' || info.catalogueCode.startsWith('SLUICE_UPSTREAM')) {
     const h = handle ?? { id: randomUUID(), createdOn: Date.now() }
     return await sendJson(request, reply, 422, failureStatus(info, h, statusUrl(request, h.id)))
   }

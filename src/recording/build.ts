@@ -97,7 +97,9 @@ export function buildEvent (facts: RoundTripFacts, options: BuildOptions): Pendi
             kind: s.kind,
             tablesRead: s.tablesRead,
             tablesWritten: s.tablesWritten,
-            parseError: s.parseError ?? null
+            parseError: s.parseError ?? null,
+            // A syntax error, refused as one: where the parser stopped.
+            ...(s.unparsed !== undefined && { unparsed: { ...s.unparsed } })
           }))
         },
     statementKinds: trip.analysis === undefined ? null : kinds,

@@ -31,6 +31,12 @@ export function googleErrorBody (code: number, message: string, sluiceCode: stri
   }
 }
 
+/** Catalogue errors BigQuery itself answers with a more specific reason than their status's. */
+const REASONS: Record<string, string> = {
+  // What BigQuery says of a query it cannot parse; clients treat it as the caller's mistake.
+  SLUICE_SQL_SYNTAX: 'invalidQuery'
+}
+
 export interface RenderedError {
   statusCode: number
   code: string
@@ -41,7 +47,7 @@ export interface RenderedError {
 export function renderError (err: unknown, requestId: string): RenderedError {
   if (isSluiceError(err)) {
     const status = err.statusCode ?? 500
-    const reason = (err as { reason?: unknown }).reason
+    const reason = (err as { reason?: unknown }).reason ?? REASONS[err.code]
     return { statusCode: status, code: err.code, body: googleErrorBody(status, err.message, err.code, typeof reason === 'string' ? reason : undefined) }
   }
   const status = (err as { statusCode?: number }).statusCode ?? 500

@@ -14,6 +14,8 @@ export interface SnowflakeErrorInfo {
 /** Snowflake's own codes for what each catalogue error means, so drivers react as they would. */
 const CODES: Record<string, [string, string]> = {
   SLUICE_POLICY_DENIED: ['003001', '42501'],
+  // Snowflake's own "SQL compilation error: syntax error …", which drivers raise as a ProgrammingError.
+  SLUICE_SQL_SYNTAX: ['001003', '42000'],
   SLUICE_APPROVAL_REQUIRED: ['003001', '42501'],
   SLUICE_SNOWFLAKE_CONTEXT_REFUSED: ['390189', '08004'],
   SLUICE_SNOWFLAKE_FILE_TRANSFER: ['000002', '0A000'],
