@@ -163,7 +163,8 @@ const WAREHOUSE_SQL: Record<Dialect, string> = { snowflake: 'Snowflake SQL', big
 export const UNPARSED_PREFIX = 'Sluice could not parse this statement; it was not run'
 
 function syntaxDetail (failure: ParseFailure, dialect: Dialect): string {
-  return `syntax error at line ${failure.line}, column ${failure.column}: ${failure.message}. ` +
+  // The parser's words in parentheses: they may end in any token (`found: .`).
+  return `syntax error at line ${failure.line}, column ${failure.column} (${failure.message}). ` +
     `Correct the statement and send it again; if it is valid ${WAREHOUSE_SQL[dialect]}, Sluice's parser does not read this form: rewrite it more simply.`
 }
 

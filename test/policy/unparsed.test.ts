@@ -25,7 +25,7 @@ describe('statements the parser could not read (unparsed)', () => {
   test('are refused as a syntax error before any rule, naming the parser\'s message and position', () => {
     const d = engineFrom(SHIPPED_LIKE).decide(input(analysis(typo)))
     expect(d).toMatchObject({ effect: 'deny', ruleId: 'unparsed', statementIndex: 0 })
-    expect(d.reason).toMatch(/^Sluice could not parse this statement; it was not run: syntax error at line 1, column 1: Expected: an SQL statement, found: SELEC\. /)
+    expect(d.reason).toMatch(/^Sluice could not parse this statement; it was not run: syntax error at line 1, column 1 \(Expected: an SQL statement, found: SELEC\)\. Correct the statement/)
     expect(d.reason).not.toContain('guard-hr')
   })
 
