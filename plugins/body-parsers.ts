@@ -50,6 +50,22 @@ function loneSurrogate (): Error {
   return new ERR_BAD_REQUEST('the request body holds a lone UTF-16 surrogate escape (\\uD800-\\uDFFF without its pair), which is not valid Unicode text; send the statement as valid UTF-8')
 }
 
+type ParserDone = (err: Error | null, value?: unknown) => void
+
+/** A Fastify `parseAs: 'buffer'` parser from a function that returns the body's value or throws. */
+export function bufferParser (parse: (body: Buffer) => unknown) {
+  return function parseBuffer (_request: unknown, body: string | Buffer, done: ParserDone): void {
+    let value: unknown
+    try {
+      value = parse(body as Buffer)
+    } catch (err) {
+      done(err as Error, undefined)
+      return
+    }
+    done(null, value)
+  }
+}
+
 /** Fastify's own JSON parser (prototype-poisoning checks, empty-body refusal) over checked text. */
 async function sluiceBodyParsers (fastify: FastifyInstance): Promise<void> {
   const parseJson = fastify.getDefaultJsonParser('error', 'error')
@@ -76,13 +92,7 @@ async function sluiceBodyParsers (fastify: FastifyInstance): Promise<void> {
       done(null, value)
     })
   })
-  fastify.addContentTypeParser('text/plain', { parseAs: 'buffer' }, function parseUtf8Text (_request, body, done) {
-    try {
-      done(null, utf8Text(body as Buffer))
-    } catch (err) {
-      done(err as Error, undefined)
-    }
-  })
+  fastify.addContentTypeParser('text/plain', { parseAs: 'buffer' }, bufferParser(utf8Text))
 }
 
 export default fp(sluiceBodyParsers, { name: 'sluice-body-parsers', fastify: '5.x' })

@@ -6,7 +6,7 @@ import { createGunzip, gzipSync } from 'node:zlib'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { ERR_BAD_REQUEST, isSluiceError } from '../src/errors.js'
 import type { ReleaseText } from '../src/warehouses/snowflake/wire.js'
-import { assertWellFormedJson, utf8Text } from './body-parsers.js'
+import { assertWellFormedJson, bufferParser, utf8Text } from './body-parsers.js'
 
 export async function gunzipBody (request: FastifyRequest, _reply: FastifyReply, payload: NodeJS.ReadableStream) {
   if (String(request.headers['content-encoding'] ?? '').toLowerCase() !== 'gzip') return payload
@@ -24,16 +24,7 @@ export async function gunzipBody (request: FastifyRequest, _reply: FastifyReply,
  */
 export function lenientJsonBodies (app: FastifyInstance): void {
   app.removeContentTypeParser('application/json')
-  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, function parseJson (_request, body, done) {
-    let value: unknown
-    try {
-      value = lenientJson(body as Buffer)
-    } catch (err) {
-      done(err as Error, undefined)
-      return
-    }
-    done(null, value)
-  })
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, bufferParser(lenientJson))
   app.addHook('preParsing', gunzipBody)
 }
 
