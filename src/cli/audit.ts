@@ -104,9 +104,14 @@ async function auditRetention (args: string[]): Promise<number> {
   try {
     if (config.store.migrateOnStart) await migrate(store)
     const recording = new Recording(store, config.recording)
-    const report = await recording.retention()
-    process.stdout.write(`${JSON.stringify(report)}\n`)
-    return 0
+    try {
+      const report = await recording.retention()
+      process.stdout.write(`${JSON.stringify(report)}\n`)
+      return 0
+    } finally {
+      // Delivers the retention checkpoints' copies to the webhook before the process ends.
+      await recording.close()
+    }
   } finally {
     await store.close()
   }

@@ -67,7 +67,7 @@ export interface CheckpointRow {
   signature: string | null
 }
 
-/** A checkpoint as kept outside the store; copies from before signatures were sent lack them. */
+/** A checkpoint as kept outside the store; unsigned (and without a time) when no key was set. */
 export type OutsideCheckpoint = Omit<CheckpointRow, 'createdAt'> & { createdAt: string | null }
 
 export interface VerifyReport {
@@ -174,21 +174,23 @@ export class ChainWalker {
       this.#anchors.push({ cp, outside: false, valid: problem === null })
     }
     for (const cp of outside) {
-      // An unsigned copy is taken on the word of whoever kept it (the SIEM); a signed one
-      // must verify, or the copy itself was tampered with.
-      const problem = cp.signature === null
-        ? null
-        : cp.createdAt === null
-          ? 'carries a signature but no creation time'
-          : checkSignature(ctx.key, { chain: cp.chain, seq: cp.seq, hash: cp.hash, kind: cp.kind, createdAt: cp.createdAt }, cp.keyId, cp.signature)
-      if (problem !== null) this.issues.push(issue('checkpoint', null, `the outside copy of the ${cp.kind} checkpoint at seq ${cp.seq} ${problem}`, chainId))
-      this.#anchors.push({ cp, outside: true, valid: problem === null })
+      // With a key every copy must be signed like the store's own (the webhook sends each
+      // signature): a copy that is not, or whose signature fails, was made or changed by
+      // someone else. It is reported and then ignored, so a forged copy accuses nothing.
+      const problem = cp.createdAt === null && cp.signature !== null
+        ? 'carries a signature but no creation time'
+        : checkSignature(ctx.key, { chain: cp.chain, seq: cp.seq, hash: cp.hash, kind: cp.kind, createdAt: cp.createdAt ?? '' }, cp.keyId, cp.signature)
+      if (problem !== null) {
+        this.issues.push(issue('checkpoint', null, `the outside copy of the ${cp.kind} checkpoint at seq ${cp.seq} ${problem}; it was not used`, chainId))
+        continue
+      }
+      this.#anchors.push({ cp, outside: true, valid: true })
       if (!this.#unregistered) this.#compareWithStore(cp, stored)
     }
-    // Retention removed the events up to its seq on purpose; a valid outside copy stands in
-    // for a store checkpoint someone deleted (which #compareWithStore reports).
+    // Retention removed the events up to its seq on purpose; an outside copy stands in for a
+    // store checkpoint someone deleted (which #compareWithStore reports).
     this.#retention = this.#anchors
-      .filter((a) => a.cp.kind === 'retention' && (!a.outside || a.valid))
+      .filter((a) => a.cp.kind === 'retention')
       .sort((a, b) => b.cp.seq - a.cp.seq)[0]
     this.#closeSeq = this.#anchors
       .filter((a) => a.cp.kind === 'close' && a.valid)

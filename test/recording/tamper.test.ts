@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { main } from '../../src/cli/main.js'
-import { linkHash, eventDigest } from '../../src/recording/chain.js'
+import { eventDigest, linkHash, loadCheckpointKey, signBody } from '../../src/recording/chain.js'
 import { COLUMNS, EVENT_FIELDS, type StoredEvent } from '../../src/recording/event.js'
 import { Recording } from '../../src/recording/recorder.js'
 import type { VerifyReport } from '../../src/recording/verify.js'
@@ -43,12 +43,16 @@ class Siem {
   readonly bodies: string[] = []
   #server: Server | undefined
   url = ''
+  /** A slow receiver: a body counts as kept only once it is acknowledged, this much later. */
+  ackDelayMs = 0
 
   async start (): Promise<void> {
     this.#server = createServer((req, res) => {
       let body = ''
       req.on('data', (d: Buffer) => { body += d.toString() })
-      req.on('end', () => { this.bodies.push(body); res.writeHead(204).end() })
+      req.on('end', () => {
+        setTimeout(() => { this.bodies.push(body); res.writeHead(204).end() }, this.ackDelayMs)
+      })
     })
     await new Promise<void>((resolve) => this.#server?.listen(0, '127.0.0.1', resolve))
     this.url = `http://127.0.0.1:${(this.#server?.address() as AddressInfo).port}/siem`
@@ -76,10 +80,11 @@ interface Scene {
   config: string
   dir: string
   /** A gateway (one chain); `webhook` sends its events and checkpoints to the SIEM. */
-  gateway: (options?: { webhook?: boolean, retention?: object }) => Recording
+  gateway: (options?: { webhook?: boolean }) => Recording
   /** Records `n` events one at a time (seq order is the order written). */
   record: (recording: Recording, n: number, at?: (i: number) => number) => Promise<void>
-  /** Closes the test's store (PGlite's directory belongs to one open store) and runs the CLI. */
+  /** Closes the test's store (PGlite's directory belongs to one open store) and runs `sluice audit …`. */
+  audit: (...args: string[]) => Promise<{ code: number, out: string, err: string }>
   verify: (...args: string[]) => Promise<{ code: number, out: string, err: string, report: VerifyReport | undefined }>
   copies: () => Promise<string>
 }
@@ -94,6 +99,7 @@ describe.each(ENGINES)('sluice audit verify after tampering, on %s', { timeout: 
   afterAll(async () => { await siem.close() })
   afterEach(async () => {
     siem.bodies.length = 0
+    siem.ackDelayMs = 0
     for (const fn of cleanups.splice(0).reverse()) await fn()
   })
 
@@ -117,27 +123,31 @@ describe.each(ENGINES)('sluice audit verify after tampering, on %s', { timeout: 
     await migrate(store)
     await writeFile(join(dir, 'checkpoint.pem'), keys.privatePem)
     const config = join(dir, 'sluice.yaml')
-    await writeFile(config, `${storeYaml}recording:\n  checkpointKey: \${file:checkpoint.pem}\n  retention: { intervalSeconds: 0 }\n`)
+    await writeFile(config, `${storeYaml}recording:\n  checkpointKey: \${file:checkpoint.pem}\n  retention: { intervalSeconds: 0, days: 30 }\n` +
+      `  webhook: { url: '${siem.url}', secret: ${WEBHOOK_SECRET}, backoffMs: 20, maxBackoffMs: 200 }\n`)
+    const audit = async (...args: string[]): Promise<{ code: number, out: string, err: string }> => {
+      if (open) {
+        await store.close()
+        open = false
+      }
+      return await run(['audit', ...args, '--config', config])
+    }
     return {
       store,
       config,
       dir,
       gateway: (options = {}) => new Recording(store, recordingConfig({
         checkpointKey: keys.privatePem,
-        ...(options.webhook === true && { webhook: { url: siem.url, secret: WEBHOOK_SECRET, backoffMs: 20, maxBackoffMs: 200 } }),
-        ...(options.retention !== undefined && { retention: options.retention })
+        ...(options.webhook === true && { webhook: { url: siem.url, secret: WEBHOOK_SECRET, backoffMs: 20, maxBackoffMs: 200 } })
       })),
       async record (recording, n, at) {
         for (let i = 0; i < n; i++) {
           await recording.record(facts(at === undefined ? {} : { startedAtMicros: at(i) }), { sessionKey: 'tamper', principal: alice, frontEnd: 'test' })
         }
       },
+      audit,
       async verify (...args) {
-        if (open) {
-          await store.close()
-          open = false
-        }
-        const result = await run(['audit', 'verify', '--config', config, ...args])
+        const result = await audit('verify', ...args)
         return { ...result, report: args.includes('--json') ? JSON.parse(result.out) as VerifyReport : undefined }
       },
       async copies () {
@@ -382,20 +392,44 @@ describe.each(ENGINES)('sluice audit verify after tampering, on %s', { timeout: 
     expect(outside.code).toBe(1)
   })
 
-  it('retention still verifies, strictly, against copies that include its checkpoint', async () => {
+  it('retention (sluice audit retention) still verifies, strictly, against copies that include its checkpoint', async () => {
     const s = await scene()
     const now = Date.now() * 1000
     const day = 86_400_000_000
-    const gateway = s.gateway({ webhook: true, retention: { days: 30, resultDays: 7, intervalSeconds: 0, connections: {} } })
+    const gateway = s.gateway({ webhook: true })
     await s.record(gateway, 6, (i) => (i < 4 ? now - 60 * day + i : now - day + i))
-    expect(await gateway.retention(new Date(now / 1000))).toMatchObject({ eventsDeleted: 4, checkpoints: 1 })
     await gateway.close()
-    await siem.expectCheckpoints(2)
-    expect(siem.checkpoints().map((c) => [c.kind, c.seq])).toEqual([['retention', 4], ['close', 6]])
+    await siem.expectCheckpoints(1)
+    // Slower than the command takes to close its store, well within the webhook's grace.
+    siem.ackDelayMs = 800
+    const retention = await s.audit('retention')
+    expect(JSON.parse(retention.out)).toMatchObject({ eventsDeleted: 4, checkpoints: 1 })
+    // The command ends only after the webhook has its copy of the retention checkpoint.
+    expect(siem.checkpoints().map((c) => [c.kind, c.seq])).toEqual([['close', 6], ['retention', 4]])
 
     const { code, report } = await s.verify('--strict', '--checkpoints', await s.copies(), '--json')
     expect(report).toMatchObject({ ok: true, events: 2, issues: [], warnings: [] })
     expect(code).toBe(0)
+  })
+
+  it('a forged outside copy (unsigned, or signed by another key) is reported and accuses nothing', async () => {
+    const s = await scene()
+    const gateway = s.gateway()
+    await s.record(gateway, 3)
+    await gateway.close()
+    const chain = gateway.writer.chainId
+    const file = join(s.dir, 'forged.jsonl')
+    const forged = { type: 'checkpoint', chain, seq: 9, hash: 'ab'.repeat(32), kind: 'close', createdAt: '2026-11-21T07:35:23.123456Z' }
+    const otherKey = loadCheckpointKey(ed25519Pem().privatePem)
+    const { type: _type, ...body } = forged
+    const signed = { ...forged, seq: 8, keyId: otherKey?.id, signature: signBody(otherKey, { ...body, seq: 8 })?.toString('hex') }
+    await writeFile(file, `${JSON.stringify(forged)}\n${JSON.stringify({ items: [signed] })}\n`)
+    const { code, report } = await s.verify('--checkpoints', file, '--json')
+    expect(report?.issues.map((i) => i.detail).sort()).toEqual([
+      'the outside copy of the close checkpoint at seq 8 is signed by key ' + String(otherKey?.id) + `, not by the configured key ${String(gateway.key?.id)}; it was not used`,
+      'the outside copy of the close checkpoint at seq 9 is not signed; it was not used'
+    ])
+    expect(code).toBe(1)
   })
 
   it('refuses a --checkpoints file that is not what the webhook sends, naming the line', async () => {
