@@ -247,15 +247,14 @@ export function createPolicyEngine (policySet: PolicySet): CompiledPolicyEngine 
           guard ??= rule
           continue
         }
+        if (!m.matched || !rereadsMatch(rule, statement)) continue
         // Fail closed: a later rule may not be laxer than a rule on tables the statement may touch.
-        if (m.matched && guard !== undefined && SEVERITY[guard.effect] > SEVERITY[rule.effect]) {
+        if (guard !== undefined && SEVERITY[guard.effect] > SEVERITY[rule.effect]) {
           return { index, statement, effect: guard.effect, rule: guard, ruleId: guard.id, unknownTables: true }
         }
-        if (m.matched && rereadsMatch(rule, statement)) {
-          const builtin = rule.effect === 'allow' ? unallowedReread(rule, statement) : undefined
-          if (builtin !== undefined) return { index, statement, effect: 'deny' as const, rule: undefined, ruleId: REREAD_RULE_ID, builtin }
-          return { index, statement, effect: rule.effect, rule, ruleId: rule.id, ...(m.table !== undefined && { table: m.table }) }
-        }
+        const builtin = rule.effect === 'allow' ? unallowedReread(rule, statement) : undefined
+        if (builtin !== undefined) return { index, statement, effect: 'deny' as const, rule: undefined, ruleId: REREAD_RULE_ID, builtin }
+        return { index, statement, effect: rule.effect, rule, ruleId: rule.id, ...(m.table !== undefined && { table: m.table }) }
       }
       return { index, statement, effect: 'deny' as const, rule: undefined, ruleId: DEFAULT_DENY_RULE_ID }
     })
