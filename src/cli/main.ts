@@ -15,7 +15,7 @@ commands:
              run policy cases (principal, connection, SQL → expected decision); non-zero on a mismatch
   policy explain --role R --connection C [--group G] [--machine] [--kind K] "SQL"
              print the analysis of SQL and the decision the policies give
-  audit verify [--file export.jsonl] [--public-key key.pem] [--json]
+  audit verify [--file export.jsonl | --checkpoints copies.jsonl] [--public-key key.pem] [--strict] [--json]
              re-link every hash chain (store or export file) and check signed checkpoints;
              lists modified, deleted, inserted and reordered events; non-zero when any
   audit export [--since T] [--until T] [--format jsonl|csv] [--out FILE]

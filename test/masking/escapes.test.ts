@@ -47,9 +47,12 @@ const DEFAULTS: Record<Dialect, { database: string, schema: string }> = {
   snowflake: { database: 'db', schema: 'app' }, bigquery: { database: 'proj', schema: 'app' }, postgres: { database: 'db', schema: 'app' }
 }
 
+const compiled = new Map<string, ReturnType<typeof parsePolicySet>['masking']>()
+
 async function run (dialect: Dialect, text: string, sql: string, columns: ColumnMeta[], rows: unknown[][], roles = ['agent'], settings: Partial<MaskingConfig> = {}): Promise<{ rows: unknown[][], trip: RoundTrip }> {
-  const rules = parsePolicySet([{ name: 'p.yaml', text }]).masking
-  const stage = createMaskStage({ rules: () => rules, settings })
+  let rules = compiled.get(text)
+  if (rules === undefined) compiled.set(text, rules = parsePolicySet([{ name: 'p.yaml', text }]).masking)
+  const stage = createMaskStage({ rules: () => rules as NonNullable<typeof rules>, settings })
   const p = new Pipeline({ analyze: analyzeStage(analyzer), decide: passThroughDecide, hold: refuseApprovals, mask: stage })
   const st: Statement = {
     requestId: 'r1', frontEnd: 'test', sql, client: {},
