@@ -6,6 +6,7 @@ import { Readable } from 'node:stream'
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { ERR_NOT_FOUND } from '../src/errors.js'
+import { refuseOtherMethods } from './method-not-allowed.js'
 import { verifyStore } from '../src/recording/audit.js'
 import { exportLines, type ExportFormat } from '../src/recording/export.js'
 import { getEvent, searchEvents, searchSessions, sessionTimeline, type EventFilter, type SessionFilter } from '../src/recording/search.js'
@@ -51,7 +52,12 @@ export function createAdminHandlers (fastify: FastifyInstance) {
     async exportStream (request: FastifyRequest<ExportRoute>, reply: FastifyReply) {
       const { since, until, format } = request.query
       const lines = exportLines(store, { since, until, format, key: fastify.recording.key })
+      // The first line is read before anything is sent: a refused filter or an unreachable store
+      // is then an ordinary JSON error, not a CSV / NDJSON response that breaks off.
+      const first = await lines.next()
       async function * withNewlines (): AsyncGenerator<string> {
+        if (first.done === true) return
+        yield `${first.value}\n`
         for await (const line of lines) yield `${line}\n`
       }
       const stamp = new Date().toISOString().replace(/[:.]/g, '-')
@@ -75,12 +81,18 @@ async function adminPlugin (fastify: FastifyInstance): Promise<void> {
   await fastify.register(async function adminRoutes (api) {
     // The description holds no data; tools fetch it without a token.
     api.get('/openapi.json', async function openapi () { return document })
-    api.get<SessionsRoute>('/sessions', { config, preHandler: guard, schema: { querystring: sessionQuery } }, handlers.listSessions)
-    api.get<TimelineRoute>('/sessions/:id/timeline', { config, preHandler: guard, schema: { params: idParams, querystring: timelineQuery } }, handlers.timeline)
-    api.get<EventsRoute>('/events', { config, preHandler: guard, schema: { querystring: eventQuery } }, handlers.listEvents)
-    api.get<EventRoute>('/events/:id', { config, preHandler: guard, schema: { params: idParams } }, handlers.event)
-    api.get<ExportRoute>('/export', { config, preHandler: guard, schema: { querystring: exportQuery } }, handlers.exportStream)
-    api.get<VerifyRoute>('/verify', { config, preHandler: guard, schema: { querystring: verifyQuery } }, handlers.verify)
+    // Authenticate (onRequest), authorize (preValidation), then validate: a caller without the
+    // auditor role is refused before the schema is checked, so it learns nothing of the API.
+    const guarded = { config, preValidation: guard }
+    api.get<SessionsRoute>('/sessions', { ...guarded, schema: { querystring: sessionQuery } }, handlers.listSessions)
+    api.get<TimelineRoute>('/sessions/:id/timeline', { ...guarded, schema: { params: idParams, querystring: timelineQuery } }, handlers.timeline)
+    api.get<EventsRoute>('/events', { ...guarded, schema: { querystring: eventQuery } }, handlers.listEvents)
+    api.get<EventRoute>('/events/:id', { ...guarded, schema: { params: idParams } }, handlers.event)
+    api.get<ExportRoute>('/export', { ...guarded, schema: { querystring: exportQuery } }, handlers.exportStream)
+    api.get<VerifyRoute>('/verify', { ...guarded, schema: { querystring: verifyQuery } }, handlers.verify)
+    for (const path of ['/sessions', '/sessions/:id/timeline', '/events', '/events/:id', '/export', '/verify']) {
+      refuseOtherMethods(api, path, ['GET'], { ...guarded, label: `${ADMIN_PREFIX}${path}` })
+    }
   }, { prefix: ADMIN_PREFIX })
 }
 

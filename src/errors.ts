@@ -87,6 +87,9 @@ export const ERR_NOT_FOUND = createError<[string]>(
 // Raised by Node's HTTP parser, before there is a request to authenticate or record.
 export const ERR_HEADERS_TOO_LARGE = createError<[number, string]>(
   'SLUICE_HEADERS_TOO_LARGE', 'the request headers exceed %d bytes (listen.maxHeaderBytes)%s', 431, base(RequestError))
+// Answered after authentication (and the route's role check), so the API's shape is not told to strangers.
+export const ERR_METHOD_NOT_ALLOWED = createError<[string, string, string]>(
+  'SLUICE_METHOD_NOT_ALLOWED', '%s is not allowed on %s; it accepts %s', 405, base(RequestError))
 
 // ── upstream ──────────────────────────────────────────────────────────────────────────────
 export const ERR_UPSTREAM_UNAVAILABLE = createError<[string, string]>(

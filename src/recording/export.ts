@@ -8,6 +8,7 @@ import type { Store } from '../store/store.js'
 import { signBody, verifyBody, type CheckpointKey } from './chain.js'
 import { EVENT_FIELDS, type StoredEvent } from './event.js'
 import { loadChains, loadCheckpoints } from './audit.js'
+import { normaliseTime } from './filters.js'
 import { rejudge, verifyAll, type ChainRow, type CheckpointRow, type VerifyReport } from './verify.js'
 
 export type ExportFormat = 'jsonl' | 'csv'
@@ -72,8 +73,9 @@ async function * events (store: Store, list: ChainSlice[], since: string, until:
 
 /** The lines of an export, each without its newline. */
 export async function * exportLines (store: Store, options: ExportOptions): AsyncGenerator<string> {
-  const since = options.since ?? FAR_PAST
-  const until = options.until ?? FAR_FUTURE
+  // Checked before the first query, as the admin API's filters are (filters.ts).
+  const since = normaliseTime(options.since, 'since') ?? FAR_PAST
+  const until = normaliseTime(options.until, 'until') ?? FAR_FUTURE
   const list = await slices(store, since, until)
   if (options.format === 'csv') {
     yield CSV_COLUMNS.join(',')

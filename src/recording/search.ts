@@ -5,6 +5,7 @@ import { ERR_BAD_REQUEST } from '../errors.js'
 import type { Store } from '../store/store.js'
 import { decompressCapture, type CapturedResult } from './capture.js'
 import { EVENT_FIELDS, type StoredEvent } from './event.js'
+import { eventCursor, normaliseEventFilter, normaliseSessionFilter, sessionCursor } from './filters.js'
 import { searchQuery } from './fulltext.js'
 
 export interface EventFilter {
@@ -82,27 +83,21 @@ function limitOf (limit: number | undefined, max = MAX_PAGE): number {
   return Math.min(Math.max(Math.trunc(limit ?? DEFAULT_PAGE), 1), max)
 }
 
-function time (value: string | undefined, name: string): string | undefined {
-  if (value === undefined) return undefined
-  if (Number.isNaN(Date.parse(value))) throw new ERR_BAD_REQUEST(`${name} must be an ISO 8601 time`)
-  return value
-}
-
 function agentCondition (column: string, b: (v: unknown) => string, agent: string): string {
   const p = b(agent)
   return `(${column}.client_id = ${p} or ${column}.delegation @> jsonb_build_array(jsonb_build_object('subject', ${p}::text))
     or ${column}.delegation @> jsonb_build_array(jsonb_build_object('clientId', ${p}::text)))`
 }
 
-function eventWhere (f: EventFilter): Where {
+function eventWhere (filter: EventFilter): Where {
+  // Checked and normalised before any of it is bound (filters.ts): no value may fail in SQL.
+  const f = normaliseEventFilter(filter)
   const w = new Where()
   if (f.principal !== undefined) w.add((b) => `e.principal_subject = ${b(f.principal)}`)
   if (f.agent !== undefined) w.add((b) => agentCondition('e', b, f.agent as string))
   if (f.connection !== undefined) w.add((b) => `e.connection = ${b(f.connection)}`)
-  const since = time(f.since, 'since')
-  const until = time(f.until, 'until')
-  if (since !== undefined) w.add((b) => `e.occurred_at >= ${b(since)}::text::timestamptz`)
-  if (until !== undefined) w.add((b) => `e.occurred_at < ${b(until)}::text::timestamptz`)
+  if (f.since !== undefined) w.add((b) => `e.occurred_at >= ${b(f.since)}::text::timestamptz`)
+  if (f.until !== undefined) w.add((b) => `e.occurred_at < ${b(f.until)}::text::timestamptz`)
   if (f.decision !== undefined) w.add((b) => `e.decision = ${b(f.decision)}`)
   if (f.rule !== undefined) w.add((b) => `e.rule_id = ${b(f.rule)}`)
   if (f.table !== undefined) {
@@ -115,10 +110,7 @@ function eventWhere (f: EventFilter): Where {
   if (f.maskedColumn !== undefined) w.add((b) => `e.masked_columns @> array[${b(f.maskedColumn)}::text]`)
   if (f.outcome !== undefined) w.add((b) => `e.outcome = ${b(f.outcome)}`)
   if (f.frontEnd !== undefined) w.add((b) => `e.front_end = ${b(f.frontEnd)}`)
-  if (f.sessionId !== undefined) {
-    if (!UUID.test(f.sessionId)) throw new ERR_BAD_REQUEST('sessionId must be a UUID')
-    w.add((b) => `e.session_id = ${b(f.sessionId)}::uuid`)
-  }
+  if (f.sessionId !== undefined) w.add((b) => `e.session_id = ${b(f.sessionId)}::uuid`)
   if (f.requestId !== undefined) w.add((b) => `e.request_id = ${b(f.requestId)}`)
   if (f.fingerprint !== undefined) w.add((b) => `e.sql_fingerprint = ${b(f.fingerprint)}`)
   if (f.q !== undefined) {
@@ -133,7 +125,7 @@ function eventWhere (f: EventFilter): Where {
 export async function searchEvents (store: Store, filter: EventFilter, cursor?: string, limit?: number): Promise<Page<StoredEvent>> {
   const n = limitOf(limit)
   const w = eventWhere(filter)
-  const after = decodeCursor(cursor)
+  const after = eventCursor(decodeCursor(cursor))
   if (after !== undefined) w.add((b) => `e.id < ${b(after.id)}::bigint`)
   const rows = await store.query<StoredEvent>(
     `select ${EVENT_FIELDS} from session_events e ${w.sql()} order by e.id desc limit ${n + 1}`, w.params)
@@ -163,19 +155,18 @@ export interface SessionSummary {
 const US = (column: string): string => `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`
 
 /** Most recently started first. */
-export async function searchSessions (store: Store, filter: SessionFilter, cursor?: string, limit?: number): Promise<Page<SessionSummary>> {
+export async function searchSessions (store: Store, unchecked: SessionFilter, cursor?: string, limit?: number): Promise<Page<SessionSummary>> {
   const n = limitOf(limit)
+  const filter = normaliseSessionFilter(unchecked)
   const w = new Where()
   if (filter.principal !== undefined) w.add((b) => `s.principal_subject = ${b(filter.principal)}`)
   if (filter.agent !== undefined) w.add((b) => agentCondition('s', b, filter.agent as string))
   if (filter.connection !== undefined) w.add((b) => `s.connection = ${b(filter.connection)}`)
   if (filter.frontEnd !== undefined) w.add((b) => `s.front_end = ${b(filter.frontEnd)}`)
-  const since = time(filter.since, 'since')
-  const until = time(filter.until, 'until')
   // Sessions that were active at some point in [since, until).
-  if (since !== undefined) w.add((b) => `s.last_seen_at >= ${b(since)}::text::timestamptz`)
-  if (until !== undefined) w.add((b) => `s.started_at < ${b(until)}::text::timestamptz`)
-  const after = decodeCursor(cursor)
+  if (filter.since !== undefined) w.add((b) => `s.last_seen_at >= ${b(filter.since)}::text::timestamptz`)
+  if (filter.until !== undefined) w.add((b) => `s.started_at < ${b(filter.until)}::text::timestamptz`)
+  const after = sessionCursor(decodeCursor(cursor))
   if (after !== undefined) {
     w.add((b) => `(s.started_at, s.id) < (${b(after.t)}::text::timestamptz, ${b(after.id)}::uuid)`)
   }
@@ -197,7 +188,7 @@ export async function sessionTimeline (store: Store, sessionId: string, cursor?:
   if (!UUID.test(sessionId)) throw new ERR_BAD_REQUEST('session id must be a UUID')
   // Captures are up to resultCaptureBytes each: a smaller page ceiling keeps responses sane.
   const n = limitOf(limit, 100)
-  const after = decodeCursor(cursor)
+  const after = eventCursor(decodeCursor(cursor))
   const rows = await store.query<StoredEvent & { capture: Uint8Array | null }>(
     `select ${EVENT_FIELDS}, e.result_capture as capture from session_events e
      where e.session_id = $1::uuid and e.id > $2::bigint order by e.id limit ${n + 1}`, [sessionId, after?.id ?? '0'])
