@@ -4,6 +4,7 @@
 // an `address` value returned whole). Whole-row sources (`db.s.t.*`) meet every rule that
 // matches any column of the table.
 import { compileGlob } from '../policy/glob.js'
+import { UNKNOWN_PART } from '../sql/names.js'
 import type { CompiledMaskingRule } from '../policy/model.js'
 
 /** The rules in force for a principal on a connection: not exempt, connection matching. */
@@ -22,6 +23,8 @@ export function exemptedRules (rules: readonly CompiledMaskingRule[], roles: rea
 const segmentCache = new Map<string, RegExp>()
 
 function segmentMatches (pattern: string, name: string): boolean {
+  // A part of the name the analysis could not know may be any name (fail closed).
+  if (name === UNKNOWN_PART) return true
   if (!pattern.includes('*') && !pattern.includes('?')) return pattern.toLowerCase() === name.toLowerCase()
   let re = segmentCache.get(pattern)
   if (re === undefined) {

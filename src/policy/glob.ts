@@ -12,6 +12,8 @@
 // and a policy author writing `hr.*.*` means `"HR"."Payroll"."Salaries"` too. Everything else is
 // literal, so a name containing regex metacharacters cannot widen a pattern.
 
+import { UNKNOWN_PART } from '../sql/names.js'
+
 const SEGMENT_ANY = '[^.]*'
 const SEGMENT_ONE = '[^.]'
 
@@ -75,4 +77,32 @@ export function compileGlob (pattern: string): RegExp {
 export function compileGlobs (patterns: readonly string[]): (name: string) => boolean {
   const res = patterns.map(compileGlob)
   return (name) => res.some((re) => re.test(name))
+}
+
+/**
+ * Like `compileGlobs`, but a name part the analysis could not know (`UNKNOWN_PART`: a database
+ * or schema the connection's defaults do not give) matches any single pattern segment. For
+ * rules that restrict (deny, require_approval, masking), which must apply whenever the name
+ * could be theirs; an allow rule uses `compileGlobs`, where it does not.
+ */
+export function compileGlobsLoose (patterns: readonly string[]): (name: string) => boolean {
+  const strict = compileGlobs(patterns)
+  const split = patterns.map((p) => p.split('.')
+    .filter((seg, i, all) => !(seg === '**' && all[i - 1] === '**'))
+    .map((seg) => (seg === '**' ? seg : compileGlob(seg))))
+  return (name) => {
+    if (strict(name)) return true
+    const segs = name.split('.')
+    if (!segs.includes(UNKNOWN_PART)) return false
+    return split.some((p) => segmentsMatch(p, segs, 0, 0))
+  }
+}
+
+function segmentsMatch (pattern: ReadonlyArray<'**' | RegExp>, name: readonly string[], i: number, j: number): boolean {
+  if (i === pattern.length) return j === name.length
+  const seg = pattern[i] as '**' | RegExp
+  if (seg === '**') return segmentsMatch(pattern, name, i + 1, j) || (j < name.length && segmentsMatch(pattern, name, i, j + 1))
+  if (j === name.length) return false
+  const part = name[j] as string
+  return (part === UNKNOWN_PART || seg.test(part)) && segmentsMatch(pattern, name, i + 1, j + 1)
 }

@@ -9,7 +9,7 @@ import { Ajv, type ErrorObject } from 'ajv'
 import { LineCounter, parseDocument, type Document } from 'yaml'
 import { ERR_POLICY_INVALID } from '../errors.js'
 import policySchema from '../../policies/schema.json' with { type: 'json' }
-import { compileGlobs } from './glob.js'
+import { compileGlobs, compileGlobsLoose } from './glob.js'
 import {
   DEFAULT_DENY_RULE_ID, REREAD_RULE_ID, WEEKDAYS,
   type CompiledMaskingRule, type CompiledRule, type CompiledTimeWindow, type PolicyFileSpec,
@@ -206,7 +206,8 @@ function parseOne (source: PolicySource, state: MergeState): void {
       ...(m.connections !== undefined && { connections: compileGlobs(m.connections) }),
       ...(m.connectionKinds !== undefined && { connectionKinds: new Set(m.connectionKinds) }),
       ...(m.kinds !== undefined && { kinds: new Set(m.kinds) }),
-      ...(m.tables !== undefined && { tables: compileGlobs(m.tables) }),
+      // A table name part the analysis could not know may be any name: restrictive rules claim it.
+      ...(m.tables !== undefined && { tables: spec.effect === 'allow' ? compileGlobs(m.tables) : compileGlobsLoose(m.tables) }),
       ...(m.rereads !== undefined && { rereads: new Set(m.rereads) }),
       ...(time !== undefined && { time })
     })
@@ -234,7 +235,7 @@ function parseOne (source: PolicySource, state: MergeState): void {
       id: spec.id,
       source: { file: label, index },
       spec,
-      columns: compileGlobs(spec.columns),
+      columns: compileGlobsLoose(spec.columns),
       exemptRoles: new Set(spec.exemptRoles ?? []),
       ...(spec.connections !== undefined && { connections: compileGlobs(spec.connections) }),
       allowInference: allow

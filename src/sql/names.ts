@@ -54,18 +54,22 @@ function identOf (part: unknown): IdentJson | undefined {
   return undefined
 }
 
+/**
+ * Stands for a part of a qualified name that the connection's defaults do not give (the
+ * warehouse fills it from the session): it may be any name, so rules that restrict treat it as
+ * matching and rules that allow as not (see policy/glob.ts).
+ */
+export const UNKNOWN_PART = '?'
+
 export function qualify (parts: string[], defaults: QualifyDefaults): string {
   // Defaults come from configuration, written as the warehouse shows them (Snowflake's
   // ANALYTICS.PUBLIC). They name the same objects as unquoted identifiers, which are compared
   // in lower case, so a bare `orders` and `analytics.public.orders` must come out the same.
   const database = defaults.database?.toLowerCase()
   const schema = defaults.schema?.toLowerCase()
-  if (parts.length === 1) {
-    return [database, schema, parts[0]].filter((p): p is string => p !== undefined && p !== '').join('.')
-  }
-  if (parts.length === 2) {
-    return [database, parts[0], parts[1]].filter((p): p is string => p !== undefined && p !== '').join('.')
-  }
+  const known = (p: string | undefined): string => p === undefined || p === '' ? UNKNOWN_PART : p
+  if (parts.length === 1) return [known(database), known(schema), parts[0]].join('.')
+  if (parts.length === 2) return [known(database), parts[0], parts[1]].join('.')
   return parts.join('.')
 }
 

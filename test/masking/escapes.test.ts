@@ -49,7 +49,7 @@ const DEFAULTS: Record<Dialect, { database: string, schema: string }> = {
 
 const compiled = new Map<string, ReturnType<typeof parsePolicySet>['masking']>()
 
-async function run (dialect: Dialect, text: string, sql: string, columns: ColumnMeta[], rows: unknown[][], roles = ['agent'], settings: Partial<MaskingConfig> = {}): Promise<{ rows: unknown[][], trip: RoundTrip }> {
+async function run (dialect: Dialect, text: string, sql: string, columns: ColumnMeta[], rows: unknown[][], roles = ['agent'], settings: Partial<MaskingConfig> = {}, defaults = DEFAULTS[dialect]): Promise<{ rows: unknown[][], trip: RoundTrip }> {
   let rules = compiled.get(text)
   if (rules === undefined) compiled.set(text, rules = parsePolicySet([{ name: 'p.yaml', text }]).masking)
   const stage = createMaskStage({ rules: () => rules as NonNullable<typeof rules>, settings })
@@ -57,7 +57,7 @@ async function run (dialect: Dialect, text: string, sql: string, columns: Column
   const st: Statement = {
     requestId: 'r1', frontEnd: 'test', sql, client: {},
     principal: { subject: 'alice', type: 'human', groups: [], roles } as unknown as Statement['principal'],
-    connection: { name: 'c', kind: KIND[dialect], defaults: DEFAULTS[dialect] }
+    connection: { name: 'c', kind: KIND[dialect], defaults }
   }
   const trip: RoundTrip = {}
   const admission = await p.admit(st, trip)
@@ -228,5 +228,19 @@ describe('exempt fields are shown in clear at every depth (detectors skip them)'
     expect(JSON.parse(variant.rows[0]?.[0] as string)).toEqual({ ...value, phone: '[redacted:phone]' })
     const row = await run('snowflake', policy('email'), 'SELECT OBJECT_CONSTRUCT(*) AS o FROM app.profiles', [OBJ], [[JSON.stringify({ ID: 1, CONTACT: value })]], ['support'])
     expect(JSON.parse(row.rows[0]?.[0] as string)).toEqual({ ID: 1, CONTACT: { ...value, phone: '[redacted:phone]' } })
+  })
+})
+
+describe('a table named without the parts the connection does not default', () => {
+  // The warehouse fills the missing database / schema from its session: the name may be any.
+  test.each([
+    [{ database: 'db' }, 'SELECT secret FROM people'],
+    [{}, 'SELECT secret FROM people'],
+    [{}, 'SELECT secret FROM app.people'],
+    [{ schema: 'app' }, 'SELECT p.secret FROM people p']
+  ] as const)('defaults %j: %s is masked', async (defaults, sql) => {
+    const exact = policy('email').replace("'*.*.people.secret'", "'db.app.people.secret'")
+    const { rows } = await run('snowflake', exact, sql, [TEXT], [[SECRET]], ['agent'], {}, defaults)
+    expect(rows).toEqual([['XXXXX@hidden-example.org']])
   })
 })

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest'
-import { compileGlob, compileGlobs } from '../../src/policy/glob.js'
+import { compileGlob, compileGlobs, compileGlobsLoose } from '../../src/policy/glob.js'
 
 const m = (pattern: string, name: string): boolean => compileGlob(pattern).test(name)
 
@@ -52,5 +52,21 @@ describe('policy globs', () => {
     expect(f('hr.x.y')).toBe(true)
     expect(f('db.s.salaries')).toBe(true)
     expect(f('db.s.orders')).toBe(false)
+  })
+})
+
+describe('name parts the analysis could not know', () => {
+  test('restrictive matchers claim them, allow matchers do not', () => {
+    const loose = compileGlobsLoose(['analytics.crm.customers', '*.hr.**'])
+    const strict = compileGlobs(['analytics.crm.customers'])
+    expect(loose('analytics.?.customers')).toBe(true)
+    expect(loose('?.?.customers')).toBe(true)
+    expect(loose('?.?.orders')).toBe(true) // it may be a table of the hr schema
+    expect(loose('x.?.orders')).toBe(true)
+    expect(loose('x.y.orders')).toBe(false)
+    expect(compileGlobsLoose(['analytics.crm.customers'])('analytics.?.orders')).toBe(false)
+    expect(loose('x.?.payroll.salary')).toBe(true)
+    expect(strict('analytics.?.customers')).toBe(false)
+    expect(compileGlobs(['analytics.*.customers'])('analytics.?.customers')).toBe(true)
   })
 })
