@@ -8,6 +8,7 @@
 // Results are cached (LRU, keyed by dialect, defaults and text) and frozen, so callers may
 // share them freely.
 import { rereadsOf } from './rereads.js'
+import { actingFunctions } from './system-functions.js'
 import { collect } from './tables.js'
 import { explainAnalyzes, hasLimit, kindOf } from './kinds.js'
 import { Lru } from './lru.js'
@@ -88,6 +89,12 @@ function analyzeStatement (
   }
   const rereads = rereadsOf(result.tablesRead, result.functions, dialect)
   if (rereads.length > 0) result.rereads = rereads
+  // A read (or a SET of one) that calls a function with effects is a call: see system-functions.ts.
+  const acting = actingFunctions(result.functions, dialect)
+  if (acting.length > 0) {
+    result.acting = acting
+    if (kind === 'select' || kind === 'session') result.kind = 'call'
+  }
   if (unclassified !== undefined) {
     result.kind = 'unknown'
     result.parseError = unclassified

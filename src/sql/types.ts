@@ -34,6 +34,11 @@ export interface StatementAnalysis {
    */
   rereads?: Reread[]
   /**
+   * Functions it calls that act rather than read (SYSTEM$CANCEL_QUERY, pg_terminate_backend,
+   * set_config…): see system-functions.ts. They make a select (or session) statement a `call`.
+   */
+  acting?: string[]
+  /**
    * Set when the parser could not read the text at all and it is not a statement Sluice knows
    * the parser lacks (see unsupported.ts): a syntax error, answered as one and never run.
    * Absent for `unknown` statements the parser read but the analyser could not classify, and
