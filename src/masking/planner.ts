@@ -189,12 +189,12 @@ function planShape (shape: Shape, whole: Value, p: Planner): ShapePlan {
 }
 
 /** The first mask a structured plan applies, for the event's column entry. */
-function firstMask (plan: PartPlan): PartMask | undefined {
+export function firstMask (plan: PartPlan): PartMask | undefined {
   if (plan.mask !== undefined) return plan.mask
   if (plan.nested?.[0] !== undefined) return plan.nested[0]
   const s = plan.shape
   if (s === undefined) return undefined
-  const parts = s.kind === 'each' ? [s.element] : s.kind === 'list' ? s.elements : s.fields.map((f) => f.plan)
+  const parts = s.kind === 'each' ? [s.element] : s.kind === 'list' ? [...s.elements, s.rest] : [...s.fields.map((f) => f.plan), s.rest]
   for (const part of parts) {
     const m = firstMask(part)
     if (m !== undefined) return m
@@ -203,7 +203,7 @@ function firstMask (plan: PartPlan): PartMask | undefined {
 }
 
 /** True when some part of a structured value may be masked (statically, or by key when met). */
-function masksSomething (plan: PartPlan): boolean {
+export function masksSomething (plan: PartPlan): boolean {
   if (plan.mask !== undefined || (plan.nested?.length ?? 0) > 0) return true
   const s = plan.shape
   if (s === undefined) return false

@@ -5,7 +5,7 @@
 // record was expected) it cannot be taken apart: it is replaced whole, never masked as a blob.
 import type { ColumnMeta } from '../pipeline/types.js'
 import type { DetectorKind, Scanner } from './detectors.js'
-import type { PartMask, PartPlan, ShapePlan } from './planner.js'
+import { firstMask, masksSomething, type PartMask, type PartPlan, type ShapePlan } from './planner.js'
 import { classOf } from './types.js'
 import { deepScan, elementMeta, fieldMeta, leafMasker, pathMasker, type WalkContext } from './walk.js'
 
@@ -18,27 +18,6 @@ export interface StructuredContext extends WalkContext {
 }
 
 type Apply = (v: unknown, m: ColumnMeta | undefined) => unknown
-
-/** Does anything in this plan mask a value (now, or for a key resolved when met)? */
-function masks (plan: PartPlan): boolean {
-  if (plan.mask !== undefined || (plan.nested?.length ?? 0) > 0) return true
-  const s = plan.shape
-  if (s === undefined) return false
-  if (s.kind === 'each') return masks(s.element)
-  if (s.kind === 'list') return s.elements.some(masks) || masks(s.rest)
-  return s.open !== undefined || s.fields.some((f) => masks(f.plan)) || masks(s.rest)
-}
-
-function firstMask (plan: PartPlan): PartMask | undefined {
-  if (plan.mask !== undefined) return plan.mask
-  if (plan.nested?.[0] !== undefined) return plan.nested[0]
-  const s = plan.shape
-  if (s === undefined) return undefined
-  if (s.kind === 'each') return firstMask(s.element)
-  const parts = s.kind === 'list' ? [...s.elements, s.rest] : [...s.fields.map((f) => f.plan), s.rest]
-  for (const p of parts) { const m = firstMask(p); if (m !== undefined) return m }
-  return undefined
-}
 
 /** Compiles a plan into a function over one column value. */
 export function createStructuredMasker (plan: PartPlan, meta: ColumnMeta, ctx: StructuredContext): (v: unknown) => unknown {
@@ -89,7 +68,7 @@ export function createStructuredMasker (plan: PartPlan, meta: ColumnMeta, ctx: S
   /** A value that does not have the planned shape: replaced whole when any part is masked. */
   function unshaped (p: PartPlan, label: string): Apply {
     const first = firstMask(p)
-    if (first === undefined || !masks(p)) return compile({ ...(p.shape === undefined ? p : {}), scan: { skip: [] } }, label)
+    if (first === undefined || !masksSomething(p)) return compile({ ...(p.shape === undefined ? p : {}), scan: { skip: [] } }, label)
     const whole: PartMask = { ...first, function: 'redact', reason: `${label} does not have the structure the statement builds, so it is masked whole` }
     return compile({ mask: whole }, label)
   }

@@ -4,6 +4,7 @@
 // statement Sluice could not analyse), restrictive rules match and permissive ones do not. A
 // statement the parser could not read at all is a syntax error, refused before any rule
 // (`unparsed`), so no rule claims a typo.
+import { UNKNOWN_PART } from '../sql/names.js'
 import { REREAD_WHAT } from '../sql/rereads.js'
 import type { Dialect, ParseFailure, StatementAnalysis, StatementKind } from '../sql/types.js'
 import { ERR_APPROVAL_REQUIRED, ERR_POLICY_DENIED, ERR_SQL_SYNTAX } from '../errors.js'
@@ -146,12 +147,13 @@ function kindAdvice (stmt: StatementAnalysis): string {
 
 /**
  * A table name as a refusal shows it. Bare names are qualified with the connection's defaults;
- * where one was missing, the name has fewer parts than the warehouse's and would be misread
- * (`sales.t` as schema `sales`), so the text says so and how to name it.
+ * where one was missing, the name holds an unknown part (`?.sales.t`), so the text says so and
+ * how to name it.
  */
 function tableWords (name: string, dialect: Dialect): string {
   const bare = name.replace(/ \(and \d+ more\)$/, '')
-  if (bare.split('.').length >= 3) return name
+  const parts = bare.split('.')
+  if (parts.length >= 3 && !parts.includes(UNKNOWN_PART)) return name
   const full = dialect === 'bigquery' ? 'project.dataset.table' : 'database.schema.table'
   const missing = dialect === 'bigquery' ? 'default dataset' : 'current database or schema'
   return `${name} (not fully qualified: the session's ${missing} is not known to Sluice; name it as ${full})`

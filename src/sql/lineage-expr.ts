@@ -119,7 +119,8 @@ function pathKey (step: unknown): string | undefined {
   return undefined
 }
 
-function stringLiteral (node: unknown): string | undefined {
+/** The text of a quoted string literal node, or undefined. */
+export function stringLiteral (node: unknown): string | undefined {
   const v = variant(node)
   if (v === undefined || v[0] !== 'Value' || !isObj(v[1])) return undefined
   const inner = variant(v[1].value)

@@ -7,7 +7,7 @@
 //
 // Also: functions whose result *is* one of their arguments (MIN, MAX, COALESCE, LAG …), which
 // keep the argument direct, so a format-keeping mask still fits it.
-import { exprLin, identName, isObj, variant, type Tracer } from './lineage-expr.js'
+import { exprLin, identName, isObj, stringLiteral, variant, type Tracer } from './lineage-expr.js'
 import { exprName } from './lineage-rels.js'
 import { lin, merge, rowValue, shaped, type Lin, type Scope, type Shape } from './lineage-scope.js'
 
@@ -59,13 +59,6 @@ export function argExpr (arg: unknown): unknown {
   return arg
 }
 
-function literalKey (node: unknown): string | undefined {
-  const v = variant(node)
-  if (v === undefined || v[0] !== 'Value' || !isObj(v[1])) return undefined
-  const inner = variant(v[1].value)
-  return inner !== undefined && typeof inner[1] === 'string' && /QuotedString$/.test(inner[0]) ? inner[1] : undefined
-}
-
 /** `*` or `t.*` as the only argument: the relations it names, whole. */
 function starArg (args: unknown[], scope: Scope, t: Tracer): Lin | undefined {
   if (args.length !== 1) return undefined
@@ -98,7 +91,7 @@ export function functionValueLin (name: string | undefined, args: unknown[], arg
     if (args.length % 2 !== 0) return undefined
     const fields: Array<{ key: string, lin: Lin }> = []
     for (let i = 0; i < args.length; i += 2) {
-      const key = literalKey(argExpr(args[i]))
+      const key = stringLiteral(argExpr(args[i]))
       // A computed key: which part is which cannot be known; the value is masked whole.
       if (key === undefined) return undefined
       fields.push({ key, lin: argLins[i + 1] ?? lin() })

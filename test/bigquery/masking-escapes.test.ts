@@ -12,7 +12,7 @@ import { BigQuery } from '@google-cloud/bigquery'
 import { OAuth2Client } from 'google-auth-library'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { CUSTOMERS, SEED_DATASET, SEED_PROJECT, startBqEmulator, type BqEmulator } from '../support/bqemulator.js'
-import { canaryLeak } from '../support/canary.js'
+import { canaryLeak, plainEmailParts, revealedPart } from '../support/canary.js'
 import { api, startSluice, type Sluice } from './harness.js'
 
 const T = `${SEED_PROJECT}.${SEED_DATASET}`
@@ -35,19 +35,13 @@ masking:
 `
 
 const HIDDEN = CUSTOMERS.flatMap((c) => [`${c.email.split('@')[0] as string}@`, c.ssn.slice(0, 6)])
-const HIDDEN_CHARS = CUSTOMERS.flatMap((c) => {
-  const local = (c.email.split('@')[0] as string).replace(/[^a-z0-9]/g, '')
-  return [`${local}example`, `com${local}`, c.ssn.replace(/\D/g, '').slice(0, 6)]
-})
+const HIDDEN_CHARS = CUSTOMERS.flatMap((c) => [...plainEmailParts(c.email), c.ssn.replace(/\D/g, '').slice(0, 6)])
 
 /** A hidden part in any encoding, or its letters and digits with the separators changed or gone. */
 function revealed (text: string): string | undefined {
-  const plain = text.toLowerCase().replace(/[^a-z0-9]/g, '')
-  const reversed = [...plain].reverse().join('')
-  return canaryLeak(text, HIDDEN) ?? HIDDEN_CHARS.find((h) => plain.includes(h) || reversed.includes(h))
+  return revealedPart(text, HIDDEN, HIDDEN_CHARS)
 }
 
-/** `forms`: only the hidden parts themselves in any encoding (rows holding timestamps, whose digits could match). */
 function expectHidden (what: string, value: unknown, forms = false): void {
   const text = typeof value === 'string' ? value : JSON.stringify(value)
   const leak = forms ? canaryLeak(text, HIDDEN) : revealed(text)

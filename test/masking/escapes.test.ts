@@ -14,7 +14,7 @@ import { Pipeline, type RoundTrip } from '../../src/pipeline.js'
 import type { ColumnMeta, ResultPage, Statement } from '../../src/pipeline/types.js'
 import { parsePolicySet } from '../../src/policy/loader.js'
 import { createSqlAnalyzer } from '../../src/sql/analyzer.js'
-import type { Dialect, SqlAnalyzer } from '../../src/sql/types.js'
+import type { Dialect, QualifyDefaults, SqlAnalyzer } from '../../src/sql/types.js'
 
 type Fn = 'email' | 'partial' | 'last4' | 'first4'
 const FORMAT_KEEPING: Fn[] = ['email', 'partial', 'last4', 'first4']
@@ -49,7 +49,7 @@ const DEFAULTS: Record<Dialect, { database: string, schema: string }> = {
 
 const compiled = new Map<string, ReturnType<typeof parsePolicySet>['masking']>()
 
-async function run (dialect: Dialect, text: string, sql: string, columns: ColumnMeta[], rows: unknown[][], roles = ['agent'], settings: Partial<MaskingConfig> = {}, defaults = DEFAULTS[dialect]): Promise<{ rows: unknown[][], trip: RoundTrip }> {
+async function run (dialect: Dialect, text: string, sql: string, columns: ColumnMeta[], rows: unknown[][], roles = ['agent'], settings: Partial<MaskingConfig> = {}, defaults: QualifyDefaults = DEFAULTS[dialect]): Promise<{ rows: unknown[][], trip: RoundTrip }> {
   let rules = compiled.get(text)
   if (rules === undefined) compiled.set(text, rules = parsePolicySet([{ name: 'p.yaml', text }]).masking)
   const stage = createMaskStage({ rules: () => rules as NonNullable<typeof rules>, settings })

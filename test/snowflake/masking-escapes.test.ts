@@ -14,7 +14,7 @@ import { tableFromIPC } from 'apache-arrow'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { getEvent, searchEvents } from '../../src/recording/search.js'
-import { canaryLeak } from '../support/canary.js'
+import { canaryLeak, plainEmailParts, revealedPart } from '../support/canary.js'
 import { CUSTOMERS, SEED_DATABASE, SEED_SCHEMA, startFakesnow, type Fakesnow } from '../support/fakesnow.js'
 import { connectSdk, destroySdk, runSdk, type SdkConnection } from '../support/snowflake-node-client.js'
 import { startSnowflakeGateway, type SnowflakeGateway } from '../support/snowflake-gateway.js'
@@ -41,16 +41,11 @@ masking:
 // What the masks hide: the part before the domain, the SSN's first five digits, the card's head.
 const HIDDEN = CUSTOMERS.flatMap((c) => [`${c.email.split('@')[0] as string}@`, c.ssn.slice(0, 6), c.card.slice(0, 8)])
 // The same, as letters and digits only: the local part next to the domain, SSN and card digits.
-const HIDDEN_CHARS = CUSTOMERS.flatMap((c) => {
-  const local = c.email.split('@')[0] as string
-  return [`${local}example`, `com${local}`, c.ssn.replace(/\D/g, '').slice(0, 6), c.card.slice(0, 8)]
-})
+const HIDDEN_CHARS = CUSTOMERS.flatMap((c) => [...plainEmailParts(c.email), c.ssn.replace(/\D/g, '').slice(0, 6), c.card.slice(0, 8)])
 
 /** A hidden part in any encoding, or its letters and digits with the separators changed or gone. */
 function revealed (text: string): string | undefined {
-  const plain = text.toLowerCase().replace(/[^a-z0-9]/g, '')
-  const reversed = [...plain].reverse().join('')
-  return canaryLeak(text, HIDDEN) ?? HIDDEN_CHARS.find((h) => plain.includes(h) || reversed.includes(h))
+  return revealedPart(text, HIDDEN, HIDDEN_CHARS)
 }
 
 function expectHidden (what: string, text: string): void {

@@ -22,3 +22,23 @@ export function canaryLeak (text: string, canaries: readonly string[]): string |
   }
   return undefined
 }
+
+/**
+ * The hidden parts of masked values (`hidden`: email local part with its `@`, an SSN's head…)
+ * in any encoding, or — for values a query rearranges — their letters and digits alone
+ * (`plain`, lower case) found with the separators changed or gone, forwards or reversed.
+ */
+export function revealedPart (text: string, hidden: readonly string[], plain: readonly string[]): string | undefined {
+  const letters = text.toLowerCase().replace(/[^a-z0-9]/g, '')
+  const reversed = [...letters].reverse().join('')
+  return canaryLeak(text, hidden) ?? plain.find((h) => letters.includes(h) || reversed.includes(h))
+}
+
+/** The letters-and-digits forms of an email's local part beside its domain (`adaexample`, `comada`). */
+export function plainEmailParts (email: string): string[] {
+  const [local = '', domain = ''] = email.toLowerCase().split('@')
+  const l = local.replace(/[^a-z0-9]/g, '')
+  const first = domain.split('.')[0] ?? ''
+  const last = domain.split('.').pop() ?? ''
+  return [`${l}${first}`, `${last}${l}`]
+}
