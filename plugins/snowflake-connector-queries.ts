@@ -6,6 +6,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { ERR_BAD_REQUEST, ERR_NOT_FOUND, ERR_SNOWFLAKE_CANCELLED } from '../src/errors.js'
 import { prepareRequest, runPrepared, type ExecuteRequest } from '../src/warehouses/snowflake/execute.js'
 import { carryTrip, type Handle, type StoredResult } from '../src/warehouses/snowflake/handles.js'
+import { connectorRequestId, fingerprint, resubmitText } from '../src/warehouses/snowflake/idempotency.js'
 import { statementParameters } from '../src/warehouses/snowflake/parameters.js'
 import type { ConnectorSession } from '../src/warehouses/snowflake/sessions.js'
 import { chunkPayload, chunkRows, connectorOk, errorInfo, queryResponseData, readsArrow } from '../src/warehouses/snowflake/wire.js'
@@ -44,30 +45,56 @@ function executeRequestOf (request: FastifyRequest, session: ConnectorSession, b
   return req
 }
 
+function asyncAnswer (handle: Handle): Record<string, unknown> {
+  return {
+    code: '333334',
+    message: 'Asynchronous execution in progress. Use provided query id to perform query monitoring and management.',
+    success: true,
+    data: { queryId: handle.id, getResultUrl: `/queries/${handle.id}/result`, queryAbortsAfterSecs: 300, progressDesc: null }
+  }
+}
+
 export function createQueryHandler (fastify: FastifyInstance) {
-  return async function queryRequest (request: FastifyRequest<{ Body: QueryBody, Querystring: { requestId?: string } }>, reply: FastifyReply) {
+  return async function queryRequest (request: FastifyRequest<{ Body: QueryBody, Querystring: Record<string, unknown> }>, reply: FastifyReply) {
     const session = request.snowflakeSession as ConnectorSession
     const body = request.body ?? {}
     try {
+      // Both drivers resend a query-request with the same requestId when they retry it (adding
+      // retryCount, retryReason, request_guid): the retry is answered from the first one's handle.
+      const requestId = connectorRequestId(request.query.requestId)
       const req = executeRequestOf(request, session, body)
-      const deps = { pipeline: fastify.pipeline, handles: fastify.snowflake.handles }
-      const prepared = await prepareRequest(deps, req, request.roundTrip)
+      request.roundTrip.sql = req.sql
       const asyncExec = body.asyncExec === true
+      const idempotency = fastify.snowflake.idempotency
+      const connection = session.settings.name
+      const respond = async (handle: Handle): Promise<FastifyReply> =>
+        asyncExec ? await reply.send(asyncAnswer(handle)) : await answer(request, reply, handle, session)
+      if (requestId !== undefined && req.sql === resubmitText(requestId)) {
+        // snowflake-sdk resubmitting by request id: the result of whatever ran under it, if anything did.
+        const bound = await idempotency.bound(session.principal, connection, requestId)
+        if (bound !== undefined) return await respond(bound)
+      }
+      const fp = fingerprint({
+        frontEnd: FRONT_END,
+        sql: req.sql,
+        rest: { bindings: req.bindings, parameters: req.parameters, count: req.statementCount, describeOnly: req.describeOnly === true }
+      })
+      const earlier = requestId === undefined ? undefined : await idempotency.earlier(session.principal, connection, requestId, fp)
+      if (earlier !== undefined) return await respond(earlier)
+      const deps = { pipeline: fastify.pipeline, handles: fastify.snowflake.handles }
+      // Admission first: a refused statement binds no requestId, so its retry is refused again.
+      const prepared = await prepareRequest(deps, req, request.roundTrip)
       // An async statement outlives this request: its rows are counted by the fetch that serves them.
       const trip = asyncExec ? {} : request.roundTrip
-      const handle = fastify.snowflake.handles.start(session.principal, session.settings.name, req.sql,
-        async (h) => await runPrepared(deps, { ...req, signal: h.abort.signal }, prepared, trip))
-      handle.trip = trip
-      if (typeof request.query.requestId === 'string') handle.clientRequestId = request.query.requestId
-      if (asyncExec) {
-        return await reply.send({
-          code: '333334',
-          message: 'Asynchronous execution in progress. Use provided query id to perform query monitoring and management.',
-          success: true,
-          data: { queryId: handle.id, getResultUrl: `/queries/${handle.id}/result`, queryAbortsAfterSecs: 300, progressDesc: null }
-        })
+      const start = (id?: string): Handle => {
+        const handle = fastify.snowflake.handles.start(session.principal, connection, req.sql,
+          async (h) => await runPrepared(deps, { ...req, signal: h.abort.signal }, prepared, trip), id)
+        handle.trip = trip
+        if (requestId !== undefined) handle.clientRequestId = requestId
+        return handle
       }
-      return await answer(request, reply, handle, session)
+      const handle = requestId === undefined ? start() : await idempotency.bind(session.principal, connection, requestId, fp, start)
+      return await respond(handle)
     } catch (err) {
       return sendConnectorError(request, reply, err)
     }
@@ -209,9 +236,11 @@ export default async function connectorQueries (app: FastifyInstance): Promise<v
   app.get('/queries/:id/result', { config }, createResultHandler(app))
   app.post('/queries/:id/abort-request', { config }, createAbortHandler(app))
   app.post('/queries/v1/abort-request', { config }, createAbortByRequestHandler(app))
-  app.get('/monitoring/queries/:id', { config }, createMonitoringHandler(app))
+  // The drivers read a monitoring answer by its `queries` before anything else, refusals too.
+  const monitoring = { config: { ...config, connectorErrorData: { queries: [] } } }
+  app.get('/monitoring/queries/:id', monitoring, createMonitoringHandler(app))
   // The Python connector (5.x) asks for /monitoring/queries//<id>; answer it the same way.
-  app.get('/monitoring/queries//:id', { config }, createMonitoringHandler(app))
+  app.get('/monitoring/queries//:id', monitoring, createMonitoringHandler(app))
 }
 
 /** Registered outside the session-token context: chunk downloads carry a chunk token instead. */

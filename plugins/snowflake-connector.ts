@@ -24,6 +24,13 @@ declare module 'fastify' {
     /** The connector session a Snowflake session token resolved to. */
     snowflakeSession: ConnectorSession | null
   }
+  interface FastifyContextConfig {
+    /**
+     * Fields every answer of the route carries in `data`, refusals included: the drivers parse
+     * monitoring answers by their shape (`queries`) before they look at success or code.
+     */
+    connectorErrorData?: Record<string, unknown>
+  }
 }
 
 const SNOWFLAKE_TOKEN = /^Snowflake Token="([^"]*)"$/
@@ -56,13 +63,14 @@ export function createSessionHook (fastify: FastifyInstance) {
       request.connectionName = session.settings.name
       return undefined
     }
+    const data = request.routeOptions.config.connectorErrorData
     if (found.state === 'expired') {
       // 390112 makes both drivers renew with their master token and retry, unnoticed by the agent.
-      return reply.code(200).send(connectorErrorBody(errorInfo(new ERR_SNOWFLAKE_SESSION_EXPIRED(), request.id)))
+      return reply.code(200).send(connectorErrorBody(errorInfo(new ERR_SNOWFLAKE_SESSION_EXPIRED(), request.id), undefined, data))
     }
     const err = new ERR_SNOWFLAKE_SESSION(token === undefined ? 'no Snowflake session token was sent' : 'unknown or closed session')
     await fastify.recordAuthFailure(request, err)
-    return sendConnectorError(request, reply, err)
+    return sendConnectorError(request, reply, err, undefined, data)
   }
 }
 

@@ -7,34 +7,26 @@ import { randomUUID } from 'node:crypto'
 import { gzipSync } from 'node:zlib'
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { ERR_BAD_REQUEST, ERR_NOT_FOUND, ERR_SNOWFLAKE_CANCELLED, ERR_UNKNOWN_CONNECTION, isSluiceError } from '../src/errors.js'
+import { ERR_NOT_FOUND, ERR_SNOWFLAKE_CANCELLED, ERR_UNKNOWN_CONNECTION, isSluiceError } from '../src/errors.js'
 import type { Principal } from '../src/identity/principal.js'
 import { prepareRequest, runPrepared, type ExecuteRequest, type PrepareInput } from '../src/warehouses/snowflake/execute.js'
 import { carryTrip, ownerKey, type Handle } from '../src/warehouses/snowflake/handles.js'
+import { fingerprint } from '../src/warehouses/snowflake/idempotency.js'
 import { statementParameters } from '../src/warehouses/snowflake/parameters.js'
 import { allowedContext } from '../src/warehouses/snowflake/runtime.js'
+import { statusQuery, submitBody, submitQuery } from '../src/warehouses/snowflake/sqlapi-request.js'
 import {
   failureStatus, linkHeader, partitionCount, queryStatus, resultSet, sqlApiRefusal, statusBase
 } from '../src/warehouses/snowflake/sqlapi-wire.js'
 import { errorInfo } from '../src/warehouses/snowflake/wire.js'
+import { refuseOtherMethods } from './method-not-allowed.js'
 import { catalogueErrorsAs, lenientJsonBodies, releaseText } from './snowflake-http.js'
 
 export const FRONT_END = 'snowflake-sqlapi'
 
-interface SubmitBody {
-  statement?: unknown
-  timeout?: unknown
-  database?: string
-  schema?: string
-  warehouse?: string
-  role?: string
-  bindings?: Record<string, unknown>
-  parameters?: unknown
-}
-
 interface Params { connection?: string, handle?: string }
-interface Query { async?: string, requestId?: string, nullable?: string, partition?: string }
-type Req = FastifyRequest<{ Params: Params, Querystring: Query, Body: SubmitBody }>
+// Checked by sqlapi-request.ts: a repeated parameter arrives as an array.
+type Req = FastifyRequest<{ Params: Params, Querystring: Record<string, unknown>, Body: unknown }>
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
@@ -87,17 +79,22 @@ export function createSubmitHandler (fastify: FastifyInstance) {
     const runtime = fastify.snowflake
     try {
       const settings = settingsFor(fastify, request)
-      const body = request.body ?? {}
-      if (typeof body !== 'object' || typeof body.statement !== 'string') throw new ERR_BAD_REQUEST('"statement" (a string) is required')
-      const requestId = request.query.requestId
-      const earlier = typeof requestId === 'string' ? runtime.handles.byClientRequest(principal, requestId) : undefined
-      // Same requestId again: the spec's idempotent retry answers for the first submission.
-      if (earlier !== undefined) return await answer(request, reply, earlier, settings.syncWaitSeconds, 0)
-      const timeout = body.timeout === undefined ? 0 : Number(body.timeout)
-      if (!Number.isInteger(timeout) || timeout < 0) throw new ERR_BAD_REQUEST('"timeout" must be a non-negative integer')
+      const query = submitQuery(request.query)
+      const body = submitBody(request.body ?? {})
+      // Recorded as sent, also when it is refused before admission (a reused requestId).
+      request.roundTrip.sql = body.statement
+      const timeout = body.timeout
       const { count, forwarded } = statementParameters(body.parameters, 'lower')
       if (timeout > 0) forwarded.STATEMENT_TIMEOUT_IN_SECONDS = timeout
-      const context = allowedContext(settings, { database: body.database, schema: body.schema, warehouse: body.warehouse, role: body.role })
+      const context = allowedContext(settings, body.context)
+      const requestId = query.requestId
+      const fp = fingerprint({ frontEnd: FRONT_END, sql: body.statement, rest: { bindings: body.bindings, parameters: forwarded, count, context } })
+      // The same requestId again: answered with the first submission's handle when it is the same
+      // request, refused when it is another (idempotency.ts); never run twice, never re-decided.
+      const earlier = requestId === undefined ? undefined : await runtime.idempotency.earlier(principal, settings.name, requestId, fp)
+      // A retry of an async submission is not held for the sync wait: 202 while it runs.
+      const retryWait = query.async ? 0 : settings.syncWaitSeconds
+      if (earlier !== undefined) return await answer(request, reply, earlier, retryWait, 0, query.nullable)
       const upstream = runtime.upstream(settings)
       const input: PrepareInput = {
         frontEnd: FRONT_END,
@@ -112,26 +109,39 @@ export function createSubmitHandler (fastify: FastifyInstance) {
         client: { sourceIp: request.ip, userAgent: request.headers['user-agent'], application: 'sql-api' },
         refuse: sqlApiRefusal
       }
-      if (body.bindings !== undefined && body.bindings !== null) input.bindings = body.bindings
+      if (body.bindings !== undefined) input.bindings = body.bindings
       const deps = { pipeline: fastify.pipeline, handles: runtime.handles }
-      // Admitted first: a refused statement never opens (or takes) an upstream session.
+      // Admitted first: a refused statement never opens (or takes) an upstream session, nor binds
+      // its requestId, so a retry of it is decided (and refused) again.
       const prepared = await prepareRequest(deps, input, request.roundTrip)
       const session = await upstream.lease(ownerKey(principal), context)
       const req: ExecuteRequest = { ...input, session }
-      const asyncExec = request.query.async === 'true'
-      const trip = asyncExec ? {} : request.roundTrip
-      const handle = runtime.handles.start(principal, settings.name, req.sql, async (h) => {
-        try {
-          return await runPrepared(deps, { ...req, signal: h.abort.signal }, prepared, trip)
-        } finally {
-          upstream.release(session)
-        }
-      })
-      handle.trip = trip
-      if (typeof requestId === 'string') handle.clientRequestId = requestId
-      if (timeout > 0) setTimeout(() => { runtime.handles.cancel(handle, 'timeout') }, timeout * 1000).unref()
-      if (asyncExec) return await sendJson(request, reply, 202, queryStatus(handle, statusUrl(request, handle.id)))
-      return await answer(request, reply, handle, settings.syncWaitSeconds, 0)
+      const trip = query.async ? {} : request.roundTrip
+      let started = false
+      const start = (id?: string): Handle => {
+        started = true
+        const handle = runtime.handles.start(principal, settings.name, req.sql, async (h) => {
+          try {
+            return await runPrepared(deps, { ...req, signal: h.abort.signal }, prepared, trip)
+          } finally {
+            upstream.release(session)
+          }
+        }, id)
+        handle.trip = trip
+        if (requestId !== undefined) handle.clientRequestId = requestId
+        if (timeout > 0) setTimeout(() => { runtime.handles.cancel(handle, 'timeout') }, timeout * 1000).unref()
+        return handle
+      }
+      let handle: Handle
+      try {
+        handle = requestId === undefined ? start() : await runtime.idempotency.bind(principal, settings.name, requestId, fp, start)
+      } finally {
+        // Another request took the key meanwhile: this one runs nothing.
+        if (!started) upstream.release(session)
+      }
+      if (!started) return await answer(request, reply, handle, retryWait, 0, query.nullable)
+      if (query.async) return await sendJson(request, reply, 202, queryStatus(handle, statusUrl(request, handle.id)))
+      return await answer(request, reply, handle, settings.syncWaitSeconds, 0, query.nullable)
     } catch (err) {
       return await sendError(request, reply, err)
     }
@@ -139,7 +149,7 @@ export function createSubmitHandler (fastify: FastifyInstance) {
 }
 
 /** Waits up to `waitSeconds`; 202 while running, the spec's status for every other outcome. */
-async function answer (request: Req, reply: FastifyReply, handle: Handle, waitSeconds: number, partition: number): Promise<FastifyReply> {
+async function answer (request: Req, reply: FastifyReply, handle: Handle, waitSeconds: number, partition: number, nullable: boolean): Promise<FastifyReply> {
   const url = statusUrl(request, handle.id)
   const trip = request.roundTrip
   trip.sql ??= handle.sql
@@ -164,7 +174,7 @@ async function answer (request: Req, reply: FastifyReply, handle: Handle, waitSe
     return await sendJson(request, reply, 400, { code: '000400', message: `partition ${partition} does not exist; this result has ${partitions} (0 to ${partitions - 1})` })
   }
   if (result.upstreamQueryId !== undefined) trip.upstreamId ??= result.upstreamQueryId
-  const body = resultSet(handle, result, { statusUrl: url, rowsPerPartition, nullAsText: request.query.nullable === 'false' }, partition)
+  const body = resultSet(handle, result, { statusUrl: url, rowsPerPartition, nullAsText: !nullable }, partition)
   trip.rowsReturned ??= (body.data as unknown[]).length
   reply.header('link', linkHeader(url, partitions, partition))
   return await sendJson(request, reply, 200, body)
@@ -181,10 +191,10 @@ function ownedHandle (request: Req): Handle {
 export function createStatusHandler () {
   return async function status (request: Req, reply: FastifyReply) {
     try {
+      const { partition, nullable } = statusQuery(request.query)
       const handle = ownedHandle(request)
       request.connectionName = handle.connection
-      const partition = request.query.partition === undefined ? 0 : Number(request.query.partition)
-      return await answer(request, reply, handle, 0, partition)
+      return await answer(request, reply, handle, 0, partition, nullable)
     } catch (err) {
       return await sendError(request, reply, err)
     }
@@ -218,6 +228,10 @@ async function snowflakeSqlApi (fastify: FastifyInstance): Promise<void> {
       app.post(`${prefix}/api/v2/statements`, { config }, createSubmitHandler(fastify))
       app.get(`${prefix}/api/v2/statements/:handle`, { config }, createStatusHandler())
       app.post(`${prefix}/api/v2/statements/:handle/cancel`, { config }, createCancelHandler(fastify))
+      // 405 with Allow (spec: 405MethodNotAllowed), after authentication, in the spec's error shape.
+      refuseOtherMethods(app, `${prefix}/api/v2/statements`, ['POST'], { config })
+      refuseOtherMethods(app, `${prefix}/api/v2/statements/:handle`, ['GET'], { config })
+      refuseOtherMethods(app, `${prefix}/api/v2/statements/:handle/cancel`, ['POST'], { config })
     }
   })
 }

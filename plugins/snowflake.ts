@@ -2,6 +2,7 @@
 // SQL API v2, over one shared runtime (connections, upstream clients, sessions, handles).
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
+import { StoreIdempotencyKeys } from '../src/state/idempotency.js'
 import { SnowflakeRuntime, type SnowflakeRuntimeOptions } from '../src/warehouses/snowflake/runtime.js'
 import snowflakeConnector from './snowflake-connector.js'
 import snowflakeSqlApi from './snowflake-sqlapi.js'
@@ -16,7 +17,7 @@ export type SnowflakePluginOptions = SnowflakeRuntimeOptions
 
 async function snowflakePlugin (fastify: FastifyInstance, opts: SnowflakePluginOptions): Promise<void> {
   // Validates every Snowflake connection now, so a bad key fails the start, not a request.
-  const runtime = new SnowflakeRuntime(fastify.config, opts)
+  const runtime = new SnowflakeRuntime(fastify.config, { idempotencyKeys: new StoreIdempotencyKeys(fastify.store), ...opts })
   fastify.decorate('snowflake', runtime)
   fastify.addHook('onClose', async function closeSnowflake () { await runtime.close() })
   await fastify.register(snowflakeConnector)
@@ -26,5 +27,5 @@ async function snowflakePlugin (fastify: FastifyInstance, opts: SnowflakePluginO
 export default fp(snowflakePlugin, {
   name: 'sluice-snowflake',
   fastify: '5.x',
-  dependencies: ['sluice-auth', 'sluice-recording']
+  dependencies: ['sluice-store', 'sluice-auth', 'sluice-recording']
 })

@@ -90,6 +90,14 @@ export const ERR_HEADERS_TOO_LARGE = createError<[number, string]>(
 // Answered after authentication (and the route's role check), so the API's shape is not told to strangers.
 export const ERR_METHOD_NOT_ALLOWED = createError<[string, string, string]>(
   'SLUICE_METHOD_NOT_ALLOWED', '%s is not allowed on %s; it accepts %s', 405, base(RequestError))
+// An idempotency key (SQL API / connector requestId) belongs to one principal, connection and
+// request: reused for another statement it is refused, never answered with the first result.
+export const ERR_IDEMPOTENCY_CONFLICT = createError<[string, string, string, string]>(
+  'SLUICE_IDEMPOTENCY_CONFLICT', 'requestId %s was already used on connection %s for %s (statement %s); nothing was run: a retry must resend the same request, a new statement needs a new requestId', 400, base(RequestError))
+// Until statement handles live in the store, a retry that reaches another replica (or comes
+// after the result expired) cannot be answered with the first result; it is not run twice.
+export const ERR_IDEMPOTENCY_UNAVAILABLE = createError<[string, string, string]>(
+  'SLUICE_IDEMPOTENCY_UNAVAILABLE', 'requestId %s already ran as statement %s, whose result cannot be served here (%s); it was not run again: send a new requestId to run it again', 400, base(RequestError))
 
 // ── upstream ──────────────────────────────────────────────────────────────────────────────
 export const ERR_UPSTREAM_UNAVAILABLE = createError<[string, string]>(

@@ -37,6 +37,11 @@ export interface SnowflakeGatewayOptions {
   policiesDirectory?: string
   /** A log level while debugging a test; silent by default. */
   logLevel?: string
+  /** Another gateway's store and IdP, to run a second replica beside it (not closed by this one). */
+  store?: Store
+  idp?: TestIdp
+  /** Extra identity.groupRoles entries (e.g. `{ security: ['auditor'] }`). */
+  groupRoles?: Record<string, string[]>
 }
 
 /** A decide stage that denies one statement keyword (e.g. DELETE), as a policy rule would. */
@@ -72,17 +77,18 @@ export function maskColumns (names: string[], rule = 'mask-pii'): MaskStage {
 }
 
 export async function startSnowflakeGateway (options: SnowflakeGatewayOptions): Promise<SnowflakeGateway> {
-  const idp = await startTestIdp()
+  const idp = options.idp ?? await startTestIdp()
   const config = validateConfig({
     listen: { port: 0 },
     log: { level: 'silent' },
     store: { url: 'postgres://127.0.0.1/unused' },
-    identity: { ...idp.identityConfig(), groupRoles: { 'ai-agents': ['agent'], stewards: ['agent', 'data-steward'] } },
+    identity: { ...idp.identityConfig(), groupRoles: { 'ai-agents': ['agent'], stewards: ['agent', 'data-steward'], ...options.groupRoles } },
     connections: options.connections,
     policies: { directory: options.policiesDirectory ?? 'policies', watch: false }
   })
-  const engine = postgresEngine({ poolSize: 4 })
-  const store = await engine.open()
+  const engine = options.store === undefined ? postgresEngine({ poolSize: 4 }) : undefined
+  // A borrowed store stays open when this gateway closes: its owner closes it.
+  const store: Store = options.store === undefined ? await engine!.open() : { ...options.store, close: async () => {} }
   await migrate(store)
   const composed = options.stages === 'configured' ? await createStages(config) : undefined
   const pipeline = new Pipeline(composed?.stages ?? {
@@ -105,8 +111,8 @@ export async function startSnowflakeGateway (options: SnowflakeGatewayOptions): 
     token: async (subject = 'alice', groups = ['ai-agents']) => await idp.userToken({ subject, groups }),
     close: async () => {
       await app.close()
-      await idp.close()
-      await engine.cleanup()
+      if (options.idp === undefined) await idp.close()
+      await engine?.cleanup()
       await composed?.close()
     }
   }

@@ -3,7 +3,9 @@
 import type { SluiceConfig } from '../../config/types.js'
 import { ERR_SNOWFLAKE_CONTEXT_REFUSED, ERR_UNKNOWN_CONNECTION } from '../../errors.js'
 import { selectConnection, snowflakeConnections, type SnowflakeSettings } from './config.js'
+import type { IdempotencyStore } from '../../state/idempotency.js'
 import { HandleStore } from './handles.js'
+import { Idempotency } from './idempotency.js'
 import { ConnectorSessions } from './sessions.js'
 import { SnowflakeUpstream, type SessionContext, type UpstreamOptions } from './upstream.js'
 
@@ -12,18 +14,26 @@ export interface SnowflakeRuntimeOptions {
   /** Connector session / master token lifetimes (capped by the OIDC token's own expiry). */
   sessionSeconds?: number
   masterSeconds?: number
+  /** Where both front ends keep their requestId bindings (the store, shared by every replica). */
+  idempotencyKeys?: IdempotencyStore
 }
+
+// A key outlives the result it is bound to, so a late retry is refused instead of run twice.
+const MIN_KEY_TTL_SECONDS = 24 * 3600
 
 export class SnowflakeRuntime {
   readonly connections: SnowflakeSettings[]
   readonly handles: HandleStore
   readonly sessions: ConnectorSessions
+  readonly idempotency: Idempotency
   readonly #upstreams = new Map<string, SnowflakeUpstream>()
 
   constructor (config: SluiceConfig, options: SnowflakeRuntimeOptions = {}) {
     this.connections = snowflakeConnections(config)
     const ttl = Math.max(60, ...this.connections.map((c) => c.resultTtlSeconds))
     this.handles = new HandleStore({ ttlSeconds: ttl })
+    if (options.idempotencyKeys === undefined) throw new TypeError('SnowflakeRuntime needs idempotencyKeys (the store both front ends share)')
+    this.idempotency = new Idempotency(options.idempotencyKeys, this.handles, { ttlSeconds: Math.max(MIN_KEY_TTL_SECONDS, 2 * ttl) })
     this.sessions = new ConnectorSessions({ sessionSeconds: options.sessionSeconds, masterSeconds: options.masterSeconds })
     for (const c of this.connections) this.#upstreams.set(c.name, new SnowflakeUpstream(c, options.upstream))
   }
