@@ -31,7 +31,13 @@ function reader (vector: Vector, logical: string, scale: number): (i: number) =>
   const nullable = (read: (i: number) => string): (i: number) => string | null =>
     (i) => (vector.isValid(i) ? read(i) : null)
 
-  if (typeId === Type.Struct) return nullable(structReader(vector, logical, scale))
+  if (typeId === Type.Struct) {
+    // A null timestamp may be a valid struct with a null epoch (fakesnow writes them so): null
+    // either way, never the epoch's 0 (1970-01-01).
+    const epoch = (vector as unknown as { getChild: (name: string) => Vector | null }).getChild('epoch')
+    const read = structReader(vector, logical, scale)
+    return (i) => (vector.isValid(i) && (epoch === null || epoch.isValid(i)) ? read(i) : null)
+  }
   switch (logical) {
     case 'FIXED':
       if (typeId === Type.Decimal) {
