@@ -2,7 +2,9 @@
 // Kept apart from the CLI so tests can start and stop the real thing in-process.
 import type { FastifyInstance } from 'fastify'
 import { pino } from 'pino'
+import { gatewaySecrets } from './config/secrets.js'
 import type { SluiceConfig } from './config/types.js'
+import { ERR_CONFIG_INVALID } from './errors.js'
 import { createTokenVerifier } from './identity/verifier.js'
 import { Pipeline } from './pipeline.js'
 import { createStages, recordStage, type ComposedStages } from './pipeline/compose.js'
@@ -21,10 +23,16 @@ export interface Gateway {
   close: () => Promise<void>
 }
 
+const SHARED_SECRET_REQUIRED = '/secrets/key: required with a Postgres store (store.url / DATABASE_URL): every gateway on one store must share the key behind chunk tokens and masking, or a request answered by another replica fails and masks differ. Set secrets.key (32 characters or more; e.g. secrets: { key: ${env:SLUICE_SECRETS_KEY} }) to the same value on every replica'
+
 export async function startGateway (config: SluiceConfig): Promise<Gateway> {
   const logger = pino(loggerOptions(config.log.level))
+  const secrets = gatewaySecrets(config.secrets?.key)
+  // Several gateways on one Postgres must accept each other's chunk tokens and mask alike:
+  // per-process random secrets are for the embedded store, which one process owns.
+  if (config.store.url !== undefined && !secrets.shared) throw new ERR_CONFIG_INVALID(SHARED_SECRET_REQUIRED)
   // Policies and the analyzer first: a broken policy file fails the start before the store opens.
-  const stages: ComposedStages = await createStages(config, logger)
+  const stages: ComposedStages = await createStages(config, logger, secrets)
   let store: Store
   try {
     store = await openStore(config.store, logger)
@@ -44,6 +52,7 @@ export async function startGateway (config: SluiceConfig): Promise<Gateway> {
     app.addHook('onClose', async function closeStages () { await stages.close() })
 
     announce(app, config, pipeline, store.kind)
+    if (!secrets.shared) app.log.info('secrets.key is not set: chunk tokens, the default masking salt and token key are random for this process (right for the embedded store; tokens and hashes change on restart)')
     if (stages.stages.hold === refuseApprovals) {
       app.log.warn('approvals are not available yet: statements a policy holds for approval (require_approval) are refused')
     }

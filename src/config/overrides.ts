@@ -29,7 +29,8 @@ export const ENV_OVERRIDES: ReadonlyArray<readonly [string, readonly string[], C
   ['SLUICE_OIDC_ISSUER', ['identity', 'issuer'], asString],
   ['SLUICE_OIDC_AUDIENCE', ['identity', 'audience'], asList],
   ['SLUICE_OIDC_GROUPS_CLAIM', ['identity', 'groupsClaim'], asString],
-  ['SLUICE_POLICIES_DIR', ['policies', 'directory'], asString]
+  ['SLUICE_POLICIES_DIR', ['policies', 'directory'], asString],
+  ['SLUICE_SECRETS_KEY', ['secrets', 'key'], asString]
 ]
 
 export function applyEnvOverrides (config: Record<string, unknown>, env: NodeJS.ProcessEnv): Record<string, unknown> {

@@ -189,6 +189,15 @@ export const configSchema = {
         timeoutSeconds: { type: 'integer', minimum: 1, default: 3600 }
       }
     },
+    // One key from which the secrets replicas must share are derived (src/config/secrets.ts).
+    secrets: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        key: { type: 'string', minLength: 32 }
+      }
+    },
     // Masking defaults; each connection may override them under `connections.<name>.masking`.
     masking: {
       type: 'object',

@@ -147,4 +147,11 @@ export interface SluiceConfig {
   approvals: ApprovalsConfig
   /** Optional so configurations built in code before masking existed stay valid. */
   masking?: MaskingConfig
+  /** Optional for the same reason; see src/config/secrets.ts. */
+  secrets?: SecretsConfig
+}
+
+export interface SecretsConfig {
+  /** Root of every secret replicas share (chunk tokens, default masking salt and token key). */
+  key?: string
 }

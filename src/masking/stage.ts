@@ -28,6 +28,11 @@ export interface MaskStageOptions {
   schemaOf?: (connection: string, table: string) => readonly string[] | undefined
   /** Lineages kept (LRU by statement text). Default 1000. */
   cacheSize?: number
+  /**
+   * Root of the default salt and token key where `masking.salt` / `masking.tokenKey` are not
+   * set: shared by replicas when derived from `secrets.key`; random per process when absent.
+   */
+  secret?: Buffer
 }
 
 export interface MaskingStage extends MaskStage {
@@ -54,9 +59,9 @@ interface Effective {
 export function createMaskStage (options: MaskStageOptions): MaskingStage {
   const lineages = new Lru<string, StatementLineage>(options.cacheSize ?? 1000)
   const pages = new WeakMap<MaskPlan, (page: ResultPage) => ResultPage>()
-  // Without configured secrets, salts and keys are random per process: safe, but tokens and
-  // hashes then change on restart (configure masking.salt / masking.tokenKey to keep them).
-  const processSecret = randomBytes(32)
+  // Without configured secrets, salts and keys come from secrets.key (shared by replicas) or are
+  // random per process: safe, but tokens and hashes then change on restart.
+  const processSecret = options.secret ?? randomBytes(32)
   const derived = (purpose: string, connection: string): string =>
     createHmac('sha256', processSecret).update(`${purpose}\u0000${connection}`).digest('hex')
 

@@ -2,6 +2,7 @@
 // the policy engine over the policies directory (hot-reloaded), approvals refused until the
 // approvals capability exists, and masking from the policy set's masking rules (lineage, value
 // detectors, inference resistance).
+import type { GatewaySecrets } from '../config/secrets.js'
 import type { SluiceConfig } from '../config/types.js'
 import type { PolicyLogger } from '../policy/watch.js'
 import { PolicyStore } from '../policy/watch.js'
@@ -62,7 +63,7 @@ export function recordStage (recorder: { ensureWritable: () => Promise<void> }, 
   }
 }
 
-export async function createStages (config: SluiceConfig, logger?: PolicyLogger): Promise<ComposedStages> {
+export async function createStages (config: SluiceConfig, logger?: PolicyLogger, secrets?: GatewaySecrets): Promise<ComposedStages> {
   const analyzer = await createSqlAnalyzer()
   const policies = await PolicyStore.open(config.policies.directory, { watch: config.policies.watch, logger })
   return {
@@ -72,6 +73,7 @@ export async function createStages (config: SluiceConfig, logger?: PolicyLogger)
       hold: refuseApprovals,
       mask: createMaskStage({
         rules: () => policies.policySet.masking,
+        ...(secrets !== undefined && { secret: secrets.derive('masking') }),
         ...(config.masking !== undefined && { settings: config.masking }),
         connections: config.connections
       })

@@ -50,6 +50,7 @@ describe.each(stores)('gateway on $name', (setup) => {
       listen: { port: 0 },
       log: { level: 'silent' },
       store: store.settings,
+      secrets: { key: 'integration-test-secret-key-0123456789' },
       identity: {
         ...idp.identityConfig(),
         groupRoles: { 'ai-agents': ['agent'], security: ['auditor'] },

@@ -67,11 +67,13 @@ export class HandleStore {
   readonly #handles = new Map<string, Handle>()
   readonly #ttlMs: number
   readonly #max: number
-  readonly #chunkKey = randomBytes(32)
+  readonly #chunkKey: Buffer
 
-  constructor (options: { ttlSeconds?: number, max?: number } = {}) {
+  /** `chunkKey`: signs chunk tokens; derived from secrets.key so every replica accepts them. */
+  constructor (options: { ttlSeconds?: number, max?: number, chunkKey?: Buffer } = {}) {
     this.#ttlMs = (options.ttlSeconds ?? 3600) * 1000
     this.#max = options.max ?? 10_000
+    this.#chunkKey = options.chunkKey ?? randomBytes(32)
   }
 
   /** Registers a statement and runs `work` for it; the handle is usable at once. */

@@ -1,5 +1,6 @@
 // What both Snowflake front ends share for the life of the server: the validated connections,
 // one upstream client per connection, the connector sessions and the owner-bound handles.
+import { gatewaySecrets } from '../../config/secrets.js'
 import type { SluiceConfig } from '../../config/types.js'
 import { ERR_SNOWFLAKE_CONTEXT_REFUSED, ERR_UNKNOWN_CONNECTION } from '../../errors.js'
 import { selectConnection, snowflakeConnections, type SnowflakeSettings } from './config.js'
@@ -31,7 +32,7 @@ export class SnowflakeRuntime {
   constructor (config: SluiceConfig, options: SnowflakeRuntimeOptions = {}) {
     this.connections = snowflakeConnections(config)
     const ttl = Math.max(60, ...this.connections.map((c) => c.resultTtlSeconds))
-    this.handles = new HandleStore({ ttlSeconds: ttl })
+    this.handles = new HandleStore({ ttlSeconds: ttl, chunkKey: gatewaySecrets(config.secrets?.key).derive('snowflake-chunk-tokens') })
     if (options.idempotencyKeys === undefined) throw new TypeError('SnowflakeRuntime needs idempotencyKeys (the store both front ends share)')
     this.idempotency = new Idempotency(options.idempotencyKeys, this.handles, { ttlSeconds: Math.max(MIN_KEY_TTL_SECONDS, 2 * ttl) })
     this.sessions = new ConnectorSessions({ sessionSeconds: options.sessionSeconds, masterSeconds: options.masterSeconds })
