@@ -9,15 +9,26 @@
  * keep their case: in every dialect we serve, "Email" and email are different columns.
  */
 export function sqlFingerprint (sql: string): string {
-  let out = ''
+  // Built as a list of pieces and joined once: `+=` makes a rope, and asking a rope whether it
+  // ends with a space flattens it every time, which made this quadratic (400 KB took seconds).
+  const out: string[] = []
+  let endsWithSpace = false
   let i = 0
   const n = sql.length
   const emit = (text: string): void => {
     if (text === ' ') {
-      if (out !== '' && !out.endsWith(' ')) out += ' '
+      if (out.length > 0 && !endsWithSpace) {
+        out.push(' ')
+        endsWithSpace = true
+      }
       return
     }
-    out += text
+    out.push(text)
+    endsWithSpace = text.endsWith(' ')
+  }
+  const match = (re: RegExp): string | undefined => {
+    re.lastIndex = i
+    return re.exec(sql)?.[0]
   }
   while (i < n) {
     const c = sql[i] as string
@@ -34,7 +45,7 @@ export function sqlFingerprint (sql: string): string {
       emit('?')
     } else if (c === '$' && next !== undefined && /[A-Za-z_$]/.test(next) && /\$[A-Za-z_]*\$/.test(sql.slice(i, i + 64))) {
       // Postgres dollar quoting: $$…$$ or $tag$…$tag$.
-      const tag = /^\$[A-Za-z_]*\$/.exec(sql.slice(i))?.[0] ?? '$$'
+      const tag = match(DOLLAR_TAG) ?? '$$'
       const end = sql.indexOf(tag, i + tag.length)
       i = end === -1 ? n : end + tag.length
       emit('?')
@@ -46,17 +57,14 @@ export function sqlFingerprint (sql: string): string {
       while (i < n && /\s/.test(sql[i] as string)) i++
       emit(' ')
     } else if (/[0-9]/.test(c) || (c === '.' && next !== undefined && /[0-9]/.test(next))) {
-      const m = /^(0x[0-9a-f]+|[0-9]*\.?[0-9]+(e[+-]?[0-9]+)?)/i.exec(sql.slice(i))
-      i += m?.[0].length ?? 1
+      i += match(NUMBER)?.length ?? 1
       emit('?')
     } else if ((c === '$' || c === ':' || c === '@') && next !== undefined && /[0-9A-Za-z_]/.test(next) && sql[i - 1] !== ':') {
       // $1, :name, @name placeholders; `::type` casts are left alone.
-      const m = /^.[0-9A-Za-z_]+/.exec(sql.slice(i))
-      i += m?.[0].length ?? 1
+      i += match(PLACEHOLDER)?.length ?? 1
       emit('?')
     } else if (/[A-Za-z_]/.test(c)) {
-      const m = /^[A-Za-z_][A-Za-z0-9_$]*/.exec(sql.slice(i))
-      const word = m?.[0] ?? c
+      const word = match(WORD) ?? c
       i += word.length
       emit(word.toLowerCase())
     } else {
@@ -64,12 +72,41 @@ export function sqlFingerprint (sql: string): string {
       emit(c === '?' ? '?' : c)
     }
   }
-  return out.trim()
+  return collapsePlaceholderLists(out.join('').trim()
     .replace(/ ?, ?/g, ', ')
     .replace(/\( /g, '(')
-    .replace(/ \)/g, ')')
-    .replace(/\(\?(, \?)+\)/g, '(?)')
+    .replace(/ \)/g, ')'))
     .replace(/ ?;+$/, '')
+}
+
+// Sticky: matched at `lastIndex` in the statement itself, never on a copy of its tail.
+const DOLLAR_TAG = /\$[A-Za-z_]*\$/y
+const NUMBER = /0x[0-9a-f]+|[0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?/iy
+const PLACEHOLDER = /.[0-9A-Za-z_]+/y
+const WORD = /[A-Za-z_][A-Za-z0-9_$]*/y
+
+/**
+ * `(?, ?, ?)` → `(?)`, in one pass. A regular expression with a repeated group backtracks
+ * over every element and overflowed the stack on a multi-megabyte IN list.
+ */
+function collapsePlaceholderLists (text: string): string {
+  const parts: string[] = []
+  let from = 0
+  let at = text.indexOf('(?, ?', from)
+  while (at !== -1) {
+    let j = at + 2
+    while (text.startsWith(', ?', j)) j += 3
+    if (text[j] === ')') {
+      parts.push(text.slice(from, at), '(?)')
+      from = j + 1
+      at = text.indexOf('(?, ?', from)
+    } else {
+      at = text.indexOf('(?, ?', at + 1)
+    }
+  }
+  if (from === 0) return text
+  parts.push(text.slice(from))
+  return parts.join('')
 }
 
 function skipQuoted (sql: string, start: number, quote: string): number {
