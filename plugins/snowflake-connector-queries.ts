@@ -9,7 +9,9 @@ import { carryTrip, type Handle, type StoredResult } from '../src/warehouses/sno
 import { connectorRequestId, fingerprint, resubmitText } from '../src/warehouses/snowflake/idempotency.js'
 import { statementParameters } from '../src/warehouses/snowflake/parameters.js'
 import type { ConnectorSession } from '../src/warehouses/snowflake/sessions.js'
-import { chunkPayload, chunkRows, connectorOk, errorInfo, queryResponseData, readsArrow } from '../src/warehouses/snowflake/wire.js'
+import { cancelAllResult, cancelsOwnSession } from '../src/warehouses/snowflake/housekeeping.js'
+import { resultFormat } from '../src/warehouses/snowflake/result-format.js'
+import { chunkPayload, chunkRows, connectorOk, errorInfo, queryResponseData } from '../src/warehouses/snowflake/wire.js'
 import { FRONT_END, sendConnectorError } from './snowflake-connector.js'
 import { releaseText, sendCompressible } from './snowflake-http.js'
 
@@ -25,7 +27,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 function executeRequestOf (request: FastifyRequest, session: ConnectorSession, body: QueryBody): ExecuteRequest {
   if (typeof body.sqlText !== 'string') throw new ERR_BAD_REQUEST('sqlText is required')
-  const { count, forwarded } = statementParameters(body.parameters)
+  const { count, forwarded, formats } = statementParameters(body.parameters)
   const req: ExecuteRequest = {
     frontEnd: FRONT_END,
     requestId: request.id,
@@ -36,6 +38,7 @@ function executeRequestOf (request: FastifyRequest, session: ConnectorSession, b
     context: session.upstreamSession.context,
     sql: body.sqlText,
     parameters: forwarded,
+    formats,
     statementCount: count,
     client: { sourceIp: request.ip, userAgent: request.headers['user-agent'], application: session.application },
     sessionId: `snowflake:${session.id}`
@@ -90,6 +93,7 @@ export function createQueryHandler (fastify: FastifyInstance) {
         const handle = fastify.snowflake.handles.start(session.principal, connection, req.sql,
           async (h) => await runPrepared(deps, { ...req, signal: h.abort.signal }, prepared, trip), id)
         handle.trip = trip
+        handle.sessionKey = `snowflake:${session.id}`
         if (requestId !== undefined) handle.clientRequestId = requestId
         return handle
       }
@@ -102,7 +106,7 @@ export function createQueryHandler (fastify: FastifyInstance) {
 }
 
 /** Waits for the statement up to the connection's sync wait, then answers 333333 (poll again). */
-async function answer (request: FastifyRequest, reply: FastifyReply, handle: Handle, session: ConnectorSession): Promise<FastifyReply> {
+export async function answer (request: FastifyRequest, reply: FastifyReply, handle: Handle, session: ConnectorSession): Promise<FastifyReply> {
   const trip = request.roundTrip
   trip.sql ??= handle.sql
   let timer: NodeJS.Timeout | undefined
@@ -126,7 +130,7 @@ async function answer (request: FastifyRequest, reply: FastifyReply, handle: Han
     baseUrl: `${request.protocol}://${request.host}`,
     token: request.server.snowflake.handles.chunkToken(handle),
     rowsPerChunk: session.settings.partitionRows,
-    preferArrow: readsArrow(session.application)
+    format: resultFormat(session.formats, result.formats)
   }
   return await sendCompressible(request, reply, JSON.stringify(connectorOk(queryResponseData(handle, result, links, session.upstreamSession.parameters))))
 }
@@ -230,9 +234,32 @@ function partitionRowsOf (fastify: FastifyInstance, handle: Handle): number {
   return fastify.snowflake.connections.find((c) => c.name === handle.connection)?.partitionRows ?? 10_000
 }
 
+/**
+ * Snowpark's own housekeeping, answered by Sluice: on close it cancels its session's queries
+ * with `select system$cancel_all_queries(<session id>)`, naming the session id Sluice issued.
+ * Sent upstream it would name Sluice's upstream session (shared with nothing of the client's),
+ * and the analyzer makes any other use of the function a call the policy decides; so exactly
+ * this statement, for the caller's own session, cancels that session's running statements here
+ * and answers as Snowflake does ("<n> cancelled.").
+ */
+export function createHousekeepingHook (fastify: FastifyInstance) {
+  return async function snowparkHousekeeping (request: FastifyRequest<{ Body: QueryBody }>, reply: FastifyReply) {
+    const session = request.snowflakeSession
+    const sql = request.body?.sqlText
+    if (session === null || typeof sql !== 'string' || !cancelsOwnSession(sql, session.id)) return undefined
+    const handles = fastify.snowflake.handles
+    const key = `snowflake:${session.id}`
+    const running = handles.runningIn(session.principal, key)
+    for (const handle of running) handles.cancel(handle)
+    const handle = handles.put(session.principal, session.settings.name, sql, cancelAllResult(session.id, running.length))
+    handle.sessionKey = key
+    return await answer(request, reply, handle, session)
+  }
+}
+
 export default async function connectorQueries (app: FastifyInstance): Promise<void> {
   const config = { frontEnd: FRONT_END, authenticate: false }
-  app.post('/queries/v1/query-request', { config }, createQueryHandler(app))
+  app.post('/queries/v1/query-request', { config, preHandler: createHousekeepingHook(app) }, createQueryHandler(app))
   app.get('/queries/:id/result', { config }, createResultHandler(app))
   app.post('/queries/:id/abort-request', { config }, createAbortHandler(app))
   app.post('/queries/v1/abort-request', { config }, createAbortByRequestHandler(app))

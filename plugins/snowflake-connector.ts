@@ -10,6 +10,7 @@ import {
   ERR_AUTH_INVALID, ERR_SNOWFLAKE_MASTER_EXPIRED, ERR_SNOWFLAKE_SESSION, ERR_SNOWFLAKE_SESSION_EXPIRED, ERR_UNKNOWN_CONNECTION, isSluiceError
 } from '../src/errors.js'
 import type { Principal } from '../src/identity/principal.js'
+import { clientFormats } from '../src/warehouses/snowflake/result-format.js'
 import { allowedContext } from '../src/warehouses/snowflake/runtime.js'
 import type { ConnectorSession } from '../src/warehouses/snowflake/sessions.js'
 import { connectorErrorBody, connectorOk, errorInfo, sessionParameters } from '../src/warehouses/snowflake/wire.js'
@@ -105,6 +106,7 @@ export function createLoginHandler (fastify: FastifyInstance) {
       const upstreamSession = await upstream.open(context)
       const application = typeof data.CLIENT_APP_ID === 'string' ? data.CLIENT_APP_ID : undefined
       const { session, tokens } = runtime.sessions.create(principal, settings, upstream, upstreamSession, application)
+      session.formats = clientFormats(application, request.headers['user-agent'], data.SESSION_PARAMETERS)
       request.sessionKey = `snowflake:${session.id}`
       return await reply.send(connectorOk({
         token: tokens.token,

@@ -3,8 +3,11 @@
 #   .venv             the official Python clients the conformance tests drive (requirements.txt)
 #   .venv/fakesnow    the Snowflake emulator (requirements-fakesnow.txt)
 #   .venv/bqemulator  the BigQuery emulator (requirements-bqemulator.txt)
-# Three environments because their pins cannot share one: fakesnow needs sqlglot~=30.22 and
-# bqemulator <30.12, and fakesnow imports a module snowflake-connector-python 5.x dropped.
+#   .venv/connector3  the older client generation: snowflake-connector-python 3.x, Snowpark and
+#                     mcp-snowflake-server, which pin the connector below 4 (requirements-connector3.txt)
+# Separate environments because their pins cannot share one: fakesnow needs sqlglot~=30.22 and
+# bqemulator <30.12, fakesnow imports a module snowflake-connector-python 5.x dropped, and
+# Snowpark needs a 3.x connector beside the 5.x one the other tests drive.
 # The emulators' commands are linked into .venv/bin. Each environment is rebuilt only when its
 # requirements file changed (its hash is remembered), so a second run takes no time.
 set -euo pipefail
@@ -28,5 +31,6 @@ install () { # install <venv dir> <requirements file>
 install .venv test/support/requirements.txt
 install .venv/fakesnow test/support/requirements-fakesnow.txt
 install .venv/bqemulator test/support/requirements-bqemulator.txt
+install .venv/connector3 test/support/requirements-connector3.txt
 ln -sf ../fakesnow/bin/fakesnow .venv/bin/fakesnow
 ln -sf ../bqemulator/bin/bqemulator .venv/bin/bqemulator

@@ -6,14 +6,16 @@ import { fileURLToPath } from 'node:url'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 export const PYTHON = `${ROOT}.venv/bin/python`
+/** The older client generation: connector 3.x, Snowpark, mcp-snowflake-server (requirements-connector3.txt). */
+export const PYTHON_CONNECTOR3 = `${ROOT}.venv/connector3/bin/python`
 
 export function pythonAvailable (): boolean {
   return existsSync(PYTHON)
 }
 
-export async function runPython (script: string, input: unknown, timeoutMs = 90_000): Promise<Record<string, unknown>> {
+export async function runPython (script: string, input: unknown, timeoutMs = 90_000, python = PYTHON): Promise<Record<string, unknown>> {
   return await new Promise((resolve, reject) => {
-    execFile(PYTHON, [`${ROOT}${script}`, JSON.stringify(input)], {
+    execFile(python, [`${ROOT}${script}`, JSON.stringify(input)], {
       timeout: timeoutMs,
       maxBuffer: 16 * 1024 * 1024,
       env: { ...process.env, PYTHONWARNINGS: 'ignore' }

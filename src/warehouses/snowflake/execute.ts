@@ -10,6 +10,7 @@ import { rowLimit } from '../../pipeline/limits.js'
 import type { SnowflakeSettings } from './config.js'
 import type { HandleStore, StoredResult } from './handles.js'
 import { neutralFromQueryData } from './result.js'
+import type { FormatChoices } from './result-format.js'
 import { leadingKeyword, splitStatements } from './split.js'
 import { statementFailed, type QueryRequest, type SessionContext, type SnowflakeUpstream, type StatementFailedError, type UpstreamSession } from './upstream.js'
 
@@ -26,6 +27,8 @@ export interface ExecuteRequest {
   bindings?: Record<string, unknown>
   /** Statement parameters to forward: allowed by parameters.ts, MULTI_STATEMENT_COUNT taken out. */
   parameters?: Record<string, unknown>
+  /** The result format the statement parameters ask for; kept with the result, never forwarded. */
+  formats?: FormatChoices
   /** Describe the result without running the statement (the drivers' cursor.describe()). */
   describeOnly?: boolean
   /** What the client declared: 1 by default, 0 for "any number". */
@@ -85,7 +88,7 @@ export async function prepareRequest (deps: ExecuteDeps, req: PrepareInput, trip
 /** Runs an admitted request upstream; every page passes through the pipeline's release. */
 export async function runPrepared (deps: ExecuteDeps, req: ExecuteRequest, prepared: Prepared, trip: RoundTrip): Promise<StoredResult> {
   const { parts, statement, admission } = prepared
-  if (parts.length === 1) return await runOne(deps, req, statement, admission, trip)
+  if (parts.length === 1) return withFormats(await runOne(deps, req, statement, admission, trip), req)
 
   const children: string[] = []
   const childTypes: number[] = []
@@ -99,12 +102,12 @@ export async function runPrepared (deps: ExecuteDeps, req: ExecuteRequest, prepa
     // One capture per event: the first child's, which is what a client reads first.
     if (trip.capture === undefined && childTrip.capture !== undefined) trip.capture = childTrip.capture
     if (childTrip.upstreamId !== undefined) trip.upstreamId = childTrip.upstreamId
-    children.push(deps.handles.put(req.principal, req.settings.name, part, result).id)
+    children.push(deps.handles.put(req.principal, req.settings.name, part, withFormats(result, req)).id)
     childTypes.push(result.statementTypeId ?? 4096)
   }
   trip.rowsReturned = rows
   trip.maskedColumns = masked
-  return {
+  return withFormats({
     rowtype: [{ name: 'multiple statement execution', type: 'text', nullable: false, length: 16777216, byteLength: 16777216, precision: null, scale: null, database: '', schema: '', table: '' }],
     schema: { columns: [{ name: 'multiple statement execution', type: 'TEXT' }] },
     rows: [[MULTI_STATEMENT_TEXT]],
@@ -114,7 +117,13 @@ export async function runPrepared (deps: ExecuteDeps, req: ExecuteRequest, prepa
     parameters: [],
     children,
     childTypes
-  }
+  }, req)
+}
+
+/** Keeps the format the request asked for with its result, for every fetch that serves it. */
+function withFormats (result: StoredResult, req: ExecuteRequest): StoredResult {
+  if (req.formats !== undefined && Object.keys(req.formats).length > 0) result.formats = req.formats
+  return result
 }
 
 async function runOne (deps: ExecuteDeps, req: ExecuteRequest, statement: Statement, admission: Admission, trip: RoundTrip): Promise<StoredResult> {

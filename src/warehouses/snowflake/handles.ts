@@ -7,6 +7,7 @@ import { createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypt
 import type { Principal } from '../../identity/principal.js'
 import type { RoundTrip } from '../../pipeline.js'
 import type { ResultSchema } from '../../pipeline/types.js'
+import type { FormatChoices } from './result-format.js'
 import type { RowTypeEntry } from './upstream.js'
 
 /** A finished, masked result as the front ends encode it. */
@@ -21,6 +22,8 @@ export interface StoredResult {
   /** Child ids of a multi-statement request, in order, and their statement type ids. */
   children?: string[]
   childTypes?: number[]
+  /** The result format the statement's parameters asked for (children inherit the request's). */
+  formats?: FormatChoices
 }
 
 export type HandleState = 'running' | 'succeeded' | 'failed' | 'aborted'
@@ -45,6 +48,8 @@ export interface Handle {
   trip?: RoundTrip
   /** The connector's own requestId, for `abort-request` by request id. */
   clientRequestId?: string
+  /** The Sluice session that ran it (`snowflake:<id>`), for cancelling a session's statements. */
+  sessionKey?: string
 }
 
 /**
@@ -133,6 +138,12 @@ export class HandleStore {
       if (handle.owner === owner && handle.clientRequestId === requestId) return handle
     }
     return undefined
+  }
+
+  /** The owner's statements still running in one Sluice session. */
+  runningIn (principal: Principal, sessionKey: string): Handle[] {
+    const owner = ownerKey(principal)
+    return [...this.#handles.values()].filter((h) => h.owner === owner && h.sessionKey === sessionKey && h.state === 'running')
   }
 
   cancel (handle: Handle, reason: 'client' | 'timeout' = 'client'): void {

@@ -18,11 +18,15 @@
 // queryTag); the Python connector sends MULTI_STATEMENT_COUNT for num_statements and whatever
 // the script puts in _statement_params. Both keep working with the list below.
 import { ERR_BAD_REQUEST, ERR_SNOWFLAKE_PARAMETER_REFUSED } from '../../errors.js'
+import { FORMAT_PARAMETERS, FORMAT_VALUES, formatOf, type FormatChoices } from './result-format.js'
 
 type Check = (value: unknown, name: string) => unknown
 
-/** Forward the value upstream (`forward`), keep it for Sluice (`sluice`), or accept and drop it. */
-interface Rule { check: Check, use: 'forward' | 'sluice' | 'drop' }
+/**
+ * Forward the value upstream (`forward`), keep it for Sluice (`sluice`: the statement count,
+ * `format`: the result format to serve), or accept and drop it.
+ */
+interface Rule { check: Check, use: 'forward' | 'sluice' | 'format' | 'drop' }
 
 function text (max = 256): Check {
   return (value, name) => {
@@ -76,9 +80,11 @@ const RULES: Record<string, Rule> = {
   // The deciding rule's statementTimeoutSeconds caps it (execute.ts); 0 means Snowflake's
   // maximum (7 days), so it is not forwarded and the connection's own timeout stands.
   STATEMENT_TIMEOUT_IN_SECONDS: forward(integer(0, 604_800)),
-  // Sluice decodes either upstream format and serves each client the one it reads, after
-  // masking; the upstream format is Sluice's choice, so the value is checked and dropped.
-  QUERY_RESULT_FORMAT: { check: oneOf(['JSON', 'ARROW']), use: 'drop' }
+  // Snowpark tags each statement with the id of the plan it runs; it changes nothing upstream.
+  _PLAN_UUID: { check: text(64), use: 'drop' },
+  // The result format parameters choose what Sluice serves this client (result-format.ts); the
+  // upstream's format is Sluice's own choice (it decodes either), so they are never forwarded.
+  ...Object.fromEntries(FORMAT_PARAMETERS.map((name) => [name, { check: oneOf([...FORMAT_VALUES]), use: 'format' }]))
 }
 
 /** The allowed names, in the order above (upper case, as the connector protocol spells them). */
@@ -89,6 +95,8 @@ export interface StatementParameters {
   count: number
   /** What goes upstream, names upper-cased. */
   forwarded: Record<string, unknown>
+  /** The result format the statement asks for, by parameter (result-format.ts). */
+  formats: FormatChoices
 }
 
 /**
@@ -96,7 +104,7 @@ export interface StatementParameters {
  * client's protocol writes names (SQL API: lower case), so the refusal lists them that way.
  */
 export function statementParameters (parameters: unknown, spelling: 'upper' | 'lower' = 'upper'): StatementParameters {
-  const result: StatementParameters = { count: 1, forwarded: {} }
+  const result: StatementParameters = { count: 1, forwarded: {}, formats: {} }
   if (parameters === undefined || parameters === null) return result
   if (typeof parameters !== 'object' || Array.isArray(parameters)) throw new ERR_BAD_REQUEST('"parameters" must be an object')
   for (const [name, value] of Object.entries(parameters)) {
@@ -108,6 +116,7 @@ export function statementParameters (parameters: unknown, spelling: 'upper' | 'l
     }
     const checked = rule.check(value, name)
     if (rule.use === 'sluice') result.count = checked as number
+    else if (rule.use === 'format') result.formats[key] = formatOf(checked)
     else if (rule.use === 'forward' && !(key === 'STATEMENT_TIMEOUT_IN_SECONDS' && checked === 0)) result.forwarded[key] = checked
   }
   return result

@@ -5,6 +5,7 @@
 import { createHash, randomBytes, randomInt } from 'node:crypto'
 import type { Principal } from '../../identity/principal.js'
 import type { SnowflakeSettings } from './config.js'
+import type { ClientFormats } from './result-format.js'
 import type { SnowflakeUpstream, UpstreamSession } from './upstream.js'
 
 export interface ConnectorSession {
@@ -19,6 +20,8 @@ export interface ConnectorSession {
   masterExpiresAt: number
   /** The client application the login named (CLIENT_APP_ID), for session events. */
   application?: string
+  /** The client's driver and the result format its login asked for (result-format.ts). */
+  formats?: ClientFormats
 }
 
 export interface IssuedTokens {

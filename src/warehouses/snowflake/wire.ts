@@ -3,6 +3,7 @@
 import { isSluiceError, UpstreamError } from '../../errors.js'
 import type { Handle, StoredResult } from './handles.js'
 import { arrowFromRows } from './arrow-encode.js'
+import type { ResultFormat } from './result-format.js'
 import { rowsetFromRows } from './rowset.js'
 
 export interface SnowflakeErrorInfo {
@@ -96,25 +97,24 @@ export interface ChunkLinks {
   baseUrl: string
   token: string
   rowsPerChunk: number
-  /** Serve Arrow (re-encoded after masking) where the result allows it; JSON otherwise. */
-  preferArrow: boolean
+  /** The format the client is served (result-format.ts), where the result allows it. */
+  format: ResultFormat
 }
 
-const SELECT_TYPE = 4096
-
-/** Clients that read Arrow results; snowflake-sdk reads JSON only. */
-export function readsArrow (application: string | undefined): boolean {
-  return application === 'PythonConnector'
+/** Snowflake's DML statement types (0x3000…0x3FFF): the drivers read their counts from the rowset. */
+function isDml (statementTypeId: number | undefined): boolean {
+  return statementTypeId !== undefined && (statementTypeId & 0xF000) === 0x3000
 }
 
 /**
- * Arrow for a plain query result whose every (masked) value fits its column's Arrow type; JSON
- * for DML counts (drivers read them from the rowset), multi-statement parents and empty results.
+ * Arrow for a client that reads it, as Snowflake serves it: every query result, empty ones
+ * included (an empty rowsetBase64, which fetch_pandas_all reads as an empty frame where a JSON
+ * answer would raise NotSupportedError). JSON for DML counts, multi-statement parents (the
+ * drivers read both from the rowset) and a result a mask left unfit for its column's Arrow type.
  */
 function useArrow (result: StoredResult, links: ChunkLinks): boolean {
-  if (!links.preferArrow || result.children !== undefined || result.rows.length === 0) return false
-  if ((result.statementTypeId ?? SELECT_TYPE) !== SELECT_TYPE) return false
-  return arrowFromRows(result.rowtype, rowsetFromRows(result.rows)) !== undefined
+  if (links.format !== 'arrow' || result.children !== undefined || isDml(result.statementTypeId)) return false
+  return result.rows.length === 0 || arrowFromRows(result.rowtype, rowsetFromRows(result.rows)) !== undefined
 }
 
 /** One chunk's body in the format its URL names. */
@@ -152,7 +152,7 @@ export function queryResponseData (handle: Handle, result: StoredResult, links: 
     sendResultTime: Date.now(),
     queryResultFormat: arrow ? 'arrow' : 'json'
   }
-  if (arrow) data.rowsetBase64 = Buffer.from(arrowFromRows(result.rowtype, rowsetFromRows(inline)) ?? []).toString('base64')
+  if (arrow) data.rowsetBase64 = inline.length === 0 ? '' : Buffer.from(arrowFromRows(result.rowtype, rowsetFromRows(inline)) ?? []).toString('base64')
   else data.rowset = rowsetFromRows(inline)
   if (result.children !== undefined) {
     data.resultIds = result.children.join(',')
