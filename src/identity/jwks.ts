@@ -25,6 +25,10 @@ export interface KeySource {
   getKey: (header: JWTHeaderParameters) => Promise<VerifyKey>
   /** How many discovery + JWKS loads were started; for health output and tests. */
   readonly loads: number
+  /** Counts successful loads: what a key set verified is only trusted while it is current. */
+  readonly generation: number
+  /** When the keys held now are due for a refresh (ms since the epoch; 0 before the first load). */
+  readonly freshUntil: number
 }
 
 const ASYMMETRIC_KTY = new Set(['RSA', 'EC', 'OKP', 'AKP'])
@@ -38,6 +42,7 @@ export function createKeySource (opts: KeySourceOptions): KeySource {
   let attemptedAt = Number.NEGATIVE_INFINITY
   let inflight: Promise<LocalKeySet> | undefined
   let loads = 0
+  let generation = 0
 
   function refresh (): Promise<LocalKeySet> {
     inflight ??= load().finally(() => { inflight = undefined })
@@ -58,6 +63,7 @@ export function createKeySource (opts: KeySourceOptions): KeySource {
       throw new ERR_AUTH_ISSUER_UNAVAILABLE(`JWKS ${jwksUri}: ${describe(err)}`)
     }
     loadedAt = opts.now()
+    generation++
     return keySet
   }
 
@@ -129,7 +135,12 @@ export function createKeySource (opts: KeySourceOptions): KeySource {
     }
   }
 
-  return { getKey, get loads () { return loads } }
+  return {
+    getKey,
+    get loads () { return loads },
+    get generation () { return generation },
+    get freshUntil () { return keySet === undefined ? 0 : loadedAt + maxAgeMs }
+  }
 }
 
 /**

@@ -8,6 +8,7 @@ import { ERR_AUTH_INVALID, ERR_CONFIG_INVALID, isSluiceError } from '../errors.j
 import { principalFrom } from './claims.js'
 import { createKeySource, type KeySource } from './jwks.js'
 import type { Principal } from './principal.js'
+import { DEFAULT_TOKEN_CACHE_SIZE, TokenCache } from './token-cache.js'
 
 export interface TokenVerifier {
   verify (token: string): Promise<Principal>
@@ -17,6 +18,8 @@ export interface TokenVerifierOptions {
   fetch?: typeof fetch
   /** Milliseconds since the epoch; drives token time checks and the refetch rate limit. */
   now?: () => number
+  /** Verified tokens remembered (bounded LRU, by hash, see token-cache.ts); 0 turns it off. */
+  cacheSize?: number
 }
 
 /**
@@ -29,7 +32,13 @@ const ACCESS_TOKEN_TYP = 'at+jwt'
 /** Three base64url segments; an empty signature is let through so `alg: none` gets its own reason. */
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/
 
-export function createTokenVerifier (config: IdentityConfig, opts: TokenVerifierOptions = {}): TokenVerifier & { readonly keys: KeySource } {
+export interface CachingTokenVerifier extends TokenVerifier {
+  readonly keys: KeySource
+  /** Full signature checks done (cache misses that reached jose); for tests and the bench. */
+  readonly verifications: number
+}
+
+export function createTokenVerifier (config: IdentityConfig, opts: TokenVerifierOptions = {}): CachingTokenVerifier {
   const now = opts.now ?? Date.now
   const algorithms = asymmetricAlgorithms(config.algorithms)
   const keys = createKeySource({
@@ -39,6 +48,8 @@ export function createTokenVerifier (config: IdentityConfig, opts: TokenVerifier
     fetch: opts.fetch ?? globalThis.fetch,
     now
   })
+  const cache = new TokenCache(opts.cacheSize ?? DEFAULT_TOKEN_CACHE_SIZE)
+  let verifications = 0
 
   async function verify (token: string): Promise<Principal> {
     // Before any decoding: a huge token must cost nothing but a length check.
@@ -47,6 +58,11 @@ export function createTokenVerifier (config: IdentityConfig, opts: TokenVerifier
       throw new ERR_AUTH_INVALID(`token larger than ${config.maxTokenBytes} bytes`)
     }
     if (!COMPACT_JWS.test(token)) throw new ERR_AUTH_INVALID('malformed token (expected a signed JWT)')
+    const key = TokenCache.keyOf(token)
+    const cached = cache.get(key, now(), keys.generation)
+    if (cached !== undefined) return cached
+    // Read before verifying: keys refreshed meanwhile leave this entry stale (re-verified), never the reverse.
+    const generation = keys.generation
 
     const options: JWTVerifyOptions = {
       issuer: config.issuer,
@@ -59,15 +75,21 @@ export function createTokenVerifier (config: IdentityConfig, opts: TokenVerifier
     // jose compares case-insensitively and treats `at+jwt` and `application/at+jwt` alike.
     if (config.requireAccessTokenType === true) options.typ = ACCESS_TOKEN_TYP
     let payload: JWTPayload
+    verifications++
     try {
       payload = await verifyWithKeys(token, keys, options)
     } catch (err) {
       throw refusal(err)
     }
-    return principalFrom(payload, config)
+    const principal = principalFrom(payload, config)
+    // Until the token's own exp (no clock tolerance) and no longer than the keys stay fresh.
+    // Keys loaded during this verification (the first one) make the entry stale at once: a
+    // later generation can never be vouched for by a check that began before it.
+    cache.set(key, { principal, until: Math.min(principal.expiresAt.getTime(), keys.freshUntil), generation }, now())
+    return principal
   }
 
-  return { verify, keys }
+  return { verify, keys, get verifications () { return verifications } }
 }
 
 async function verifyWithKeys (token: string, keys: KeySource, options: JWTVerifyOptions): Promise<JWTPayload> {
