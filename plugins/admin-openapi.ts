@@ -22,12 +22,13 @@ export const eventQuery = {
     rule: { ...text, description: 'rule id that decided' },
     table: { ...text, description: 'db.schema.table, or a trailing part of it' },
     maskedColumn: { ...text, description: 'an output column that was masked' },
-    outcome: { enum: ['ok', 'denied', 'error', 'unauthenticated', 'held'] },
+    outcome: { enum: ['ok', 'denied', 'error', 'unauthenticated', 'held', 'admitted'] },
     frontEnd: text,
     sessionId: { type: 'string', format: 'uuid' },
     requestId: text,
     fingerprint: { type: 'string', minLength: 1, maxLength: 100000 },
     q: { type: 'string', minLength: 1, maxLength: 1000, description: 'full-text search of the SQL (web search syntax)' },
+    incomplete: { type: 'boolean', description: 'only admitted statements whose completion was never recorded (a crash, or a result withheld)' },
     ...page
   }
 } as const
@@ -147,6 +148,8 @@ export function openApiDocument (): Record<string, unknown> {
             sqlText: { type: ['string', 'null'] },
             sqlFingerprint: { type: ['string', 'null'] },
             bindParams: {},
+            statementId: { type: ['string', 'null'], description: 'the admitted statement: its admitted event and completions share it' },
+            phase: { type: ['string', 'null'], enum: ['admitted', 'completed', null] },
             analysis: {},
             tables: { type: ['array', 'null'], items: { type: 'string' } },
             decision: { type: ['string', 'null'] },

@@ -9,7 +9,7 @@ import { ERR_AUTH_MISSING, ERR_BIGQUERY_REFUSED, ERR_BIGQUERY_UNSUPPORTED } from
 import { LOAD_INSTEAD } from '../src/warehouses/bigquery/requests.js'
 import { bigqueryConnections } from '../src/warehouses/bigquery/connections.js'
 import { discoveryDocument } from '../src/warehouses/bigquery/discovery.js'
-import { renderError, rewriteSluiceBody } from '../src/warehouses/bigquery/google-errors.js'
+import { googleErrorBody, renderError, rewriteSluiceBody } from '../src/warehouses/bigquery/google-errors.js'
 import { releaseThrown } from '../src/warehouses/bigquery/released-errors.js'
 import { cancelJob, getDataset, getJob, getTable, listDatasets, listJobs, listTableData, listTables } from '../src/warehouses/bigquery/reads.js'
 import { BigQueryService, type CallContext } from '../src/warehouses/bigquery/service.js'
@@ -28,7 +28,22 @@ export interface BigQueryPluginOptions {
 
 type Params = Record<string, string>
 type Query = Record<string, string | undefined>
-const ROUTE = { config: { authenticate: true, frontEnd: 'bigquery' } } as const
+const ROUTE = { config: { authenticate: true, frontEnd: 'bigquery', recordingFailure: bigqueryRecordingFailure } } as const
+
+/**
+ * A round trip that could not be recorded, in Google's error shape. Store down: 503
+ * backendError, which the clients retry (nothing ran). A statement that ran: 400
+ * failedPrecondition, which none of them retries, so it is not run twice.
+ */
+export function bigqueryRecordingFailure (err: Error & { code: string }): { statusCode: number, contentType: string, body: string } {
+  const ran = err.code === 'SLUICE_RESULT_UNRECORDED'
+  const status = ran ? 400 : 503
+  return {
+    statusCode: status,
+    contentType: 'application/json; charset=utf-8',
+    body: JSON.stringify(googleErrorBody(status, err.message, err.code, ran ? 'failedPrecondition' : 'backendError'))
+  }
+}
 
 function applicationOf (userAgent: string | undefined): string | undefined {
   if (userAgent === undefined) return undefined

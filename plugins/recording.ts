@@ -1,11 +1,14 @@
 // Every authenticated request to a front end opens or continues a session and writes an event
-// before its response leaves the gateway (record, then release). If the event cannot be
-// written the client gets a retryable 503 instead of the response: an unrecorded round trip
-// is never released. Failed authentications are recorded too, without a session.
+// before its response leaves the gateway (record, then release). A statement the pipeline
+// admits gets one more, earlier: its "admitted" event, committed before the warehouse is called
+// (the pipeline awaits trip.onAdmitted), and the response that releases its result is its
+// "completed" event. If an event cannot be written the response is withheld: before execution
+// the client is told to retry (nothing ran); after, that the statement ran but its result is
+// withheld (a retry would run it again). Failed authentications are recorded too.
 import { createHash } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { ERR_STORE_UNAVAILABLE } from '../src/errors.js'
+import { ERR_RESULT_UNRECORDED, ERR_STORE_UNAVAILABLE } from '../src/errors.js'
 import type { RoundTrip } from '../src/pipeline.js'
 import { nowMicros } from '../src/recording/chain.js'
 import { Recording } from '../src/recording/recorder.js'
@@ -17,8 +20,9 @@ declare module 'fastify' {
     frontEnd?: string
     /**
      * Renders "this round trip could not be recorded" in the front end's own protocol (the
-     * response is withheld, so the client must be told to retry). Default: 503 with the
-     * catalogue error as JSON and retry-after.
+     * response is withheld): ERR_STORE_UNAVAILABLE (retryable: nothing was executed) or
+     * ERR_RESULT_UNRECORDED (not retryable: the statement ran). Default: the catalogue error as
+     * JSON, 503 with retry-after for the first, 500 for the second.
      */
     recordingFailure?: (error: Error & { code: string, statusCode?: number }) => { statusCode: number, contentType?: string, body: string }
   }
@@ -44,6 +48,53 @@ export function tokenSessionKey (request: FastifyRequest, frontEnd: string): str
   const header = request.headers.authorization
   if (header === undefined) return null
   return `${frontEnd}:${createHash('sha256').update(header).digest('base64url')}`
+}
+
+// Answers that mean the upstream never ran the statement: a lost completion is then retryable.
+const NOT_EXECUTED = new Set(['SLUICE_UPSTREAM_UNAVAILABLE', 'SLUICE_STORE_UNAVAILABLE'])
+
+/** The session a request's events belong to. */
+function sessionOf (request: FastifyRequest, frontEnd: string) {
+  const principal = request.principal as NonNullable<FastifyRequest['principal']>
+  const connection = request.connectionName ?? undefined
+  return {
+    sessionKey: request.sessionKey ?? tokenSessionKey(request, frontEnd) ?? `${frontEnd}:${request.id}`,
+    principal,
+    connection,
+    frontEnd,
+    sourceIp: request.ip,
+    userAgent: request.headers['user-agent']
+  }
+}
+
+/**
+ * Commits a statement's admitted event: who, which agent, the SQL, its analysis and the
+ * decision (rule included), before the warehouse is called.
+ */
+export function createAdmittedRecorder (recording: Recording, request: FastifyRequest) {
+  return async function recordAdmitted (trip: RoundTrip): Promise<void> {
+    const frontEnd = request.routeOptions.config.frontEnd
+    const principal = request.principal
+    if (frontEnd === undefined || principal === null || principal === undefined) return
+    const admitted: RoundTrip = {}
+    for (const key of ['sql', 'analysis', 'decision', 'hold', 'params', 'policyVersion', 'statementId'] as const) {
+      if (trip[key] !== undefined) (admitted as Record<string, unknown>)[key] = trip[key]
+    }
+    await recording.record({
+      requestId: request.id,
+      frontEnd,
+      principal,
+      connection: request.connectionName ?? undefined,
+      route: request.routeOptions.url ?? request.url,
+      method: request.method,
+      outcome: 'admitted',
+      phase: 'admitted',
+      startedAtMicros: nowMicros(),
+      sourceIp: request.ip,
+      userAgent: request.headers['user-agent'] ?? null,
+      trip: admitted
+    }, sessionOf(request, frontEnd))
+  }
 }
 
 function outcomeOf (statusCode: number, trip: RoundTrip): EventOutcome {
@@ -76,6 +127,8 @@ export function createRecordHook ({ recording }: RecordHookOptions) {
     if (frontEnd === undefined || principal === null || principal === undefined) return payload
     const trip = request.roundTrip ?? {}
     const connection = request.connectionName ?? undefined
+    // The answer that releases an admitted statement's result (or its failure) completes it.
+    const phase = trip.statementId !== undefined && trip.pending !== true ? 'completed' as const : null
     try {
       await recording.record({
         requestId: request.id,
@@ -86,29 +139,32 @@ export function createRecordHook ({ recording }: RecordHookOptions) {
         method: request.method,
         statusCode: reply.statusCode,
         outcome: outcomeOf(reply.statusCode, trip),
+        phase,
         durationMs: reply.elapsedTime,
         startedAtMicros: nowMicros() - Math.round(reply.elapsedTime * 1000),
         sourceIp: request.ip,
         userAgent: request.headers['user-agent'] ?? null,
         bytesReturned: trip.bytesReturned ?? payloadBytes(payload),
         trip
-      }, {
-        sessionKey: request.sessionKey ?? tokenSessionKey(request, frontEnd) ?? `${frontEnd}:${request.id}`,
-        principal,
-        connection,
-        frontEnd,
-        sourceIp: request.ip,
-        userAgent: request.headers['user-agent']
-      })
+      }, sessionOf(request, frontEnd))
     } catch (err) {
       request.log.error({ err: (err as Error).message }, 'recording failed; response withheld')
-      const refusal = new ERR_STORE_UNAVAILABLE('the round trip could not be recorded') as Error & { code: string, statusCode?: number }
+      // Admitted (so possibly run upstream) and not refused by an upstream that never ran it:
+      // the statement stands in the trail as admitted, and the client must not just retry.
+      const ran = trip.statementId !== undefined && !NOT_EXECUTED.has(trip.errorCode ?? '')
+      const refusal = (ran
+        ? new ERR_RESULT_UNRECORDED(`statement ${trip.statementId ?? ''}, request ${request.id}`)
+        : new ERR_STORE_UNAVAILABLE('the round trip could not be recorded')) as Error & { code: string, statusCode?: number }
+      trip.errorCode = refusal.code
       // Whatever the route was about to send (its stream included) is dropped.
       if (payload !== null && typeof payload === 'object' && 'destroy' in payload) (payload as { destroy: () => void }).destroy()
       const render = request.routeOptions.config.recordingFailure
-      const rendered = render?.(refusal) ?? { statusCode: 503, contentType: 'application/json; charset=utf-8', body: JSON.stringify({ code: refusal.code, message: refusal.message }) }
-      reply.code(rendered.statusCode).header('retry-after', '5').type(rendered.contentType ?? 'application/json; charset=utf-8')
+      const rendered = render?.(refusal) ?? { statusCode: refusal.statusCode ?? 503, contentType: 'application/json; charset=utf-8', body: JSON.stringify({ code: refusal.code, message: refusal.message }) }
+      reply.code(rendered.statusCode).type(rendered.contentType ?? 'application/json; charset=utf-8')
+      if (ran) reply.removeHeader('retry-after')
+      else reply.header('retry-after', '5')
       reply.removeHeader('content-length')
+      reply.removeHeader('content-encoding')
       return rendered.body
     }
     return payload
@@ -129,7 +185,7 @@ async function recordingPlugin (fastify: FastifyInstance, options: RecordingPlug
   fastify.decorateRequest('connectionName', null)
 
   fastify.addHook('onRequest', async function startRoundTrip (request) {
-    request.roundTrip = {}
+    request.roundTrip = { onAdmitted: createAdmittedRecorder(recording, request) }
   })
   fastify.addHook('onSend', createRecordHook({ recording }))
   fastify.addHook('onReady', async function startRecording () { recording.start() })

@@ -70,8 +70,11 @@ export function createQueryHandler (fastify: FastifyInstance) {
       const asyncExec = body.asyncExec === true
       const idempotency = fastify.snowflake.idempotency
       const connection = session.settings.name
-      const respond = async (handle: Handle): Promise<FastifyReply> =>
-        asyncExec ? await reply.send(asyncAnswer(handle)) : await answer(request, reply, handle, session)
+      const respond = async (handle: Handle): Promise<FastifyReply> => {
+        if (!asyncExec) return await answer(request, reply, handle, session)
+        request.roundTrip.pending = true
+        return await reply.send(asyncAnswer(handle))
+      }
       if (requestId !== undefined && req.sql === resubmitText(requestId)) {
         // snowflake-sdk resubmitting by request id: the result of whatever ran under it, if anything did.
         const bound = await idempotency.bound(session.principal, connection, requestId)
@@ -88,7 +91,7 @@ export function createQueryHandler (fastify: FastifyInstance) {
       // Admission first: a refused statement binds no requestId, so its retry is refused again.
       const prepared = await prepareRequest(deps, req, request.roundTrip)
       // An async statement outlives this request: its rows are counted by the fetch that serves them.
-      const trip = asyncExec ? {} : request.roundTrip
+      const trip = asyncExec ? { statementId: prepared.admission.statementId } : request.roundTrip
       const start = (id?: string): Handle => {
         const handle = fastify.snowflake.handles.start(session.principal, connection, req.sql,
           async (h) => await runPrepared(deps, { ...req, signal: h.abort.signal }, prepared, trip), id)
@@ -113,6 +116,7 @@ export async function answer (request: FastifyRequest, reply: FastifyReply, hand
   await Promise.race([handle.done, new Promise((resolve) => { timer = setTimeout(resolve, session.settings.syncWaitSeconds * 1000) })])
   clearTimeout(timer)
   if (handle.state === 'running') {
+    trip.pending = true
     return await reply.send({
       code: '333333',
       message: 'Query execution in progress. Poll the result URL.',

@@ -51,6 +51,20 @@ export function sendConnectorError (request: FastifyRequest, reply: FastifyReply
   return reply.code(200).send(connectorErrorBody(info, queryId, extra))
 }
 
+/**
+ * A round trip that could not be recorded, in the connector's shape. Store down: HTTP 503,
+ * which both drivers retry (nothing ran). A statement that ran: HTTP 200 success:false, which
+ * they raise at once, so the agent is told instead of the driver running it again.
+ */
+export function connectorRecordingFailure (err: Error & { code: string }): { statusCode: number, contentType: string, body: string } {
+  const info = errorInfo(err, '')
+  return {
+    statusCode: err.code === 'SLUICE_RESULT_UNRECORDED' ? 200 : 503,
+    contentType: 'application/json; charset=utf-8',
+    body: JSON.stringify(connectorErrorBody(info))
+  }
+}
+
 /** onRequest for session-token routes: resolves the Sluice session or answers as Snowflake would. */
 export function createSessionHook (fastify: FastifyInstance) {
   return async function resolveSession (request: FastifyRequest, reply: FastifyReply) {
@@ -213,7 +227,7 @@ function connectorContext (app: FastifyInstance): void {
   lenientJsonBodies(app)
   catalogueErrorsAs(app, (request, reply, err) => sendConnectorError(request, reply, err))
   app.addHook('onRoute', function connectorRefusals (route) {
-    route.config = { ...route.config, authFailureBody: connectorAuthFailureBody }
+    route.config = { ...route.config, authFailureBody: connectorAuthFailureBody, recordingFailure: connectorRecordingFailure }
   })
 }
 

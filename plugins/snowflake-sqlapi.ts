@@ -63,6 +63,19 @@ async function sendError (request: Req, reply: FastifyReply, err: unknown, handl
   return await sendJson(request, reply, status, { code: info.code, message: info.message })
 }
 
+/**
+ * A round trip that could not be recorded, in the spec's shapes: store down is 503 (the
+ * clients retry it; nothing ran), a statement that ran is a 422 QueryFailureStatus (not retried).
+ */
+export function sqlApiRecordingFailure (err: Error & { code: string }): { statusCode: number, contentType: string, body: string } {
+  const info = errorInfo(err, '')
+  if (err.code !== 'SLUICE_RESULT_UNRECORDED') {
+    return { statusCode: 503, contentType: 'application/json', body: JSON.stringify({ code: info.code, message: info.message }) }
+  }
+  const id = randomUUID()
+  return { statusCode: 422, contentType: 'application/json', body: JSON.stringify(failureStatus(info, { id, createdOn: Date.now() }, `/api/v2/statements/${id}`)) }
+}
+
 function settingsFor (fastify: FastifyInstance, request: Req) {
   const settings = fastify.snowflake.select(request.params.connection)
   // A named connection must exist; only the unprefixed path falls back to the default.
@@ -116,7 +129,8 @@ export function createSubmitHandler (fastify: FastifyInstance) {
       const prepared = await prepareRequest(deps, input, request.roundTrip)
       const session = await upstream.lease(ownerKey(principal), context)
       const req: ExecuteRequest = { ...input, session }
-      const trip = query.async ? {} : request.roundTrip
+      // An async statement's own trip is completed by the poll that serves it (carryTrip).
+      const trip = query.async ? { statementId: prepared.admission.statementId } : request.roundTrip
       let started = false
       const start = (id?: string): Handle => {
         started = true
@@ -140,7 +154,10 @@ export function createSubmitHandler (fastify: FastifyInstance) {
         if (!started) upstream.release(session)
       }
       if (!started) return await answer(request, reply, handle, retryWait, 0, query.nullable)
-      if (query.async) return await sendJson(request, reply, 202, queryStatus(handle, statusUrl(request, handle.id)))
+      if (query.async) {
+        request.roundTrip.pending = true
+        return await sendJson(request, reply, 202, queryStatus(handle, statusUrl(request, handle.id)))
+      }
       return await answer(request, reply, handle, settings.syncWaitSeconds, 0, query.nullable)
     } catch (err) {
       return await sendError(request, reply, err)
@@ -156,7 +173,10 @@ async function answer (request: Req, reply: FastifyReply, handle: Handle, waitSe
   let timer: NodeJS.Timeout | undefined
   await Promise.race([handle.done, new Promise((resolve) => { timer = setTimeout(resolve, waitSeconds * 1000) })])
   clearTimeout(timer)
-  if (handle.state === 'running') return await sendJson(request, reply, 202, queryStatus(handle, url))
+  if (handle.state === 'running') {
+    trip.pending = true
+    return await sendJson(request, reply, 202, queryStatus(handle, url))
+  }
   if (handle.state === 'aborted') {
     trip.errorCode = 'SLUICE_SNOWFLAKE_CANCELLED'
     if (handle.cancelReason === 'timeout') {
@@ -223,7 +243,7 @@ async function snowflakeSqlApi (fastify: FastifyInstance): Promise<void> {
   await fastify.register(async function sqlApi (app) {
     lenientJsonBodies(app)
     catalogueErrorsAs(app, async (request, reply, err) => await sendError(request as Req, reply, err))
-    const config = { frontEnd: FRONT_END, authenticate: true }
+    const config = { frontEnd: FRONT_END, authenticate: true, recordingFailure: sqlApiRecordingFailure }
     for (const prefix of ['', '/snowflake/:connection']) {
       app.post(`${prefix}/api/v2/statements`, { config }, createSubmitHandler(fastify))
       app.get(`${prefix}/api/v2/statements/:handle`, { config }, createStatusHandler())

@@ -53,6 +53,10 @@ export const ERR_FORBIDDEN = createError<[string]>(
 // ── store ─────────────────────────────────────────────────────────────────────────────────
 export const ERR_STORE_UNAVAILABLE = createError<[string]>(
   'SLUICE_STORE_UNAVAILABLE', 'the audit store is unavailable, nothing was executed; retry later: %s', 503, base(StoreError))
+// The warehouse already ran the statement (its admitted event is in the trail), but its
+// completion could not be recorded: the result is withheld, and a retry would run it again.
+export const ERR_RESULT_UNRECORDED = createError<[string]>(
+  'SLUICE_RESULT_UNRECORDED', 'the statement ran, but its result is withheld because it could not be recorded in the audit store (%s); do not simply retry: the statement may have changed data, check its effect first', 500, base(StoreError))
 export const ERR_MIGRATION_FAILED = createError<[string, string]>(
   'SLUICE_MIGRATION_FAILED', 'migration %s failed: %s', 500, base(StoreError))
 

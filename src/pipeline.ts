@@ -3,6 +3,7 @@
 // Front ends call `admit` before touching the upstream and `release` to mask the result they
 // got back; what happened is collected in a RoundTrip that the recording layer writes before
 // the response leaves the gateway.
+import { randomUUID } from 'node:crypto'
 import { ERR_APPROVAL_REQUIRED } from './errors.js'
 import { policyError } from './policy/evaluator.js'
 import { CaptureCollector } from './recording/capture.js'
@@ -35,6 +36,15 @@ export interface RoundTrip {
   capture?: CaptureCollector
   /** Bytes of result the front end sent, when it knows better than the response body size. */
   bytesReturned?: number
+  /** The admitted statement this round trip serves (its admitted event is committed). */
+  statementId?: string
+  /** The answer says "still running": the completion comes with a later request. */
+  pending?: boolean
+  /**
+   * Commits the statement's admitted event (set by the recording layer, which knows the
+   * request's session); admission awaits it before anything can reach the upstream.
+   */
+  onAdmitted?: (trip: RoundTrip) => Promise<void>
 }
 
 export interface PipelineOptions {
@@ -63,9 +73,9 @@ export class Pipeline {
   async admit (statement: Statement, trip: RoundTrip): Promise<Admission> {
     trip.sql = statement.sql
     if (statement.params !== undefined) trip.params = statement.params
-    // The store probe runs while the statement is analysed and decided (its I/O overlaps that
-    // work); it is awaited below, before anything can reach the upstream.
-    let writable = this.#probe()
+    // Without a recording layer to write the admitted event, a store probe stands in for it: it
+    // runs while the statement is analysed and decided and is awaited before the upstream.
+    let writable = trip.onAdmitted === undefined ? this.#probe() : Promise.resolve()
     const analysis = this.#stages.analyze.analyze(statement)
     trip.analysis = analysis
     const decision = this.#stages.decide.decide(statement, analysis)
@@ -84,11 +94,22 @@ export class Pipeline {
       trip.hold = outcome
       if (outcome.state !== 'granted') throw new ERR_APPROVAL_REQUIRED(decision.ruleId, detail)
       // An approval can take minutes: the probe from before the hold says nothing about now.
-      writable = this.#probe()
+      if (trip.onAdmitted === undefined) writable = this.#probe()
     }
-    // Right before the front end calls the upstream: a statement whose event cannot be
-    // written is refused (ERR_STORE_UNAVAILABLE, retryable) before anything runs upstream.
+    // Right before the front end calls the upstream: a statement whose admitted event cannot
+    // be committed is refused (ERR_STORE_UNAVAILABLE, retryable) before anything runs upstream.
     await writable
+    if (trip.onAdmitted !== undefined) {
+      const statementId = randomUUID()
+      trip.statementId = statementId
+      try {
+        await trip.onAdmitted(trip)
+      } catch (err) {
+        delete trip.statementId
+        throw err
+      }
+      return { ...admission, statementId }
+    }
     return admission
   }
 
@@ -115,6 +136,9 @@ export class Pipeline {
   release (statement: Statement, admission: Admission, result: NeutralResult, trip: RoundTrip): NeutralResult {
     const mask = this.#stages.mask
     const plan = mask.plan(statement, admission, result.schema)
+    // Released in a later request than the one that admitted it (a poll, a page): this round
+    // trip completes that statement.
+    if (admission.statementId !== undefined) trip.statementId ??= admission.statementId
     trip.upstreamId = result.upstreamId
     trip.rowsReturned = 0
     // A masking stage keeps exact counts (values actually masked, detector findings) in the plan.

@@ -69,6 +69,11 @@ export interface NeutralResult {
 export interface Admission {
   analysis: Analysis
   decision: Decision
+  /**
+   * Sluice's id of the admitted statement, set once its admitted event was committed; every
+   * later release under this admission (another request, a poll) completes that statement.
+   */
+  statementId?: string
 }
 
 /** One masked output column of a MaskPlan. */

@@ -5,6 +5,7 @@ import type { Store } from '../store/store.js'
 import type { CheckpointKey } from './chain.js'
 import { DUPLICATE_CANDIDATES, findDuplicates } from './duplicates.js'
 import { EVENT_FIELDS, type StoredEvent } from './event.js'
+import { findIncomplete, formatIncomplete } from './incomplete.js'
 import type { OutsideCopies } from './outside.js'
 import {
   ChainWalker, chainsWithoutEvents, settle, verifyChain, warning,
@@ -122,8 +123,9 @@ export async function verifyStore (store: Store, key?: CheckpointKey, options: V
   }
   const checkpointCount = [...checkpoints.values()].reduce((n, l) => n + l.length, 0)
   const outside = options.outside === undefined ? undefined : { checkpoints: options.outside.checkpoints, chains: options.outside.byChain.size }
+  const incomplete = await findIncomplete(store)
   return settle({
-    strict: options.strict === true, events, chains: present.length, checkpoints: checkpointCount, ...(outside !== undefined && { outside }), issues, warnings
+    strict: options.strict === true, events, chains: present.length, checkpoints: checkpointCount, ...(outside !== undefined && { outside }), issues, warnings, incomplete
   }, ctx, 'store', chained)
 }
 
@@ -133,9 +135,11 @@ export function formatReport (report: VerifyReport): string {
     `${i.kind.toUpperCase().padEnd(9)} chain ${i.chain ?? '-'} seq ${i.seq ?? '-'} event ${i.eventId ?? '-'}` +
     `${i.requestId === null ? '' : ` request ${i.requestId}`}: ${i.detail}`)
   for (const w of report.warnings) lines.push(`warning: ${w.chain === null ? '' : `chain ${w.chain}: `}${w.detail}`)
+  if (report.incomplete !== undefined) lines.push(...formatIncomplete(report.incomplete))
   const verdict = report.ok ? 'OK' : report.issues.length === 0 ? 'FAILED (--strict: warnings fail)' : 'FAILED'
   const outside = report.outside === undefined ? '' : `, ${report.outside.checkpoints} outside checkpoint copies`
   lines.push(`${verdict}: ${report.events} events in ${report.chains} chains, ${report.checkpoints} checkpoints${outside}, ` +
-    `${report.issues.length} issues, ${report.warnings.length} warnings`)
+    `${report.issues.length} issues, ${report.warnings.length} warnings` +
+    `${(report.incomplete?.count ?? 0) > 0 ? `, ${report.incomplete?.count ?? 0} admitted statements without a completion` : ''}`)
   return lines.join('\n')
 }

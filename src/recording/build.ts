@@ -20,6 +20,8 @@ export interface RoundTripFacts {
   method?: string | null
   statusCode?: number | null
   outcome: string
+  /** `admitted` / `completed` for the two events of an admitted statement. */
+  phase?: 'admitted' | 'completed' | null
   errorCode?: string | null
   /** Overrides the decision's reason (e.g. why authentication failed). */
   reason?: string | null
@@ -124,7 +126,9 @@ export function buildEvent (facts: RoundTripFacts, options: BuildOptions): Pendi
     resultDigest: capture === undefined ? null : sha256(capture.bytes).toString('hex'),
     resultTruncated: capture?.truncated ?? false,
     resultCapture: capture?.bytes ?? null,
-    sqlSearch: null
+    sqlSearch: null,
+    statementId: trip.statementId ?? null,
+    phase: facts.phase ?? null
   }
   // Everything hashed must be storable as is (no NUL, no lone surrogates); see storable().
   const { resultCapture, ...rest } = event

@@ -28,7 +28,14 @@ export const DIGEST_FIELDS = [
   'resultTruncated'
 ] as const
 
-export type DigestField = typeof DIGEST_FIELDS[number]
+/**
+ * Added with recording before execution (migration 0004). They join the digest only when one
+ * is set, so every event written before them hashes exactly as it did; an event written with
+ * them and read back without them no longer matches its digest.
+ */
+export const PHASE_DIGEST_FIELDS = ['statementId', 'phase'] as const
+
+export type DigestField = typeof DIGEST_FIELDS[number] | typeof PHASE_DIGEST_FIELDS[number]
 
 /**
  * JSON with object keys sorted at every level. jsonb reorders keys and drops whitespace, so
@@ -57,6 +64,9 @@ function sortedKeys (_key: string, value: unknown): unknown {
 
 export function eventDigest (event: Partial<Record<DigestField, unknown>>): Buffer {
   const content = DIGEST_FIELDS.map((field) => event[field] ?? null)
+  if (PHASE_DIGEST_FIELDS.some((field) => (event[field] ?? null) !== null)) {
+    for (const field of PHASE_DIGEST_FIELDS) content.push(event[field] ?? null)
+  }
   return createHash('sha256').update(canonicalJson(content)).digest()
 }
 

@@ -47,6 +47,10 @@ export interface AuditEvent {
   /** hex of sha256(resultCapture) */
   resultDigest: string | null
   resultTruncated: boolean
+  /** The admitted statement this event belongs to (its admitted event and completions share it). */
+  statementId?: string | null
+  /** `admitted` before the warehouse is called, `completed` before the result is released. */
+  phase?: 'admitted' | 'completed' | null
 }
 
 /** An event as the writer hands it to the store, chain fields filled in. */
@@ -91,7 +95,8 @@ export const COLUMNS: ReadonlyArray<readonly [keyof ChainedEvent & string, strin
   ['rowsReturned', 'rows_returned', 'bigint'], ['bytesReturned', 'bytes_returned', 'bigint'],
   ['resultDigest', 'result_digest', 'hex'], ['resultTruncated', 'result_truncated', 'bool'],
   ['prevHash', 'prev_hash', 'hex'], ['eventDigest', 'event_digest', 'hex'], ['hash', 'hash', 'hex'],
-  ['resultCapture', 'result_capture', 'hex'], ['sqlSearch', 'sql_search', 'tsv']
+  ['resultCapture', 'result_capture', 'hex'], ['sqlSearch', 'sql_search', 'tsv'],
+  ['statementId', 'statement_id', 'text'], ['phase', 'phase', 'text']
 ]
 
 const RECORDSET_TYPE: Record<Kind, string> = {
@@ -99,7 +104,7 @@ const RECORDSET_TYPE: Record<Kind, string> = {
   json: 'jsonb', texts: 'text[]', hex: 'text', time: 'text', tsv: 'text'
 }
 
-// Column i travels under the key `c<i>`: with 45 columns, spelling out their names in every
+// Column i travels under the key `c<i>`: with 47 columns, spelling out their names in every
 // row would be a quarter of what is sent and parsed for each event.
 const KEYS = COLUMNS.map((_, i) => `c${i}`)
 

@@ -84,6 +84,11 @@ export function normaliseEventFilter (f: EventFilter): EventFilter {
   const until = normaliseTime(f.until, 'until')
   if (since !== undefined) out.since = since
   if (until !== undefined) out.until = until
+  const incomplete = f.incomplete as unknown
+  if (incomplete !== undefined) {
+    if (incomplete !== true && incomplete !== false && incomplete !== 'true' && incomplete !== 'false') throw bad('incomplete', 'must be true or false')
+    if (incomplete === true || incomplete === 'true') out.incomplete = true
+  }
   if (f.sessionId !== undefined) {
     if (typeof f.sessionId !== 'string' || !UUID.test(f.sessionId)) throw bad('sessionId', 'must be a UUID')
     out.sessionId = f.sessionId

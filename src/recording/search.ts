@@ -7,6 +7,7 @@ import { decompressCapture, type CapturedResult } from './capture.js'
 import { EVENT_FIELDS, type StoredEvent } from './event.js'
 import { eventCursor, normaliseEventFilter, normaliseSessionFilter, sessionCursor } from './filters.js'
 import { searchQuery } from './fulltext.js'
+import { INCOMPLETE_CONDITION } from './incomplete.js'
 
 export interface EventFilter {
   principal?: string
@@ -27,6 +28,8 @@ export interface EventFilter {
   fingerprint?: string
   /** Full-text search of the SQL (web search syntax: words, "phrases", -exclusions, or). */
   q?: string
+  /** Only admitted events no completion followed (a crash, or a result withheld). */
+  incomplete?: boolean
 }
 
 export interface SessionFilter {
@@ -113,6 +116,7 @@ function eventWhere (filter: EventFilter): Where {
   if (f.sessionId !== undefined) w.add((b) => `e.session_id = ${b(f.sessionId)}::uuid`)
   if (f.requestId !== undefined) w.add((b) => `e.request_id = ${b(f.requestId)}`)
   if (f.fingerprint !== undefined) w.add((b) => `e.sql_fingerprint = ${b(f.fingerprint)}`)
+  if (f.incomplete === true) w.add(() => `(${INCOMPLETE_CONDITION})`)
   if (f.q !== undefined) {
     // Tokenized like the stored vector (fulltext.ts); a query with no words matches nothing.
     const query = searchQuery(f.q)

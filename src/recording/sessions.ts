@@ -5,7 +5,7 @@ import { ERR_FORBIDDEN } from '../errors.js'
 import type { Principal } from '../identity/principal.js'
 import type { Store } from '../store/store.js'
 
-export type EventOutcome = 'ok' | 'denied' | 'error' | 'unauthenticated' | 'held'
+export type EventOutcome = 'ok' | 'denied' | 'error' | 'unauthenticated' | 'held' | 'admitted'
 export type EventDecision = 'allow' | 'deny' | 'require_approval'
 
 export interface OpenSessionInput {

@@ -24,6 +24,7 @@
 import { eventDigest, GENESIS, linkHash, verifyBody, type CheckpointKey } from './chain.js'
 import { findDuplicates } from './duplicates.js'
 import type { StoredEvent } from './event.js'
+import { incompleteIn, type IncompleteReport } from './incomplete.js'
 
 /** Errors: something in the trail was changed. Any one fails verification. */
 export type IssueKind = 'modified' | 'deleted' | 'inserted' | 'reordered' | 'checkpoint' | 'duplicate'
@@ -81,6 +82,11 @@ export interface VerifyReport {
   outside?: { checkpoints: number, chains: number }
   issues: VerifyIssue[]
   warnings: VerifyWarning[]
+  /**
+   * Admitted statements without a completion (a crash, or a result withheld because its
+   * completion could not be recorded). Not tampering: listed, never an issue or a warning.
+   */
+  incomplete?: IncompleteReport
 }
 
 export interface VerifyContext {
@@ -382,5 +388,5 @@ export function verifyAll (events: Iterable<StoredEvent>, ctx: VerifyContext, op
   }
   issues.push(...findDuplicates(all))
   const checkpoints = [...ctx.checkpoints.values()].reduce((n, l) => n + l.length, 0)
-  return settle({ strict: options.strict === true, events: all.length, chains: byChain.size, checkpoints, issues, warnings }, ctx, 'export', all.length - unchained)
+  return settle({ strict: options.strict === true, events: all.length, chains: byChain.size, checkpoints, issues, warnings, incomplete: incompleteIn(all) }, ctx, 'export', all.length - unchained)
 }

@@ -12,6 +12,11 @@ import { bob, ed25519Pem, facts } from './helpers.js'
 const slow = { timeout: 120_000 }
 const OLD = Date.parse('2026-01-15T10:00:00Z') * 1000
 
+/** The events that answered a request: an admitted statement's admitted event left out. */
+function answered<T extends { phase?: string | null }> (items: T[]): T[] {
+  return items.filter((e) => e.phase !== 'admitted')
+}
+
 describe.each(storeEngines())('admin API on $name', slow, (engine) => {
   let idp: TestIdp
   let store: Store
@@ -66,7 +71,8 @@ describe.each(storeEngines())('admin API on $name', slow, (engine) => {
   })
 
   it('filters events by principal, agent, connection, time, decision, rule, table and masked column', async () => {
-    const ids = async (query: string): Promise<string[]> => (await get(`/admin/v1/events?frontEnd=test&limit=500&${query}`)).body.items.map((e: { sqlText: string | null, requestId: string }) => e.sqlText ?? e.requestId)
+    // Round trips: an admitted statement's admitted event is counted by its completion.
+    const ids = async (query: string): Promise<string[]> => answered((await get(`/admin/v1/events?frontEnd=test&limit=500&${query}`)).body.items).map((e: { sqlText: string | null, requestId: string }) => e.sqlText ?? e.requestId)
     expect(await ids('principal=ci-bot')).toEqual(['select count(*) from analytics.public.orders'])
     expect((await ids('agent=claude-code')).length).toBe(7)
     // ci-bot: the machine client, and bob's client (helpers.ts) for the older events.
@@ -84,7 +90,7 @@ describe.each(storeEngines())('admin API on $name', slow, (engine) => {
   })
 
   it('searches the SQL full text', async () => {
-    const q = async (text: string): Promise<number> => (await get(`/admin/v1/events?frontEnd=test&limit=500&q=${encodeURIComponent(text)}`)).body.items.length
+    const q = async (text: string): Promise<number> => answered((await get(`/admin/v1/events?frontEnd=test&limit=500&q=${encodeURIComponent(text)}`)).body.items).length
     expect(await q('customers')).toBe(1)
     expect(await q('invoices')).toBe(5)
     // The robot's count(*) and the three older events; the join with customers is excluded.
@@ -101,7 +107,7 @@ describe.each(storeEngines())('admin API on $name', slow, (engine) => {
       const page = await get(`/admin/v1/events?frontEnd=test&limit=3${cursor === null ? '' : `&cursor=${cursor}`}`)
       expect(page.status).toBe(200)
       expect(page.body).not.toHaveProperty('total')
-      seen.push(...page.body.items.map((e: { id: string }) => e.id))
+      seen.push(...answered(page.body.items).map((e: { id: string }) => e.id))
       cursor = page.body.nextCursor
       pages++
     } while (cursor !== null && pages < 20)
@@ -122,15 +128,18 @@ describe.each(storeEngines())('admin API on $name', slow, (engine) => {
     expect(older.body.items).toHaveLength(1)
 
     const agentSession = (await get('/admin/v1/sessions?principal=alice&frontEnd=test')).body.items[0]
-    const timeline = await get(`/admin/v1/sessions/${agentSession.id as string}/timeline?limit=2`)
+    const timeline = await get(`/admin/v1/sessions/${agentSession.id as string}/timeline?limit=3`)
     expect(timeline.status).toBe(200)
     expect(timeline.body.session).toMatchObject({ principalSubject: 'alice' })
-    const first = timeline.body.items[0]
+    // Admitted first (before the upstream ran), then the completion with the released result.
+    expect(timeline.body.items[0]).toMatchObject({ phase: 'admitted', outcome: 'admitted', result: null })
+    const first = timeline.body.items[1]
+    expect(first).toMatchObject({ phase: 'completed', statementId: timeline.body.items[0].statementId })
     expect(first.sqlText).toContain('crm.customers')
     expect(first.result).toEqual({ columns: [{ name: 'ID', type: 'NUMBER' }, { name: 'EMAIL', type: 'TEXT' }], rows: [[1, '***'], [2, '***'], [3, '***']], rowsReleased: 3, truncated: false })
     expect(timeline.body.nextCursor).toEqual(expect.any(String))
     const next = await get(`/admin/v1/sessions/${agentSession.id as string}/timeline?limit=100&cursor=${timeline.body.nextCursor as string}`)
-    expect(next.body.items.length).toBe(5)
+    expect(answered(next.body.items).length).toBe(5)
     expect((await get(`/admin/v1/events/${first.id as string}`)).body.result.rows).toHaveLength(3)
     expect((await get('/admin/v1/sessions/00000000-0000-0000-0000-000000000000/timeline')).status).toBe(404)
   })

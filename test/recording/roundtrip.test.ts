@@ -1,8 +1,10 @@
 // Every field of an event, for allowed, denied and failed round trips through a pipeline-driven
 // front-end route and through /v1/whoami, on both stores; and fail-closed admission: with the
-// store down the client gets a retryable 503 and the upstream is never called.
+// store down the client gets a retryable 503 and the upstream is never called; an admitted
+// statement's admitted event is committed before the upstream runs, and a store failing after it
+// ran withholds the result with a distinct, non-retryable error.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { verifyStore } from '../../src/recording/audit.js'
+import { formatReport, verifyStore } from '../../src/recording/audit.js'
 import { getEvent, searchEvents, type TimelineEvent } from '../../src/recording/search.js'
 import { migrate } from '../../src/store/migrate.js'
 import type { Store } from '../../src/store/store.js'
@@ -57,10 +59,16 @@ describe.each(storeEngines())('round trips recorded on $name', slow, (engine) =>
     return { status: res.statusCode, body: res.json(), requestId: String(res.headers['x-request-id']) }
   }
 
+  /** The event that answered the request (an admitted statement's completion). */
   async function eventOf (requestId: string): Promise<TimelineEvent> {
     const page = await searchEvents(store, { requestId })
-    expect(page.items).toHaveLength(1)
-    return (await getEvent(store, page.items[0]!.id))!
+    const answered = page.items.filter((e) => e.phase !== 'admitted')
+    expect(answered).toHaveLength(1)
+    return (await getEvent(store, answered[0]!.id))!
+  }
+
+  async function admittedOf (requestId: string): Promise<TimelineEvent[]> {
+    return (await searchEvents(store, { requestId })).items.filter((e) => e.phase === 'admitted')
   }
 
   const common = {
@@ -120,6 +128,14 @@ describe.each(storeEngines())('round trips recorded on $name', slow, (engine) =>
       resultDigest: expect.stringMatching(/^[0-9a-f]{64}$/)
     })
     expect(e.bytesReturned).toBeGreaterThan(10)
+    // Admitted before the upstream ran (an earlier event of the chain), completed by the answer.
+    const [admitted] = await admittedOf(res.requestId)
+    expect(admitted).toMatchObject({
+      principalSubject: 'alice', clientId: 'cursor', outcome: 'admitted', phase: 'admitted', statementId: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      sqlText: e.sqlText, decision: 'allow', ruleId: 'allow-agents', tables: ['analytics.public.orders'], rowsReturned: null, hasResult: false, statusCode: null
+    })
+    expect(e).toMatchObject({ phase: 'completed', statementId: admitted?.statementId })
+    expect(Number(admitted?.id)).toBeLessThan(Number(e.id))
     // The capture is what the client saw: masked, never raw.
     expect(e.result).toEqual({ columns: [{ name: 'ID', type: 'NUMBER' }, { name: 'EMAIL', type: 'TEXT' }], rows: [[1, '***'], [2, '***'], [3, '***']], rowsReleased: 3, truncated: false })
     expect(JSON.stringify(e)).not.toContain('example.com')
@@ -187,23 +203,33 @@ describe.each(storeEngines())('round trips recorded on $name', slow, (engine) =>
     }
   })
 
-  it('store failing between admission and recording: the response is withheld (503), nothing unrecorded is released', async () => {
+  it('store failing between execution and release: the result is withheld (ran, not retryable), the admitted event stands', async () => {
     const original = h.upstream.execute
     h.upstream.execute = async (s) => {
       const result = await original(s)
       store.down = true
       return result
     }
+    let requestId = ''
     try {
-      const res = await send('select id from orders')
-      expect(res.status).toBe(503)
-      expect(res.body).toMatchObject({ code: 'SLUICE_STORE_UNAVAILABLE' })
+      const res = await send('select id from orders where id = 42')
+      requestId = res.requestId
+      expect(res.status).toBe(500)
+      expect(res.body).toMatchObject({ code: 'SLUICE_RESULT_UNRECORDED', message: expect.stringContaining('the statement ran, but its result is withheld') })
     } finally {
       h.upstream.execute = original
       store.down = false
     }
-    // The writer moved to a fresh chain after the failed batch; everything still verifies.
+    const admitted = await admittedOf(requestId)
+    expect(admitted).toHaveLength(1)
+    expect((await searchEvents(store, { requestId })).items).toHaveLength(1)
+    // The writer moved to a fresh chain after the failed batch; everything still verifies, and
+    // the statement is listed as admitted without a completion (not as tampering).
     expect((await send('select id from orders')).status).toBe(200)
-    expect((await verifyStore(store, h.recording.key)).issues).toEqual([])
+    const report = await verifyStore(store, h.recording.key)
+    expect(report.issues).toEqual([])
+    expect(report.incomplete?.statements.map((s) => s.statementId)).toContain(admitted[0]?.statementId)
+    expect(formatReport(report)).toContain(`incomplete: statement ${admitted[0]?.statementId ?? ''}`)
+    expect((await searchEvents(store, { incomplete: true })).items.map((e) => e.requestId)).toContain(requestId)
   })
 })

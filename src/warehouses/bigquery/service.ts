@@ -178,6 +178,8 @@ export class BigQueryService {
     const destination = created.configuration?.query?.destinationTable
     if (destination !== undefined && binding.owner === owner) this.registry.setDestination(binding, destination)
     ctx.trip.upstreamId = id
+    // The job's rows are released by later reads (getQueryResults, tabledata.list): they complete it.
+    if (created.status?.state !== 'DONE' || created.status?.errorResult === undefined) ctx.trip.pending = true
     return created
   }
 
@@ -187,6 +189,9 @@ export class BigQueryService {
    */
   async #withRows (ctx: CallContext, result: QueryResults, binding: { statement: Statement, admission: Admission }, start: number, timestamps: TimestampForm, upstreamId: string | undefined): Promise<QueryResults> {
     const { statement, admission } = binding
+    // A page of the admitted statement's result completes it; "not done yet" does not.
+    if (admission.statementId !== undefined) ctx.trip.statementId ??= admission.statementId
+    if (result.jobComplete === false) ctx.trip.pending = true
     const released = releaseQueryResults({ pipeline: this.pipeline, statement, admission }, result)
     // A statement that failed in a 200 answer (`errors`) is recorded with the text released.
     const failure = (released.errors as Array<{ message?: unknown }> | undefined)?.[0]?.message

@@ -62,6 +62,8 @@ export function carryTrip (handle: Handle, trip: RoundTrip): void {
   if (trip.capture === undefined && source.capture !== undefined) trip.capture = source.capture
   if (trip.maskedColumns === undefined && source.maskedColumns !== undefined) trip.maskedColumns = source.maskedColumns
   if (trip.upstreamId === undefined && source.upstreamId !== undefined) trip.upstreamId = source.upstreamId
+  // The request that serves the result (or failure) completes the statement admitted earlier.
+  if (trip.statementId === undefined && source.statementId !== undefined) trip.statementId = source.statementId
 }
 
 export function ownerKey (p: Principal): string {

@@ -41,7 +41,9 @@ const CODES: Record<string, [string, string]> = {
   SLUICE_IDEMPOTENCY_UNAVAILABLE: ['000900', '55000'],
   SLUICE_UPSTREAM_UNAVAILABLE: ['000603', 'XX000'],
   SLUICE_UPSTREAM_FAILED: ['000603', 'XX000'],
-  SLUICE_STORE_UNAVAILABLE: ['000603', 'XX000']
+  SLUICE_STORE_UNAVAILABLE: ['000603', 'XX000'],
+  // Ran, but withheld: an internal error the drivers do not retry.
+  SLUICE_RESULT_UNRECORDED: ['000603', 'XX000']
 }
 
 /** Releases upstream error text (the pipeline's releaseError, without a statement). */
