@@ -41,13 +41,15 @@ export const maskEmail: MaskStage = {
   }
 }
 
-/** The upstream: counts calls; `fail_upstream` in the SQL makes it fail. */
+/** The upstream: counts calls; `fail_upstream` in the SQL makes it fail, `stall_upstream` never answer. */
 export function countingUpstream (): { calls: number, execute: (s: Statement) => Promise<NeutralResult> } {
   const upstream = {
     calls: 0,
     async execute (statement: Statement): Promise<NeutralResult> {
       upstream.calls++
       if (statement.sql.includes('fail_upstream')) throw new ERR_UPSTREAM_FAILED('wh', 'the warehouse said no')
+      // A statement the warehouse is still running: the gateway can be killed meanwhile.
+      if (statement.sql.includes('stall_upstream')) await new Promise(() => {})
       return {
         schema: { columns: [{ name: 'ID', type: 'NUMBER' }, { name: 'EMAIL', type: 'TEXT' }] },
         upstreamId: `q-${upstream.calls}`,
