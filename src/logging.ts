@@ -1,6 +1,7 @@
 // pino options shared by the server and the CLI. Secrets never reach a log line: the paths
 // below cover request headers and every config or body field that can carry a credential,
 // and the request serializer redacts credential-like query parameters in every logged URL.
+import { LogController, type FastifyReply, type FastifyRequest } from 'fastify'
 import { stdSerializers } from 'pino'
 import type { LogConfig } from './config/types.js'
 import { redactText, redactUrl } from './url-credentials.js'
@@ -81,4 +82,26 @@ function redactMessages (this: unknown, args: unknown[], method: (...args: unkno
     if (typeof arg === 'string') args[i] = redactText(arg)
   }
   method.apply(this, args)
+}
+
+/**
+ * One line per round trip at info: "request completed" with the method, the redacted URL, the
+ * status and the time taken. Fastify's own pair (an "incoming request" line and a "request
+ * completed" line, both at info) doubled the log writes, ~12% of the CPU at c=16 with the
+ * socket writes; the incoming line is kept, at debug. Error lines stay as Fastify writes them.
+ */
+export class RoundTripLogController extends LogController {
+  override incomingRequest (request: FastifyRequest): void {
+    if (this.isLogDisabled(request)) return
+    request.log.debug({ req: request }, 'incoming request')
+  }
+
+  override requestCompleted (error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    if (this.isLogDisabled(request)) return
+    if (error !== null && error !== undefined) {
+      reply.log.error({ req: request, res: reply, err: error, responseTime: reply.elapsedTime }, 'request errored')
+    } else {
+      reply.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed')
+    }
+  }
 }

@@ -99,12 +99,22 @@ describe('tokens in the URL query string', () => {
     for (const secret of ['s3cr3tsig', 'k3y', 'hunter2']) expect(captured).not.toContain(secret)
 
     const lines = gw.logs.map((l) => JSON.parse(l) as { msg?: string, req?: { url?: string } })
-    const urls = lines.filter((l) => l.msg === 'incoming request').map((l) => l.req?.url ?? '')
+    // One line per round trip at info, carrying the (redacted) URL.
+    const urls = lines.filter((l) => l.msg === 'request completed').map((l) => l.req?.url ?? '')
     expect(urls).toContain('/.well-known/x?access_token=[redacted]')
     expect(urls).toContain('/nope?token=[redacted]&sig=[redacted]&api_key=[redacted]&password=[redacted]')
     expect(urls).toContain(`/bigquery/v2/projects/${BQ_PROJECT}/datasets/d/tables/t/data?pageToken=[redacted]&oauth_token=[redacted]`)
     expect(urls).toContain('/session/v1/login-request?databaseName=DB&access_token=[redacted]')
     // The refusals themselves were logged, by reason.
     expect(captured).toContain('a token in the URL query string')
+  })
+
+  it('logs one info line per round trip; the incoming-request line is debug only', () => {
+    const lines = gw.logs.map((l) => JSON.parse(l) as { msg?: string, level: number, reqId?: string })
+    const completed = lines.filter((l) => l.msg === 'request completed')
+    expect(completed.length).toBeGreaterThan(3)
+    expect(completed.every((l) => l.level === 30)).toBe(true)
+    expect(new Set(completed.map((l) => l.reqId)).size).toBe(completed.length)
+    expect(lines.filter((l) => l.msg === 'incoming request')).toEqual([])
   })
 })
