@@ -5,6 +5,7 @@
 // ran withholds the result with a distinct, non-retryable error.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { formatReport, verifyStore } from '../../src/recording/audit.js'
+import type { StoredEvent } from '../../src/recording/event.js'
 import { getEvent, searchEvents, type TimelineEvent } from '../../src/recording/search.js'
 import { migrate } from '../../src/store/migrate.js'
 import type { Store } from '../../src/store/store.js'
@@ -67,7 +68,7 @@ describe.each(storeEngines())('round trips recorded on $name', slow, (engine) =>
     return (await getEvent(store, answered[0]!.id))!
   }
 
-  async function admittedOf (requestId: string): Promise<TimelineEvent[]> {
+  async function admittedOf (requestId: string): Promise<StoredEvent[]> {
     return (await searchEvents(store, { requestId })).items.filter((e) => e.phase === 'admitted')
   }
 
