@@ -107,7 +107,7 @@ describe.each(storeEngines())('admin API on $name', slow, (engine) => {
       const page = await get(`/admin/v1/events?frontEnd=test&limit=3${cursor === null ? '' : `&cursor=${cursor}`}`)
       expect(page.status).toBe(200)
       expect(page.body).not.toHaveProperty('total')
-      seen.push(...answered(page.body.items).map((e: { id: string }) => e.id))
+      seen.push(...answered<{ id: string, phase?: string | null }>(page.body.items).map((e) => e.id))
       cursor = page.body.nextCursor
       pages++
     } while (cursor !== null && pages < 20)
