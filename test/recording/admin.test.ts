@@ -72,7 +72,7 @@ describe.each(storeEngines())('admin API on $name', slow, (engine) => {
 
   it('filters events by principal, agent, connection, time, decision, rule, table and masked column', async () => {
     // Round trips: an admitted statement's admitted event is counted by its completion.
-    const ids = async (query: string): Promise<string[]> => answered((await get(`/admin/v1/events?frontEnd=test&limit=500&${query}`)).body.items).map((e: { sqlText: string | null, requestId: string }) => e.sqlText ?? e.requestId)
+    const ids = async (query: string): Promise<string[]> => answered<{ sqlText: string | null, requestId: string }>((await get(`/admin/v1/events?frontEnd=test&limit=500&${query}`)).body.items).map((e: { sqlText: string | null, requestId: string }) => e.sqlText ?? e.requestId)
     expect(await ids('principal=ci-bot')).toEqual(['select count(*) from analytics.public.orders'])
     expect((await ids('agent=claude-code')).length).toBe(7)
     // ci-bot: the machine client, and bob's client (helpers.ts) for the older events.
@@ -90,7 +90,7 @@ describe.each(storeEngines())('admin API on $name', slow, (engine) => {
   })
 
   it('searches the SQL full text', async () => {
-    const q = async (text: string): Promise<number> => answered((await get(`/admin/v1/events?frontEnd=test&limit=500&q=${encodeURIComponent(text)}`)).body.items).length
+    const q = async (text: string): Promise<number> => answered<unknown>((await get(`/admin/v1/events?frontEnd=test&limit=500&q=${encodeURIComponent(text)}`)).body.items).length
     expect(await q('customers')).toBe(1)
     expect(await q('invoices')).toBe(5)
     // The robot's count(*) and the three older events; the join with customers is excluded.
