@@ -2,7 +2,9 @@
 // the OpenAPI 3.1 document built from the same objects, so the description cannot drift from
 // what the routes accept.
 
-const text = { type: 'string', minLength: 1, maxLength: 512 } as const
+// No NUL: Postgres text cannot hold one, so no recorded value has one to match.
+const NO_NUL = '^[^\\u0000]*$'
+const text = { type: 'string', minLength: 1, maxLength: 512, pattern: NO_NUL } as const
 const time = { type: 'string', format: 'date-time', description: 'ISO 8601 with offset, e.g. 2026-11-21T00:00:00Z' } as const
 const page = {
   cursor: { type: 'string', maxLength: 512, description: 'nextCursor of the previous page' },
@@ -26,8 +28,9 @@ export const eventQuery = {
     frontEnd: text,
     sessionId: { type: 'string', format: 'uuid' },
     requestId: text,
-    fingerprint: { type: 'string', minLength: 1, maxLength: 100000 },
-    q: { type: 'string', minLength: 1, maxLength: 1000, description: 'full-text search of the SQL (web search syntax)' },
+    // A URL must fit in listen.maxHeaderBytes with the token; longer fingerprints are found with q.
+    fingerprint: { type: 'string', minLength: 1, maxLength: 8192, pattern: NO_NUL },
+    q: { type: 'string', minLength: 1, maxLength: 1000, pattern: NO_NUL, description: 'full-text search of the SQL (web search syntax)' },
     incomplete: { type: 'boolean', description: 'only admitted statements whose completion was never recorded (a crash, or a result withheld)' },
     ...page
   }
@@ -88,7 +91,9 @@ const pageOf = (item: string): unknown => ({
 })
 
 const errorResponse = { description: 'error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } }
-const errors = { 400: errorResponse, 401: errorResponse, 403: errorResponse, 503: errorResponse }
+// 405 (with Allow) for methods a path does not take; 431 when the request line and headers exceed
+// listen.maxHeaderBytes, which Node refuses before Sluice reads the request.
+const errors = { 400: errorResponse, 401: errorResponse, 403: errorResponse, 405: errorResponse, 431: errorResponse, 503: errorResponse }
 
 const ok = (description: string, schema: unknown, type = 'application/json'): unknown => ({
   200: { description, content: { [type]: { schema } } }, ...errors
@@ -106,7 +111,7 @@ export function openApiDocument (): Record<string, unknown> {
     security: [{ bearer: [] }],
     paths: {
       '/sessions': { get: { operationId: 'listSessions', summary: 'Sessions, most recently started first', parameters: parameters(sessionQuery, 'query'), responses: ok('a page of sessions', pageOf('Session')) } },
-      '/sessions/{id}/timeline': { get: { operationId: 'sessionTimeline', summary: "A session's events in order, with captured results", parameters: [...parameters(idParams, 'path'), ...parameters(timelineQuery, 'query')], responses: ok('a page of events', pageOf('TimelineEvent')) } },
+      '/sessions/{id}/timeline': { get: { operationId: 'sessionTimeline', summary: "A session's events in order, with captured results", parameters: [...parameters(idParams, 'path'), ...parameters(timelineQuery, 'query')], responses: { ...(ok('a page of events', pageOf('TimelineEvent')) as object), 404: errorResponse } } },
       '/events': { get: { operationId: 'listEvents', summary: 'Events, newest first', parameters: parameters(eventQuery, 'query'), responses: ok('a page of events', pageOf('Event')) } },
       '/events/{id}': { get: { operationId: 'getEvent', summary: 'One event with its captured result', parameters: parameters(idParams, 'path'), responses: { ...(ok('the event', { $ref: '#/components/schemas/TimelineEvent' }) as object), 404: errorResponse } } },
       '/export': { get: { operationId: 'exportEvents', summary: 'Stream events as JSON Lines (sealed, verifiable) or CSV', parameters: parameters(exportQuery, 'query'), responses: { 200: { description: 'the export', content: { 'application/x-ndjson': { schema: { type: 'string' } }, 'text/csv': { schema: { type: 'string' } } } }, ...errors } } },
@@ -144,12 +149,12 @@ export function openApiDocument (): Record<string, unknown> {
             connection: { type: ['string', 'null'] },
             frontEnd: { type: 'string' },
             outcome: { type: 'string' },
+            statementId: { type: ['string', 'null'], description: 'the admitted statement: its admitted event and completions share it' },
+            phase: { type: ['string', 'null'], enum: ['admitted', 'completed', null] },
             errorCode: { type: ['string', 'null'] },
             sqlText: { type: ['string', 'null'] },
             sqlFingerprint: { type: ['string', 'null'] },
             bindParams: {},
-            statementId: { type: ['string', 'null'], description: 'the admitted statement: its admitted event and completions share it' },
-            phase: { type: ['string', 'null'], enum: ['admitted', 'completed', null] },
             analysis: {},
             tables: { type: ['array', 'null'], items: { type: 'string' } },
             decision: { type: ['string', 'null'] },

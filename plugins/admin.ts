@@ -91,7 +91,7 @@ async function adminPlugin (fastify: FastifyInstance): Promise<void> {
     api.get<ExportRoute>('/export', { ...guarded, schema: { querystring: exportQuery } }, handlers.exportStream)
     api.get<VerifyRoute>('/verify', { ...guarded, schema: { querystring: verifyQuery } }, handlers.verify)
     for (const path of ['/sessions', '/sessions/:id/timeline', '/events', '/events/:id', '/export', '/verify']) {
-      refuseOtherMethods(api, path, ['GET'], { ...guarded, label: `${ADMIN_PREFIX}${path}` })
+      refuseOtherMethods(api, path, ['GET'], { config, authorize: guard, label: `${ADMIN_PREFIX}${path}` })
     }
   }, { prefix: ADMIN_PREFIX })
 }

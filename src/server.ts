@@ -60,7 +60,11 @@ export async function buildServer (deps: ServerDeps): Promise<FastifyInstance> {
     clientErrorHandler: createClientErrorHandler(config),
     // On shutdown idle keep-alive sockets close at once; in-flight requests still finish.
     forceCloseConnections: 'idle',
-    return503OnClosing: true
+    return503OnClosing: true,
+    // The router's own limit (100) would answer a long path segment with a bare 414 before any
+    // route, so before authentication. Past the header limit Node refuses the URL anyway; below
+    // it every segment reaches its route: authenticate, authorize, then validate.
+    routerOptions: { maxParamLength: config.listen.maxHeaderBytes }
   })
 
   app.decorate('config', config)

@@ -107,7 +107,8 @@ describe.each(storeEngines())('admin filters on $name', slow, (engine) => {
   it('answers bad filters with a 400 that names the parameter, in JSON also for a CSV export', async () => {
     const nul = await get('/admin/v1/events?principal=a%00b')
     expect(nul.status).toBe(400)
-    expect(nul.body.message).toMatch(/principal must not contain a NUL/)
+    // The schema refuses it (pattern) and the filter layer would too (filters.ts): either names it.
+    expect(nul.body.message).toMatch(/principal/)
     expect((await get('/admin/v1/sessions?frontEnd=%00')).body.message).toMatch(/frontEnd/)
     const cursor = await get(`/admin/v1/events?cursor=${Buffer.from('{"id":"x"}').toString('base64url')}`)
     expect(cursor.status).toBe(400)
@@ -130,6 +131,11 @@ describe.each(storeEngines())('admin filters on $name', slow, (engine) => {
     expect((await get(`/admin/v1/events/${'x'.repeat(70)}`, null)).status).toBe(401)
     // The auditor gets the validation detail.
     expect((await get(`/admin/v1/events/${'x'.repeat(70)}`)).body.message).toMatch(/64 characters/)
+    // Past the router's own default limit (100) too: no bare 414 before authentication.
+    const segment = 'y'.repeat(3000)
+    expect((await get(`/admin/v1/sessions/${segment}/timeline`, null)).status).toBe(401)
+    expect((await get(`/admin/v1/sessions/${segment}/timeline`, agent)).status).toBe(403)
+    expect((await get(`/admin/v1/events/${segment}`)).status).toBe(400)
   })
 
   it('answers an undeclared method with 405 and Allow, after authentication and the role check', async () => {

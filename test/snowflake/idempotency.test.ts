@@ -160,6 +160,13 @@ describe('idempotency keys through the Snowflake front ends (upstream stub)', ()
       expect(del.headers.allow).toBe('GET, HEAD')
       expect((await call(gw.url, 'PUT', '/snowflake/stubbed/api/v2/statements/x/cancel', alice)).headers.allow).toBe('POST')
       expect((await call(gw.url, 'GET', '/api/v2/statements', null)).status).toBe(401)
+      // Refused before any body handling: QUERY without Content-Type is no 400, an odd type no 415.
+      const query = await request(`${gw.url}/api/v2/statements/${randomUUID()}`, { method: 'QUERY' as 'GET', headers: { authorization: `Bearer ${alice}` } })
+      await query.body.dump()
+      expect(query.statusCode).toBe(405)
+      const odd = await request(`${gw.url}/api/v2/statements`, { method: 'PUT', headers: { authorization: `Bearer ${alice}`, 'content-type': 'application/x-nothing' }, body: 'x' })
+      await odd.body.dump()
+      expect(odd.statusCode).toBe(405)
     })
   })
 

@@ -53,7 +53,7 @@ export function statusQuery (query: Record<string, unknown> | undefined): { part
   const q = query ?? {}
   sqlApiRequestId(q.requestId)
   const text = once(q, 'partition')
-  if (text !== undefined && !/^\d{1,9}$/.test(text)) throw new ERR_BAD_REQUEST(`partition must be a non-negative integer (got ${JSON.stringify(text.slice(0, 32))})`)
+  if (text !== undefined && !/^\d+$/.test(text)) throw new ERR_BAD_REQUEST(`partition must be a non-negative integer (got ${JSON.stringify(text.slice(0, 32))})`)
   return { partition: text === undefined ? 0 : Number(text), nullable: flag(q, 'nullable', true) }
 }
 
