@@ -31,6 +31,9 @@ install () { # install <venv dir> <requirements file>
 install .venv test/support/requirements.txt
 install .venv/fakesnow test/support/requirements-fakesnow.txt
 install .venv/bqemulator test/support/requirements-bqemulator.txt
+# The property-based conformance runs (test/conformance), in a venv of their own: schemathesis
+# pins hypothesis, requests and jsonschema versions the driver environments need not share.
+install .venv/schemathesis test/support/requirements-schemathesis.txt
 install .venv/connector3 test/support/requirements-connector3.txt
 ln -sf ../fakesnow/bin/fakesnow .venv/bin/fakesnow
 ln -sf ../bqemulator/bin/bqemulator .venv/bin/bqemulator
