@@ -48,7 +48,10 @@ export function sendConnectorError (request: FastifyRequest, reply: FastifyReply
   // The event records what the client was told: released text, never the upstream's own.
   request.roundTrip.errorMessage = info.message
   if (!isSluiceError(err)) request.log.error({ err }, 'snowflake connector request failed')
-  return reply.code(200).send(connectorErrorBody(info, queryId, extra))
+  // An upstream that never received the request: HTTP 503, which both drivers retry (5xx), as
+  // Snowflake's own front door answers when it is unavailable; everything else is 200 success:false.
+  const status = info.catalogueCode === 'SLUICE_UPSTREAM_UNAVAILABLE' ? 503 : 200
+  return reply.code(status).send(connectorErrorBody(info, queryId, extra))
 }
 
 /**

@@ -47,6 +47,8 @@ async function sendJson (request: FastifyRequest, reply: FastifyReply, status: n
   return await reply.send(JSON.stringify(body))
 }
 
+const UNAVAILABLE_RETRY_AFTER_SECONDS = 5
+
 /** Spec error bodies: 422 QueryFailureStatus for statement failures, plain code/message otherwise. */
 async function sendError (request: Req, reply: FastifyReply, err: unknown, handle?: { id: string, createdOn: number }): Promise<FastifyReply> {
   const info = errorInfo(err, request.id, releaseText(request))
@@ -55,6 +57,11 @@ async function sendError (request: Req, reply: FastifyReply, err: unknown, handl
   request.roundTrip.errorMessage = info.message
   if (!isSluiceError(err)) request.log.error({ err }, 'snowflake SQL API request failed')
   const status = (err as { statusCode?: number }).statusCode ?? 500
+  // Nothing reached the warehouse: the spec's 503, which the clients retry after Retry-After.
+  if (info.catalogueCode === 'SLUICE_UPSTREAM_UNAVAILABLE') {
+    reply.header('retry-after', String(UNAVAILABLE_RETRY_AFTER_SECONDS))
+    return await sendJson(request, reply, 503, { code: info.code, message: info.message })
+  }
   // A syntax error is a statement failure too: Snowflake answers it 422 QueryFailureStatus.
   if (status === 422 || status === 403 || info.catalogueCode === 'SLUICE_SQL_SYNTAX' || info.catalogueCode.startsWith('SLUICE_UPSTREAM')) {
     const h = handle ?? { id: randomUUID(), createdOn: Date.now() }

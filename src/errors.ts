@@ -104,10 +104,19 @@ export const ERR_IDEMPOTENCY_UNAVAILABLE = createError<[string, string, string]>
   'SLUICE_IDEMPOTENCY_UNAVAILABLE', 'requestId %s already ran as statement %s, whose result cannot be served here (%s); it was not run again: send a new requestId to run it again', 400, base(RequestError))
 
 // ── upstream ──────────────────────────────────────────────────────────────────────────────
+// Only for a request the warehouse certainly never received (unsent.ts): each protocol answers
+// it as retryable (SQL API 503 + Retry-After, connector HTTP 503, BigQuery 503 backendError).
 export const ERR_UPSTREAM_UNAVAILABLE = createError<[string, string]>(
-  'SLUICE_UPSTREAM_UNAVAILABLE', 'warehouse connection %s is unreachable: %s', 502, base(UpstreamError))
+  'SLUICE_UPSTREAM_UNAVAILABLE', 'warehouse connection %s is unreachable, nothing was executed; retry later: %s', 503, base(UpstreamError))
 export const ERR_UPSTREAM_FAILED = createError<[string, string]>(
   'SLUICE_UPSTREAM_FAILED', 'warehouse connection %s returned an error: %s', 502, base(UpstreamError))
+// The policy's statementTimeoutSeconds, enforced by Sluice (the upstream statement is cancelled):
+// worded as Snowflake's own 000630, which agents and drivers already know.
+export const ERR_STATEMENT_TIMEOUT = createError<[number, string]>(
+  'SLUICE_STATEMENT_TIMEOUT', 'Statement reached its statement or warehouse timeout of %d second(s) and was canceled. (Sluice policy limit statementTimeoutSeconds on connection %s)', 422, base(UpstreamError))
+// limits.maxRowsAction: refuse — the result is withheld whole rather than cut.
+export const ERR_ROWS_LIMIT = createError<[number, string]>(
+  'SLUICE_ROWS_LIMIT', 'the result has more than %d rows, the most rule %s allows (limits.maxRows, maxRowsAction: refuse); no rows were returned: add a LIMIT or narrow the query', 403, base(PolicyError))
 
 /** True for any catalogue error; used by the error handler to decide what may be shown. */
 export function isSluiceError (err: unknown): err is SluiceError & { code: string, statusCode?: number } {

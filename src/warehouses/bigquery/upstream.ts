@@ -6,6 +6,7 @@ import { GoogleAuth, JWT } from 'google-auth-library'
 import { request, type Dispatcher } from 'undici'
 import { ERR_BIGQUERY_UPSTREAM, ERR_UPSTREAM_UNAVAILABLE } from '../../errors.js'
 import type { BigQuerySettings } from './connections.js'
+import { neverSent, transportText } from '../unsent.js'
 import type { DatasetReference, Job, QueryParameter, QueryRequest, QueryResults, Table, TableDataList, TableReference, TableSchema } from './wire.js'
 
 const SCOPES = ['https://www.googleapis.com/auth/bigquery']
@@ -110,7 +111,9 @@ export class BigQueryUpstream {
         bodyTimeout: this.#timeoutMs
       })
     } catch (err) {
-      throw new ERR_UPSTREAM_UNAVAILABLE(this.settings.name, (err as Error).message)
+      // Retryable only when the request certainly never left: once sent, a job may have started.
+      if (neverSent(err)) throw new ERR_UPSTREAM_UNAVAILABLE(this.settings.name, transportText(err))
+      throw this.#error(502, 'backendError', `the connection failed while the request was in flight, so it may have run: ${transportText(err)}`)
     }
     const text = await res.body.text()
     let json: unknown

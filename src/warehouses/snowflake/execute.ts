@@ -2,7 +2,7 @@
 // (PUT/GET), check the declared statement count, admit the request through the pipeline, run
 // each statement upstream, and let the pipeline release (mask, count) every page before the
 // result is kept for the client. Protocol encoding happens in the front ends.
-import { ERR_BAD_REQUEST, ERR_SNOWFLAKE_FILE_TRANSFER, ERR_SNOWFLAKE_STATEMENT_COUNT, ERR_SNOWFLAKE_UNSUPPORTED } from '../../errors.js'
+import { ERR_BAD_REQUEST, ERR_STATEMENT_TIMEOUT, ERR_SNOWFLAKE_FILE_TRANSFER, ERR_SNOWFLAKE_STATEMENT_COUNT, ERR_SNOWFLAKE_UNSUPPORTED } from '../../errors.js'
 import type { Principal } from '../../identity/principal.js'
 import type { Pipeline, RoundTrip } from '../../pipeline.js'
 import type { Admission, ClientInfo, Statement } from '../../pipeline/types.js'
@@ -144,8 +144,11 @@ async function runOne (deps: ExecuteDeps, req: ExecuteRequest, statement: Statem
   const rows: unknown[][] = []
   let data: Awaited<ReturnType<SnowflakeUpstream['query']>>
   let released: ReturnType<Pipeline['release']>
+  // Sluice keeps the rule's timeout itself too: an upstream that stalls (or ignores the
+  // parameter) is cancelled when it runs out, and the client gets Snowflake's own 000630.
+  const deadline = statementDeadline(limits.statementTimeoutSeconds, req.signal)
   try {
-    data = await req.upstream.query(req.session, query, req.signal)
+    data = await req.upstream.query(req.session, query, deadline.signal)
     released = deps.pipeline.release(statement, admission, neutralFromQueryData(data, req.upstream), trip)
     for await (const page of released.pages) {
       for (const row of page.rows) {
@@ -156,9 +159,12 @@ async function runOne (deps: ExecuteDeps, req: ExecuteRequest, statement: Statem
       if (rows.length >= maxRows) break
     }
   } catch (err) {
+    if (deadline.expired()) throw new ERR_STATEMENT_TIMEOUT(limits.statementTimeoutSeconds ?? 0, req.settings.name)
     // The failure is kept on the handle and read by both protocols (and monitoring): it is
     // released here, once, under the statement it belongs to.
     throw releaseFailure(deps.pipeline, statement, admission, err)
+  } finally {
+    deadline.clear()
   }
   const result: StoredResult = {
     rowtype: data.rowtype ?? [],
@@ -175,6 +181,16 @@ async function runOne (deps: ExecuteDeps, req: ExecuteRequest, statement: Statem
   if (data.statementTypeId !== undefined) result.statementTypeId = data.statementTypeId
   if (data.queryId !== undefined) result.upstreamQueryId = data.queryId
   return result
+}
+
+/** The client's cancellation and the rule's timeout as one signal; `expired` tells them apart. */
+function statementDeadline (seconds: number | undefined, client: AbortSignal | undefined): { signal: AbortSignal | undefined, expired: () => boolean, clear: () => void } {
+  if (seconds === undefined || seconds <= 0) return { signal: client, expired: () => false, clear: () => undefined }
+  const timer = new AbortController()
+  const handle = setTimeout(() => { timer.abort() }, seconds * 1000)
+  handle.unref()
+  const signal = client === undefined ? timer.signal : AbortSignal.any([client, timer.signal])
+  return { signal, expired: () => timer.signal.aborted && client?.aborted !== true, clear: () => { clearTimeout(handle) } }
 }
 
 /**

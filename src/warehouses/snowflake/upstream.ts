@@ -9,6 +9,7 @@ import { request, type Dispatcher } from 'undici'
 import { ERR_SNOWFLAKE_STATEMENT_FAILED, ERR_UPSTREAM_FAILED, ERR_UPSTREAM_SECONDARY_ROLES, ERR_UPSTREAM_UNAVAILABLE } from '../../errors.js'
 import type { SnowflakeSettings } from './config.js'
 import { createKeyPairSigner, type KeyPairSigner } from './keypair.js'
+import { neverSent, transportText } from '../unsent.js'
 import { IdleSessions, poolKey } from './pool.js'
 
 export interface SessionContext {
@@ -172,12 +173,21 @@ export class SnowflakeUpstream {
 
   /** Runs one statement to completion (following 333333 polls) and returns the response data. */
   async query (session: UpstreamSession, req: QueryRequest, signal?: AbortSignal): Promise<QueryData> {
-    const path = `/queries/v1/query-request?requestId=${randomUUID()}`
+    const requestId = randomUUID()
+    const path = `/queries/v1/query-request?requestId=${requestId}`
     const body: Record<string, unknown> = { sqlText: req.sqlText, asyncExec: false, sequenceId: 1, querySubmissionTime: Date.now() }
     if (req.bindings !== undefined) body.bindings = req.bindings
     if (req.parameters !== undefined) body.parameters = req.parameters
     if (req.describeOnly === true) body.describeOnly = true
-    let envelope = await this.#authed(session, 'POST', path, body)
+    let envelope: Envelope
+    try {
+      envelope = await this.#authed(session, 'POST', path, body, signal)
+    } catch (err) {
+      // Cancelled while the warehouse held the answer: no query id yet, so stop it by request id.
+      if (signal?.aborted !== true) throw err
+      await this.#authed(session, 'POST', '/queries/v1/abort-request', { requestId }).catch(() => undefined)
+      throw new ERR_UPSTREAM_FAILED(this.name, 'the statement was cancelled')
+    }
     let wait = this.#pollMs
     while (IN_PROGRESS.has(String(envelope.code)) && envelope.success !== false) {
       const next = (envelope.data as QueryData | undefined)?.getResultUrl
@@ -190,7 +200,12 @@ export class SnowflakeUpstream {
         throw new ERR_UPSTREAM_FAILED(this.name, 'the statement was cancelled')
       }
       wait = Math.min(wait * 2, 5000)
-      envelope = await this.#authed(session, 'GET', next, undefined)
+      envelope = await this.#authed(session, 'GET', next, undefined, signal).catch(async (err: unknown) => {
+        if (signal?.aborted !== true) throw err
+        const running = (envelope.data as QueryData | undefined)?.queryId
+        if (typeof running === 'string') await this.abort(session, running).catch(() => undefined)
+        throw new ERR_UPSTREAM_FAILED(this.name, 'the statement was cancelled')
+      })
     }
     return this.#unwrap(envelope)
   }
@@ -224,7 +239,8 @@ export class SnowflakeUpstream {
     try {
       res = await request(url, { method: 'GET', headers, dispatcher: this.#dispatcher })
     } catch (err) {
-      throw new ERR_UPSTREAM_UNAVAILABLE(this.name, `chunk download failed: ${(err as Error).message}`)
+      // The statement already ran: a failed chunk is not a retryable "nothing was executed".
+      throw new ERR_UPSTREAM_FAILED(this.name, `chunk download failed: ${transportText(err)}`)
     }
     const raw = Buffer.from(await res.body.arrayBuffer())
     if (res.statusCode !== 200) throw new ERR_UPSTREAM_FAILED(this.name, `chunk download answered HTTP ${res.statusCode}`)
@@ -262,12 +278,12 @@ export class SnowflakeUpstream {
   }
 
   /** A session-token request that survives an expired (renew) or vanished (log in again) session. */
-  async #authed (session: UpstreamSession, method: string, path: string, body: unknown): Promise<Envelope> {
+  async #authed (session: UpstreamSession, method: string, path: string, body: unknown, signal?: AbortSignal): Promise<Envelope> {
     // Logged out, or never settled (secondary roles): log in again from the client's side.
     if (session.closed) throw new ERR_UPSTREAM_FAILED(this.name, 'the upstream session is closed; log in again')
     for (let attempt = 0; ; attempt++) {
       const token = session.token
-      const envelope = await this.#send(method, path, body, token)
+      const envelope = await this.#send(method, path, body, token, signal)
       const code = String(envelope.code ?? '')
       if (envelope.success !== false || attempt >= 2) return envelope
       if (code === SESSION_EXPIRED) {
@@ -341,7 +357,7 @@ export class SnowflakeUpstream {
     throw new ERR_UPSTREAM_SECONDARY_ROLES(this.name, `${envelope.code ?? 'no code'}: ${envelope.message ?? 'no answer'}`)
   }
 
-  async #send (method: string, path: string, body: unknown, token: string | undefined): Promise<Envelope> {
+  async #send (method: string, path: string, body: unknown, token: string | undefined, signal?: AbortSignal): Promise<Envelope> {
     const headers: Record<string, string> = {
       accept: 'application/snowflake',
       'content-type': 'application/json',
@@ -354,10 +370,13 @@ export class SnowflakeUpstream {
         method: method as Dispatcher.HttpMethod,
         headers,
         body: body === undefined ? undefined : JSON.stringify(body),
-        dispatcher: this.#dispatcher
+        dispatcher: this.#dispatcher,
+        signal
       })
     } catch (err) {
-      throw new ERR_UPSTREAM_UNAVAILABLE(this.name, (err as Error).message)
+      // Retryable only when the request certainly never left: once sent, a statement may have run.
+      if (neverSent(err)) throw new ERR_UPSTREAM_UNAVAILABLE(this.name, transportText(err))
+      throw new ERR_UPSTREAM_FAILED(this.name, `the connection failed while the request was in flight, so it may have run: ${transportText(err)}`)
     }
     const raw = Buffer.from(await res.body.arrayBuffer())
     const text = (raw[0] === 0x1f && raw[1] === 0x8b ? gunzipSync(raw) : raw).toString('utf8')

@@ -40,6 +40,9 @@ const CODES: Record<string, [string, string]> = {
   SLUICE_IDEMPOTENCY_CONFLICT: ['000900', '23505'],
   SLUICE_IDEMPOTENCY_UNAVAILABLE: ['000900', '55000'],
   SLUICE_UPSTREAM_UNAVAILABLE: ['000603', 'XX000'],
+  // Snowflake's own "Statement reached its statement or warehouse timeout … and was canceled."
+  SLUICE_STATEMENT_TIMEOUT: ['000630', '57014'],
+  SLUICE_ROWS_LIMIT: ['003001', '42501'],
   SLUICE_UPSTREAM_FAILED: ['000603', 'XX000'],
   SLUICE_STORE_UNAVAILABLE: ['000603', 'XX000'],
   // Ran, but withheld: an internal error the drivers do not retry.
