@@ -136,7 +136,10 @@ export async function answer (request: FastifyRequest, reply: FastifyReply, hand
     rowsPerChunk: session.settings.partitionRows,
     format: resultFormat(session.formats, result.formats)
   }
-  return await sendCompressible(request, reply, JSON.stringify(connectorOk(queryResponseData(handle, result, links, session.upstreamSession.parameters))))
+  const body = connectorOk(queryResponseData(handle, result, links, session.upstreamSession.parameters))
+  // A result cut at its row limit says so where Snowflake puts a statement's message.
+  if (result.notice !== undefined) body.message = result.notice
+  return await sendCompressible(request, reply, JSON.stringify(body))
 }
 
 function ownedHandle (fastify: FastifyInstance, request: FastifyRequest<{ Params: { id: string } }>): Handle {

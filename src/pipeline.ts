@@ -24,6 +24,8 @@ export interface RoundTrip {
   maskedColumns?: Array<{ column: string, rule: string, values: number }>
   upstreamId?: string
   rowsReturned?: number
+  /** The result was cut at a row limit (maxRows truncate, autoLimit): recorded and announced. */
+  rowsLimited?: { rows: number, by: 'maxRows' | 'autoLimit', rule: string }
   /** The catalogue code of the error the client received, if any. */
   errorCode?: string
   /** The error text the client received (already released by `releaseError`), if any. */

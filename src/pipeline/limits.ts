@@ -15,3 +15,25 @@ export function rowLimit (admission: Admission): number | undefined {
   const limits = [maxRows, unlimitedSelect ? autoLimit : undefined].filter((n): n is number => typeof n === 'number')
   return limits.length === 0 ? undefined : Math.min(...limits)
 }
+
+/** The cap a result runs into, and what the rule says to do with the rows past it. */
+export interface RowCap {
+  rows: number
+  /** maxRowsAction: refuse, and maxRows (not autoLimit, which only stands in for a LIMIT) is the cap. */
+  refuse: boolean
+  by: 'maxRows' | 'autoLimit'
+  rule: string
+}
+
+export function rowCap (admission: Admission): RowCap | undefined {
+  const rows = rowLimit(admission)
+  if (rows === undefined) return undefined
+  const { maxRows, maxRowsAction } = admission.decision.limits
+  const by = maxRows === rows ? 'maxRows' : 'autoLimit'
+  return { rows, by, refuse: by === 'maxRows' && maxRowsAction === 'refuse', rule: admission.decision.ruleId }
+}
+
+/** What the client is told (and the trail records) when a result was cut at its cap. */
+export function limitedNotice (cap: RowCap): string {
+  return `The result was limited to its first ${cap.rows} rows by rule ${cap.rule} (limits.${cap.by}); more rows exist: add a LIMIT or narrow the query to see the rest.`
+}

@@ -63,7 +63,10 @@ const dialects = { enum: ['snowflake', 'bigquery', 'postgres'] }
 const limitsSchema = {
   type: 'object',
   additionalProperties: false,
-  properties: Object.fromEntries(['maxRows', 'statementTimeoutSeconds', 'maximumBytesBilled', 'autoLimit'].map((k) => [k, { type: 'integer' }]))
+  properties: {
+    ...Object.fromEntries(['maxRows', 'statementTimeoutSeconds', 'maximumBytesBilled', 'autoLimit'].map((k) => [k, { type: 'integer' }])),
+    maxRowsAction: { enum: ['truncate', 'refuse'] }
+  }
 }
 const casesSchema = {
   type: 'object',
@@ -205,7 +208,7 @@ export function runPolicyCases (cases: readonly PolicyCase[], engine: PolicyEngi
     const mismatches: string[] = []
     if (decision.effect !== c.expect.effect) mismatches.push(`effect: expected ${c.expect.effect}, got ${decision.effect}`)
     if (c.expect.rule !== undefined && decision.ruleId !== c.expect.rule) mismatches.push(`rule: expected ${c.expect.rule}, got ${decision.ruleId}`)
-    for (const [k, v] of Object.entries(c.expect.limits ?? {}) as Array<[keyof Limits, number]>) {
+    for (const [k, v] of Object.entries(c.expect.limits ?? {}) as Array<[keyof Limits, number | string]>) {
       if (decision.limits[k] !== v) mismatches.push(`limits.${k}: expected ${v}, got ${decision.limits[k] ?? 'none'}`)
     }
     if (c.expect.reasonContains !== undefined && !decision.reason.includes(c.expect.reasonContains)) {

@@ -225,9 +225,14 @@ function mergeLimits (defaults: Limits, decisions: StatementDecision[]): Limits 
   const out: Limits = {}
   for (const d of decisions) {
     const eff: Limits = { ...defaults, ...d.rule?.limits }
-    for (const [k, v] of Object.entries(eff) as Array<[keyof Limits, number]>) {
+    for (const [k, v] of Object.entries(eff) as Array<[keyof Limits, Limits[keyof Limits]]>) {
+      // maxRowsAction: refuse is the stricter (no partial answer at all).
+      if (k === 'maxRowsAction') {
+        if (out.maxRowsAction !== 'refuse') out.maxRowsAction = v as Limits['maxRowsAction']
+        continue
+      }
       const cur = out[k]
-      out[k] = cur === undefined ? v : Math.min(cur, v)
+      out[k] = cur === undefined ? v as number : Math.min(cur, v as number)
     }
   }
   return out

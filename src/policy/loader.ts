@@ -160,7 +160,7 @@ function parseOne (source: PolicySource, state: MergeState): void {
   const fileRules: CompiledRule[] = []
   const fileMasking: CompiledMaskingRule[] = []
 
-  for (const [key, value] of Object.entries(file.defaults?.limits ?? {}) as Array<[keyof Limits, number]>) {
+  for (const [key, value] of Object.entries(file.defaults?.limits ?? {}) as Array<[keyof Limits, never]>) {
     const other = state.defaultsFrom.get(key)
     if (other !== undefined) {
       problems.add(`/defaults/limits/${key}`, `already set by ${other}; set each default limit in one file only`)

@@ -25,9 +25,13 @@ export interface DecisionInput {
   now: Date
 }
 
+export type MaxRowsAction = 'truncate' | 'refuse'
+
 /** Limits a rule can impose on an allowed statement; the front end applies what its protocol can. */
 export interface Limits {
   maxRows?: number
+  /** What maxRows does to a longer result: cut it (announced, recorded) or refuse it whole. */
+  maxRowsAction?: MaxRowsAction
   statementTimeoutSeconds?: number
   maximumBytesBilled?: number
   /** LIMIT added to SELECTs that have none. */

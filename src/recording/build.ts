@@ -110,7 +110,7 @@ export function buildEvent (facts: RoundTripFacts, options: BuildOptions): Pendi
     ruleId: trip.decision?.ruleId ?? null,
     // A round trip that failed records what the client was told (for upstream failures, the
     // text the pipeline released, never the warehouse's own); otherwise why it was decided.
-    reason: facts.reason ?? trip.errorMessage ?? trip.decision?.reason ?? null,
+    reason: facts.reason ?? trip.errorMessage ?? withLimited(trip.decision?.reason, trip.rowsLimited) ?? null,
     policyVersion: trip.policyVersion ?? null,
     approvalId: hold !== undefined && 'approvalId' in hold ? hold.approvalId ?? null : null,
     approver: hold?.state === 'granted' ? hold.approver ?? null : null,
@@ -134,4 +134,11 @@ export function buildEvent (facts: RoundTripFacts, options: BuildOptions): Pendi
   const { resultCapture, ...rest } = event
   const stored = storable(rest)
   return { ...stored, resultCapture, sqlSearch: sqlSearchVector(stored.sqlText) }
+}
+
+/** A decision's reason, plus the row limit that cut the result (the trail says rows were withheld). */
+function withLimited (reason: string | undefined, limited: RoundTrip['rowsLimited']): string | undefined {
+  if (limited === undefined) return reason
+  const note = `result limited to ${limited.rows} rows by rule ${limited.rule} (limits.${limited.by})`
+  return reason === undefined ? note : `${reason}; ${note}`
 }

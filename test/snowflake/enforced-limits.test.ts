@@ -6,7 +6,11 @@ import type { AddressInfo } from 'node:net'
 import snowflake from 'snowflake-sdk'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { connectSdk, destroySdk, runSdk } from '../support/snowflake-node-client.js'
 import { startSnowflakeGateway, type SnowflakeGateway } from '../support/snowflake-gateway.js'
+import { startUpstreamStub, type UpstreamStub } from '../support/snowflake-upstream-stub.js'
+
+const ROWTYPE = [{ name: 'N', type: 'fixed', scale: 0, precision: 38 }]
 
 /** A loopback port nothing listens on: connecting to it is refused at once. */
 async function closedPort (): Promise<number> {
@@ -64,4 +68,141 @@ describe('an unreachable Snowflake upstream is retryable and named', () => {
     // The driver's network-failure error after retrying (401002), not a statement error (000603).
     expect(err).toMatchObject({ name: 'RequestFailedError', code: 401002 })
   }, 60_000)
+})
+
+describe('the rule\'s statement timeout, enforced by Sluice against a stalled upstream', () => {
+  let stub: UpstreamStub
+  let gw: SnowflakeGateway
+  let headers: Record<string, string>
+
+  beforeAll(async () => {
+    stub = await startUpstreamStub()
+    // Stands in for a warehouse that neither finishes nor honours STATEMENT_TIMEOUT_IN_SECONDS.
+    stub.statements.set('SELECT STALLED', { rowtype: ROWTYPE, rowset: [['0']], pollsBeforeResult: 1_000_000 })
+    gw = await startSnowflakeGateway({
+      connections: { stalled: { kind: 'snowflake', url: stub.url, default: true, account: 'acme', user: 'svc', password: 'pw', secondaryRoles: 'keep' } },
+      stages: {
+        decide: {
+          name: 'decide',
+          enforcing: true,
+          decide: () => ({ effect: 'allow', ruleId: 'agents-limited', reason: 'allowed', limits: { statementTimeoutSeconds: 1 } })
+        }
+      }
+    })
+    headers = { authorization: `Bearer ${await gw.token('alice')}`, 'content-type': 'application/json' }
+  })
+
+  afterAll(async () => {
+    await gw?.close()
+    await stub?.close()
+  })
+
+  it('SQL API: 422 QueryFailureStatus 000630 and the upstream statement aborted', async () => {
+    const started = Date.now()
+    const res = await request(`${gw.url}/api/v2/statements`, { method: 'POST', headers, body: JSON.stringify({ statement: 'SELECT STALLED' }) })
+    let status = res.statusCode
+    let body = await res.body.json() as Record<string, unknown>
+    while (status === 202 && Date.now() - started < 30_000) {
+      await new Promise((resolve) => setTimeout(resolve, 200))
+      const poll = await request(`${gw.url}${String(body.statementStatusUrl)}`, { headers })
+      status = poll.statusCode
+      body = await poll.body.json() as Record<string, unknown>
+    }
+    expect(status).toBe(422)
+    expect(body).toMatchObject({ code: '000630', sqlState: '57014' })
+    expect(String(body.message)).toContain('Statement reached its statement or warehouse timeout of 1 second(s) and was canceled.')
+    expect(Date.now() - started).toBeLessThan(25_000)
+    expect(stub.requests.some((r) => r.includes('abort-request'))).toBe(true)
+  }, 40_000)
+
+  it('snowflake-sdk: the statement fails with 000630 instead of polling for minutes', async () => {
+    const conn = await connectSdk({ accessUrl: gw.url, token: await gw.token('alice') })
+    try {
+      const err = await runSdk(conn, 'SELECT STALLED').then(() => undefined, (e: unknown) => e)
+      expect(err).toMatchObject({ code: '000630' })
+      expect(String((err as Error).message)).toContain('timeout of 1 second(s) and was canceled')
+    } finally {
+      await destroySdk(conn)
+    }
+  }, 40_000)
+})
+
+describe('maxRows truncates (announced, recorded) or refuses, per limits.maxRowsAction', () => {
+  let stub: UpstreamStub
+  let gw: SnowflakeGateway
+  let headers: Record<string, string>
+
+  beforeAll(async () => {
+    stub = await startUpstreamStub()
+    stub.statements.set('SELECT MANY', { rowtype: ROWTYPE, rowset: [['1'], ['2'], ['3'], ['4']] })
+    stub.statements.set('SELECT MANY /* REFUSE */', { rowtype: ROWTYPE, rowset: [['1'], ['2'], ['3'], ['4']] })
+    stub.statements.set('SELECT FEW', { rowtype: ROWTYPE, rowset: [['1'], ['2']] })
+    gw = await startSnowflakeGateway({
+      connections: { capped: { kind: 'snowflake', url: stub.url, default: true, account: 'acme', user: 'svc', password: 'pw', secondaryRoles: 'keep' } },
+      stages: {
+        decide: {
+          name: 'decide',
+          enforcing: true,
+          decide: (statement) => statement.sql.includes('REFUSE')
+            ? { effect: 'allow', ruleId: 'rows-refused', reason: 'allowed', limits: { maxRows: 2, maxRowsAction: 'refuse' } }
+            : { effect: 'allow', ruleId: 'rows-capped', reason: 'allowed', limits: { maxRows: 2 } }
+        }
+      }
+    })
+    headers = { authorization: `Bearer ${await gw.token('alice')}`, 'content-type': 'application/json' }
+  })
+
+  afterAll(async () => {
+    await gw?.close()
+    await stub?.close()
+  })
+
+  async function submit (statement: string): Promise<{ status: number, body: Record<string, unknown>, requestId: string }> {
+    const res = await request(`${gw.url}/api/v2/statements`, { method: 'POST', headers, body: JSON.stringify({ statement }) })
+    return { status: res.statusCode, body: await res.body.json() as Record<string, unknown>, requestId: String(res.headers['x-request-id'] ?? '') }
+  }
+
+  /** The reasons recorded for a statement (its completion is committed around the answer). */
+  async function eventReasons (sql: string): Promise<string> {
+    let reasons = ''
+    for (let i = 0; i < 50 && !reasons.includes('limited'); i++) {
+      const rows = await gw.store.query<{ reason: string | null }>('select reason from session_events where sql_text = $1', [sql])
+      reasons = rows.map((r) => r.reason ?? '').join('\n')
+      if (!reasons.includes('limited')) await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    return reasons
+  }
+
+  it('SQL API truncate: two rows, the message says the result was limited, the event records it', async () => {
+    const res = await submit('SELECT MANY')
+    expect(res.status).toBe(200)
+    expect(res.body.data).toEqual([['1'], ['2']])
+    expect(String(res.body.message)).toContain('limited to its first 2 rows by rule rows-capped (limits.maxRows)')
+    expect(await eventReasons('SELECT MANY')).toContain('result limited to 2 rows by rule rows-capped (limits.maxRows)')
+  })
+
+  it('SQL API: a result within the limit is not announced as limited', async () => {
+    const res = await submit('SELECT FEW')
+    expect(res.status).toBe(200)
+    expect(res.body.message).toBe('Statement executed successfully.')
+  })
+
+  it('SQL API refuse: 422 QueryFailureStatus and no rows', async () => {
+    const res = await submit('SELECT MANY /* REFUSE */')
+    expect(res.status).toBe(422)
+    expect(res.body.data).toBeUndefined()
+    expect(String(res.body.message)).toContain('more than 2 rows, the most rule rows-refused allows')
+  })
+
+  it('snowflake-sdk truncate and refuse', async () => {
+    const conn = await connectSdk({ accessUrl: gw.url, token: await gw.token('alice') })
+    try {
+      const cut = await runSdk(conn, 'SELECT MANY')
+      expect(cut.rows).toEqual([{ N: 1 }, { N: 2 }])
+      const err = await runSdk(conn, 'SELECT MANY /* REFUSE */').then(() => undefined, (e: unknown) => e)
+      expect(String((err as Error).message)).toContain('more than 2 rows')
+    } finally {
+      await destroySdk(conn)
+    }
+  })
 })

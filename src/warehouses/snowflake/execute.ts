@@ -2,11 +2,11 @@
 // (PUT/GET), check the declared statement count, admit the request through the pipeline, run
 // each statement upstream, and let the pipeline release (mask, count) every page before the
 // result is kept for the client. Protocol encoding happens in the front ends.
-import { ERR_BAD_REQUEST, ERR_STATEMENT_TIMEOUT, ERR_SNOWFLAKE_FILE_TRANSFER, ERR_SNOWFLAKE_STATEMENT_COUNT, ERR_SNOWFLAKE_UNSUPPORTED } from '../../errors.js'
+import { ERR_BAD_REQUEST, ERR_ROWS_LIMIT, ERR_STATEMENT_TIMEOUT, ERR_SNOWFLAKE_FILE_TRANSFER, ERR_SNOWFLAKE_STATEMENT_COUNT, ERR_SNOWFLAKE_UNSUPPORTED } from '../../errors.js'
 import type { Principal } from '../../identity/principal.js'
 import type { Pipeline, RoundTrip } from '../../pipeline.js'
 import type { Admission, ClientInfo, Statement } from '../../pipeline/types.js'
-import { rowLimit } from '../../pipeline/limits.js'
+import { limitedNotice, rowCap } from '../../pipeline/limits.js'
 import type { SnowflakeSettings } from './config.js'
 import type { HandleStore, StoredResult } from './handles.js'
 import { neutralFromQueryData } from './result.js'
@@ -102,6 +102,7 @@ export async function runPrepared (deps: ExecuteDeps, req: ExecuteRequest, prepa
     // One capture per event: the first child's, which is what a client reads first.
     if (trip.capture === undefined && childTrip.capture !== undefined) trip.capture = childTrip.capture
     if (childTrip.upstreamId !== undefined) trip.upstreamId = childTrip.upstreamId
+    if (childTrip.rowsLimited !== undefined) trip.rowsLimited ??= childTrip.rowsLimited
     children.push(deps.handles.put(req.principal, req.settings.name, part, withFormats(result, req)).id)
     childTypes.push(result.statementTypeId ?? 4096)
   }
@@ -140,8 +141,10 @@ async function runOne (deps: ExecuteDeps, req: ExecuteRequest, statement: Statem
     const timeout = asked > 0 ? Math.min(asked, limits.statementTimeoutSeconds) : limits.statementTimeoutSeconds
     query.parameters = { ...query.parameters, STATEMENT_TIMEOUT_IN_SECONDS: timeout }
   }
-  const maxRows = rowLimit(admission) ?? Number.POSITIVE_INFINITY
+  const cap = rowCap(admission)
+  const maxRows = cap?.rows ?? Number.POSITIVE_INFINITY
   const rows: unknown[][] = []
+  let more = false
   let data: Awaited<ReturnType<SnowflakeUpstream['query']>>
   let released: ReturnType<Pipeline['release']>
   // Sluice keeps the rule's timeout itself too: an upstream that stalls (or ignores the
@@ -152,11 +155,20 @@ async function runOne (deps: ExecuteDeps, req: ExecuteRequest, statement: Statem
     released = deps.pipeline.release(statement, admission, neutralFromQueryData(data, req.upstream), trip)
     for await (const page of released.pages) {
       for (const row of page.rows) {
-        if (rows.length >= maxRows) break
+        if (rows.length >= maxRows) {
+          more = true
+          break
+        }
         rows.push(row)
       }
-      // Stops pulling pages (and downloading chunks) once the cap is reached.
-      if (rows.length >= maxRows) break
+      // Stops pulling pages (and downloading chunks) once a row past the cap was seen.
+      if (more) break
+    }
+    if (more && cap?.refuse === true) {
+      // Nothing of the result reaches the client, so the trail keeps none of it either.
+      trip.capture = undefined
+      trip.rowsReturned = undefined
+      throw new ERR_ROWS_LIMIT(cap.rows, cap.rule)
     }
   } catch (err) {
     if (deadline.expired()) throw new ERR_STATEMENT_TIMEOUT(limits.statementTimeoutSeconds ?? 0, req.settings.name)
@@ -177,6 +189,10 @@ async function runOne (deps: ExecuteDeps, req: ExecuteRequest, statement: Statem
       role: data.finalRoleName
     },
     parameters: data.parameters ?? []
+  }
+  if (more && cap !== undefined) {
+    trip.rowsLimited = { rows: cap.rows, by: cap.by, rule: cap.rule }
+    result.notice = limitedNotice(cap)
   }
   if (data.statementTypeId !== undefined) result.statementTypeId = data.statementTypeId
   if (data.queryId !== undefined) result.upstreamQueryId = data.queryId

@@ -24,6 +24,8 @@ export interface StoredResult {
   childTypes?: number[]
   /** The result format the statement's parameters asked for (children inherit the request's). */
   formats?: FormatChoices
+  /** Said to the client instead of "Statement executed successfully." (a result cut at its row limit). */
+  notice?: string
 }
 
 export type HandleState = 'running' | 'succeeded' | 'failed' | 'aborted'
@@ -62,6 +64,7 @@ export function carryTrip (handle: Handle, trip: RoundTrip): void {
   if (trip.capture === undefined && source.capture !== undefined) trip.capture = source.capture
   if (trip.maskedColumns === undefined && source.maskedColumns !== undefined) trip.maskedColumns = source.maskedColumns
   if (trip.upstreamId === undefined && source.upstreamId !== undefined) trip.upstreamId = source.upstreamId
+  if (trip.rowsLimited === undefined && source.rowsLimited !== undefined) trip.rowsLimited = source.rowsLimited
   // The request that serves the result (or failure) completes the statement admitted earlier.
   if (trip.statementId === undefined && source.statementId !== undefined) trip.statementId = source.statementId
 }

@@ -69,7 +69,7 @@ export function resultSet (handle: Handle, result: StoredResult, p: Partitioning
   const body: Record<string, unknown> = {
     code: '090001',
     sqlState: '00000',
-    message: 'Statement executed successfully.',
+    message: result.notice ?? 'Statement executed successfully.',
     ...statusBase(handle, p.statusUrl)
   }
   if (partition === 0) {
