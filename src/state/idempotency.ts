@@ -28,10 +28,11 @@ export interface IdempotencyBinding {
 
 export interface IdempotencyStore {
   /**
-   * Binds the key unless a live binding exists. `claimed` says whether this call bound it; the
+   * Binds the key unless a live binding exists (one bound to `replacing` does not count: its
+   * statement never reached the warehouse). `claimed` says whether this call bound it; the
    * binding returned is the one in force (this call's, or the earlier request's).
    */
-  claim: (key: IdempotencyKey, binding: Omit<IdempotencyBinding, 'createdAt'>, ttlSeconds: number) => Promise<{ claimed: boolean, binding: IdempotencyBinding }>
+  claim: (key: IdempotencyKey, binding: Omit<IdempotencyBinding, 'createdAt'>, ttlSeconds: number, replacing?: string) => Promise<{ claimed: boolean, binding: IdempotencyBinding }>
   /** The live binding of the key, if any. */
   lookup: (key: IdempotencyKey) => Promise<IdempotencyBinding | undefined>
   /** Deletes up to `limit` expired keys, oldest first; how many went. */
@@ -41,7 +42,8 @@ export interface IdempotencyStore {
 const BINDING = `handle_id::text as "handleId", front_end as "frontEnd", statement_hash as "statementHash",
   request_hash as "requestHash", replica, to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as "createdAt"`
 
-// A row that expired is as good as absent: the conflict branch takes it over.
+// A row that expired, or one bound to the handle being replaced, is as good as absent: the
+// conflict branch takes it over.
 const CLAIM = `insert into idempotency_keys as k
     (owner, connection, request_id, handle_id, front_end, statement_hash, request_hash, replica, created_at, expires_at)
   values ($1, $2, $3, $4::uuid, $5, $6, $7, $8, now(), now() + make_interval(secs => $9::float8))
@@ -49,7 +51,7 @@ const CLAIM = `insert into idempotency_keys as k
     handle_id = excluded.handle_id, front_end = excluded.front_end, statement_hash = excluded.statement_hash,
     request_hash = excluded.request_hash, replica = excluded.replica, created_at = excluded.created_at,
     expires_at = excluded.expires_at
-  where k.expires_at <= now()
+  where k.expires_at <= now() or k.handle_id = $10::uuid
   returning ${BINDING}`
 
 const LOOKUP = `select ${BINDING} from idempotency_keys
@@ -66,11 +68,11 @@ export class StoreIdempotencyKeys implements IdempotencyStore {
     this.#store = store
   }
 
-  async claim (key: IdempotencyKey, binding: Omit<IdempotencyBinding, 'createdAt'>, ttlSeconds: number): Promise<{ claimed: boolean, binding: IdempotencyBinding }> {
+  async claim (key: IdempotencyKey, binding: Omit<IdempotencyBinding, 'createdAt'>, ttlSeconds: number, replacing?: string): Promise<{ claimed: boolean, binding: IdempotencyBinding }> {
     // A live row the insert ran into can expire (or be purged) before it is read: try again.
     for (let attempt = 0; attempt < 3; attempt++) {
       const [mine] = await this.#store.query<IdempotencyBinding>(CLAIM, [key.owner, key.connection, key.requestId,
-        binding.handleId, binding.frontEnd, binding.statementHash, binding.requestHash, binding.replica, ttlSeconds])
+        binding.handleId, binding.frontEnd, binding.statementHash, binding.requestHash, binding.replica, ttlSeconds, replacing ?? null])
       if (mine !== undefined) return { claimed: true, binding: mine }
       const earlier = await this.lookup(key)
       if (earlier !== undefined) return { claimed: false, binding: earlier }

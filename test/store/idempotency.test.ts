@@ -3,7 +3,11 @@
 // expired keys through their index.
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { ERR_UPSTREAM_FAILED, ERR_UPSTREAM_UNAVAILABLE } from '../../src/errors.js'
 import { PURGE, StoreIdempotencyKeys, type IdempotencyKey } from '../../src/state/idempotency.js'
+import { HandleStore, type StoredResult } from '../../src/warehouses/snowflake/handles.js'
+import { fingerprint, Idempotency } from '../../src/warehouses/snowflake/idempotency.js'
+import { alice } from '../recording/helpers.js'
 import { migrate } from '../../src/store/migrate.js'
 import type { Store } from '../../src/store/store.js'
 import { storeEngines } from '../support/stores.js'
@@ -64,6 +68,32 @@ describe.each(storeEngines())('idempotency keys on $name', slow, (engine) => {
     expect(await keys.purgeExpired(100)).toBeGreaterThanOrEqual(2)
     expect(await keys.purgeExpired(100)).toBe(0)
     expect(await keys.lookup(live)).toBeDefined()
+  })
+
+  it('gives the key of a statement that never left for the warehouse to its retry, and only that one', async () => {
+    const handles = new HandleStore()
+    const idempotency = new Idempotency(keys, handles, { ttlSeconds: 60 })
+    const fp = fingerprint({ frontEnd: 'snowflake-sqlapi', sql: 'SELECT 1', rest: {} })
+    const result: StoredResult = { rowtype: [], schema: { columns: [] }, rows: [], final: {}, parameters: [] }
+    const fail = (err: Error) => (id: string) => handles.start(alice, 'wh', 'SELECT 1', async () => { throw err }, id)
+    const succeed = (id: string) => handles.start(alice, 'wh', 'SELECT 1', async () => result, id)
+
+    // Refused before it was sent (connection refused): answered as retryable, so the retry runs.
+    const unsent = randomUUID()
+    const first = await idempotency.bind(alice, 'wh', unsent, fp, fail(new ERR_UPSTREAM_UNAVAILABLE('wh', 'connection refused')))
+    await first.done
+    expect(await idempotency.earlier(alice, 'wh', unsent, fp)).toBeUndefined()
+    const retry = await idempotency.bind(alice, 'wh', unsent, fp, succeed)
+    expect(retry.id).not.toBe(first.id)
+    await retry.done
+    expect((await idempotency.earlier(alice, 'wh', unsent, fp))?.id).toBe(retry.id)
+
+    // Failed after it was sent: it may have run, so the key stays with it.
+    const sent = randomUUID()
+    const ran = await idempotency.bind(alice, 'wh', sent, fp, fail(new ERR_UPSTREAM_FAILED('wh', 'the warehouse said no')))
+    await ran.done
+    expect((await idempotency.earlier(alice, 'wh', sent, fp))?.id).toBe(ran.id)
+    expect((await idempotency.bind(alice, 'wh', sent, fp, succeed)).id).toBe(ran.id)
   })
 
   it('finds expired keys through the expiry index, not a scan of the table', async () => {

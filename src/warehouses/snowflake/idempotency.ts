@@ -8,6 +8,9 @@
 // policy decided the first request, so a retry cannot smuggle another statement past it under an
 // earlier "success". Handles still live in process memory (handles.ts), so a retry that reaches
 // another replica is refused rather than run twice; the conflict check works on every replica.
+// One exception to "never twice": a first request whose statement provably never left for the
+// warehouse (SLUICE_UPSTREAM_UNAVAILABLE, answered as retryable) gives its key to the retry, or
+// the retry the client was told to make would only be told the same again.
 import { createHash, randomUUID } from 'node:crypto'
 import { ERR_BAD_REQUEST, ERR_IDEMPOTENCY_CONFLICT, ERR_IDEMPOTENCY_UNAVAILABLE } from '../../errors.js'
 import type { Principal } from '../../identity/principal.js'
@@ -85,6 +88,11 @@ export function resubmitText (requestId: string): string {
   return `SELECT 'Error retrieving query results for request id: ${requestId}, please use RESULT_SCAN instead' AS ErrorMessage;`
 }
 
+/** A statement that failed before it was sent: the warehouse cannot have run it. */
+function neverRan (handle: Handle): boolean {
+  return handle.state === 'failed' && handle.error?.code === 'SLUICE_UPSTREAM_UNAVAILABLE'
+}
+
 export class Idempotency {
   /** This gateway process, as recorded with the keys it binds. */
   readonly replica = randomUUID()
@@ -113,7 +121,10 @@ export class Idempotency {
    */
   async earlier (principal: Principal, connection: string, requestId: string, fp: Fingerprint): Promise<Handle | undefined> {
     const binding = await this.#lookup(this.keyOf(principal, connection, requestId))
-    return binding === undefined ? undefined : this.#answer(principal, connection, requestId, binding, fp)
+    if (binding === undefined) return undefined
+    const handle = this.#answer(principal, connection, requestId, binding, fp)
+    // Decided and run anew; bind() takes the key over from the handle that never ran.
+    return neverRan(handle) ? undefined : handle
   }
 
   /** The handle bound to the key whatever request it came from (snowflake-sdk's resubmit by id). */
@@ -136,9 +147,16 @@ export class Idempotency {
     this.#inflight.set(name, new Promise<void>((resolve) => { done = resolve }))
     try {
       const handleId = randomUUID()
-      const { claimed, binding } = await this.#store.claim(key, { handleId, replica: this.replica, ...fp }, this.#options.ttlSeconds)
+      const fresh = { handleId, replica: this.replica, ...fp }
+      let { claimed, binding } = await this.#store.claim(key, fresh, this.#options.ttlSeconds)
       if (claimed) return start(handleId)
-      return this.#answer(principal, connection, requestId, binding, fp)
+      let earlier = this.#answer(principal, connection, requestId, binding, fp)
+      if (neverRan(earlier)) {
+        ({ claimed, binding } = await this.#store.claim(key, fresh, this.#options.ttlSeconds, earlier.id))
+        if (claimed) return start(handleId)
+        earlier = this.#answer(principal, connection, requestId, binding, fp)
+      }
+      return earlier
     } finally {
       this.#inflight.delete(name)
       done()
