@@ -191,9 +191,10 @@ function errorChecks (env: () => Env): void {
   const WITHHELD = /^statement failed on connection fake: the warehouse reported error 100035 \(22007\); its message was withheld because the statement reads sluice_test\.public\.customers, which has masking rule mask-pii/
 
   async function recorded (requestId: string): Promise<{ reason: string, text: string }> {
-    const page = await searchEvents(env().gw.store, { requestId })
-    expect(page.items).toHaveLength(1)
-    const event = await getEvent(env().gw.store, page.items[0]!.id)
+    // The completion (or the refusal): a statement that ran has its admitted event too.
+    const items = (await searchEvents(env().gw.store, { requestId })).items.filter((e) => e.phase !== 'admitted')
+    expect(items).toHaveLength(1)
+    const event = await getEvent(env().gw.store, items[0]!.id)
     return { reason: String(event?.reason), text: JSON.stringify(event) }
   }
 
