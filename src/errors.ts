@@ -84,6 +84,12 @@ export const ERR_BAD_REQUEST = createError<[string]>(
 // error (Snowflake 001003 / 42000, BigQuery 400 invalidQuery), not as a policy denial.
 export const ERR_SQL_SYNTAX = createError<[string]>(
   'SLUICE_SQL_SYNTAX', 'Sluice could not parse this statement; it was not run: %s', 400, base(RequestError))
+// Caps that keep one statement from stalling the gateway (policies.maxStatementBytes, the
+// parser pool's time and memory budget): refused before anything runs, as the client's mistake.
+export const ERR_STATEMENT_TOO_LARGE = createError<[number, number]>(
+  'SLUICE_STATEMENT_TOO_LARGE', 'the statement is %d bytes, more than the %d bytes Sluice accepts (policies.maxStatementBytes); it was not run: split it, or load large value lists into a table', 400, base(RequestError))
+export const ERR_STATEMENT_TOO_COMPLEX = createError<[string]>(
+  'SLUICE_STATEMENT_TOO_COMPLEX', 'the statement is too complex for Sluice to analyse (%s); it was not run: simplify it (less nesting, shorter value lists)', 400, base(RequestError))
 export const ERR_UNKNOWN_CONNECTION = createError<[string]>(
   'SLUICE_UNKNOWN_CONNECTION', 'unknown connection %s: check the connection name configured for this client', 404, base(RequestError))
 export const ERR_NOT_FOUND = createError<[string]>(

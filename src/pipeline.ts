@@ -78,7 +78,8 @@ export class Pipeline {
     // Without a recording layer to write the admitted event, a store probe stands in for it: it
     // runs while the statement is analysed and decided and is awaited before the upstream.
     let writable = trip.onAdmitted === undefined ? this.#probe() : Promise.resolve()
-    const analysis = this.#stages.analyze.analyze(statement)
+    // Parsed off the event loop (the parser pool), refused when too large or over budget.
+    const analysis = await this.#stages.analyze.analyze(statement)
     trip.analysis = analysis
     const decision = this.#stages.decide.decide(statement, analysis)
     trip.decision = decision

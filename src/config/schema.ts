@@ -109,7 +109,18 @@ export const configSchema = {
       default: {},
       properties: {
         directory: { type: 'string', minLength: 1, default: './policies' },
-        watch: { type: 'boolean', default: true }
+        watch: { type: 'boolean', default: true },
+        maxStatementBytes: { type: 'integer', minimum: 1, default: 1048576 },
+        parser: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            workers: { type: 'integer', minimum: 1, maximum: 64, default: 2 },
+            timeoutMs: { type: 'integer', minimum: 100, default: 5000 },
+            memoryMb: { type: 'integer', minimum: 32, default: 512 }
+          }
+        }
       }
     },
     recording: {

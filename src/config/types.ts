@@ -70,6 +70,19 @@ export interface ConnectionConfig {
 export interface PoliciesConfig {
   directory: string
   watch: boolean
+  /** Statements larger than this (UTF-8 bytes) are refused unparsed: SLUICE_STATEMENT_TOO_LARGE. */
+  maxStatementBytes?: number
+  /** The parser pool: statements are parsed on worker threads with a time and memory budget. */
+  parser?: ParserPoolConfig
+}
+
+export interface ParserPoolConfig {
+  /** Worker threads (default 2). */
+  workers?: number
+  /** Time one statement may take to parse and analyse, ms (default 5000); past it: SLUICE_STATEMENT_TOO_COMPLEX. */
+  timeoutMs?: number
+  /** Heap of each parser thread, MiB (default 512); past it: SLUICE_STATEMENT_TOO_COMPLEX. */
+  memoryMb?: number
 }
 
 export interface RecordingConfig {

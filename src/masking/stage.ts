@@ -6,7 +6,8 @@ import { ERR_MASKING_INFERENCE, ERR_MASKING_UNRESOLVED } from '../errors.js'
 import type { MaskStage } from '../pipeline/stages.js'
 import type { Admission, MaskCount, MaskPlan, ResultPage, Statement } from '../pipeline/types.js'
 import type { CompiledMaskingRule } from '../policy/model.js'
-import { lineageOf, type StatementLineage } from '../sql/lineage.js'
+import { treeOf } from '../sql/ast.js'
+import { lineageOf, traceStatement, type StatementLineage } from '../sql/lineage.js'
 import { Lru } from '../sql/lru.js'
 import type { Dialect, StatementAnalysis } from '../sql/types.js'
 import { createScanner, DETECTOR_KINDS, type DetectorKind, type Scanner } from './detectors.js'
@@ -77,7 +78,8 @@ export function createMaskStage (options: MaskStageOptions): MaskingStage {
     }
   }
 
-  function lineageFor (statement: Statement, text: string): StatementLineage {
+  function lineageFor (statement: Statement, analysed: StatementAnalysis): StatementLineage {
+    const text = analysed.text
     const dialect = DIALECTS[statement.connection.kind] ?? 'postgres'
     const { database = '', schema = '' } = statement.connection.defaults
     const key = `${statement.connection.name}\u0000${dialect}\u0000${database}\u0000${schema}\u0000${text}`
@@ -85,11 +87,15 @@ export function createMaskStage (options: MaskStageOptions): MaskingStage {
     if (hit === undefined) {
       const schemaOf = options.schemaOf
       try {
-        const traced = lineageOf(text, {
+        const trace = {
           dialect,
           defaults: statement.connection.defaults,
           ...(schemaOf !== undefined && { schemaOf: (table: string) => schemaOf(statement.connection.name, table) })
-        })
+        }
+        // The analyzer's own parse tree when it kept one: a statement is parsed once, off the
+        // event loop; only an analysis made elsewhere (tests, a pass-through) is parsed here.
+        const tree = treeOf(analysed)
+        const traced = tree !== undefined ? [traceStatement(tree, trace)] : lineageOf(text, trace)
         hit = traced.length === 1 ? traced[0] as StatementLineage : { outputs: [], uses: traced.flatMap((t) => t.uses), unresolved: 'several statements in one text' }
       } catch (err) {
         // A walk that fails (an AST shape never met, nesting too deep) knows nothing: every
@@ -140,7 +146,7 @@ export function createMaskStage (options: MaskStageOptions): MaskingStage {
         if (s.kind === 'unknown') continue
         let guard = guardRule([...s.tablesRead, ...s.tablesWritten], rules)
         if (guard === undefined && s.kind !== 'select') continue
-        const lineage = lineageFor(statement, s.text)
+        const lineage = lineageFor(statement, s)
         // A table function whose sources Sluice cannot see may read any masked table.
         const first = rules[0] as CompiledMaskingRule
         if (guard === undefined && lineage.opaque !== undefined) guard = { rule: first, table: `table function ${lineage.opaque.map((f) => f.toUpperCase()).join(', ')} (Sluice cannot see which tables it reads)` }
@@ -168,7 +174,7 @@ export function createMaskStage (options: MaskStageOptions): MaskingStage {
       const settings = effective(statement.connection.name)
       const s = analysed(statement, admission)
       const counts: MaskCount[] = []
-      const lineage = s === undefined ? undefined : lineageFor(statement, s.text)
+      const lineage = s === undefined ? undefined : lineageFor(statement, s)
       const columns = planColumns({
         lineage,
         tablesRead: s === undefined ? admission.analysis.statements.flatMap((x) => x.tablesRead) : s.tablesRead,

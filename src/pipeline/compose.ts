@@ -6,8 +6,9 @@ import type { GatewaySecrets } from '../config/secrets.js'
 import type { SluiceConfig } from '../config/types.js'
 import type { PolicyLogger } from '../policy/watch.js'
 import { PolicyStore } from '../policy/watch.js'
-import { createSqlAnalyzer } from '../sql/analyzer.js'
-import type { Dialect, SqlAnalyzer } from '../sql/types.js'
+import { ERR_STATEMENT_TOO_COMPLEX, ERR_STATEMENT_TOO_LARGE } from '../errors.js'
+import { createPooledAnalyzer, type AsyncSqlAnalyzer } from '../sql/pooled-analyzer.js'
+import type { Analysis, Dialect, SqlAnalyzer } from '../sql/types.js'
 import type { PolicyEngine } from '../policy/types.js'
 import { createMaskStage } from '../masking/stage.js'
 import { refuseApprovals, type AnalyzeStage, type DecideStage, type PipelineStages, type RecordStage } from './stages.js'
@@ -19,17 +20,40 @@ export interface ComposedStages {
   close: () => Promise<void>
 }
 
+/** policies.maxStatementBytes when a configuration built in code does not say. */
+export const DEFAULT_MAX_STATEMENT_BYTES = 1024 * 1024
+
 const DIALECTS: Record<string, Dialect> = { snowflake: 'snowflake', bigquery: 'bigquery', postgres: 'postgres' }
 
-export function analyzeStage (analyzer: SqlAnalyzer): AnalyzeStage {
+export interface AnalyzeLimits {
+  /** policies.maxStatementBytes: larger statements are refused before they are parsed. */
+  maxStatementBytes?: number
+}
+
+export function analyzeStage (analyzer: SqlAnalyzer | AsyncSqlAnalyzer, limits: AnalyzeLimits = {}): AnalyzeStage {
+  const max = limits.maxStatementBytes
   return {
     name: 'analyze',
     enforcing: true,
     analyze (statement) {
+      const sql = statement.sql
+      // Characters first: a UTF-8 byte count walks the whole text, and most statements are short.
+      if (max !== undefined && sql.length * 3 > max) {
+        const bytes = Buffer.byteLength(sql, 'utf8')
+        if (bytes > max) throw new ERR_STATEMENT_TOO_LARGE(bytes, max)
+      }
       const dialect = DIALECTS[statement.connection.kind] ?? 'postgres'
-      return analyzer.analyze(statement.sql, dialect, statement.connection.defaults)
+      const analysis = analyzer.analyze(sql, dialect, statement.connection.defaults)
+      return analysis instanceof Promise ? analysis.then(tooDeep) : tooDeep(analysis)
     }
   }
+}
+
+/** Nesting past the parser's recursion limit is a statement too complex, not a syntax error. */
+function tooDeep (analysis: Analysis): Analysis {
+  const deep = analysis.statements.find((s) => s.parseError !== undefined && /recursion limit exceeded/i.test(s.parseError))
+  if (deep !== undefined) throw new ERR_STATEMENT_TOO_COMPLEX('nesting deeper than the parser allows')
+  return analysis
 }
 
 export function decideStage (engine: PolicyEngine): DecideStage {
@@ -64,11 +88,11 @@ export function recordStage (recorder: { ensureWritable: () => Promise<void> }, 
 }
 
 export async function createStages (config: SluiceConfig, logger?: PolicyLogger, secrets?: GatewaySecrets): Promise<ComposedStages> {
-  const analyzer = await createSqlAnalyzer()
+  const analyzer = createPooledAnalyzer(config.policies.parser ?? {})
   const policies = await PolicyStore.open(config.policies.directory, { watch: config.policies.watch, logger })
   return {
     stages: {
-      analyze: analyzeStage(analyzer),
+      analyze: analyzeStage(analyzer, { maxStatementBytes: config.policies.maxStatementBytes ?? DEFAULT_MAX_STATEMENT_BYTES }),
       decide: decideStage(policies.engine),
       hold: refuseApprovals,
       mask: createMaskStage({
@@ -79,6 +103,6 @@ export async function createStages (config: SluiceConfig, logger?: PolicyLogger,
       })
     },
     policies,
-    close: async () => { policies.close() }
+    close: async () => { policies.close(); await analyzer.close() }
   }
 }

@@ -12,7 +12,8 @@ interface Stage {
 }
 
 export interface AnalyzeStage extends Stage {
-  analyze (statement: Statement): Analysis
+  /** Asynchronous when parsing runs on the parser pool's threads (src/sql/pool.ts). */
+  analyze (statement: Statement): Analysis | Promise<Analysis>
 }
 
 export interface DecideStage extends Stage {

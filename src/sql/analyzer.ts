@@ -7,6 +7,7 @@
 // parser lacks (unsupported.ts), which only changes how the refusal is worded.
 // Results are cached (LRU, keyed by dialect, defaults and text) and frozen, so callers may
 // share them freely.
+import { attachTree } from './ast.js'
 import { rereadsOf } from './rereads.js'
 import { actingFunctions } from './system-functions.js'
 import { collect } from './tables.js'
@@ -41,6 +42,17 @@ export async function createSqlAnalyzer (options: SqlAnalyzerOptions = {}): Prom
 }
 
 function analyzeSql (sql: string, dialect: Dialect, defaults: QualifyDefaults): Analysis {
+  const { analysis, trees } = analyzeWithTrees(sql, dialect, defaults)
+  const frozen = deepFreeze(analysis)
+  frozen.statements.forEach((s, i) => { const tree = trees[i]; if (tree !== undefined) attachTree(s, tree) })
+  return frozen
+}
+
+/**
+ * The analysis and, per statement, the parse tree it was made from (for lineage), unfrozen:
+ * what the worker pool's threads run (analysis-worker.ts).
+ */
+export function analyzeWithTrees (sql: string, dialect: Dialect, defaults: QualifyDefaults): { analysis: Analysis, trees: Array<StatementJson | undefined> } {
   const parsed = parseSql(sql, dialect)
   let statements: StatementAnalysis[]
   if (!parsed.ok) {
@@ -53,8 +65,9 @@ function analyzeSql (sql: string, dialect: Dialect, defaults: QualifyDefaults): 
       return r.ok ? r.statements : undefined
     })
     statements = parsed.statements.map((stmt, i) => analyzeStatement(stmt, texts[i] ?? '', dialect, defaults))
+    return { analysis: { dialect, statements }, trees: parsed.statements }
   }
-  return deepFreeze({ dialect, statements })
+  return { analysis: { dialect, statements }, trees: [] }
 }
 
 function analyzeStatement (
@@ -116,7 +129,7 @@ function unknown (text: string, parseError: string): StatementAnalysis {
   return { kind: 'unknown', text, tablesRead: [], tablesWritten: [], functions: [], hasLimit: false, parseError }
 }
 
-function deepFreeze<T> (value: T): T {
+export function deepFreeze<T> (value: T): T {
   if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
     Object.freeze(value)
     for (const v of Object.values(value)) deepFreeze(v)

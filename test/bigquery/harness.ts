@@ -58,6 +58,8 @@ export interface SluiceOptions {
   mask?: MaskStage
   /** Use the gateway's own stages (SQL analyzer, policy engine, masking) over this directory. */
   policiesDirectory?: string
+  /** More of the policies section (maxStatementBytes, parser budget). */
+  policies?: Record<string, unknown>
 }
 
 export async function startSluice (options: SluiceOptions): Promise<Sluice> {
@@ -67,7 +69,7 @@ export async function startSluice (options: SluiceOptions): Promise<Sluice> {
     log: { level: 'silent' },
     identity: { ...idp.identityConfig(), groupRoles: { 'ai-agents': ['agent'], stewards: ['agent', 'data-steward'] } },
     connections: options.connections,
-    policies: { directory: options.policiesDirectory ?? './policies', watch: false }
+    policies: { directory: options.policiesDirectory ?? './policies', watch: false, ...options.policies }
   })
   const store = await openPgliteStore({ dataDir: MEMORY })
   await migrate(store)

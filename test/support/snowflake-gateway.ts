@@ -35,6 +35,8 @@ export interface SnowflakeGatewayOptions {
   stages?: Partial<PipelineStages> | 'configured'
   /** policies.directory, for `stages: 'configured'`. */
   policiesDirectory?: string
+  /** More of the policies section (maxStatementBytes, parser budget). */
+  policies?: Record<string, unknown>
   /** A log level while debugging a test; silent by default. */
   logLevel?: string
   /** Another gateway's store and IdP, to run a second replica beside it (not closed by this one). */
@@ -84,7 +86,7 @@ export async function startSnowflakeGateway (options: SnowflakeGatewayOptions): 
     store: { url: 'postgres://127.0.0.1/unused' },
     identity: { ...idp.identityConfig(), groupRoles: { 'ai-agents': ['agent'], stewards: ['agent', 'data-steward'], ...options.groupRoles } },
     connections: options.connections,
-    policies: { directory: options.policiesDirectory ?? 'policies', watch: false }
+    policies: { directory: options.policiesDirectory ?? 'policies', watch: false, ...options.policies }
   })
   const engine = options.store === undefined ? postgresEngine({ poolSize: 4 }) : undefined
   // A borrowed store stays open when this gateway closes: its owner closes it.

@@ -33,8 +33,13 @@ export function googleErrorBody (code: number, message: string, sluiceCode: stri
 
 /** Catalogue errors BigQuery itself answers with a more specific reason than their status's. */
 const REASONS: Record<string, string> = {
+  // BigQuery's own 403 for a result too large to return (maxRowsAction: refuse).
+  SLUICE_ROWS_LIMIT: 'responseTooLarge',
   // What BigQuery says of a query it cannot parse; clients treat it as the caller's mistake.
-  SLUICE_SQL_SYNTAX: 'invalidQuery'
+  SLUICE_SQL_SYNTAX: 'invalidQuery',
+  // What BigQuery says of a query over its own size or complexity limits.
+  SLUICE_STATEMENT_TOO_LARGE: 'invalidQuery',
+  SLUICE_STATEMENT_TOO_COMPLEX: 'invalidQuery'
 }
 
 export interface RenderedError {

@@ -17,6 +17,10 @@ const CODES: Record<string, [string, string]> = {
   SLUICE_POLICY_DENIED: ['003001', '42501'],
   // Snowflake's own "SQL compilation error: syntax error …", which drivers raise as a ProgrammingError.
   SLUICE_SQL_SYNTAX: ['001003', '42000'],
+  // Refused before parsing or over the parser's budget: the SQL standard's program-limit states
+  // (54000 program limit exceeded, 54001 statement too complex), as compilation errors.
+  SLUICE_STATEMENT_TOO_LARGE: ['001003', '54000'],
+  SLUICE_STATEMENT_TOO_COMPLEX: ['001003', '54001'],
   SLUICE_APPROVAL_REQUIRED: ['003001', '42501'],
   SLUICE_SNOWFLAKE_CONTEXT_REFUSED: ['390189', '08004'],
   SLUICE_SNOWFLAKE_FILE_TRANSFER: ['000002', '0A000'],

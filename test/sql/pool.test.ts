@@ -1,0 +1,44 @@
+// The parser pool: statements are analysed on worker threads, each within a budget; a thread
+// over budget is terminated and replaced, and the statement after it is analysed as usual.
+import { afterEach, describe, expect, it } from 'vitest'
+import { createPooledAnalyzer, type AsyncSqlAnalyzer } from '../../src/sql/pooled-analyzer.js'
+import { treeOf } from '../../src/sql/ast.js'
+
+// ~1 MB: takes the parser seconds, far past a 250 ms deadline.
+const HUGE_IN_LIST = `SELECT id FROM s.t WHERE id IN (${Array.from({ length: 150_000 }, (_, k) => String(k)).join(', ')})`
+
+let analyzer: AsyncSqlAnalyzer | undefined
+afterEach(async () => { await analyzer?.close(); analyzer = undefined })
+
+describe('parser pool', () => {
+  it('analyses on a worker thread and keeps the parse tree for lineage', async () => {
+    analyzer = createPooledAnalyzer({ workers: 1 })
+    const analysis = await analyzer.analyze('SELECT a FROM t WHERE b = 1', 'snowflake', { database: 'DB', schema: 'S' })
+    expect(analysis.statements).toMatchObject([{ kind: 'select', tablesRead: ['db.s.t'] }])
+    expect(Object.isFrozen(analysis.statements[0])).toBe(true)
+    expect(Object.keys(treeOf(analysis.statements[0]!) ?? {})).toEqual(['Query'])
+    // Cached: the same frozen object again.
+    expect(await analyzer.analyze('SELECT a FROM t WHERE b = 1', 'snowflake', { database: 'DB', schema: 'S' })).toBe(analysis)
+  })
+
+  it('terminates a thread past its deadline, refuses that statement, and analyses the next one on a fresh thread', async () => {
+    analyzer = createPooledAnalyzer({ workers: 1, timeoutMs: 250 })
+    await analyzer.analyze('SELECT 1', 'snowflake') // the thread is up
+    await expect(analyzer.analyze(HUGE_IN_LIST, 'snowflake')).rejects.toMatchObject({
+      code: 'SLUICE_STATEMENT_TOO_COMPLEX',
+      statusCode: 400,
+      message: expect.stringContaining('parsing took longer than 250 ms')
+    })
+    expect(analyzer.pool.replaced).toBe(1)
+    const next = await analyzer.analyze('SELECT a FROM s.t2', 'bigquery', { database: 'p' })
+    expect(next.statements).toMatchObject([{ kind: 'select', tablesRead: ['p.s.t2'] }])
+  })
+
+  it('statements queued behind one over budget are analysed, not refused', async () => {
+    analyzer = createPooledAnalyzer({ workers: 1, timeoutMs: 250 })
+    const slow = analyzer.analyze(HUGE_IN_LIST, 'postgres')
+    const queued = analyzer.analyze('DELETE FROM t WHERE a = 1', 'postgres')
+    await expect(slow).rejects.toMatchObject({ code: 'SLUICE_STATEMENT_TOO_COMPLEX' })
+    expect((await queued).statements).toMatchObject([{ kind: 'delete' }])
+  })
+})
