@@ -2,16 +2,24 @@
 // same cap whatever its paging looks like.
 import type { Admission } from './types.js'
 
+export interface RowLimitOptions {
+  /**
+   * A paging read of a whole table (BigQuery tabledata.list): every page is bounded by the
+   * client's maxResults, so autoLimit (a stand-in for a LIMIT) does not cut it; maxRows does.
+   */
+  paged?: boolean
+}
+
 /**
  * The most rows a result may hand out under its admission: the policy's maxRows, and its
  * autoLimit when every statement is a SELECT without a LIMIT of its own. The answer is cut
  * rather than the SQL rewritten, so what runs is exactly what the policy analysed; the rule's
  * statement timeout and maximumBytesBilled bound what the full query may cost.
  */
-export function rowLimit (admission: Admission): number | undefined {
+export function rowLimit (admission: Admission, options: RowLimitOptions = {}): number | undefined {
   const { maxRows, autoLimit } = admission.decision.limits
   const statements = admission.analysis.statements
-  const unlimitedSelect = statements.length > 0 && statements.every((s) => s.kind === 'select' && !s.hasLimit)
+  const unlimitedSelect = options.paged !== true && statements.length > 0 && statements.every((s) => s.kind === 'select' && !s.hasLimit)
   const limits = [maxRows, unlimitedSelect ? autoLimit : undefined].filter((n): n is number => typeof n === 'number')
   return limits.length === 0 ? undefined : Math.min(...limits)
 }
@@ -25,8 +33,8 @@ export interface RowCap {
   rule: string
 }
 
-export function rowCap (admission: Admission): RowCap | undefined {
-  const rows = rowLimit(admission)
+export function rowCap (admission: Admission, options: RowLimitOptions = {}): RowCap | undefined {
+  const rows = rowLimit(admission, options)
   if (rows === undefined) return undefined
   const { maxRows, maxRowsAction } = admission.decision.limits
   const by = maxRows === rows ? 'maxRows' : 'autoLimit'

@@ -86,7 +86,9 @@ describe('bigquery REST through Sluice', () => {
     const sql = `SELECT id FROM ${SEED_DATASET}.customers ORDER BY id -- cap:3`
     const first = await api(sluice, alice, 'POST', `${P}/queries`, { query: sql, useLegacySql: false })
     expect(first.json.rows.map((r: any) => r.f[0].v)).toEqual(['1', '2', '3'])
-    expect(first.json.totalRows).toBe('3')
+    // The true count stays; the cut is announced as a warning.
+    expect(first.json.totalRows).toBe('5')
+    expect(first.json.errors?.[0]?.reason).toBe('rowsLimited')
     expect(first.json.pageToken).toBeUndefined()
     await api(sluice, alice, 'POST', `${P}/jobs`, { jobReference: { projectId: SEED_PROJECT, jobId: 'alice_capped_1' }, configuration: { query: { query: sql, useLegacySql: false } } })
     const page1 = await api(sluice, alice, 'GET', `${P}/queries/alice_capped_1?maxResults=2`)

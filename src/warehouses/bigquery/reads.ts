@@ -7,8 +7,8 @@ import { ERR_NOT_FOUND } from '../../errors.js'
 import type { Admission, Statement } from '../../pipeline/types.js'
 import { ownerOf } from './registry.js'
 import { releaseJob, releasing } from './released-errors.js'
-import { rowLimit } from '../../pipeline/limits.js'
-import { capPage, pageStartOf, projectFields, releaseRows, timestampForm } from './results.js'
+import { rowCap } from '../../pipeline/limits.js'
+import { announceLimited, capPage, pageStartOf, projectFields, releaseRows, timestampForm } from './results.js'
 import { pageScope, type CallContext, type BigQueryService } from './service.js'
 import type { Job, TableDataList, TableReference } from './wire.js'
 
@@ -93,20 +93,25 @@ export async function listTableData (svc: BigQueryService, ctx: CallContext, ref
     statement = svc.statement(ctx, upstream, sql, undefined)
     admission = await svc.pipeline.admit(statement, ctx.trip)
   }
-  const maxRows = rowLimit(admission)
+  // tabledata.list pages through the whole table by its own maxResults / startIndex / pageToken:
+  // autoLimit (a stand-in for a LIMIT on a SELECT) does not cut it; maxRows does.
+  const cap = rowCap(admission, { paged: true })
+  const maxRows = cap?.rows
   const upstreamId = resultOf?.id ?? `${table.projectId}:${table.datasetId}.${table.tableId}`
   const scope = pageScope(ctx, upstreamId)
   const start = pageStartOf(svc.registry, scope, query, maxRows)
   const errors = { pipeline: svc.pipeline, statement, admission }
   const meta = await releasing(errors, async () => await upstream.getTable(table))
   const fields = projectFields(meta.schema?.fields ?? [], query.selectedFields)
-  const data = capPage(svc.registry, scope, await releasing(errors, async () => await upstream.listTableData(table, {
+  const cut = capPage(svc.registry, scope, await releasing(errors, async () => await upstream.listTableData(table, {
     maxResults: query.maxResults,
     pageToken: query.pageToken,
     startIndex: query.startIndex,
     selectedFields: query.selectedFields,
     'formatOptions.useInt64Timestamp': true
-  })), start, maxRows)
+  })), start, cap)
+  // TableDataList has no field for a warning: the true totalRows and the missing pageToken say it.
+  const data = cut.limited && cap !== undefined ? announceLimited(ctx.trip, cap, cut.page, false) : cut.page
   if (data.rows === undefined) return data
   const rows = await releaseRows(svc.pipeline, {
     statement,

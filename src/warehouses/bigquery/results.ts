@@ -4,7 +4,8 @@
 import type { Pipeline, RoundTrip } from '../../pipeline.js'
 import type { Admission, ResultPage, Statement } from '../../pipeline/types.js'
 import { columnsOf, decodeRows, encodeRows, type TimestampForm } from './codec.js'
-import { ERR_BAD_REQUEST } from '../../errors.js'
+import { ERR_BAD_REQUEST, ERR_ROWS_LIMIT } from '../../errors.js'
+import { limitedNotice, type RowCap } from '../../pipeline/limits.js'
 import type { JobRegistry } from './registry.js'
 import type { TableFieldSchema, TableRow } from './wire.js'
 
@@ -104,24 +105,38 @@ export function pageStartOf (registry: JobRegistry, scope: string, query: Record
 }
 
 /**
- * Applies a policy's maxRows to one page that starts at row `start`: rows past the limit are
- * dropped, and at the limit the page token goes so clients stop paging. Remembers where the
- * next page starts for the token that stays.
+ * Applies a policy's row cap to one page that starts at row `start`: rows past the cap are
+ * dropped, and at the cap the page token goes so clients stop paging; `totalRows` stays the
+ * true count, and `limited` says the result was cut (the caller announces and records it).
+ * With maxRowsAction: refuse a result longer than the cap is refused whole. Remembers where
+ * the next page starts for the token that stays.
  */
-export function capPage<T extends Paged> (registry: JobRegistry, scope: string, page: T, start: number, maxRows: number | undefined): T {
+export function capPage<T extends Paged> (registry: JobRegistry, scope: string, page: T, start: number, cap: RowCap | undefined): { page: T, limited: boolean } {
   const rows = page.rows ?? []
-  if (maxRows === undefined) {
+  if (cap === undefined) {
     if (page.pageToken !== undefined) registry.rememberPageStart(scope, page.pageToken, start + rows.length)
-    return page
+    return { page, limited: false }
   }
-  const room = Math.max(0, maxRows - start)
+  const limited = Number(page.totalRows ?? 0) > cap.rows || start + rows.length > cap.rows
+  if (limited && cap.refuse) throw new ERR_ROWS_LIMIT(cap.rows, cap.rule)
+  const room = Math.max(0, cap.rows - start)
   const capped: T = { ...page }
   if (page.rows !== undefined) capped.rows = rows.slice(0, room)
-  if (start + rows.length >= maxRows) {
+  if (start + rows.length >= cap.rows) {
     delete capped.pageToken
-    if (page.totalRows !== undefined && Number(page.totalRows) > maxRows) capped.totalRows = String(maxRows)
   } else if (page.pageToken !== undefined) {
     registry.rememberPageStart(scope, page.pageToken, start + rows.length)
   }
-  return capped
+  return { page: capped, limited }
+}
+
+/**
+ * Says a result was cut at its row cap: in the trail, and (for query results) as a warning in
+ * `errors`, which BigQuery documents as "errors or warnings" that do not fail the job.
+ */
+export function announceLimited<T extends object> (trip: RoundTrip, cap: RowCap, page: T, warn: boolean): T {
+  trip.rowsLimited = { rows: cap.rows, by: cap.by, rule: cap.rule }
+  if (!warn) return page
+  const warning = { reason: 'rowsLimited', location: cap.by, message: limitedNotice(cap), domain: 'sluice' }
+  return { ...page, errors: [...((page as { errors?: unknown[] }).errors ?? []), warning] }
 }

@@ -3,15 +3,15 @@
 // the masked, recorded result. Fastify-free: the plugin passes a CallContext and sends what
 // these methods return.
 import { randomUUID } from 'node:crypto'
-import { ERR_BIGQUERY_DUPLICATE_JOB, ERR_NOT_FOUND, ERR_UNKNOWN_CONNECTION, PolicyError } from '../../errors.js'
+import { ERR_BIGQUERY_DUPLICATE_JOB, ERR_NOT_FOUND, ERR_STATEMENT_TIMEOUT, ERR_UNKNOWN_CONNECTION, PolicyError } from '../../errors.js'
 import type { Principal } from '../../identity/principal.js'
 import type { Pipeline, RoundTrip } from '../../pipeline.js'
 import type { Admission, ClientInfo, Statement } from '../../pipeline/types.js'
 import { selectConnection, type BigQuerySettings } from './connections.js'
 import { JobRegistry, ownerOf, type JobBinding } from './registry.js'
 import { checkJob, checkQueryRequest, refuse, statementParams, transferRefusal, type Transfer } from './requests.js'
-import { rowLimit } from '../../pipeline/limits.js'
-import { capPage, pageStartOf, releaseRows, timestampForm } from './results.js'
+import { rowCap, rowLimit } from '../../pipeline/limits.js'
+import { announceLimited, capPage, pageStartOf, releaseRows, timestampForm } from './results.js'
 import type { TimestampForm } from './codec.js'
 import { releaseJob, releaseQueryResults, releasing } from './released-errors.js'
 import { BigQueryUpstream } from './upstream.js'
@@ -95,8 +95,12 @@ export class BigQueryService {
     const limits = admission.decision.limits
     const timestamps = timestampForm(request.formatOptions?.useInt64Timestamp, request.formatOptions?.timestampOutputFormat)
     const scope = { pipeline: this.pipeline, statement, admission }
+    const limitMs = secondsToMs(limits.statementTimeoutSeconds)
+    const started = Date.now()
     const result = await releasing(scope, async () => await upstream.query({
       ...request,
+      // Answered "not done yet" by the time the rule's timeout runs out, so Sluice can keep it.
+      timeoutMs: limitMs === undefined ? request.timeoutMs : Math.min(request.timeoutMs ?? 10_000, limitMs),
       location: request.location ?? upstream.settings.location,
       // Sluice reads int64 timestamps (exact) and writes the form the client asked for.
       formatOptions: { ...request.formatOptions, useInt64Timestamp: true, timestampOutputFormat: undefined },
@@ -110,6 +114,7 @@ export class BigQueryService {
     // JOB_CREATION_OPTIONAL: a query BigQuery answered without creating a job has only a queryId.
     if (result.queryId !== undefined) this.registry.bind({ ...bind, kind: 'query', id: result.queryId })
     ctx.trip.upstreamId = jobId ?? result.queryId
+    await this.#keepTimeout(upstream, { ...bind, id: jobId ?? '', kind: 'job', createdAt: started }, result)
     return await this.#withRows(ctx, result, { statement, admission }, 0, timestamps, jobId ?? result.queryId)
   }
 
@@ -196,7 +201,9 @@ export class BigQueryService {
     // A statement that failed in a 200 answer (`errors`) is recorded with the text released.
     const failure = (released.errors as Array<{ message?: unknown }> | undefined)?.[0]?.message
     if (typeof failure === 'string') ctx.trip.errorMessage = failure
-    const capped = capPage(this.registry, pageScope(ctx, upstreamId), released, start, rowLimit(admission))
+    const cap = rowCap(admission)
+    const cut = capPage(this.registry, pageScope(ctx, upstreamId), released, start, cap)
+    const capped = cut.limited && cap !== undefined ? announceLimited(ctx.trip, cap, cut.page, true) : cut.page
     if (capped.rows === undefined) return capped
     const rows = await releaseRows(this.pipeline, {
       statement, admission, trip: ctx.trip, fields: capped.schema?.fields ?? [], rows: capped.rows, upstreamId, timestamps
@@ -210,16 +217,33 @@ export class BigQueryService {
     const binding = this.ownedJob(ctx, upstream, projectId, jobId)
     const start = pageStartOf(this.registry, pageScope(ctx, jobId), query, rowLimit(binding.admission))
     const scope = { pipeline: this.pipeline, statement: binding.statement, admission: binding.admission }
+    const limitMs = secondsToMs(binding.admission.decision.limits.statementTimeoutSeconds)
+    const left = limitMs === undefined ? undefined : Math.max(0, binding.createdAt + limitMs - Date.now())
     const result = await releasing(scope, async () => await upstream.getQueryResults(jobId, {
       pageToken: query.pageToken,
       startIndex: query.startIndex,
       maxResults: query.maxResults,
-      timeoutMs: query.timeoutMs,
+      // A poll waits no longer than what is left of the rule's timeout.
+      timeoutMs: left === undefined ? query.timeoutMs : String(Math.min(Number(query.timeoutMs ?? 10_000) || 10_000, left)),
       location: query.location ?? binding.location,
       'formatOptions.useInt64Timestamp': true
     }))
+    await this.#keepTimeout(upstream, binding, result)
     const timestamps = timestampForm(query['formatOptions.useInt64Timestamp'], query['formatOptions.timestampOutputFormat'])
     return await this.#withRows(ctx, result, binding, start, timestamps, jobId)
+  }
+
+  /**
+   * The rule's statementTimeoutSeconds, kept by Sluice as well as sent as jobTimeoutMs: a job
+   * still running when it has run out is cancelled upstream and answered as a job timeout.
+   */
+  async #keepTimeout (upstream: BigQueryUpstream, binding: Pick<JobBinding, 'id' | 'kind' | 'location' | 'admission' | 'createdAt'>, result: QueryResults): Promise<void> {
+    const seconds = binding.admission.decision.limits.statementTimeoutSeconds
+    if (seconds === undefined || result.jobComplete !== false) return
+    if (Date.now() - binding.createdAt < seconds * 1000) return
+    const jobId = result.jobReference?.jobId ?? binding.id
+    if (jobId !== '') await upstream.cancelJob(jobId, result.jobReference?.location ?? binding.location).catch(() => undefined)
+    throw jobTimedOut(seconds, upstream.settings.name)
   }
 }
 
@@ -233,6 +257,14 @@ function tighter (client: string | undefined, limit: number | undefined): string
   if (limit === undefined) return client
   if (client === undefined || !/^\d+$/.test(client)) return String(limit)
   return BigInt(client) < BigInt(limit) ? client : String(limit)
+}
+
+/** BigQuery's own answer for a job past its timeout: 400 `timeout`, which clients do not retry. */
+function jobTimedOut (seconds: number, connection: string): Error {
+  const err = new ERR_STATEMENT_TIMEOUT(seconds, connection) as InstanceType<typeof ERR_STATEMENT_TIMEOUT> & { statusCode: number, reason: string }
+  err.statusCode = 400
+  err.reason = 'timeout'
+  return err
 }
 
 function secondsToMs (seconds: number | undefined): number | undefined {
