@@ -63,7 +63,8 @@ describe('sluice CLI', () => {
 
     child.kill('SIGTERM')
     expect(await exited).toBe(0)
-  })
+    // A child process booting PGlite and the WASM parser: seconds alone, far more on a busy machine.
+  }, 120_000)
 
   it('exits non-zero on a bad configuration, naming the key', async () => {
     await writeFile(join(dir, 'bad.yaml'), 'listen:\n  port: 99999\n')
