@@ -1,6 +1,7 @@
 // Limits Sluice keeps itself, whatever the warehouse does: an unreachable upstream answered as
 // retryable in each Snowflake protocol (nothing ran), the rule's statement timeout cancelling a
 // statement that stalls, and maxRows truncating (announced, recorded) or refusing.
+import { createServer as createHttpServer, type Server, type ServerResponse } from 'node:http'
 import { createServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import snowflake from 'snowflake-sdk'
@@ -205,4 +206,82 @@ describe('maxRows truncates (announced, recorded) or refuses, per limits.maxRows
       await destroySdk(conn)
     }
   })
+})
+
+describe('an upstream that holds its first answer, or drops the connection after the request', () => {
+  let server: Server
+  let gw: SnowflakeGateway
+  let headers: Record<string, string>
+  const aborts: Array<Record<string, unknown>> = []
+  const held: ServerResponse[] = []
+
+  beforeAll(async () => {
+    // Only what these two cases need of the connector protocol: a login, then a query-request
+    // that is never answered (HOLD) or whose socket is destroyed once it arrived (DROP).
+    server = createHttpServer((req, res) => {
+      let raw = ''
+      req.on('data', (c: Buffer) => { raw += c.toString() })
+      req.on('end', () => {
+        const url = new URL(req.url ?? '/', 'http://upstream')
+        const body = raw === '' ? {} : JSON.parse(raw) as Record<string, unknown>
+        const json = (value: unknown): void => { res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(value)) }
+        if (url.pathname === '/session/v1/login-request') return json({ success: true, data: { token: 't1', masterToken: 'm1', sessionId: 1, parameters: [] } })
+        if (url.pathname === '/queries/v1/abort-request') {
+          aborts.push(body)
+          return json({ success: true, data: null })
+        }
+        if (url.pathname === '/queries/v1/query-request' && body.sqlText === 'SELECT HOLD') {
+          held.push(res)
+          return
+        }
+        if (url.pathname === '/queries/v1/query-request' && body.sqlText === 'SELECT DROP') {
+          req.socket.destroy()
+          return
+        }
+        json({ success: true, data: null })
+      })
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const { port } = server.address() as AddressInfo
+    gw = await startSnowflakeGateway({
+      connections: { holding: { kind: 'snowflake', url: `http://127.0.0.1:${port}`, default: true, account: 'acme', user: 'svc', password: 'pw', secondaryRoles: 'keep' } },
+      stages: { decide: { name: 'decide', enforcing: true, decide: () => ({ effect: 'allow', ruleId: 'agents-limited', reason: 'allowed', limits: { statementTimeoutSeconds: 1 } }) } }
+    })
+    headers = { authorization: `Bearer ${await gw.token('alice')}`, 'content-type': 'application/json' }
+  })
+
+  afterAll(async () => {
+    for (const res of held) res.destroy()
+    await gw?.close()
+    server?.closeAllConnections()
+    await new Promise<void>((resolve) => server?.close(() => { resolve() }))
+  })
+
+  async function submitAndWait (statement: string): Promise<{ status: number, body: Record<string, unknown> }> {
+    const started = Date.now()
+    const res = await request(`${gw.url}/api/v2/statements`, { method: 'POST', headers, body: JSON.stringify({ statement }) })
+    let status = res.statusCode
+    let body = await res.body.json() as Record<string, unknown>
+    while (status === 202 && Date.now() - started < 30_000) {
+      await new Promise((resolve) => setTimeout(resolve, 200))
+      const poll = await request(`${gw.url}${String(body.statementStatusUrl)}`, { headers })
+      status = poll.statusCode
+      body = await poll.body.json() as Record<string, unknown>
+    }
+    return { status, body }
+  }
+
+  it('times out a statement whose first answer never comes, aborting it upstream by request id', async () => {
+    const res = await submitAndWait('SELECT HOLD')
+    expect(res.status).toBe(422)
+    expect(res.body).toMatchObject({ code: '000630', sqlState: '57014' })
+    expect(aborts.some((a) => typeof a.requestId === 'string' && a.requestId !== '')).toBe(true)
+  }, 40_000)
+
+  it('a connection dropped after the request was sent is not answered as retryable (it may have run)', async () => {
+    const res = await submitAndWait('SELECT DROP')
+    expect(res.status).toBe(422)
+    expect(res.body.code).toBe('000603')
+    expect(String(res.body.message)).toContain('may have run')
+  }, 40_000)
 })
