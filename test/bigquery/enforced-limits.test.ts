@@ -124,6 +124,24 @@ describe('the rule\'s statement timeout, kept by Sluice', () => {
   }, 40_000)
 })
 
+describe('the rule\'s statement timeout on jobs.get', () => {
+  it('a job still running past it is cancelled and reported DONE with errorResult reason timeout', async () => {
+    const token = await sluice.token()
+    const inserted = await api(sluice, token, 'POST', '/bigquery/v2/projects/stalled-project/jobs', { jobReference: { projectId: 'stalled-project', jobId: 'alice_stalled_1' }, configuration: { query: { query: 'SELECT 1 AS n', useLegacySql: false } } })
+    expect(inserted.status).toBe(200)
+    const started = Date.now()
+    let job = await api(sluice, token, 'GET', '/bigquery/v2/projects/stalled-project/jobs/alice_stalled_1')
+    expect(job.json.status.state).toBe('RUNNING')
+    while (job.json.status?.state !== 'DONE' && Date.now() - started < 30_000) {
+      await new Promise((resolve) => setTimeout(resolve, 250))
+      job = await api(sluice, token, 'GET', '/bigquery/v2/projects/stalled-project/jobs/alice_stalled_1')
+    }
+    expect(job.json.status).toMatchObject({ state: 'DONE', errorResult: { reason: 'timeout' } })
+    expect(job.json.status.errorResult.message).toContain('timeout of 1 second(s) and was canceled')
+    expect(stalled.calls.some((c) => c.includes('/jobs/alice_stalled_1/cancel'))).toBe(true)
+  }, 40_000)
+})
+
 describe('maxRows on BigQuery: truncate keeps the true totalRows and says so; refuse withholds all', () => {
   it('jobs.query truncated: two rows, totalRows 5, a rowsLimited warning in errors, recorded', async () => {
     const token = await sluice.token()

@@ -23,7 +23,18 @@ export async function getJob (svc: BigQueryService, ctx: CallContext, projectId:
   const upstream = svc.upstream(projectId, ctx)
   const binding = svc.ownedJob(ctx, upstream, projectId, jobId)
   const scope = { pipeline: svc.pipeline, statement: binding.statement, admission: binding.admission }
-  const job = releaseJob(scope, await releasing(scope, async () => await upstream.getJob(jobId, query.location ?? binding.location)))
+  let job = releaseJob(scope, await releasing(scope, async () => await upstream.getJob(jobId, query.location ?? binding.location)))
+  // Still running past the rule's timeout: cancelled, and reported as BigQuery reports a job
+  // that timed out (DONE with errorResult reason timeout), which clients raise.
+  if (job.status !== undefined && job.status.state !== 'DONE') {
+    const timedOut = await svc.cancelOverdue(upstream, binding, jobId, job.jobReference?.location)
+    if (timedOut !== undefined) {
+      const error = { reason: 'timeout', message: timedOut.message }
+      job = { ...job, status: { ...job.status, state: 'DONE', errorResult: error, errors: [error] } }
+      ctx.trip.errorCode = 'SLUICE_STATEMENT_TIMEOUT'
+      ctx.trip.errorMessage = timedOut.message
+    }
+  }
   const destination = job.configuration?.query?.destinationTable
   // jobs.query does not name the result table; the job resource does. Clients that page through
   // tabledata.list (google-cloud-bigquery, bq) read the job first, so the table is bound here.

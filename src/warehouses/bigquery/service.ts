@@ -238,12 +238,20 @@ export class BigQueryService {
    * still running when it has run out is cancelled upstream and answered as a job timeout.
    */
   async #keepTimeout (upstream: BigQueryUpstream, binding: Pick<JobBinding, 'id' | 'kind' | 'location' | 'admission' | 'createdAt'>, result: QueryResults): Promise<void> {
+    if (result.jobComplete !== false) return
+    const timedOut = await this.cancelOverdue(upstream, binding, result.jobReference?.jobId ?? binding.id, result.jobReference?.location)
+    if (timedOut !== undefined) throw timedOut
+  }
+
+  /**
+   * A running job past its rule's statementTimeoutSeconds is cancelled upstream (best effort);
+   * the answer is the timeout error to report, or undefined while there is time left.
+   */
+  async cancelOverdue (upstream: BigQueryUpstream, binding: Pick<JobBinding, 'location' | 'admission' | 'createdAt'>, jobId: string, location?: string): Promise<Error | undefined> {
     const seconds = binding.admission.decision.limits.statementTimeoutSeconds
-    if (seconds === undefined || result.jobComplete !== false) return
-    if (Date.now() - binding.createdAt < seconds * 1000) return
-    const jobId = result.jobReference?.jobId ?? binding.id
-    if (jobId !== '') await upstream.cancelJob(jobId, result.jobReference?.location ?? binding.location).catch(() => undefined)
-    throw jobTimedOut(seconds, upstream.settings.name)
+    if (seconds === undefined || Date.now() - binding.createdAt < seconds * 1000) return undefined
+    if (jobId !== '') await upstream.cancelJob(jobId, location ?? binding.location).catch(() => undefined)
+    return jobTimedOut(seconds, upstream.settings.name)
   }
 }
 
