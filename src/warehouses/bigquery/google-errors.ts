@@ -35,8 +35,6 @@ export function googleErrorBody (code: number, message: string, sluiceCode: stri
 const REASONS: Record<string, string> = {
   // BigQuery's own 403 for a result too large to return (maxRowsAction: refuse).
   SLUICE_ROWS_LIMIT: 'responseTooLarge',
-  // BigQuery's own 403 for a result too large to return (maxRowsAction: refuse).
-  SLUICE_ROWS_LIMIT: 'responseTooLarge',
   // What BigQuery says of a query it cannot parse; clients treat it as the caller's mistake.
   SLUICE_SQL_SYNTAX: 'invalidQuery',
   // What BigQuery says of a query over its own size or complexity limits.
