@@ -28,11 +28,20 @@ if (port !== null) {
     let reply: AnalysisReply
     try {
       const { analysis, trees } = analyzeWithTrees(job.sql, job.dialect, job.defaults)
-      reply = { id: job.id, ok: true, analysis, trees: trees.map((t) => t === undefined ? null : JSON.stringify(t)) }
+      reply = { id: job.id, ok: true, analysis, trees: trees.map((t) => t === undefined ? null : JSON.stringify(t, keepUnset)) }
     } catch (err) {
       reply = { id: job.id, ok: false, error: err instanceof Error ? err.message : String(err) }
     }
     port.postMessage(reply)
   })
   port.postMessage({ ready: true })
+}
+
+/**
+ * The parser writes a unit variant with no payload as a key whose value is undefined
+ * (`{ Varchar: undefined }` for a VARCHAR without a length), which plain JSON drops, leaving `{}`:
+ * the tree would lose the type name lineage reads. Such values travel as null instead.
+ */
+function keepUnset (_key: string, value: unknown): unknown {
+  return value === undefined ? null : value
 }

@@ -5,7 +5,7 @@
 // - structured values (OBJECT / STRUCT / arrays / row JSON) are masked field by field, stay valid,
 //   and leave uncovered fields alone; what cannot be taken apart is replaced whole;
 // - a role exempt from a nested field sees it in clear at any depth (detectors skip it).
-import { beforeAll, describe, expect, test } from 'vitest'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import type { MaskingConfig } from '../../src/config/types.js'
 import { createMaskStage } from '../../src/masking/stage.js'
 import { analyzeStage } from '../../src/pipeline/compose.js'
@@ -14,6 +14,7 @@ import { Pipeline, type RoundTrip } from '../../src/pipeline.js'
 import type { ColumnMeta, ResultPage, Statement } from '../../src/pipeline/types.js'
 import { parsePolicySet } from '../../src/policy/loader.js'
 import { createSqlAnalyzer } from '../../src/sql/analyzer.js'
+import { createPooledAnalyzer, type AsyncSqlAnalyzer } from '../../src/sql/pooled-analyzer.js'
 import type { Dialect, QualifyDefaults, SqlAnalyzer } from '../../src/sql/types.js'
 
 type Fn = 'email' | 'partial' | 'last4' | 'first4'
@@ -39,8 +40,17 @@ masking:
 
 const SECRET = 'zed.quartz-9931@hidden-example.org'
 
-let analyzer: SqlAnalyzer
-beforeAll(async () => { analyzer = await createSqlAnalyzer() })
+// The in-thread analyzer, and the gateway's pooled one whose parse trees reach lineage as JSON
+// from a worker: the families below run through both (the direct family, where the tree matters most).
+let inThread: SqlAnalyzer
+let pooled: AsyncSqlAnalyzer
+let analyzer: SqlAnalyzer | AsyncSqlAnalyzer
+beforeAll(async () => {
+  inThread = await createSqlAnalyzer()
+  pooled = createPooledAnalyzer({ workers: 1 })
+  analyzer = inThread
+})
+afterAll(async () => { await pooled?.close() })
 
 const KIND: Record<Dialect, 'snowflake' | 'bigquery' | 'postgres'> = { snowflake: 'snowflake', bigquery: 'bigquery', postgres: 'postgres' }
 const DEFAULTS: Record<Dialect, { database: string, schema: string }> = {
@@ -121,11 +131,14 @@ describe('format-keeping masks apply only to the value itself', () => {
     if (derived === 'hash') expect(rows[0]?.[0]).toMatch(/^[0-9a-f]{64}$/)
   })
 
-  const direct = (['snowflake', 'bigquery', 'postgres'] as const).flatMap((d) => DIRECT.map((e) => [d, e] as const))
-  test.each(direct)('%s: %s keeps the email mask', async (dialect, expr) => {
-    const sql = `SELECT ${expr.replace(/\bc\b/g, 'secret')} FROM app.people t`
-    const { rows } = await run(dialect, policy('email'), sql, [TEXT], [[SECRET]])
-    expect(rows).toEqual([['XXXXX@hidden-example.org']])
+  const direct = (['in-thread', 'pooled'] as const).flatMap((a) => (['snowflake', 'bigquery', 'postgres'] as const).flatMap((d) => DIRECT.map((e) => [a, d, e] as const)))
+  test.each(direct)('%s analyzer, %s: %s keeps the email mask', async (which, dialect, expr) => {
+    analyzer = which === 'pooled' ? pooled : inThread
+    try {
+      const sql = `SELECT ${expr.replace(/\bc\b/g, 'secret')} FROM app.people t`
+      const { rows } = await run(dialect, policy('email'), sql, [TEXT], [[SECRET]])
+      expect(rows).toEqual([['XXXXX@hidden-example.org']])
+    } finally { analyzer = inThread }
   })
 
   test.each([
