@@ -80,10 +80,7 @@ export function normaliseEventFilter (f: EventFilter): EventFilter {
     const value = checkText(f[key], key)
     if (value !== undefined) out[key] = value
   }
-  const since = normaliseTime(f.since, 'since')
-  const until = normaliseTime(f.until, 'until')
-  if (since !== undefined) out.since = since
-  if (until !== undefined) out.until = until
+  copyTimes(f, out)
   const incomplete = f.incomplete as unknown
   if (incomplete !== undefined) {
     if (incomplete !== true && incomplete !== false && incomplete !== 'true' && incomplete !== 'false') throw bad('incomplete', 'must be true or false')
@@ -102,11 +99,16 @@ export function normaliseSessionFilter (f: SessionFilter): SessionFilter {
     const value = checkText(f[key], key)
     if (value !== undefined) out[key] = value
   }
+  copyTimes(f, out)
+  return out
+}
+
+/** `since` / `until`, checked and in UTC, onto the normalised filter. */
+function copyTimes (f: { since?: string, until?: string }, out: { since?: string, until?: string }): void {
   const since = normaliseTime(f.since, 'since')
   const until = normaliseTime(f.until, 'until')
   if (since !== undefined) out.since = since
   if (until !== undefined) out.until = until
-  return out
 }
 
 /** An events or timeline cursor: the id of the last event of the previous page. */
