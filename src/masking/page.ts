@@ -91,7 +91,9 @@ export function createPageMasker (input: PageMaskerInput): (page: ResultPage) =>
   for (const i of scanned) {
     scans.set(i, deepScan(scanner as Scanner, flagOnly, input.skip?.get(i) ?? [], (kinds) => note(i, kinds)))
   }
-  const jsonColumn = new Set(scanned.filter((i) => classOf(schema.columns[i] as ColumnMeta, input.kind) === 'json'))
+  // Per scanned column, in `scanned` order: looked up by position on the per-value path.
+  const scanFns = scanned.map((i) => scans.get(i))
+  const scanJson = scanned.map((i) => classOf(schema.columns[i] as ColumnMeta, input.kind) === 'json')
 
   // Structured columns: counts per part (`column.key`) and rule, created when first met.
   const partCounts = new Map<string, MaskCount>()
@@ -149,7 +151,7 @@ export function createPageMasker (input: PageMaskerInput): (page: ResultPage) =>
       for (let s = 0; s < scanned.length; s++) {
         const i = scanned[s] as number
         const v = row[i]
-        if (v !== null && v !== undefined) row[i] = (scans.get(i) as (v: unknown, json?: boolean) => unknown)(v, jsonColumn.has(i))
+        if (v !== null && v !== undefined) row[i] = (scanFns[s] as (v: unknown, json?: boolean) => unknown)(v, scanJson[s])
       }
     }
     return page

@@ -106,13 +106,14 @@ function skipped (skip: readonly string[][], at: readonly string[]): boolean {
  * scanned whole, which finds the same values). `note` receives the kinds found.
  */
 export function deepScan (scanner: Scanner, flagOnly: boolean, skip: readonly string[][], note: (kinds: DetectorKind[]) => void): (v: unknown, json?: boolean) => unknown {
+  const text = (v: string): string => {
+    const r = scanner(v)
+    if (r === undefined) return v
+    note(r.findings)
+    return flagOnly ? v : r.text
+  }
   const visit = (v: unknown, at: string[]): unknown => {
-    if (typeof v === 'string') {
-      const r = scanner(v)
-      if (r === undefined) return v
-      note(r.findings)
-      return flagOnly ? v : r.text
-    }
+    if (typeof v === 'string') return text(v)
     if (v === null || typeof v !== 'object' || v instanceof Uint8Array || v instanceof Date) return v
     if (Array.isArray(v)) return v.map((x) => visit(x, at))
     const out: Record<string, unknown> = {}
@@ -123,6 +124,8 @@ export function deepScan (scanner: Scanner, flagOnly: boolean, skip: readonly st
     return out
   }
   return (v, json = false) => {
+    // Most values are plain text: scanned without the walk's bookkeeping.
+    if (typeof v === 'string' && !(json && skip.length > 0)) return text(v)
     if (json && typeof v === 'string' && skip.length > 0) {
       let parsed: unknown
       try { parsed = JSON.parse(v) } catch { return visit(v, []) }
