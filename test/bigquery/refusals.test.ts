@@ -9,8 +9,8 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { BigQuery } from '@google-cloud/bigquery'
 import { OAuth2Client } from 'google-auth-library'
-import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
-import { BigQueryUpstream } from '../../src/warehouses/bigquery/upstream.js'
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { spyBigQueryCalls } from '../support/upstream-spy.js'
 import { SEED_DATASET, SEED_PROJECT, startBqEmulator, type BqEmulator } from '../support/bqemulator.js'
 import { api, startSluice, type Sluice } from './harness.js'
 
@@ -77,20 +77,7 @@ afterAll(async () => {
 
 // Every call Sluice makes upstream, to prove that refused work never got there.
 let upstreamQueries: string[] = []
-beforeEach(() => {
-  upstreamQueries = []
-  vi.restoreAllMocks()
-  const query = BigQueryUpstream.prototype.query
-  const insertJob = BigQueryUpstream.prototype.insertJob
-  vi.spyOn(BigQueryUpstream.prototype, 'query').mockImplementation(async function (this: BigQueryUpstream, ...args: Parameters<typeof query>) {
-    upstreamQueries.push(String(args[0].query))
-    return await query.apply(this, args)
-  })
-  vi.spyOn(BigQueryUpstream.prototype, 'insertJob').mockImplementation(async function (this: BigQueryUpstream, ...args: Parameters<typeof insertJob>) {
-    upstreamQueries.push(JSON.stringify(args[0].configuration))
-    return await insertJob.apply(this, args)
-  })
-})
+beforeEach(() => { upstreamQueries = spyBigQueryCalls({ jobs: true }) })
 
 async function eventFor (sql: string) {
   const events = await sluice.app.recorder.listEvents({ limit: 1000 })

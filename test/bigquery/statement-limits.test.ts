@@ -8,8 +8,8 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { BigQuery } from '@google-cloud/bigquery'
 import { OAuth2Client } from 'google-auth-library'
-import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
-import { BigQueryUpstream } from '../../src/warehouses/bigquery/upstream.js'
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { spyBigQueryCalls } from '../support/upstream-spy.js'
 import { SEED_DATASET, SEED_PROJECT, startBqEmulator, type BqEmulator } from '../support/bqemulator.js'
 import { startSluice, type Sluice } from './harness.js'
 
@@ -54,15 +54,7 @@ afterAll(async () => {
 })
 
 let upstreamQueries: string[] = []
-beforeEach(() => {
-  upstreamQueries = []
-  vi.restoreAllMocks()
-  const query = BigQueryUpstream.prototype.query
-  vi.spyOn(BigQueryUpstream.prototype, 'query').mockImplementation(async function (this: BigQueryUpstream, ...args: Parameters<typeof query>) {
-    upstreamQueries.push(String(args[0].query).slice(0, 200))
-    return await query.apply(this, args)
-  })
-})
+beforeEach(() => { upstreamQueries = spyBigQueryCalls({ keep: 200 }) })
 
 async function eventFor (sql: string) {
   const events = await sluice.app.recorder.listEvents({ limit: 1000 })

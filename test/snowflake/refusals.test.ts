@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { request } from 'undici'
-import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
-import { SnowflakeUpstream } from '../../src/warehouses/snowflake/upstream.js'
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { spySnowflakeStatements } from '../support/upstream-spy.js'
 import { SEED_DATABASE, SEED_SCHEMA, startFakesnow, type Fakesnow } from '../support/fakesnow.js'
 import { startSnowflakeGateway, type SnowflakeGateway } from '../support/snowflake-gateway.js'
 import { connectSdk, destroySdk, runSdk, type SdkConnection } from '../support/snowflake-node-client.js'
@@ -74,15 +74,7 @@ afterAll(async () => {
 
 // Every statement Sluice sends upstream, to prove that refused ones never got there.
 let upstream: string[] = []
-beforeEach(() => {
-  upstream = []
-  vi.restoreAllMocks()
-  const query = SnowflakeUpstream.prototype.query
-  vi.spyOn(SnowflakeUpstream.prototype, 'query').mockImplementation(async function (this: SnowflakeUpstream, ...args: Parameters<typeof query>) {
-    upstream.push(args[1].sqlText)
-    return await query.apply(this, args)
-  })
-})
+beforeEach(() => { upstream = spySnowflakeStatements() })
 
 async function sqlApi (statement: string, parameters: Record<string, string> = {}): Promise<{ status: number, body: Record<string, unknown> }> {
   const res = await request(`${gw.url}/api/v2/statements`, {

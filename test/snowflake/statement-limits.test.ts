@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { request } from 'undici'
-import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
-import { SnowflakeUpstream } from '../../src/warehouses/snowflake/upstream.js'
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { spySnowflakeStatements } from '../support/upstream-spy.js'
 import { SEED_DATABASE, SEED_SCHEMA, startFakesnow, type Fakesnow } from '../support/fakesnow.js'
 import { startSnowflakeGateway, type SnowflakeGateway } from '../support/snowflake-gateway.js'
 import { connectSdk, destroySdk, runSdk, type SdkConnection } from '../support/snowflake-node-client.js'
@@ -53,15 +53,7 @@ afterAll(async () => {
 })
 
 let upstream: string[] = []
-beforeEach(() => {
-  upstream = []
-  vi.restoreAllMocks()
-  const query = SnowflakeUpstream.prototype.query
-  vi.spyOn(SnowflakeUpstream.prototype, 'query').mockImplementation(async function (this: SnowflakeUpstream, ...args: Parameters<typeof query>) {
-    upstream.push(args[1].sqlText.slice(0, 200))
-    return await query.apply(this, args)
-  })
-})
+beforeEach(() => { upstream = spySnowflakeStatements(200) })
 
 async function eventsFor (sql: string) {
   return await gw.store.query<{ outcome: string, error_code: string | null }>('select outcome, error_code from session_events where sql_text = $1', [sql])
