@@ -87,12 +87,8 @@ export function createPageMasker (input: PageMaskerInput): (page: ResultPage) =>
       c.values++
     }
   }
-  const scans = new Map<number, (v: unknown, json?: boolean) => unknown>()
-  for (const i of scanned) {
-    scans.set(i, deepScan(scanner as Scanner, flagOnly, input.skip?.get(i) ?? [], (kinds) => note(i, kinds)))
-  }
   // Per scanned column, in `scanned` order: looked up by position on the per-value path.
-  const scanFns = scanned.map((i) => scans.get(i))
+  const scanFns = scanned.map((i) => deepScan(scanner as Scanner, flagOnly, input.skip?.get(i) ?? [], (kinds) => note(i, kinds)))
   const scanJson = scanned.map((i) => classOf(schema.columns[i] as ColumnMeta, input.kind) === 'json')
 
   // Structured columns: counts per part (`column.key`) and rule, created when first met.
@@ -151,7 +147,7 @@ export function createPageMasker (input: PageMaskerInput): (page: ResultPage) =>
       for (let s = 0; s < scanned.length; s++) {
         const i = scanned[s] as number
         const v = row[i]
-        if (v !== null && v !== undefined) row[i] = (scanFns[s] as (v: unknown, json?: boolean) => unknown)(v, scanJson[s])
+        if (v !== null && v !== undefined) row[i] = (scanFns[s] as (v: unknown, json?: boolean) => unknown)(v, scanJson[s] === true)
       }
     }
     return page
