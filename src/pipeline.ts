@@ -11,9 +11,11 @@ import type { Analysis } from './sql/types.js'
 import type { Decision } from './policy/types.js'
 import type { HoldOutcome, PipelineStages, UpstreamErrorCodes } from './pipeline/stages.js'
 import type { Admission, NeutralResult, ResultPage, Statement } from './pipeline/types.js'
+import type { AdmittedRecord } from './pipeline/admitted.js'
 
 export type * from './pipeline/types.js'
 export type * from './pipeline/stages.js'
+export { admittedRecord, decodeAdmitted, encodeAdmitted, type AdmittedRecord } from './pipeline/admitted.js'
 
 /** What one round trip did, as the session event records it. */
 export interface RoundTrip {
@@ -113,6 +115,18 @@ export class Pipeline {
       }
       return { ...admission, statementId }
     }
+    return admission
+  }
+
+  /**
+   * The admission of a statement admitted earlier, possibly by another replica, from its stored
+   * record: the analysis is made again (on the parser pool, so lineage has its parse tree), the
+   * decision is the one that was made. `release` under it masks exactly as the first release did.
+   */
+  async resume (record: AdmittedRecord): Promise<Admission> {
+    const analysis = await this.#stages.analyze.analyze(record.statement)
+    const admission: Admission = { analysis, decision: record.decision }
+    if (record.statementId !== undefined) admission.statementId = record.statementId
     return admission
   }
 
