@@ -29,6 +29,9 @@ create table connector_sessions (
   -- Bumped by every renewal or re-login of the upstream session, so a replica holding older
   -- tokens can tell, and two replicas renewing at once cannot overwrite each other.
   upstream_version integer not null default 0,
+  -- While set and in the future, one replica is renewing (or re-logging-in) the upstream
+  -- session; the others wait for its tokens instead of renewing too.
+  upstream_refresh_until timestamptz,
   created_at timestamptz not null default now()
 );
 

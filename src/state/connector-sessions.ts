@@ -58,8 +58,17 @@ export interface ConnectorSessionStore {
   /** The stored upstream session (after another replica may have renewed it). */
   upstream: (id: number) => Promise<StoredUpstream | undefined>
   /**
-   * Replaces the upstream session's tokens and details if its version is still `expected`;
-   * the new version, or undefined when another replica stored first (or the session is gone).
+   * Claims the renewal of the upstream session at version `expected` for `leaseSeconds`, so
+   * replicas that all saw its token expire do not all renew it: true for the one that may.
+   * A lease left by a replica that died runs out by itself.
+   */
+  claimRefresh: (id: number, expected: number, leaseSeconds: number) => Promise<boolean>
+  /** Gives a claim back without new tokens (the renewal failed): the next replica may try. */
+  releaseRefresh: (id: number, expected: number) => Promise<void>
+  /**
+   * Replaces the upstream session's tokens and details if its version is still `expected`
+   * (and ends any renewal claim); the new version, or undefined when another replica stored
+   * first (or the session is gone).
    */
   saveUpstream: (id: number, expected: number, upstream: Omit<StoredUpstream, 'version'>) => Promise<number | undefined>
   /** Deletes the session (logout); the deleted record, whose upstream session is the caller's to close. */
@@ -119,9 +128,14 @@ const RENEW = `update connector_sessions
 
 const SAVE_UPSTREAM = `update connector_sessions
   set upstream_session_id = $3::text::jsonb, upstream_parameters = $4::text::jsonb, upstream_server_version = $5,
-    upstream_sealed = $6, upstream_version = upstream_version + 1
+    upstream_sealed = $6, upstream_version = upstream_version + 1, upstream_refresh_until = null
   where id = $1::bigint and upstream_version = $2 and expires_at > now()
   returning upstream_version as version`
+
+const CLAIM_REFRESH = `update connector_sessions set upstream_refresh_until = now() + make_interval(secs => $3::float8)
+  where id = $1::bigint and upstream_version = $2 and expires_at > now()
+    and (upstream_refresh_until is null or upstream_refresh_until <= now())
+  returning id`
 
 /** Exported for the test that shows it is served by the expiry index. */
 export const CLAIM_EXPIRED = `delete from connector_sessions where id in (
@@ -186,6 +200,15 @@ export class StoreConnectorSessions implements ConnectorSessionStore {
   async upstream (id: number): Promise<StoredUpstream | undefined> {
     const [row] = await this.#store.query<Row>(`select ${UPSTREAM} from connector_sessions where id = $1::bigint and expires_at > now()`, [String(id)])
     return row === undefined ? undefined : upstreamOf(row)
+  }
+
+  async claimRefresh (id: number, expected: number, leaseSeconds: number): Promise<boolean> {
+    return (await this.#store.query(CLAIM_REFRESH, [String(id), expected, leaseSeconds])).length === 1
+  }
+
+  async releaseRefresh (id: number, expected: number): Promise<void> {
+    await this.#store.query('update connector_sessions set upstream_refresh_until = null where id = $1::bigint and upstream_version = $2',
+      [String(id), expected])
   }
 
   async saveUpstream (id: number, expected: number, u: Omit<StoredUpstream, 'version'>): Promise<number | undefined> {

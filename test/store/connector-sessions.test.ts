@@ -107,6 +107,21 @@ describe.each(storeEngines())('connector sessions on $name', slow, (engine) => {
     expect((await sessions.byToken(r.tokenHash))?.upstream.version).toBe(1)
   })
 
+  it('lets one replica at a time claim the renewal of an upstream session version, until it stores, gives back or the lease runs out', async () => {
+    const r = record()
+    await sessions.create(r, 60, 60)
+    const claims = await Promise.all([sessions.claimRefresh(r.id, 0, 30), sessions.claimRefresh(r.id, 0, 30)])
+    expect(claims.sort()).toEqual([false, true])
+    await sessions.releaseRefresh(r.id, 0)
+    expect(await sessions.claimRefresh(r.id, 0, 0.05)).toBe(true)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    // A lease that ran out (its replica died) is free again; storing new tokens ends a claim.
+    expect(await sessions.claimRefresh(r.id, 0, 30)).toBe(true)
+    expect(await sessions.saveUpstream(r.id, 0, r.upstream)).toBe(1)
+    expect(await sessions.claimRefresh(r.id, 0, 30)).toBe(false)
+    expect(await sessions.claimRefresh(r.id, 1, 30)).toBe(true)
+  })
+
   it('deletes a session (logout): gone for every lookup, its record returned once', async () => {
     const r = record()
     await sessions.create(r, 60, 60)

@@ -73,6 +73,10 @@ const newToken = (kind: string): string => `sluice-${kind}-${randomBytes(32).toS
 const aadOf = (id: number): string => `sluice connector session ${id}`
 /** Expired sessions closed per purge: a login never waits on more than this many. */
 const PURGE_BATCH = 50
+/** How long one replica's claim to renew an upstream session holds, and how long others wait on it. */
+const REFRESH_LEASE_SECONDS = 30
+const REFRESH_WAIT_MS = 10_000
+const REFRESH_POLL_MS = 100
 
 interface Cached {
   connection: string
@@ -295,12 +299,26 @@ export class ConnectorSessions {
 class StoredUpstreamSync implements UpstreamSessionSync {
   constructor (readonly store: ConnectorSessionStore, readonly sessions: ConnectorSessions, readonly id: number, public version: number) {}
 
-  async reload (session: UpstreamSession, staleToken: string): Promise<boolean> {
-    const stored = await this.store.upstream(this.id)
-    if (stored === undefined || stored.version <= this.version) return false
-    if (!this.sessions.adopt(session, this.id, stored)) return false
-    this.version = stored.version
-    return session.token !== staleToken
+  async begin (session: UpstreamSession, staleToken: string): Promise<'adopted' | 'mine'> {
+    const deadline = Date.now() + REFRESH_WAIT_MS
+    for (;;) {
+      const stored = await this.store.upstream(this.id)
+      // Logged out meanwhile: nothing to coordinate; what runs now is this request's own.
+      if (stored === undefined) return 'mine'
+      if (stored.version > this.version && this.sessions.adopt(session, this.id, stored)) {
+        this.version = stored.version
+        if (session.token !== staleToken) return 'adopted'
+      }
+      if (await this.store.claimRefresh(this.id, this.version, REFRESH_LEASE_SECONDS)) return 'mine'
+      // Another replica is renewing: its tokens are on their way. One that hangs or died is
+      // not waited for past the deadline.
+      if (Date.now() >= deadline) return 'mine'
+      await new Promise((resolve) => setTimeout(resolve, REFRESH_POLL_MS))
+    }
+  }
+
+  async abandon (): Promise<void> {
+    await this.store.releaseRefresh(this.id, this.version)
   }
 
   async persist (session: UpstreamSession): Promise<boolean> {
@@ -309,7 +327,8 @@ class StoredUpstreamSync implements UpstreamSessionSync {
       this.version = next
       return true
     }
-    await this.reload(session, session.token)
+    const stored = await this.store.upstream(this.id)
+    if (stored !== undefined && this.sessions.adopt(session, this.id, stored)) this.version = stored.version
     return false
   }
 }

@@ -78,15 +78,18 @@ interface Envelope {
  */
 export interface UpstreamSessionSync {
   /**
-   * Adopts the stored tokens if another replica renewed or re-logged-in since `staleToken`;
-   * true when the session now holds other tokens (retry with them, renew nothing).
+   * Before renewing or logging in again: adopts the stored tokens if another replica already
+   * refreshed since `staleToken` ('adopted': retry with them), else claims the refresh
+   * ('mine'), waiting a bounded while as long as another replica holds the claim.
    */
-  reload: (session: UpstreamSession, staleToken: string) => Promise<boolean>
+  begin: (session: UpstreamSession, staleToken: string) => Promise<'adopted' | 'mine'>
   /**
    * Stores the tokens this replica just obtained; false when another replica stored first,
    * in which case the session has adopted theirs.
    */
   persist: (session: UpstreamSession) => Promise<boolean>
+  /** The refresh failed: gives the claim back so the next replica need not wait it out. */
+  abandon: () => Promise<void>
 }
 
 export class UpstreamSession {
@@ -329,8 +332,14 @@ export class SnowflakeUpstream {
 
   async #refresh (session: UpstreamSession, staleToken: string, how: 'renew' | 'login'): Promise<void> {
     const sync = session.sync
-    if (sync !== undefined && await sync.reload(session, staleToken)) return
-    const outcome = how === 'renew' ? await this.#renew(session) : (await this.#login(session), 'logged-in' as const)
+    if (sync !== undefined && await sync.begin(session, staleToken) === 'adopted') return
+    let outcome: 'renewed' | 'logged-in'
+    try {
+      outcome = how === 'renew' ? await this.#renew(session) : (await this.#login(session), 'logged-in')
+    } catch (err) {
+      await sync?.abandon().catch(() => undefined)
+      throw err
+    }
     if (sync === undefined) return
     const mine = session.token
     if (await sync.persist(session)) return
