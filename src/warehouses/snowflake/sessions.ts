@@ -297,6 +297,9 @@ export class ConnectorSessions {
 
 /** Keeps one connector session's upstream tokens in step with the store (upstream.ts). */
 class StoredUpstreamSync implements UpstreamSessionSync {
+  /** The version this replica claimed to refresh: its tokens replace that one, or none. */
+  #claimed: number | undefined
+
   constructor (readonly store: ConnectorSessionStore, readonly sessions: ConnectorSessions, readonly id: number, public version: number) {}
 
   async begin (session: UpstreamSession, staleToken: string): Promise<'adopted' | 'mine'> {
@@ -309,6 +312,7 @@ class StoredUpstreamSync implements UpstreamSessionSync {
         this.version = stored.version
         if (session.token !== staleToken) return 'adopted'
       }
+      this.#claimed = this.version
       if (await this.store.claimRefresh(this.id, this.version, REFRESH_LEASE_SECONDS)) return 'mine'
       // Another replica is renewing: its tokens are on their way. One that hangs or died is
       // not waited for past the deadline.
@@ -318,11 +322,17 @@ class StoredUpstreamSync implements UpstreamSessionSync {
   }
 
   async abandon (): Promise<void> {
-    await this.store.releaseRefresh(this.id, this.version)
+    const claimed = this.#claimed ?? this.version
+    this.#claimed = undefined
+    await this.store.releaseRefresh(this.id, claimed)
   }
 
   async persist (session: UpstreamSession): Promise<boolean> {
-    const next = await this.store.saveUpstream(this.id, this.version, this.sessions.stored(this.id, session))
+    // Against the version the refresh started from: a newer one stored meanwhile (adopted by a
+    // request here) wins, and this refresh's tokens are dropped.
+    const claimed = this.#claimed ?? this.version
+    this.#claimed = undefined
+    const next = await this.store.saveUpstream(this.id, claimed, this.sessions.stored(this.id, session))
     if (next !== undefined) {
       this.version = next
       return true
