@@ -14,6 +14,7 @@ import { SEED_DATABASE, SEED_SCHEMA, startFakesnow, type Fakesnow } from '../sup
 import { startTestIdp, type TestIdp } from '../support/oidc-provider.js'
 import { startReplicas, type ReplicaCluster } from '../support/replicas.js'
 import { connectSdk, destroySdk, runSdk, type SdkConnection } from '../support/snowflake-node-client.js'
+import { runPython } from '../support/snowflake-python.js'
 
 // Session state is the point here: this client may keep a temporary table in its session.
 const POLICY = `version: 1
@@ -97,6 +98,20 @@ describe('snowflake-sdk through two gateway replicas behind a round-robin proxy'
     const after = cluster.proxy.log.length
     for (let i = 0; i < 2; i++) expect((await runSdk(conn, 'SELECT 1 AS ONE')).rows).toEqual([{ ONE: 1 }])
     expect(new Set(servedBy(after, '/queries/v1/query-request'))).toEqual(new Set([0, 1]))
+  })
+
+  it('serves the Python connector the same way: one login, its statements on both replicas', async () => {
+    const from = cluster.proxy.log.length
+    const out = await runPython('test/snowflake/python/replicas_client.py', {
+      port: cluster.proxy.port, token: await idp.userToken({ subject: 'carol', groups: ['ai-agents'] })
+    })
+    expect(out.rows).toEqual([['1', 'one'], ['2', 'two']])
+    expect(Number(out.total)).toBe(3)
+    expect(servedBy(from, '/session/v1/login-request')).toHaveLength(1)
+    expect(new Set(servedBy(from, '/queries/v1/query-request'))).toEqual(new Set([0, 1]))
+    // The client logged out on close: its session is gone for both replicas.
+    const [row] = await sql<Array<{ n: string }>>`select count(*)::text as n from connector_sessions where principal->>'subject' = 'carol'`
+    expect(row?.n).toBe('0')
   })
 
   it('refuses on one replica a session logged out on the other', async () => {
