@@ -21,7 +21,7 @@ async function snowflakePlugin (fastify: FastifyInstance, opts: SnowflakePluginO
   const runtime = new SnowflakeRuntime(fastify.config, {
     idempotencyKeys: new StoreIdempotencyKeys(fastify.store),
     connectorSessions: new StoreConnectorSessions(fastify.store),
-    warn: (obj, msg) => { fastify.log.warn(obj, msg) },
+    log: fastify.log,
     ...opts
   })
   fastify.decorate('snowflake', runtime)

@@ -71,6 +71,17 @@ describe('connector sessions across two gateways on one store', () => {
     expect(await post(b, '/session/heartbeat', {}, s.token)).toMatchObject({ success: true })
   })
 
+  it('keeps the client\'s result format and the OIDC token\'s expiry: a Python connector login on A gets Arrow from B, no token outlives the OIDC one', async () => {
+    const oidc = await a.idp.userToken({ subject: 'alice', groups: ['ai-agents'], expiresInSeconds: 120 })
+    const res = await post(a, '/session/v1/login-request', { data: { ACCOUNT_NAME: 'acme', AUTHENTICATOR: 'OAUTH', TOKEN: oidc, CLIENT_APP_ID: 'PythonConnector' } })
+    const data = res.data as { token: string, masterToken: string, validityInSeconds: number, masterValidityInSeconds: number }
+    expect(data.validityInSeconds).toBeLessThanOrEqual(120)
+    expect(data.masterValidityInSeconds).toBeLessThanOrEqual(120)
+    for (const gw of [b, a]) expect(await query(gw, data.token, 'SELECT ONE')).toMatchObject({ success: true, data: { queryResultFormat: 'arrow' } })
+    const renewed = await post(b, '/session/token-request', { requestType: 'RENEW' }, data.masterToken)
+    expect(renewed.data?.validityInSecondsST).toBeLessThanOrEqual(120)
+  })
+
   it('keeps the upstream tokens sealed and Sluice\'s own tokens as digests: the row opens nothing', async () => {
     const s = await login(b)
     expect(await query(b, s.token, 'SELECT ONE')).toMatchObject({ success: true })

@@ -44,7 +44,7 @@ export interface SnowflakeGatewayOptions {
   idp?: TestIdp
   /** Extra identity.groupRoles entries (e.g. `{ security: ['auditor'] }`). */
   groupRoles?: Record<string, string[]>
-  /** secrets.key: replicas that share it open each other's sealed state (connector sessions). */
+  /** secrets.key: replicas of one deployment share it (chunk tokens, masking). */
   secretsKey?: string
 }
 

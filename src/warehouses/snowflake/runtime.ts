@@ -17,12 +17,12 @@ export interface SnowflakeRuntimeOptions {
   /** Connector session / master token lifetimes (capped by the OIDC token's own expiry). */
   sessionSeconds?: number
   masterSeconds?: number
-  /** Where best-effort failures (an upstream session that could not be closed) are reported. */
-  warn?: (obj: object, msg: string) => void
   /** Where both front ends keep their requestId bindings (the store, shared by every replica). */
   idempotencyKeys?: IdempotencyStore
   /** Where connector sessions live (the store, so any replica serves a client's next request). */
   connectorSessions?: ConnectorSessionStore
+  /** Where best-effort failures (an upstream session that could not be closed) are reported. */
+  log?: { warn: (obj: object, msg?: string) => void }
 }
 
 // A key outlives the result it is bound to, so a late retry is refused instead of run twice.
@@ -58,7 +58,7 @@ export class SnowflakeRuntime {
       },
       sessionSeconds: options.sessionSeconds,
       masterSeconds: options.masterSeconds,
-      warn: options.warn
+      ...(options.log === undefined ? {} : { warn: (obj: object, msg: string) => { options.log?.warn(obj, msg) } })
     })
   }
 
