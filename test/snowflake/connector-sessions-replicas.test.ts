@@ -163,6 +163,19 @@ describe('connector sessions across two gateways on one store', () => {
     expect(stub.logins).toBe(logins + 1)
   })
 
+  it('logs in again upstream once when both replicas find the upstream session gone at the same time', async () => {
+    const s = await login(a)
+    expect(await query(a, s.token, 'SELECT ONE')).toMatchObject({ success: true })
+    expect(await query(b, s.token, 'SELECT ONE')).toMatchObject({ success: true })
+    const logins = stub.logins
+    stub.dropSessions()
+    const answers = await Promise.all([b, a, b, a].map(async (gw) => await query(gw, s.token, 'SELECT ONE')))
+    expect(answers.every((r) => r.success === true)).toBe(true)
+    expect(stub.logins).toBe(logins + 1)
+    const ran = stub.queryLog.slice(-4).map((q) => q.session)
+    expect(new Set(ran)).toEqual(new Set([stub.logins]))
+  })
+
   it('logs out on A: B refuses the session at once, and the upstream session is closed', async () => {
     const s = await login(b)
     expect(await query(b, s.token, 'SELECT ONE')).toMatchObject({ success: true })
