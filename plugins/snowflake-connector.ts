@@ -41,6 +41,8 @@ export function snowflakeToken (header: string | undefined): string | undefined 
   return match?.[1] === '' ? undefined : match?.[1]
 }
 
+const RETRYABLE = new Set(['SLUICE_UPSTREAM_UNAVAILABLE', 'SLUICE_STORE_UNAVAILABLE'])
+
 /** Renders any error in the connector's shape (HTTP 200, success:false): what the drivers read. */
 export function sendConnectorError (request: FastifyRequest, reply: FastifyReply, err: unknown, queryId?: string, extra?: Record<string, unknown>): FastifyReply {
   const info = errorInfo(err, request.id, releaseText(request))
@@ -48,9 +50,10 @@ export function sendConnectorError (request: FastifyRequest, reply: FastifyReply
   // The event records what the client was told: released text, never the upstream's own.
   request.roundTrip.errorMessage = info.message
   if (!isSluiceError(err)) request.log.error({ err }, 'snowflake connector request failed')
-  // An upstream that never received the request: HTTP 503, which both drivers retry (5xx), as
-  // Snowflake's own front door answers when it is unavailable; everything else is 200 success:false.
-  const status = info.catalogueCode === 'SLUICE_UPSTREAM_UNAVAILABLE' ? 503 : 200
+  // An upstream that never received the request, or a store that could not be read (the session
+  // lookup: nothing ran): HTTP 503, which both drivers retry (5xx), as Snowflake's own front door
+  // answers when it is unavailable; everything else is 200 success:false.
+  const status = RETRYABLE.has(info.catalogueCode) ? 503 : 200
   return reply.code(status).send(connectorErrorBody(info, queryId, extra))
 }
 

@@ -4,6 +4,7 @@
 // served by the other on the same upstream session; renewals, logouts and expiry on one are
 // seen by the other at once; the stored row opens nothing upstream.
 import { request } from 'undici'
+import { ERR_STORE_UNAVAILABLE } from '../../src/errors.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startSnowflakeGateway, type SnowflakeGateway } from '../support/snowflake-gateway.js'
 import { startUpstreamStub, type UpstreamStub } from '../support/snowflake-upstream-stub.js'
@@ -216,6 +217,30 @@ describe('connector sessions across two gateways on one store', () => {
     } finally {
       await stranger.close()
     }
+    expect(await query(b, s.token, 'SELECT ONE')).toMatchObject({ success: true })
+  })
+
+  it('answers a retryable 503 in the connector\'s shape when the store cannot be read for the session, and runs nothing', async () => {
+    const s = await login(a)
+    const store = b.store as unknown as { query: (text: string, params?: unknown[]) => Promise<unknown[]> }
+    const query_ = store.query
+    store.query = async (text, params) => {
+      if (text.includes('from connector_sessions')) throw new ERR_STORE_UNAVAILABLE('test: store is down')
+      return await query_(text, params)
+    }
+    const ran = stub.queryLog.length
+    try {
+      const res = await request(`${b.url}/queries/v1/query-request`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Snowflake Token="${s.token}"` },
+        body: JSON.stringify({ sqlText: 'SELECT ONE' })
+      })
+      expect(res.statusCode).toBe(503)
+      expect(await res.body.json()).toMatchObject({ success: false, message: expect.stringContaining('nothing was executed') })
+    } finally {
+      store.query = query_
+    }
+    expect(stub.queryLog.length).toBe(ran)
     expect(await query(b, s.token, 'SELECT ONE')).toMatchObject({ success: true })
   })
 
