@@ -41,6 +41,8 @@ export function snowflakeToken (header: string | undefined): string | undefined 
   return match?.[1] === '' ? undefined : match?.[1]
 }
 
+const RETRYABLE = new Set(['SLUICE_UPSTREAM_UNAVAILABLE', 'SLUICE_STORE_UNAVAILABLE'])
+
 /** Renders any error in the connector's shape (HTTP 200, success:false): what the drivers read. */
 export function sendConnectorError (request: FastifyRequest, reply: FastifyReply, err: unknown, queryId?: string, extra?: Record<string, unknown>): FastifyReply {
   const info = errorInfo(err, request.id, releaseText(request))
@@ -48,9 +50,10 @@ export function sendConnectorError (request: FastifyRequest, reply: FastifyReply
   // The event records what the client was told: released text, never the upstream's own.
   request.roundTrip.errorMessage = info.message
   if (!isSluiceError(err)) request.log.error({ err }, 'snowflake connector request failed')
-  // An upstream that never received the request: HTTP 503, which both drivers retry (5xx), as
-  // Snowflake's own front door answers when it is unavailable; everything else is 200 success:false.
-  const status = info.catalogueCode === 'SLUICE_UPSTREAM_UNAVAILABLE' ? 503 : 200
+  // An upstream that never received the request, or a store that could not be read (the session
+  // lookup: nothing ran): HTTP 503, which both drivers retry (5xx), as Snowflake's own front door
+  // answers when it is unavailable; everything else is 200 success:false.
+  const status = RETRYABLE.has(info.catalogueCode) ? 503 : 200
   return reply.code(status).send(connectorErrorBody(info, queryId, extra))
 }
 
@@ -72,7 +75,8 @@ export function connectorRecordingFailure (err: Error & { code: string }): { sta
 export function createSessionHook (fastify: FastifyInstance) {
   return async function resolveSession (request: FastifyRequest, reply: FastifyReply) {
     const token = snowflakeToken(request.headers.authorization)
-    const found = token === undefined ? { state: 'unknown' as const } : fastify.snowflake.sessions.bySessionToken(token)
+    // The store, every request: a logout or renewal on another replica counts here at once.
+    const found = token === undefined ? { state: 'unknown' as const } : await fastify.snowflake.sessions.bySessionToken(token)
     if (found.state === 'valid') {
       const session = found.session
       request.principal = session.principal
@@ -110,8 +114,9 @@ export function createLoginHandler (fastify: FastifyInstance) {
     request.principal = principal
     try {
       const runtime = fastify.snowflake
-      // Clients that never logged out leave upstream sessions behind; close those that ran out.
-      for (const stale of runtime.sessions.sweep()) void stale.upstream.close(stale.upstreamSession)
+      // Clients that never logged out leave upstream sessions behind: close a batch of those that
+      // ran out (any replica's), without making this login wait for it.
+      void runtime.sessions.purgeExpired().catch((err: unknown) => { request.log.warn({ err }, 'purging expired connector sessions failed') })
       const account = typeof data.ACCOUNT_NAME === 'string' ? data.ACCOUNT_NAME : undefined
       const settings = runtime.select(account)
       if (settings === undefined) throw new ERR_UNKNOWN_CONNECTION(account ?? '(none named and no default)')
@@ -122,8 +127,16 @@ export function createLoginHandler (fastify: FastifyInstance) {
       const upstream = runtime.upstream(settings)
       const upstreamSession = await upstream.open(context)
       const application = typeof data.CLIENT_APP_ID === 'string' ? data.CLIENT_APP_ID : undefined
-      const { session, tokens } = runtime.sessions.create(principal, settings, upstream, upstreamSession, application)
-      session.formats = clientFormats(application, request.headers['user-agent'], data.SESSION_PARAMETERS)
+      const formats = clientFormats(application, request.headers['user-agent'], data.SESSION_PARAMETERS)
+      let created: Awaited<ReturnType<typeof runtime.sessions.create>>
+      try {
+        created = await runtime.sessions.create(principal, settings, upstream, upstreamSession, { application, formats })
+      } catch (err) {
+        // Not stored, so no replica could ever serve it: the upstream session is nobody's.
+        await upstream.close(upstreamSession)
+        throw err
+      }
+      const { session, tokens } = created
       request.sessionKey = `snowflake:${session.id}`
       return await reply.send(connectorOk({
         token: tokens.token,
@@ -172,7 +185,7 @@ export function createTokenRequestHandler (fastify: FastifyInstance) {
     const masterToken = snowflakeToken(request.headers.authorization)
     const renewed = masterToken === undefined || String(request.body?.requestType ?? 'RENEW').toUpperCase() !== 'RENEW'
       ? undefined
-      : fastify.snowflake.sessions.renew(masterToken)
+      : await fastify.snowflake.sessions.renew(masterToken)
     if (renewed === undefined || masterToken === undefined) {
       return sendConnectorError(request, reply, new ERR_SNOWFLAKE_MASTER_EXPIRED())
     }
@@ -194,8 +207,7 @@ export function createSessionHandler (fastify: FastifyInstance) {
   return async function sessionRequest (request: FastifyRequest<{ Querystring: { delete?: string } }>, reply: FastifyReply) {
     const session = request.snowflakeSession
     if (session !== null && request.query.delete === 'true') {
-      fastify.snowflake.sessions.delete(session)
-      await session.upstream.close(session.upstreamSession)
+      await fastify.snowflake.sessions.logout(session)
     }
     return await reply.send(connectorOk())
   }

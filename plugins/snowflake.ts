@@ -2,6 +2,7 @@
 // SQL API v2, over one shared runtime (connections, upstream clients, sessions, handles).
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
+import { StoreConnectorSessions } from '../src/state/connector-sessions.js'
 import { StoreIdempotencyKeys } from '../src/state/idempotency.js'
 import { SnowflakeRuntime, type SnowflakeRuntimeOptions } from '../src/warehouses/snowflake/runtime.js'
 import snowflakeConnector from './snowflake-connector.js'
@@ -17,7 +18,12 @@ export type SnowflakePluginOptions = SnowflakeRuntimeOptions
 
 async function snowflakePlugin (fastify: FastifyInstance, opts: SnowflakePluginOptions): Promise<void> {
   // Validates every Snowflake connection now, so a bad key fails the start, not a request.
-  const runtime = new SnowflakeRuntime(fastify.config, { idempotencyKeys: new StoreIdempotencyKeys(fastify.store), ...opts })
+  const runtime = new SnowflakeRuntime(fastify.config, {
+    idempotencyKeys: new StoreIdempotencyKeys(fastify.store),
+    connectorSessions: new StoreConnectorSessions(fastify.store),
+    log: fastify.log,
+    ...opts
+  })
   fastify.decorate('snowflake', runtime)
   fastify.addHook('onClose', async function closeSnowflake () { await runtime.close() })
   await fastify.register(snowflakeConnector)

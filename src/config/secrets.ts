@@ -1,4 +1,5 @@
-// Secrets every replica must share: the key behind connector chunk tokens, and the default
+// Secrets every replica must share: the key behind connector chunk tokens, the one sealing
+// connector sessions' upstream tokens in the store (src/state/sealed.ts), and the default
 // masking salt and token key (so `sha256` / `token` masks agree across replicas). All of them
 // are derived from one configured `secrets.key`, each for its own purpose, so one value in a
 // Secret is enough. Without it they are random per process: right for the embedded store (one

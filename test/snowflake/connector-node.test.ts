@@ -112,7 +112,7 @@ describe('snowflake-sdk through Sluice against fakesnow', () => {
   })
 
   it('renews an expired Sluice session token with the master token, unnoticed by the script', async () => {
-    for (const s of gw.app.snowflake.sessions.all()) s.tokenExpiresAt = Date.now() - 1
+    await gw.store.query("update connector_sessions set token_expires_at = now() - interval '1 second'")
     const { rows } = await runSdk(conn, 'SELECT 1 AS ONE')
     expect(rows).toEqual([{ ONE: 1 }])
   })

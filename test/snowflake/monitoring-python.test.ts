@@ -46,7 +46,7 @@ describe('Python connector monitoring after the Sluice session is gone', () => {
       child.on('close', () => { reject(new Error(`monitoring_client.py ended early:\n${stdout}\n${stderr.slice(-3000)}`)) })
     })
     // What a restarted (or swept) gateway looks like to the client: its session is unknown.
-    for (const session of gw.app.snowflake.sessions.all()) gw.app.snowflake.sessions.delete(session)
+    await gw.store.query('delete from connector_sessions')
     await writeFile(flag, '')
     expect(await exited, stderr.slice(-3000)).toBe(0)
     const out = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as { before: string, after: { error?: { msg: string } } | string }

@@ -4,7 +4,9 @@ import { gatewaySecrets } from '../../config/secrets.js'
 import type { SluiceConfig } from '../../config/types.js'
 import { ERR_SNOWFLAKE_CONTEXT_REFUSED, ERR_UNKNOWN_CONNECTION } from '../../errors.js'
 import { selectConnection, snowflakeConnections, type SnowflakeSettings } from './config.js'
+import type { ConnectorSessionStore } from '../../state/connector-sessions.js'
 import type { IdempotencyStore } from '../../state/idempotency.js'
+import { createSealer } from '../../state/sealed.js'
 import { HandleStore } from './handles.js'
 import { Idempotency } from './idempotency.js'
 import { ConnectorSessions } from './sessions.js'
@@ -17,6 +19,10 @@ export interface SnowflakeRuntimeOptions {
   masterSeconds?: number
   /** Where both front ends keep their requestId bindings (the store, shared by every replica). */
   idempotencyKeys?: IdempotencyStore
+  /** Where connector sessions live (the store, so any replica serves a client's next request). */
+  connectorSessions?: ConnectorSessionStore
+  /** Where best-effort failures (an upstream session that could not be closed) are reported. */
+  log?: { warn: (obj: object, msg?: string) => void }
 }
 
 // A key outlives the result it is bound to, so a late retry is refused instead of run twice.
@@ -28,15 +34,32 @@ export class SnowflakeRuntime {
   readonly sessions: ConnectorSessions
   readonly idempotency: Idempotency
   readonly #upstreams = new Map<string, SnowflakeUpstream>()
+  readonly #sharedSecrets: boolean
 
   constructor (config: SluiceConfig, options: SnowflakeRuntimeOptions = {}) {
     this.connections = snowflakeConnections(config)
     const ttl = Math.max(60, ...this.connections.map((c) => c.resultTtlSeconds))
-    this.handles = new HandleStore({ ttlSeconds: ttl, chunkKey: gatewaySecrets(config.secrets?.key).derive('snowflake-chunk-tokens') })
+    const secrets = gatewaySecrets(config.secrets?.key)
+    this.#sharedSecrets = secrets.shared
+    this.handles = new HandleStore({ ttlSeconds: ttl, chunkKey: secrets.derive('snowflake-chunk-tokens') })
     if (options.idempotencyKeys === undefined) throw new TypeError('SnowflakeRuntime needs idempotencyKeys (the store both front ends share)')
+    if (options.connectorSessions === undefined) throw new TypeError('SnowflakeRuntime needs connectorSessions (the store every replica shares)')
     this.idempotency = new Idempotency(options.idempotencyKeys, this.handles, { ttlSeconds: Math.max(MIN_KEY_TTL_SECONDS, 2 * ttl) })
-    this.sessions = new ConnectorSessions({ sessionSeconds: options.sessionSeconds, masterSeconds: options.masterSeconds })
     for (const c of this.connections) this.#upstreams.set(c.name, new SnowflakeUpstream(c, options.upstream))
+    this.sessions = new ConnectorSessions({
+      store: options.connectorSessions,
+      // The upstream session tokens are credentials: sealed in the store under a key only
+      // gateways configured with the same secrets.key derive.
+      sealer: createSealer(secrets.derive('snowflake-connector-upstream-tokens')),
+      connections: (name) => {
+        const settings = this.connections.find((c) => c.name === name)
+        const upstream = this.#upstreams.get(name)
+        return settings === undefined || upstream === undefined ? undefined : { settings, upstream }
+      },
+      sessionSeconds: options.sessionSeconds,
+      masterSeconds: options.masterSeconds,
+      ...(options.log === undefined ? {} : { warn: (obj: object, msg: string) => { options.log?.warn(obj, msg) } })
+    })
   }
 
   select (requested: string | undefined): SnowflakeSettings | undefined {
@@ -49,13 +72,17 @@ export class SnowflakeRuntime {
     return upstream
   }
 
+  /**
+   * Connector sessions outlive a gateway that shares its secrets.key with others: another
+   * replica (or this one restarted) serves them from the store, so their upstream sessions stay
+   * open and expire, or are logged out, as the client decides. A gateway without secrets.key
+   * sealed them under a key that dies with it: nobody can serve them again, so it ends them.
+   */
   async close (): Promise<void> {
     this.handles.clear()
-    const sessions = this.sessions.all()
-    await Promise.all(sessions.map(async (s) => {
-      this.sessions.delete(s)
-      await s.upstream.close(s.upstreamSession)
-    }))
+    await this.sessions.purging?.catch(() => undefined)
+    if (this.#sharedSecrets) this.sessions.forget()
+    else await this.sessions.end()
     await Promise.all([...this.#upstreams.values()].map(async (u) => { await u.shutdown() }))
   }
 }

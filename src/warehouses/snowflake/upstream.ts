@@ -71,6 +71,27 @@ interface Envelope {
   data?: Record<string, unknown> | null
 }
 
+/**
+ * Where an upstream session shared by several replicas (a connector session's) keeps its
+ * tokens. Without one (the SQL API's pooled sessions, which stay in one process) renewals are
+ * this process's business alone.
+ */
+export interface UpstreamSessionSync {
+  /**
+   * Before renewing or logging in again: adopts the stored tokens if another replica already
+   * refreshed since `staleToken` ('adopted': retry with them), else claims the refresh
+   * ('mine'), waiting a bounded while as long as another replica holds the claim.
+   */
+  begin: (session: UpstreamSession, staleToken: string) => Promise<'adopted' | 'mine'>
+  /**
+   * Stores the tokens this replica just obtained; false when another replica stored first,
+   * in which case the session has adopted theirs.
+   */
+  persist: (session: UpstreamSession) => Promise<boolean>
+  /** The refresh failed: gives the claim back so the next replica need not wait it out. */
+  abandon: () => Promise<void>
+}
+
 export class UpstreamSession {
   token = ''
   masterToken?: string
@@ -79,6 +100,7 @@ export class UpstreamSession {
   serverVersion?: string
   renewing?: Promise<void>
   closed = false
+  sync?: UpstreamSessionSync
   /**
    * @param owner the principal a pooled (SQL API) session belongs to (`ownerKey`); connector
    *   sessions have none, each belongs to one client login.
@@ -287,39 +309,59 @@ export class SnowflakeUpstream {
       const code = String(envelope.code ?? '')
       if (envelope.success !== false || attempt >= 2) return envelope
       if (code === SESSION_EXPIRED) {
-        await this.#renewOnce(session, token)
+        await this.#refreshOnce(session, token, 'renew')
       } else if (SESSION_GONE.has(code)) {
-        await this.#reloginOnce(session, token)
+        await this.#refreshOnce(session, token, 'login')
       } else {
         return envelope
       }
     }
   }
 
-  /** Concurrent requests that all saw 390112 share one renewal. */
-  async #renewOnce (session: UpstreamSession, staleToken: string): Promise<void> {
+  /**
+   * Concurrent requests that all saw 390112 (renew) or 390104 (log in again) share one
+   * refresh. A session other replicas share is first reloaded from the store, where one of them
+   * may already have put fresh tokens: two replicas do not both renew, and what one obtained is
+   * stored for the others.
+   */
+  async #refreshOnce (session: UpstreamSession, staleToken: string, how: 'renew' | 'login'): Promise<void> {
     if (session.token !== staleToken) return
-    session.renewing ??= this.#renew(session).finally(() => { session.renewing = undefined })
+    session.renewing ??= this.#refresh(session, staleToken, how).finally(() => { session.renewing = undefined })
     await session.renewing
   }
 
-  async #reloginOnce (session: UpstreamSession, staleToken: string): Promise<void> {
-    if (session.token !== staleToken) return
-    session.renewing ??= this.#login(session).finally(() => { session.renewing = undefined })
-    await session.renewing
+  async #refresh (session: UpstreamSession, staleToken: string, how: 'renew' | 'login'): Promise<void> {
+    const sync = session.sync
+    if (sync !== undefined && await sync.begin(session, staleToken) === 'adopted') return
+    let outcome: 'renewed' | 'logged-in'
+    try {
+      outcome = how === 'renew' ? await this.#renew(session) : (await this.#login(session), 'logged-in')
+    } catch (err) {
+      await sync?.abandon().catch(() => undefined)
+      throw err
+    }
+    if (sync === undefined) return
+    const mine = session.token
+    if (await sync.persist(session)) return
+    // Another replica stored its own refresh first and this session took it over. A fresh login
+    // of ours is a second upstream session nobody will use: log it out. (A renewed token of the
+    // same session is left alone: deleting it would end the session for everyone.)
+    if (outcome === 'logged-in' && session.token !== mine) {
+      await this.#send('POST', `/session?delete=true&requestId=${randomUUID()}`, {}, mine).catch(() => undefined)
+    }
   }
 
-  async #renew (session: UpstreamSession): Promise<void> {
+  async #renew (session: UpstreamSession): Promise<'renewed' | 'logged-in'> {
     if (session.masterToken === undefined) {
       await this.#login(session)
-      return
+      return 'logged-in'
     }
     const envelope = await this.#send('POST', `/session/token-request?requestId=${randomUUID()}`,
       { oldSessionToken: session.token, requestType: 'RENEW' }, session.masterToken)
     const d = envelope.data
     if (envelope.success !== true || d === null || d === undefined) {
       await this.#login(session)
-      return
+      return 'logged-in'
     }
     const token = String(d.sessionToken ?? d.token ?? '')
     // Snowflake keeps the session (and its secondary roles) across a renewal, but nothing in the
@@ -327,6 +369,7 @@ export class SnowflakeUpstream {
     await this.#settleRoles(session, token)
     session.token = token
     if (typeof d.masterToken === 'string') session.masterToken = d.masterToken
+    return 'renewed'
   }
 
   /**
