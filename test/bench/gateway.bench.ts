@@ -18,7 +18,7 @@
 // Run: npm run bench -- gateway
 // Knobs: BENCH_ROUNDS (4), BENCH_C1_REQUESTS (25 per round), BENCH_C16_REQUESTS (96 per round),
 //   BENCH_SIZES (100,10000,100000,1000000), BENCH_LARGE_ROWS (200000; e.g. 200000,1000000),
-//   BENCH_LOG_LEVEL (info, as shipped).
+//   BENCH_LOG_LEVEL (info, as shipped), BENCH_PARTS (small,sizes,large: which parts run).
 import { mkdtemp, rm } from 'node:fs/promises'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -46,6 +46,7 @@ const SETTINGS = {
   sizes: list('BENCH_SIZES', '100,10000,100000,1000000'),
   largeRows: list('BENCH_LARGE_ROWS', '200000'),
   resultRows: 10,
+  parts: (process.env.BENCH_PARTS ?? 'small,sizes,large').split(','),
   logLevel: process.env.BENCH_LOG_LEVEL ?? 'info'
 }
 /** Repetitions per statement size: the large ones take seconds each. */
@@ -205,6 +206,7 @@ async function largeResults (s: Sides, pools: Map<SideName, Pool>, report: Repor
       let directSeconds = NaN
       for (const side of [s.byName('direct'), sluice] as Side[]) {
         const measured = side.sluice && resetPeakRss(side.pid())
+        const before = measured ? { rssBeforeMb: procMemory(side.pid()).rssBytes / 1e6 } : {}
         const started = performance.now()
         try {
           const got = await path.fetch(pools.get(side.name)!, side, s.bearer, rows)
@@ -214,12 +216,12 @@ async function largeResults (s: Sides, pools: Map<SideName, Pool>, report: Repor
           report.large.push({
             path: path.name, rows, side: side.name, mb: got.bytes / 1e6, seconds, mbPerSec: got.bytes / 1e6 / seconds,
             ofDirect: directSeconds / seconds, ttfbMs: got.ttfbMs, pages: got.pages, rowsReceived: got.rows, unmasked: got.unmasked,
-            ...(measured ? { peakRssMb: procMemory(side.pid()).peakRssBytes / 1e6 } : {})
+            ...before, ...(measured ? { peakRssMb: procMemory(side.pid()).peakRssBytes / 1e6 } : {})
           })
         } catch (err) {
           report.large.push({
             path: path.name, rows, side: side.name, mb: NaN, seconds: NaN, mbPerSec: NaN, ofDirect: NaN, ttfbMs: NaN, pages: 0, rowsReceived: 0, unmasked: false,
-            error: (err as Error).message, ...(measured ? { peakRssMb: procMemory(side.pid()).peakRssBytes / 1e6 } : {})
+            error: (err as Error).message, ...before, ...(measured ? { peakRssMb: procMemory(side.pid()).peakRssBytes / 1e6 } : {})
           })
         }
       }
@@ -245,10 +247,12 @@ export async function benchGateway (): Promise<BenchResult> {
         await runBatch(pools.get(side.name)!, () => callFor(side, protocol, selectRows(protocol, SETTINGS.resultRows), s.bearer), SETTINGS.warmupRequests, 4)
       }
     }
-    await smallStatements(s, pools, report, commit)
-    commit.finish(report)
-    await statementSizes(s, pools, report, background)
-    await largeResults(s, pools, report)
+    if (SETTINGS.parts.includes('small')) {
+      await smallStatements(s, pools, report, commit)
+      commit.finish(report)
+    }
+    if (SETTINGS.parts.includes('sizes')) await statementSizes(s, pools, report, background)
+    if (SETTINGS.parts.includes('large')) await largeResults(s, pools, report)
   } finally {
     await commit.close()
     for (const pool of [...pools.values(), background]) await pool.close().catch(() => {})

@@ -50,6 +50,8 @@ export interface LargeCell {
   ofDirect: number
   ttfbMs: number
   peakRssMb?: number
+  /** The gateway's RSS just before the run (the peak's baseline). */
+  rssBeforeMb?: number
   pages: number
   rowsReceived: number
   unmasked: boolean
@@ -84,6 +86,7 @@ const ms = (n: number): string => Number.isFinite(n) ? (n < 10 ? n.toFixed(2) : 
 const signed = (n: number): string => Number.isFinite(n) ? `${n >= 0 ? '+' : ''}${ms(n)}` : '—'
 const int = (n: number): string => Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '—'
 const ratio = (n: number): string => Number.isFinite(n) ? `${n.toFixed(2)}×` : '—'
+const rss = (l: LargeCell): string => l.peakRssMb === undefined ? '' : `${l.rssBeforeMb === undefined ? '' : `${int(l.rssBeforeMb)} → `}${int(l.peakRssMb)}`
 const size = (bytes: number): string => bytes >= 1_000_000 ? `${bytes / 1_000_000} MB` : bytes >= 1000 ? `${bytes / 1000} KB` : `${bytes} B`
 
 export function markdown (r: Report): string[] {
@@ -118,15 +121,15 @@ export function markdown (r: Report): string[] {
     lines.push('')
     lines.push('Large results (emails masked by a rule; the value detectors on), fetched whole, pages in order:')
     lines.push('')
-    lines.push('| path | rows | side | MB | MB/s | × direct | first byte ms | gateway peak RSS MB | masked |')
+    lines.push('| path | rows | side | MB | MB/s | × direct | first byte ms | gateway RSS before → peak MB | masked |')
     lines.push('|---|---|---|---|---|---|---|---|---|')
     for (const l of r.large) {
       if (l.error !== undefined) {
-        lines.push(`| ${l.path} | ${int(l.rows)} | ${l.side} | — | — | — | — | ${l.peakRssMb === undefined ? '' : int(l.peakRssMb)} | failed: ${l.error.slice(0, 120)} |`)
+        lines.push(`| ${l.path} | ${int(l.rows)} | ${l.side} | — | — | — | — | ${rss(l)} | failed: ${l.error.slice(0, 120)} |`)
         continue
       }
       const masked = l.side === 'direct' ? '' : (l.unmasked ? 'NO' : 'yes')
-      lines.push(`| ${l.path} | ${int(l.rows)} | ${l.side} | ${l.mb.toFixed(1)} | ${l.mbPerSec.toFixed(1)} | ${l.side === 'direct' ? '' : ratio(l.ofDirect)} | ${ms(l.ttfbMs)} | ${l.peakRssMb === undefined ? '' : int(l.peakRssMb)} | ${masked} |`)
+      lines.push(`| ${l.path} | ${int(l.rows)} | ${l.side} | ${l.mb.toFixed(1)} | ${l.mbPerSec.toFixed(1)} | ${l.side === 'direct' ? '' : ratio(l.ofDirect)} | ${ms(l.ttfbMs)} | ${rss(l)} | ${masked} |`)
     }
   }
   return lines
