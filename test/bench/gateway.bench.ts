@@ -174,12 +174,14 @@ async function statementSizes (s: Sides, pools: Map<SideName, Pool>, report: Rep
     const sluiceMs: number[] = []
     const statuses: Record<string, number> = {}
     const concurrent: number[] = []
+    let firstRefusal: string | undefined
     for (let rep = 0; rep < reps; rep++) {
       directMs.push((await send(pools.get('direct')!, callFor(direct, 'sqlapi', sql, s.bearer))).ms)
       const large = send(pools.get('sluice-pg')!, callFor(sluice, 'sqlapi', sql, s.bearer))
       concurrent.push(...await meanwhile(background, small, large))
       const res = await large
       statuses[res.status] = (statuses[res.status] ?? 0) + 1
+      if (res.status !== 200) firstRefusal ??= res.body.slice(0, 300)
       sluiceMs.push(res.ms)
     }
     const cell: SizeCell = {
@@ -189,6 +191,7 @@ async function statementSizes (s: Sides, pools: Map<SideName, Pool>, report: Rep
       sluiceP50Ms: quantile(sluiceMs, 0.5),
       addedP50Ms: quantile(sluiceMs, 0.5) - quantile(directMs, 0.5),
       sluiceStatuses: statuses,
+      ...(firstRefusal === undefined ? {} : { firstRefusal }),
       concurrentSmall: { count: concurrent.length, p50Ms: quantile(concurrent, 0.5), maxMs: concurrent.length === 0 ? NaN : Math.max(...concurrent) }
     }
     report.sizes.push(cell)

@@ -36,6 +36,8 @@ export interface SizeCell {
   addedP50Ms: number
   /** Statuses Sluice answered (a refusal of a too large / too complex statement shows here). */
   sluiceStatuses: Record<string, number>
+  /** The start of Sluice's first answer that was not a 200 (the refusal's code and message). */
+  firstRefusal?: string
   /** A small statement from another client while the large ones ran through Sluice. */
   concurrentSmall: { count: number, p50Ms: number, maxMs: number }
 }
@@ -115,6 +117,9 @@ export function markdown (r: Report): string[] {
     for (const s of r.sizes) {
       const statuses = Object.entries(s.sluiceStatuses).map(([k, v]) => `${k}×${v}`).join(' ')
       lines.push(`| ${size(s.bytes)} | ${s.reps} | ${ms(s.directP50Ms)} | ${ms(s.sluiceP50Ms)} | ${signed(s.addedP50Ms)} | ${statuses} | ${s.concurrentSmall.count} / ${ms(s.concurrentSmall.p50Ms)} / ${ms(s.concurrentSmall.maxMs)} |`)
+    }
+    for (const s of r.sizes) {
+      if (s.firstRefusal !== undefined) lines.push('', `${size(s.bytes)}: Sluice answered ${s.firstRefusal.replace(/\s+/g, ' ')}`)
     }
   }
   if (r.large.length > 0) {
