@@ -95,19 +95,23 @@ export function markdown (r: Report): string[] {
   const lines: string[] = []
   lines.push(`Machine: ${r.machine.cores} cores (${r.machine.cpu}), ${r.machine.memoryGb} GB, Node ${r.machine.node}; load average at start ${r.machine.loadavgStart.join(' / ')}${r.machine.loadavgEnd === undefined ? '' : `, at end ${r.machine.loadavgEnd.join(' / ')}`}. Date: ${r.date}.`)
   lines.push('')
-  lines.push('Small statements (10-row result), closed-loop clients, alternating rounds:')
-  lines.push('')
-  lines.push('| protocol | c | side | req/s | p50 ms | p99 ms | added p50 | × proxy | CPU ms/req | errors |')
-  lines.push('|---|---|---|---|---|---|---|---|---|---|')
-  for (const c of r.small) {
-    lines.push(`| ${c.protocol} | ${c.concurrency} | ${c.side} | ${int(c.reqPerSec)} | ${ms(c.p50Ms)} | ${ms(c.p99Ms)} | ${c.side === 'direct' ? '' : signed(c.addedP50Ms)} | ${ratio(c.ofProxy)} | ${ms(c.cpuMsPerRequest)} | ${c.errors} |`)
+  if (r.small.length > 0) {
+    lines.push('Small statements (10-row result), closed-loop clients, alternating rounds:')
+    lines.push('')
+    lines.push('| protocol | c | side | req/s | p50 ms | p99 ms | added p50 | × proxy | CPU ms/req | errors |')
+    lines.push('|---|---|---|---|---|---|---|---|---|---|')
+    for (const c of r.small) {
+      lines.push(`| ${c.protocol} | ${c.concurrency} | ${c.side} | ${int(c.reqPerSec)} | ${ms(c.p50Ms)} | ${ms(c.p99Ms)} | ${c.side === 'direct' ? '' : signed(c.addedP50Ms)} | ${ratio(c.ofProxy)} | ${ms(c.cpuMsPerRequest)} | ${c.errors} |`)
+    }
   }
-  lines.push('')
-  lines.push('Store: one single-row INSERT committed (autocommit), one client:')
-  lines.push('')
-  lines.push('| store | commits | p50 ms | p99 ms |')
-  lines.push('|---|---|---|---|')
-  for (const c of r.commit) lines.push(`| ${c.store} | ${c.commits} | ${ms(c.p50Ms)} | ${ms(c.p99Ms)} |`)
+  if (r.commit.length > 0) {
+    lines.push('')
+    lines.push('Store: one single-row INSERT committed (autocommit), one client:')
+    lines.push('')
+    lines.push('| store | commits | p50 ms | p99 ms |')
+    lines.push('|---|---|---|---|')
+    for (const c of r.commit) lines.push(`| ${c.store} | ${c.commits} | ${ms(c.p50Ms)} | ${ms(c.p99Ms)} |`)
+  }
   if (r.sizes.length > 0) {
     lines.push('')
     lines.push('Statement size (SQL API, an IN list; sluice-pg), and another client\'s small statement meanwhile:')
