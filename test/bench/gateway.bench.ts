@@ -29,6 +29,7 @@ import { openPostgresStore } from '../../src/store/postgres.js'
 import type { Store } from '../../src/store/store.js'
 import { procCpuMs, procMemory } from '../support/proc-stats.js'
 import { LARGE_RESULT_PATHS, resetPeakRss } from './large.js'
+import { storeCpu, type StoreCpu } from './store-cpu.js'
 import { meanwhile, poolFor, quantile, runBatch, send } from './load.js'
 import { markdown, newReport, writeReport, type Report, type SizeCell } from './report.js'
 import type { BenchResult } from './result.js'
@@ -53,7 +54,7 @@ const SETTINGS = {
 const repsFor = (bytes: number): number => bytes <= 1000 ? 20 : bytes <= 10_000 ? 10 : bytes <= 100_000 ? 6 : 3
 const RAW_EMAIL = /user\d+@example\.com/
 
-interface Acc { latencies: number[], wallMs: number, requests: number, errors: number, cpuMs: number, firstError?: string }
+interface Acc { latencies: number[], wallMs: number, requests: number, errors: number, cpuMs: number, storeCpuMs: number, firstError?: string }
 
 /** Every side answers every protocol correctly (and Sluice masks) before anything is timed. */
 async function sanityCheck (s: Sides, pools: Map<SideName, Pool>): Promise<void> {
@@ -71,29 +72,39 @@ async function smallStatements (s: Sides, pools: Map<SideName, Pool>, report: Re
   const acc = new Map<string, Acc>()
   const key = (p: Protocol, c: number, side: SideName): string => `${p}|${c}|${side}`
   const order = [...s.sides]
-  for (let round = 0; round < SETTINGS.rounds; round++) {
-    for (const concurrency of SETTINGS.concurrencies) {
-      for (const protocol of PROTOCOLS) {
-        for (const side of order) {
-          const pool = pools.get(side.name)!
-          const sql = selectRows(protocol, SETTINGS.resultRows)
-          const cpu0 = procCpuMs(side.pid())
-          const batch = await runBatch(pool, () => callFor(side, protocol, sql, s.bearer), SETTINGS.requestsPerRound[concurrency]!, concurrency)
-          const cpu = procCpuMs(side.pid()) - cpu0
-          const a = acc.get(key(protocol, concurrency, side.name)) ?? { latencies: [], wallMs: 0, requests: 0, errors: 0, cpuMs: 0 }
-          a.latencies.push(...batch.latencies)
-          a.wallMs += batch.wallMs
-          a.requests += batch.latencies.length + batch.errors
-          a.errors += batch.errors
-          a.cpuMs += cpu
-          a.firstError ??= batch.firstError
-          acc.set(key(protocol, concurrency, side.name), a)
+  // The Postgres backends of each Sluice side's store database (PGlite runs inside the gateway).
+  const stores = new Map<SideName, StoreCpu>([['sluice-pg', storeCpu(s.stores.postgres)], ['sluice-pg-async', storeCpu(s.stores.postgresAsync)]])
+  try {
+    for (let round = 0; round < SETTINGS.rounds; round++) {
+      for (const concurrency of SETTINGS.concurrencies) {
+        for (const protocol of PROTOCOLS) {
+          for (const side of order) {
+            const pool = pools.get(side.name)!
+            const sql = selectRows(protocol, SETTINGS.resultRows)
+            const store = stores.get(side.name)
+            await store?.sample()
+            const cpu0 = procCpuMs(side.pid())
+            const batch = await runBatch(pool, () => callFor(side, protocol, sql, s.bearer), SETTINGS.requestsPerRound[concurrency]!, concurrency)
+            const cpu = procCpuMs(side.pid()) - cpu0
+            const storeMs = await store?.sample() ?? 0
+            const a = acc.get(key(protocol, concurrency, side.name)) ?? { latencies: [], wallMs: 0, requests: 0, errors: 0, cpuMs: 0, storeCpuMs: 0 }
+            a.latencies.push(...batch.latencies)
+            a.wallMs += batch.wallMs
+            a.requests += batch.latencies.length + batch.errors
+            a.errors += batch.errors
+            a.cpuMs += cpu
+            a.storeCpuMs += storeMs
+            a.firstError ??= batch.firstError
+            acc.set(key(protocol, concurrency, side.name), a)
+          }
         }
       }
+      await commit.round()
+      order.push(order.shift()!)
+      process.stderr.write(`gateway bench: round ${round + 1}/${SETTINGS.rounds} done\n`)
     }
-    await commit.round()
-    order.push(order.shift()!)
-    process.stderr.write(`gateway bench: round ${round + 1}/${SETTINGS.rounds} done\n`)
+  } finally {
+    for (const store of stores.values()) await store.close()
   }
   for (const concurrency of SETTINGS.concurrencies) {
     for (const protocol of PROTOCOLS) {
@@ -109,7 +120,8 @@ async function smallStatements (s: Sides, pools: Map<SideName, Pool>, report: Re
           p99Ms: quantile(a.latencies, 0.99),
           addedP50Ms: quantile(a.latencies, 0.5) - quantile(direct.latencies, 0.5),
           ofProxy: rps(a) / rps(proxy),
-          cpuMsPerRequest: a.cpuMs / a.requests
+          cpuMsPerRequest: a.cpuMs / a.requests,
+          ...(stores.has(name) ? { storeCpuMsPerRequest: a.storeCpuMs / a.requests } : {})
         })
       }
     }

@@ -24,6 +24,8 @@ export interface SmallCell {
   ofProxy: number
   /** CPU of the side's own process per request (the upstream's for direct, the proxy's for proxy). */
   cpuMsPerRequest: number
+  /** CPU of the Postgres backends serving the side's store database, per request (Postgres sides). */
+  storeCpuMsPerRequest?: number
 }
 
 export interface CommitCell { store: string, commits: number, p50Ms: number, p99Ms: number }
@@ -98,10 +100,10 @@ export function markdown (r: Report): string[] {
   if (r.small.length > 0) {
     lines.push('Small statements (10-row result), closed-loop clients, alternating rounds:')
     lines.push('')
-    lines.push('| protocol | c | side | req/s | p50 ms | p99 ms | added p50 | × proxy | CPU ms/req | errors |')
-    lines.push('|---|---|---|---|---|---|---|---|---|---|')
+    lines.push('| protocol | c | side | req/s | p50 ms | p99 ms | added p50 | × proxy | CPU ms/req | store CPU ms/req | errors |')
+    lines.push('|---|---|---|---|---|---|---|---|---|---|---|')
     for (const c of r.small) {
-      lines.push(`| ${c.protocol} | ${c.concurrency} | ${c.side} | ${int(c.reqPerSec)} | ${ms(c.p50Ms)} | ${ms(c.p99Ms)} | ${c.side === 'direct' ? '' : signed(c.addedP50Ms)} | ${ratio(c.ofProxy)} | ${ms(c.cpuMsPerRequest)} | ${c.errors} |`)
+      lines.push(`| ${c.protocol} | ${c.concurrency} | ${c.side} | ${int(c.reqPerSec)} | ${ms(c.p50Ms)} | ${ms(c.p99Ms)} | ${c.side === 'direct' ? '' : signed(c.addedP50Ms)} | ${ratio(c.ofProxy)} | ${ms(c.cpuMsPerRequest)} | ${c.storeCpuMsPerRequest === undefined ? '' : ms(c.storeCpuMsPerRequest)} | ${c.errors} |`)
     }
   }
   if (r.commit.length > 0) {
