@@ -38,10 +38,17 @@ export interface ReplicasOptions {
   count?: number
   /** Store database to use; default a throwaway one on the test Postgres, dropped on close. */
   storeUrl?: string
+  /**
+   * One gateway on the embedded PGlite store (in the temporary directory) instead of Postgres:
+   * for the benchmark's side-by-side; PGlite belongs to one process, so count must be 1.
+   */
+  pglite?: boolean
   /** store.poolSize per replica (default 4: several replicas share one server). */
   poolSize?: number
   /** log.level of the replicas (default warn; their output tail appears in start errors). */
   logLevel?: string
+  /** How long a replica may take to answer /readyz (default 90 s; PGlite boots slowly under load). */
+  readyTimeoutMs?: number
 }
 
 export interface Replica {
@@ -72,8 +79,8 @@ export interface ReplicaCluster {
   url: string
   proxy: RoundRobinProxy
   replicas: Replica[]
-  /** The shared store database. */
-  storeUrl: string
+  /** The shared store database (undefined on PGlite). */
+  storeUrl: string | undefined
   /** The generated configuration file every replica reads. */
   configPath: string
   close: () => Promise<void>
@@ -100,6 +107,7 @@ export async function startReplicas (options: ReplicasOptions): Promise<ReplicaC
   const given = HARNESS_KEYS.filter((k) => k in options.config)
   if (given.length > 0) throw new Error(`startReplicas: the harness sets ${given.join(', ')}; leave them out of config`)
   const count = options.count ?? 2
+  if (options.pglite === true && (count !== 1 || options.storeUrl !== undefined)) throw new Error('startReplicas: a PGlite store serves one replica and no storeUrl')
   const dir = await mkdtemp(join(tmpdir(), 'sluice-replicas-'))
   let database: ThrowawayDatabase | undefined
   const replicas: ReplicaHandle[] = []
@@ -113,15 +121,15 @@ export async function startReplicas (options: ReplicasOptions): Promise<ReplicaC
   }
 
   try {
-    if (options.storeUrl === undefined) database = await createThrowawayDatabase()
-    const storeUrl = options.storeUrl ?? (database as ThrowawayDatabase).url
+    if (options.storeUrl === undefined && options.pglite !== true) database = await createThrowawayDatabase()
+    const storeUrl = options.pglite === true ? undefined : options.storeUrl ?? (database as ThrowawayDatabase).url
     const policies = (options.config.policies ?? {}) as Record<string, unknown>
     const file = {
       ...options.config,
       log: { level: options.logLevel ?? 'warn', ...(options.config.log as object | undefined) },
       // The port comes from SLUICE_PORT per replica; everything else is shared.
       listen: { host: '127.0.0.1' },
-      store: { url: storeUrl, poolSize: options.poolSize ?? 4 },
+      store: storeUrl === undefined ? { dataDir: join(dir, 'pglite') } : { url: storeUrl, poolSize: options.poolSize ?? 4 },
       secrets: { key: randomBytes(32).toString('hex') },
       policies: { watch: false, ...policies, directory: options.policiesDir ?? policies.directory ?? join(ROOT, 'policies') }
     }
@@ -129,7 +137,8 @@ export async function startReplicas (options: ReplicasOptions): Promise<ReplicaC
     // JSON is YAML: the file the gateway's own loader reads, references and all.
     await writeFile(configPath, JSON.stringify(file, null, 2))
 
-    for (let index = 0; index < count; index++) replicas.push(new ReplicaHandle(index, await freePort(), configPath))
+    const readyTimeoutMs = options.readyTimeoutMs ?? READY_TIMEOUT_MS
+    for (let index = 0; index < count; index++) replicas.push(new ReplicaHandle(index, await freePort(), configPath, readyTimeoutMs))
     // Started together: concurrent migrations on one store are part of what replicas must survive.
     await Promise.all(replicas.map(async (r) => { await r.restart() }))
     proxy = await startRoundRobinProxy(replicas.map((r) => r.url))
@@ -144,7 +153,7 @@ class ReplicaHandle implements Replica {
   readonly url: string
   private server: ChildServer | undefined
 
-  constructor (readonly index: number, readonly port: number, private readonly configPath: string) {
+  constructor (readonly index: number, readonly port: number, private readonly configPath: string, private readonly readyTimeoutMs: number) {
     this.url = `http://127.0.0.1:${port}`
   }
 
@@ -180,7 +189,7 @@ class ReplicaHandle implements Replica {
       { env: childEnv(this.port), cwd: ROOT })
     this.server = server
     try {
-      await server.waitUntil(async () => await ready(this.url), READY_TIMEOUT_MS)
+      await server.waitUntil(async () => await ready(this.url), this.readyTimeoutMs)
     } catch (err) {
       await server.close()
       throw err
