@@ -61,3 +61,8 @@ export function notAnApprover (settings: ApprovalSettings, approver: Principal):
   const wanted = [...roles.map((r) => `role ${r}`), ...groups.map((g) => `group ${g}`)].join(' or ')
   return `${approver.subject} needs ${wanted}`
 }
+
+/** "claude-code acting for alice", outermost actor first; the subject alone without a chain. */
+export function chainText (requester: Pick<Requester, 'subject' | 'delegation'>): string {
+  return [...requester.delegation.map((a) => a.subject), requester.subject].join(' acting for ')
+}
