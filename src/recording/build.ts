@@ -110,10 +110,10 @@ export function buildEvent (facts: RoundTripFacts, options: BuildOptions): Pendi
     ruleId: trip.decision?.ruleId ?? null,
     // A round trip that failed records what the client was told (for upstream failures, the
     // text the pipeline released, never the warehouse's own); otherwise why it was decided.
-    reason: facts.reason ?? trip.errorMessage ?? withLimited(trip.decision?.reason, trip.rowsLimited) ?? null,
+    reason: facts.reason ?? trip.errorMessage ?? trip.approvalAction?.summary ?? withLimited(trip.decision?.reason, trip.rowsLimited) ?? null,
     policyVersion: trip.policyVersion ?? null,
-    approvalId: hold !== undefined && 'approvalId' in hold ? hold.approvalId ?? null : null,
-    approver: hold?.state === 'granted' ? hold.approver ?? null : null,
+    approvalId: hold !== undefined && 'approvalId' in hold ? hold.approvalId ?? null : trip.approvalAction?.approvalId ?? null,
+    approver: hold?.state === 'granted' ? hold.approver ?? null : trip.approvalAction?.approver ?? null,
     // Every count as the masker gave it (rule, values, and for detectors whether the value was
     // masked or only flagged); the indexed list names only columns actually masked.
     masking: trip.maskedColumns === undefined ? null : masking.map((m) => ({ ...m })),
