@@ -108,11 +108,12 @@ async function approvalsPlugin (fastify: FastifyInstance, options: ApprovalsPlug
   fastify.decorate('approvals', service)
   const handlers = createApprovalHandlers(service)
   const config = { authenticate: true, frontEnd: 'admin' }
-  const read = { config, preValidation: fastify.requireRole(APPROVER_ROLE, AUDITOR_ROLE) }
-  const approver = fastify.requireRole(APPROVER_ROLE)
-  const decide = { config, preValidation: approver }
+  // Authorized in onRequest, before the body is read: a caller without the role is refused
+  // before any parsing or validation (media type, schema), so it learns nothing of the API.
+  const read = { config, onRequest: fastify.requireRole(APPROVER_ROLE, AUDITOR_ROLE) }
+  const decide = { config, onRequest: fastify.requireRole(APPROVER_ROLE) }
   // A decision without a body (`curl -X POST`) is one with no reason and no grant.
-  const decideWithBody = { config, preValidation: [approver, async function emptyBody (request: FastifyRequest) { request.body ??= {} }] }
+  const decideWithBody = { ...decide, preValidation: async function emptyBody (request: FastifyRequest) { request.body ??= {} } }
 
   await fastify.register(async function approvalRoutes (api) {
     api.get<ListRoute>('/approvals', { ...read, schema: { querystring: approvalQuery } }, handlers.list)
@@ -125,7 +126,7 @@ async function approvalsPlugin (fastify: FastifyInstance, options: ApprovalsPlug
       ['/approvals', ['GET'], read], ['/approvals/:id', ['GET'], read], ['/approvals/:id/approve', ['POST'], decide],
       ['/approvals/:id/deny', ['POST'], decide], ['/grants', ['GET'], read], ['/grants/:id', ['DELETE'], decide]
     ] as const) {
-      refuseOtherMethods(api, path, [...methods], { config, authorize: guard.preValidation, label: `${ADMIN_PREFIX}${path}` })
+      refuseOtherMethods(api, path, [...methods], { config, authorize: guard.onRequest, label: `${ADMIN_PREFIX}${path}` })
     }
   }, { prefix: ADMIN_PREFIX })
 }

@@ -194,3 +194,9 @@ export const ERR_APPROVAL_ALREADY_DECIDED = createError<[string, string]>(
   'SLUICE_APPROVAL_ALREADY_DECIDED', 'approval %s: %s has already approved it; it needs another approver', 409, base(ApprovalError))
 export const ERR_APPROVAL_GRANT_REFUSED = createError<[string, string]>(
   'SLUICE_APPROVAL_GRANT_REFUSED', 'approval %s: %s', 400, base(ApprovalError))
+// A poll naming an approval must carry exactly the statement it was given for.
+export const ERR_APPROVAL_MISMATCH = createError<[string]>(
+  'SLUICE_APPROVAL_MISMATCH', 'approval %s was given for another statement (text, binds or connection differ); nothing was run: send the statement it was asked for, or a new one', 409, base(ApprovalError))
+// The approved statement already ran (claimed once, by one replica); its result comes from that run.
+export const ERR_APPROVAL_EXECUTED = createError<[string, string]>(
+  'SLUICE_APPROVAL_EXECUTED', 'approval %s was already used: its statement was run by gateway %s and is not run again', 409, base(ApprovalError))

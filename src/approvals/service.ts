@@ -5,8 +5,8 @@
 // CLI all go through here, and every rule of who may decide is checked here only.
 import { createHash, randomUUID } from 'node:crypto'
 import {
-  ERR_APPROVAL_ALREADY_DECIDED, ERR_APPROVAL_CLOSED, ERR_APPROVAL_GRANT_REFUSED, ERR_APPROVAL_NOT_APPROVER,
-  ERR_APPROVAL_REASON_REQUIRED, ERR_APPROVAL_SELF, ERR_NOT_FOUND
+  ERR_APPROVAL_ALREADY_DECIDED, ERR_APPROVAL_CLOSED, ERR_APPROVAL_EXECUTED, ERR_APPROVAL_GRANT_REFUSED, ERR_APPROVAL_MISMATCH,
+  ERR_APPROVAL_NOT_APPROVER, ERR_APPROVAL_REASON_REQUIRED, ERR_APPROVAL_SELF, ERR_NOT_FOUND
 } from '../errors.js'
 import type { Principal } from '../identity/principal.js'
 import type { ApprovalSettings } from '../policy/types.js'
@@ -103,10 +103,11 @@ export class ApprovalService {
    * A held statement: the approval this exact statement already has (claimed when approved, so
    * a resend after approval runs once), a grant in force for its shape, or a new pending one.
    */
-  async request (held: HeldStatement): Promise<RequestOutcome> {
+  async request (held: HeldStatement, approvalId?: string): Promise<RequestOutcome> {
     const requester = requesterOf(held.principal)
     const key = requesterKey(requester)
     const hash = statementHash(held.sql, held.params)
+    if (approvalId !== undefined) return await this.#poll(approvalId, held, hash)
     const open = await this.approvals.findOpen(key, held.connection.name, hash)
     if (open?.status === 'pending') return { state: 'pending', approval: open, created: false }
     if (open?.status === 'approved') {
@@ -140,6 +141,19 @@ export class ApprovalService {
     const approval = await this.approvals.create(fresh)
     this.#notifier?.requested(approval)
     return { state: 'pending', approval, created: true }
+  }
+
+  /**
+   * A front end polling the approval it holds a statement under: exactly that statement, by its
+   * requester. Waiting, run now (claimed here, once), or the error that ends it.
+   */
+  async #poll (id: string, held: HeldStatement, hash: string): Promise<RequestOutcome> {
+    const approval = await this.#own(id, held.principal)
+    if (approval.statementHash !== hash || approval.connection !== held.connection.name) throw new ERR_APPROVAL_MISMATCH(id)
+    const out = await this.resolve(id, held.principal)
+    if (out.state === 'executed') throw new ERR_APPROVAL_EXECUTED(id, out.approval.claimedBy ?? '?')
+    if (out.state === 'pending') return { state: 'pending', approval: out.approval, created: false }
+    return { state: 'granted', approval: out.approval }
   }
 
   async get (id: string): Promise<ApprovalRecord> {

@@ -33,7 +33,8 @@ export function approvalHoldStage (service: ApprovalService, options: ApprovalHo
     enforcing: true,
     async hold (statement: Statement, admission: Admission): Promise<HoldOutcome> {
       const decision = admission.decision
-      const preview = await options.preview?.(statement, admission)
+      // A poll of an existing approval needs no new estimate.
+      const preview = statement.approvalId === undefined ? await options.preview?.(statement, admission) : undefined
       const out = await service.request({
         principal: statement.principal,
         connection: { name: statement.connection.name, kind: statement.connection.kind },
@@ -46,7 +47,7 @@ export function approvalHoldStage (service: ApprovalService, options: ApprovalHo
         // A decision from an engine without approval settings (tests, custom engines): the defaults.
         settings: decision.approval ?? approvalSettings(),
         ...(preview !== undefined && { preview })
-      })
+      }, statement.approvalId)
       if (out.state === 'pending') return { state: 'pending', approvalId: out.approval.id }
       const approver = out.grant?.grantedBy ?? out.approval.decidedBy
       return {

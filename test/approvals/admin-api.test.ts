@@ -125,6 +125,9 @@ describe.each(storeEngines())('approvals admin API on $name', slow, (engine) => 
     // The trail: the held request, the refused self-approval and the approval, each naming who.
     const events = (await call('GET', '/admin/v1/events?limit=500', auditor)).body.items as Array<Record<string, unknown>>
     expect(events).toContainEqual(expect.objectContaining({ frontEnd: 'test', outcome: 'held', approvalId: id, principalSubject: 'alice' }))
+    // The statement that ran names what released it: the approval, then the grant for the other literal.
+    expect(events).toContainEqual(expect.objectContaining({ frontEnd: 'test', phase: 'admitted', approvalId: id, approver: 'carol', reason: expect.stringContaining(`released by approval ${id} (approved by carol)`) }))
+    expect(events).toContainEqual(expect.objectContaining({ frontEnd: 'test', phase: 'admitted', approver: 'carol', sqlText: 'delete from analytics.public.orders where id = 2', reason: expect.stringContaining(`released by grant ${grantId} (given by carol)`) }))
     expect(events).toContainEqual(expect.objectContaining({ frontEnd: 'admin', approvalId: id, approver: 'alice', errorCode: 'SLUICE_APPROVAL_SELF', reason: expect.stringMatching(/^refused: approval .* alice cannot approve/) }))
     expect(events).toContainEqual(expect.objectContaining({ frontEnd: 'admin', approvalId: id, approver: 'carol', statusCode: 200, reason: expect.stringContaining(`approval ${id} approved by carol (rule hold-deletes); grant ${grantId}`) }))
     expect(events).toContainEqual(expect.objectContaining({ frontEnd: 'admin', approvalId: id, approver: 'carol', method: 'DELETE', reason: expect.stringContaining(`grant ${grantId} (approval ${id}) revoked by carol`) }))
@@ -151,6 +154,9 @@ describe.each(storeEngines())('approvals admin API on $name', slow, (engine) => 
 
   it('answers other methods with 405 and describes the routes in the OpenAPI document', async () => {
     expect((await call('PUT', '/admin/v1/approvals', carol)).status).toBe(405)
+    // Authorized before the body is read: a caller without the role learns nothing of the body's rules.
+    const text = await h.app.inject({ method: 'POST', url: '/admin/v1/approvals/00000000-0000-4000-8000-000000000000/approve', headers: { authorization: `Bearer ${auditor}`, 'content-type': 'text/x-nothing' }, payload: 'x' })
+    expect(text.statusCode).toBe(403)
     expect((await h.app.inject({ url: '/admin/v1/approvals' })).statusCode).toBe(401)
     const doc = (await h.app.inject({ url: '/admin/v1/openapi.json' })).json()
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/approvals', '/approvals/{id}', '/approvals/{id}/approve', '/approvals/{id}/deny', '/grants', '/grants/{id}']))

@@ -13,7 +13,7 @@ import { approvalSettings } from '../../src/policy/approval.js'
 import { migrate } from '../../src/store/migrate.js'
 import type { Store } from '../../src/store/store.js'
 import { pgliteEngine } from '../support/stores.js'
-import { agentForAlice, carol } from './fixtures.js'
+import { agentForAlice, carol, erin } from './fixtures.js'
 
 const holdAll: DecideStage = {
   name: 'decide',
@@ -66,5 +66,40 @@ describe('the hold stage', { timeout: 120_000 }, () => {
     await pipeline.admit(statement('select 2'), other)
     expect(other.hold).toMatchObject({ state: 'granted', approver: 'carol', grant: { id: expect.any(String) } })
     expect((other.hold as { approvalId: string }).approvalId).not.toBe(id)
+  })
+
+  it('resolves a polled approval: still waiting, run once when approved, or the error that ends it', async () => {
+    const service = new ApprovalService({ store, replica: 'poller' })
+    const pipeline = new Pipeline({ analyze: passThroughAnalyze, decide: holdAll, hold: approvalHoldStage(service), mask: passThroughMask })
+    const ask = async (sql: string): Promise<string> => {
+      const trip: RoundTrip = {}
+      await expect(pipeline.admit(statement(sql), trip)).rejects.toMatchObject({ code: 'SLUICE_APPROVAL_REQUIRED' })
+      return (trip.hold as { approvalId: string }).approvalId
+    }
+    const poll = async (sql: string, approvalId: string, principal = agentForAlice): Promise<RoundTrip> => {
+      const trip: RoundTrip = {}
+      await pipeline.admit({ ...statement(sql), principal, approvalId }, trip)
+      return trip
+    }
+    const id = await ask('insert into t values (1)')
+    const waiting: RoundTrip = {}
+    await expect(pipeline.admit({ ...statement('insert into t values (1)'), approvalId: id }, waiting)).rejects.toMatchObject({ code: 'SLUICE_APPROVAL_REQUIRED' })
+    expect(waiting.hold).toEqual({ state: 'pending', approvalId: id })
+    // Exactly the statement it was asked for, by the one who asked.
+    await expect(poll('insert into t values (2)', id)).rejects.toMatchObject({ code: 'SLUICE_APPROVAL_MISMATCH' })
+    await expect(poll('insert into t values (1)', id, erin)).rejects.toMatchObject({ code: 'SLUICE_NOT_FOUND' })
+    await service.approve(id, carol)
+    expect((await poll('insert into t values (1)', id)).hold).toEqual({ state: 'granted', approvalId: id, approver: 'carol' })
+    await expect(poll('insert into t values (1)', id)).rejects.toMatchObject({ code: 'SLUICE_APPROVAL_EXECUTED', message: expect.stringContaining('run by gateway poller') })
+
+    const denied = await ask('insert into t values (3)')
+    await service.deny(denied, carol, 'not in production')
+    await expect(poll('insert into t values (3)', denied)).rejects.toMatchObject({ code: 'SLUICE_APPROVAL_DENIED', message: `approval ${denied} denied by carol: not in production` })
+    const expired = await ask('insert into t values (4)')
+    await store.query("update approvals set expires_at = now() - interval '1 second' where id = $1::uuid", [expired])
+    await expect(poll('insert into t values (4)', expired)).rejects.toMatchObject({ code: 'SLUICE_APPROVAL_EXPIRED', message: `approval ${expired} expired after 30 min; ask again or change the statement` })
+    const withdrawn = await ask('insert into t values (5)')
+    await service.withdraw(withdrawn, agentForAlice)
+    await expect(poll('insert into t values (5)', withdrawn)).rejects.toMatchObject({ code: 'SLUICE_APPROVAL_WITHDRAWN' })
   })
 })
