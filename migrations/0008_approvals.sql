@@ -50,6 +50,9 @@ create table approvals (
 -- The approver's queue (status, newest first) and the lookup of a re-sent statement.
 create index approvals_status_idx on approvals (status, created_at desc, id desc);
 create index approvals_requester_idx on approvals (requester_key, connection, statement_hash, status);
+-- One pending approval per statement and requester: two replicas holding the same statement at
+-- once (a client retry) share one approval instead of asking approvers twice.
+create unique index approvals_one_pending_idx on approvals (requester_key, connection, statement_hash) where status = 'pending';
 create index approvals_expires_idx on approvals (expires_at) where status in ('pending', 'approved');
 
 -- One row per approver per approval: minApprovals counts distinct approvers by this key.

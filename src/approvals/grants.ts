@@ -115,7 +115,7 @@ export class StoreGrants implements GrantStore {
     if (filter.requester !== undefined) { params.push(filter.requester); where.push(`g.requester_subject = $${params.length}`) }
     if (cursor !== undefined) {
       const m = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z)\|([0-9a-f-]{36})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'))
-      if (m === null) throw new ERR_BAD_REQUEST('cursor is not one this API returned')
+      if (m === null) throw new ERR_BAD_REQUEST('cursor is not one this API issued')
       params.push(m[1], m[2])
       where.push(`(g.created_at, g.id) < ($${params.length - 1}::text::timestamptz, $${params.length}::uuid)`)
     }

@@ -139,8 +139,9 @@ export class ApprovalService {
       if (used !== undefined) return { state: 'granted', approval: used, grant }
     }
     const approval = await this.approvals.create(fresh)
-    this.#notifier?.requested(approval)
-    return { state: 'pending', approval, created: true }
+    const created = approval.id === fresh.id
+    if (created) this.#notifier?.requested(approval)
+    return { state: 'pending', approval, created }
   }
 
   /**

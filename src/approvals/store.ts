@@ -3,7 +3,7 @@
 // the statement it releases runs once (`claim`). One SQL implementation for both engines
 // (Postgres and PGlite), tested on both. Expiry is part of every lookup — a pending or approved
 // row past `expires_at` reads as expired — so correctness never waits for `expire` to run.
-import { ERR_BAD_REQUEST } from '../errors.js'
+import { ERR_BAD_REQUEST, ERR_STORE_UNAVAILABLE } from '../errors.js'
 import type { ApprovalSettings } from '../policy/types.js'
 import type { Store, StoreTx } from '../store/store.js'
 import { requesterKey } from './people.js'
@@ -35,6 +35,10 @@ export interface ApprovalListFilter {
 }
 
 export interface ApprovalStore {
+  /**
+   * A new pending approval — or, when this statement of this requester already has one (a
+   * concurrent request won the race), that one: compare ids to tell.
+   */
   create: (approval: NewApproval) => Promise<ApprovalRecord>
   /** The approval with its decisions; undefined when there is none. */
   get: (id: string) => Promise<ApprovalRecord | undefined>
@@ -160,13 +164,18 @@ function toRecord (r: Row, decisions: ApprovalDecisionRecord[]): ApprovalRecord 
 
 const json = (v: unknown): string | null => (v === undefined ? null : JSON.stringify(v))
 
-/** The insert of a new approval; `status`, `grant_id` and claim columns are parameters 19–22. */
-export const INSERT = `insert into approvals as a (id, requester_issuer, requester_subject, requester_type, requester_client_id, delegation,
+/** The insert of a new approval; `status`, `grant_id` and claim columns are parameters 20–22. */
+const INSERT_VALUES = `insert into approvals as a (id, requester_issuer, requester_subject, requester_type, requester_client_id, delegation,
     requester_key, connection, connection_kind, front_end, sql_text, fingerprint, statement_hash, params, analysis, rule_id, settings,
     reason, preview, status, grant_id, claimed_by, claimed_at, expires_at)
   values ($1::uuid, $2, $3, $4, $5, $6::text::jsonb, $7, $8, $9, $10, $11, $12, $13, $14::text::jsonb, $15::text::jsonb, $16,
     $17::text::jsonb, $18, $19::text::jsonb, $20, $21::uuid, $22, case when $22::text is null then null else now() end,
-    now() + make_interval(secs => $23::float8))
+    now() + make_interval(secs => $23::float8))`
+
+export const INSERT = `${INSERT_VALUES} returning ${COLUMNS}`
+
+// The loser of a race for the one pending slot gets no row, and reads the winner's approval.
+const INSERT_PENDING = `${INSERT_VALUES} on conflict (requester_key, connection, statement_hash) where status = 'pending' do nothing
   returning ${COLUMNS}`
 
 export function insertParams (a: NewApproval, status: ApprovalStatus, grantId: string | null, claimedBy: string | null): unknown[] {
@@ -180,7 +189,7 @@ const CURSOR_RE = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z)\|([0-9a-f-]{36})$/
 
 function decodeCursor (cursor: string): [string, string] {
   const m = CURSOR_RE.exec(Buffer.from(cursor, 'base64url').toString('utf8'))
-  if (m === null) throw new ERR_BAD_REQUEST('cursor is not one this API returned')
+  if (m === null) throw new ERR_BAD_REQUEST('cursor is not one this API issued')
   return [m[1] as string, m[2] as string]
 }
 
@@ -192,8 +201,17 @@ export class StoreApprovals implements ApprovalStore {
   }
 
   async create (approval: NewApproval): Promise<ApprovalRecord> {
-    const [row] = await this.#store.query<Row>(INSERT, insertParams(approval, 'pending', null, null))
-    return toRecord(row as Row, [])
+    const key = requesterKey(approval.requester)
+    for (let attempt = 0; attempt < 3; attempt++) {
+      // A pending row past its expiry keeps the one pending slot until it is swept: sweep it here.
+      await this.#store.query(`update approvals set status = 'expired' where requester_key = $1 and connection = $2
+        and statement_hash = $3 and status = 'pending' and expires_at <= now()`, [key, approval.connection, approval.statementHash])
+      const [row] = await this.#store.query<Row>(INSERT_PENDING, insertParams(approval, 'pending', null, null))
+      if (row !== undefined) return toRecord(row, [])
+      const open = await this.findOpen(key, approval.connection, approval.statementHash)
+      if (open?.status === 'pending') return open
+    }
+    throw new ERR_STORE_UNAVAILABLE('a pending approval could be neither created nor read; nothing was run')
   }
 
   async #withDecisions (rows: Row[], db: StoreTx = this.#store): Promise<ApprovalRecord[]> {

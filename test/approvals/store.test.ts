@@ -130,6 +130,18 @@ describe.each(storeEngines())('approval records on $name', slow, (engine) => {
     await expect(approvals.list({}, 'garbage')).rejects.toMatchObject({ code: 'SLUICE_BAD_REQUEST' })
   })
 
+  it('keeps one pending approval per statement and requester, however many replicas hold it at once', async () => {
+    const hash = randomUUID()
+    const other = engine.name === 'postgres' ? new StoreApprovals(await engine.open()) : approvals
+    const made = await Promise.all(Array.from({ length: 8 }, async (_, i) => await (i % 2 === 0 ? approvals : other).create(fresh({ statementHash: hash }))))
+    expect(new Set(made.map((a) => a.id)).size).toBe(1)
+    // Once that one expired (swept or not), the statement may be held again.
+    await age('approvals', made[0]?.id as string)
+    const again = await approvals.create(fresh({ statementHash: hash }))
+    expect(again.id).not.toBe(made[0]?.id)
+    expect((await approvals.get(made[0]?.id as string))?.status).toBe('expired')
+  })
+
   it('withdraws only for the requester, and only while it is live', async () => {
     const a = fresh()
     await approvals.create(a)
