@@ -9,6 +9,7 @@ import { createTokenVerifier } from './identity/verifier.js'
 import { Pipeline } from './pipeline.js'
 import { composeApprovals, createStages, recordStage, type ComposedStages } from './pipeline/compose.js'
 import { refuseApprovals } from './pipeline/stages.js'
+import { maskedColumnsFor } from './masking/summary.js'
 import { Recording } from './recording/recorder.js'
 import { loggerOptions } from './logging.js'
 import { buildServer } from './server.js'
@@ -46,7 +47,11 @@ export async function startGateway (config: SluiceConfig): Promise<Gateway> {
     const verifier = config.identity === undefined ? null : createTokenVerifier(config.identity)
     // Built here rather than in the plugin so admission can ask it whether the store writes.
     const recording = new Recording(store, config.recording, logger)
-    const approvals = composeApprovals(config, store, logger)
+    // An approver sees which masking rules guard the tables a held statement touches.
+    const approvals = composeApprovals(config, store, logger, {
+      maskedColumns: (statement, admission) => maskedColumnsFor(stages.policies.policySet.masking, statement.principal.roles, statement.connection.name,
+        [...new Set(admission.analysis.statements.flatMap((s) => [...s.tablesRead, ...s.tablesWritten]))])
+    })
     const pipeline = new Pipeline({ ...stages.stages, hold: approvals.hold, record: recordStage(recording, config.recording.admissionCheck) },
       { captureBytes: config.recording.resultCaptureBytes })
     app = await buildServer({ config, store, verifier, pipeline, logger, recording, approvals: approvals.service })

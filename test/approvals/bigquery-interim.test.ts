@@ -15,6 +15,7 @@ import { validateConfig } from '../../src/config/load.js'
 import { createTokenVerifier } from '../../src/identity/verifier.js'
 import { Pipeline } from '../../src/pipeline.js'
 import { composeApprovals, createStages, type ComposedApprovals, type ComposedStages } from '../../src/pipeline/compose.js'
+import { maskedColumnsFor } from '../../src/masking/summary.js'
 import { buildServer } from '../../src/server.js'
 import { migrate } from '../../src/store/migrate.js'
 import { MEMORY, openPgliteStore } from '../../src/store/pglite.js'
@@ -66,7 +67,11 @@ describe('a held BigQuery query, before the protocol wiring', { timeout: 180_000
     const store = await openPgliteStore({ dataDir: MEMORY })
     await migrate(store)
     stages = await createStages(config)
-    approvals = composeApprovals(config, store)
+    // As the gateway composes it (src/gateway.ts): the masking rules on the touched tables.
+    approvals = composeApprovals(config, store, undefined, {
+      maskedColumns: (statement, admission) => maskedColumnsFor(stages.policies.policySet.masking, statement.principal.roles, statement.connection.name,
+        admission.analysis.statements.flatMap((s) => s.tablesRead))
+    })
     const pipeline = new Pipeline({ ...stages.stages, hold: approvals.hold })
     app = await buildServer({ config, store, verifier: createTokenVerifier(config.identity!), pipeline, logger: false, approvals: approvals.service })
     url = await app.listen({ host: '127.0.0.1', port: 0 })
@@ -104,7 +109,7 @@ describe('a held BigQuery query, before the protocol wiring', { timeout: 180_000
     expect(upstream.some((q) => q.includes('customers'))).toBe(false)
 
     const shown = await admin('GET', `/approvals/${id}`)
-    expect(shown.json).toMatchObject({ status: 'pending', sql, chain: 'claude-code acting for alice', connection: 'bq-test', connectionKind: 'bigquery', analysis: { kinds: ['select'], tables: [`${T}.customers`] } })
+    expect(shown.json).toMatchObject({ status: 'pending', sql, chain: 'claude-code acting for alice', connection: 'bq-test', connectionKind: 'bigquery', analysis: { kinds: ['select'], tables: [`${T}.customers`], maskedColumns: [`${T}.customers.email (mask-email)`] } })
     const approved = await admin('POST', `/approvals/${id}/approve`, { reason: 'support ticket', grant: { minutes: 10 } })
     expect(approved).toMatchObject({ status: 200, json: { result: 'approved', grant: { state: 'active' } } })
 
