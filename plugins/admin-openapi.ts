@@ -1,6 +1,7 @@
 // The admin API's request schemas (Fastify validates and coerces query strings with them) and
 // the OpenAPI 3.1 document built from the same objects, so the description cannot drift from
 // what the routes accept.
+import { approvalPaths, approvalSchemas } from './approvals-openapi.js'
 
 // No NUL: Postgres text cannot hold one, so no recorded value has one to match.
 const NO_NUL = '^[^\\u0000]*$'
@@ -103,9 +104,9 @@ export function openApiDocument (): Record<string, unknown> {
   return {
     openapi: '3.1.0',
     info: {
-      title: 'Sluice audit API',
+      title: 'Sluice admin API',
       version: '1',
-      description: 'Search, replay and export of recorded sessions. Every route but this document needs an OIDC bearer token whose principal holds the auditor role; each call is itself recorded.'
+      description: 'Search, replay and export of recorded sessions (auditor role), and the approvals of held statements and their scoped grants (approver role; auditors may read them). Every route but this document needs an OIDC bearer token; each call is itself recorded, and each approval decision is an audit event naming the approver.'
     },
     servers: [{ url: '/admin/v1' }],
     security: [{ bearer: [] }],
@@ -115,11 +116,13 @@ export function openApiDocument (): Record<string, unknown> {
       '/events': { get: { operationId: 'listEvents', summary: 'Events, newest first', parameters: parameters(eventQuery, 'query'), responses: ok('a page of events', pageOf('Event')) } },
       '/events/{id}': { get: { operationId: 'getEvent', summary: 'One event with its captured result', parameters: parameters(idParams, 'path'), responses: { ...(ok('the event', { $ref: '#/components/schemas/TimelineEvent' }) as object), 404: errorResponse } } },
       '/export': { get: { operationId: 'exportEvents', summary: 'Stream events as JSON Lines (sealed, verifiable) or CSV', parameters: parameters(exportQuery, 'query'), responses: { 200: { description: 'the export', content: { 'application/x-ndjson': { schema: { type: 'string' } }, 'text/csv': { schema: { type: 'string' } } } }, ...errors } } },
-      '/verify': { get: { operationId: 'verifyChains', summary: 'Verify every chain and checkpoint in the store', parameters: parameters(verifyQuery, 'query'), responses: ok('the report: ok is false on any issue (and on any warning when strict)', { $ref: '#/components/schemas/VerifyReport' }) } }
+      '/verify': { get: { operationId: 'verifyChains', summary: 'Verify every chain and checkpoint in the store', parameters: parameters(verifyQuery, 'query'), responses: ok('the report: ok is false on any issue (and on any warning when strict)', { $ref: '#/components/schemas/VerifyReport' }) } },
+      ...approvalPaths
     },
     components: {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT (OIDC access token)' } },
       schemas: {
+        ...approvalSchemas,
         Error: { type: 'object', required: ['code', 'message'], properties: { code: { type: 'string' }, message: { type: 'string' } } },
         Session: {
           type: 'object',

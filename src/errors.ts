@@ -28,6 +28,9 @@ export class RequestError extends SluiceError {
 export class UpstreamError extends SluiceError {
   override get family (): string { return 'upstream' }
 }
+export class ApprovalError extends SluiceError {
+  override get family (): string { return 'approval' }
+}
 
 // @fastify/error types its Base as ErrorConstructor; our subclasses are compatible at run time.
 const base = (ctor: typeof SluiceError): ErrorConstructor => ctor as unknown as ErrorConstructor
@@ -168,3 +171,32 @@ export const ERR_BIGQUERY_UNSUPPORTED = createError<[string]>(
   'SLUICE_BIGQUERY_UNSUPPORTED', '%s is not available through Sluice; it serves jobs.query, jobs.insert (query jobs), jobs.get, jobs.getQueryResults, jobs.cancel, jobs.list, tabledata.list, datasets.list/get and tables.list/get', 403, base(RequestError))
 export const ERR_BIGQUERY_DUPLICATE_JOB = createError<[string]>(
   'SLUICE_BIGQUERY_DUPLICATE_JOB', 'Already Exists: Job %s; choose another job id', 409, base(RequestError))
+
+// ── approvals ─────────────────────────────────────────────────────────────────────────────
+// What a held statement's client is told once a human decided (or nobody did in time), in the
+// client's own protocol; and what an approver is told when a decision is refused.
+export const ERR_APPROVAL_DENIED = createError<[string, string, string]>(
+  'SLUICE_APPROVAL_DENIED', 'approval %s denied by %s: %s', 403, base(ApprovalError))
+export const ERR_APPROVAL_EXPIRED = createError<[string, number]>(
+  'SLUICE_APPROVAL_EXPIRED', 'approval %s expired after %d min; ask again or change the statement', 403, base(ApprovalError))
+export const ERR_APPROVAL_WITHDRAWN = createError<[string]>(
+  'SLUICE_APPROVAL_WITHDRAWN', 'approval %s was withdrawn by the requester; the statement was not run', 409, base(ApprovalError))
+// A decision on an approval that is no longer pending (decided, expired, withdrawn, run).
+export const ERR_APPROVAL_CLOSED = createError<[string, string]>(
+  'SLUICE_APPROVAL_CLOSED', 'approval %s is %s; it can no longer be decided', 409, base(ApprovalError))
+export const ERR_APPROVAL_SELF = createError<[string, string]>(
+  'SLUICE_APPROVAL_SELF', 'approval %s: %s cannot approve a statement they asked for (directly or through an agent acting for them); ask another approver', 403, base(ApprovalError))
+export const ERR_APPROVAL_NOT_APPROVER = createError<[string, string, string]>(
+  'SLUICE_APPROVAL_NOT_APPROVER', 'approval %s cannot be decided by this caller: %s (rule %s names its approvers)', 403, base(ApprovalError))
+export const ERR_APPROVAL_REASON_REQUIRED = createError<[string, string]>(
+  'SLUICE_APPROVAL_REASON_REQUIRED', 'approval %s: rule %s requires a reason to deny; send { "reason": "…" }', 400, base(ApprovalError))
+export const ERR_APPROVAL_ALREADY_DECIDED = createError<[string, string]>(
+  'SLUICE_APPROVAL_ALREADY_DECIDED', 'approval %s: %s has already approved it; it needs another approver', 409, base(ApprovalError))
+export const ERR_APPROVAL_GRANT_REFUSED = createError<[string, string]>(
+  'SLUICE_APPROVAL_GRANT_REFUSED', 'approval %s: %s', 400, base(ApprovalError))
+// A poll naming an approval must carry exactly the statement it was given for.
+export const ERR_APPROVAL_MISMATCH = createError<[string]>(
+  'SLUICE_APPROVAL_MISMATCH', 'approval %s was given for another statement (text, binds or connection differ); nothing was run: send the statement it was asked for, or a new one', 409, base(ApprovalError))
+// The approved statement already ran (claimed once, by one replica); its result comes from that run.
+export const ERR_APPROVAL_EXECUTED = createError<[string, string]>(
+  'SLUICE_APPROVAL_EXECUTED', 'approval %s was already used: its statement was run by gateway %s and is not run again', 409, base(ApprovalError))

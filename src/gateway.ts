@@ -7,8 +7,9 @@ import type { SluiceConfig } from './config/types.js'
 import { ERR_CONFIG_INVALID } from './errors.js'
 import { createTokenVerifier } from './identity/verifier.js'
 import { Pipeline } from './pipeline.js'
-import { createStages, recordStage, type ComposedStages } from './pipeline/compose.js'
+import { composeApprovals, createStages, recordStage, type ComposedStages } from './pipeline/compose.js'
 import { refuseApprovals } from './pipeline/stages.js'
+import { maskedColumnsFor } from './masking/summary.js'
 import { Recording } from './recording/recorder.js'
 import { loggerOptions } from './logging.js'
 import { buildServer } from './server.js'
@@ -46,15 +47,24 @@ export async function startGateway (config: SluiceConfig): Promise<Gateway> {
     const verifier = config.identity === undefined ? null : createTokenVerifier(config.identity)
     // Built here rather than in the plugin so admission can ask it whether the store writes.
     const recording = new Recording(store, config.recording, logger)
-    const pipeline = new Pipeline({ ...stages.stages, record: recordStage(recording, config.recording.admissionCheck) },
+    // An approver sees which masking rules guard the tables a held statement touches.
+    const approvals = composeApprovals(config, store, logger, {
+      maskedColumns: (statement, admission) => maskedColumnsFor(stages.policies.policySet.masking, statement.principal.roles, statement.connection.name,
+        [...new Set(admission.analysis.statements.flatMap((s) => [...s.tablesRead, ...s.tablesWritten]))])
+    })
+    const pipeline = new Pipeline({ ...stages.stages, hold: approvals.hold, record: recordStage(recording, config.recording.admissionCheck) },
       { captureBytes: config.recording.resultCaptureBytes })
-    app = await buildServer({ config, store, verifier, pipeline, logger, recording })
-    app.addHook('onClose', async function closeStages () { await stages.close() })
+    app = await buildServer({ config, store, verifier, pipeline, logger, recording, approvals: approvals.service })
+    app.addHook('onClose', async function closeStages () { await approvals.close(); await stages.close() })
+    approvals.start()
+    warnUnknownWebhooks(app, config, stages)
 
     announce(app, config, pipeline, store.kind)
     if (!secrets.shared) app.log.info('secrets.key is not set: chunk tokens, the default masking salt and token key are random for this process (right for the embedded store; tokens and hashes change on restart)')
-    if (stages.stages.hold === refuseApprovals) {
-      app.log.warn('approvals are not available yet: statements a policy holds for approval (require_approval) are refused')
+    if (approvals.hold === refuseApprovals) {
+      app.log.warn('approvals are off (approvals.enabled: false): statements a policy holds for approval (require_approval) are refused')
+    } else {
+      app.log.warn('approvals are on, but the front ends do not wait in their protocols yet: a held statement is refused with its approval id, and runs when sent again after approval')
     }
     await app.listen({ host: config.listen.host, port: config.listen.port })
     const address = app.server.address()
@@ -83,5 +93,14 @@ function announce (app: FastifyInstance, config: SluiceConfig, pipeline: Pipelin
   const passive = pipeline.notEnforcing()
   if (passive.length > 0) {
     app.log.warn({ stages: passive }, `pipeline stages not enforcing yet: ${passive.join(', ')}`)
+  }
+}
+
+/** A rule naming a notification webhook sluice.yaml does not define would notify nobody: say so at start. */
+function warnUnknownWebhooks (app: FastifyInstance, config: SluiceConfig, stages: ComposedStages): void {
+  const defined = new Set(Object.keys(config.approvals.webhooks ?? {}))
+  for (const rule of stages.policies.policySet.rules) {
+    const missing = (rule.approval?.notify ?? []).filter((name) => !defined.has(name))
+    if (missing.length > 0) app.log.warn({ rule: rule.id, webhooks: missing }, 'approvals: a rule names notification webhooks that approvals.webhooks does not define')
   }
 }

@@ -4,6 +4,7 @@
 // got back; what happened is collected in a RoundTrip that the recording layer writes before
 // the response leaves the gateway.
 import { randomUUID } from 'node:crypto'
+import { heldDetail } from './approvals/messages.js'
 import { ERR_APPROVAL_REQUIRED } from './errors.js'
 import { policyError } from './policy/evaluator.js'
 import { CaptureCollector } from './recording/capture.js'
@@ -44,6 +45,11 @@ export interface RoundTrip {
   statementId?: string
   /** The answer says "still running": the completion comes with a later request. */
   pending?: boolean
+  /**
+   * An approver's action through the admin API (approve, deny, revoke a grant): the event names
+   * the approval and the approver, and says what was decided (or refused) as its reason.
+   */
+  approvalAction?: { approvalId: string, approver: string, summary?: string }
   /**
    * Commits the statement's admitted event (set by the recording layer, which knows the
    * request's session); admission awaits it before anything can reach the upstream.
@@ -97,6 +103,9 @@ export class Pipeline {
     if (decision.effect === 'require_approval') {
       const outcome = await this.#stages.hold.hold(statement, admission)
       trip.hold = outcome
+      // Until the front ends wait in their own protocols, a held statement is refused for now,
+      // naming its approval so an approver can act on it; sent again once approved, it runs.
+      if (outcome.state === 'pending') throw new ERR_APPROVAL_REQUIRED(decision.ruleId, heldDetail(detail, outcome.approvalId, decision.ruleId))
       if (outcome.state !== 'granted') throw new ERR_APPROVAL_REQUIRED(decision.ruleId, detail)
       // An approval can take minutes: the probe from before the hold says nothing about now.
       if (trip.onAdmitted === undefined) writable = this.#probe()

@@ -19,6 +19,8 @@ import authPlugin from '../plugins/auth.js'
 import rolesPlugin from '../plugins/roles.js'
 import whoamiPlugin from '../plugins/whoami.js'
 import adminPlugin from '../plugins/admin.js'
+import approvalsPlugin from '../plugins/approvals.js'
+import type { ApprovalService } from './approvals/service.js'
 import type { Recording } from './recording/recorder.js'
 
 declare module 'fastify' {
@@ -37,6 +39,8 @@ export interface ServerDeps {
   pipeline: Pipeline
   /** The gateway's recorder, shared with the pipeline's admission check; built by the plugin when absent. */
   recording?: Recording
+  /** The approvals service the hold stage uses; built on the store when absent. */
+  approvals?: ApprovalService
   /** The gateway passes its own pino instance (shared with the stages); tests may pass `false`. */
   logger?: FastifyBaseLogger | false
 }
@@ -89,6 +93,7 @@ export async function buildServer (deps: ServerDeps): Promise<FastifyInstance> {
   await app.register(rolesPlugin)
   await app.register(whoamiPlugin)
   await app.register(adminPlugin)
+  await app.register(approvalsPlugin, { ...(deps.approvals !== undefined && { approvals: deps.approvals }) })
   await app.register(import('../plugins/bigquery.js'))
   await app.register(import('../plugins/snowflake.js'))
   return app

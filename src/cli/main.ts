@@ -1,6 +1,7 @@
 // `sluice <command>`: the operator's entry point. Each command lives in its own module;
 // this file only dispatches and turns errors into one clear line and a non-zero exit.
 import { isSluiceError } from '../errors.js'
+import { runApprovals, runGrants } from './approvals.js'
 import { runAudit } from './audit.js'
 import { runMigrate } from './migrate.js'
 import { runPolicy } from './policy.js'
@@ -22,6 +23,16 @@ commands:
              stream recorded events (JSON Lines are sealed and verifiable)
   audit retention
              run the retention job once
+  approvals list [--status pending|approved|denied|expired|withdrawn|executed] [--connection C] [--requester P] [--json]
+  approvals show <id> [--json]
+  approvals approve <id> [--reason R] [--grant-minutes N]
+  approvals deny <id> --reason R
+             decide held statements through the gateway's admin API, as the approver whose OIDC
+             token is given (--token, --token-file or SLUICE_TOKEN; --url or SLUICE_URL, default
+             approvals.baseUrl or the configured listener)
+  grants list [--active] [--connection C] [--json]
+  grants revoke <id>
+             scoped grants given with approvals
 
 options:
   --config <file>   configuration file (default: $SLUICE_CONFIG or ./sluice.yaml)
@@ -34,7 +45,9 @@ const COMMANDS: Record<string, Command> = {
   start: runStart,
   migrate: runMigrate,
   policy: runPolicy,
-  audit: runAudit
+  audit: runAudit,
+  approvals: runApprovals,
+  grants: runGrants
 }
 
 export async function main (argv: string[]): Promise<number> {

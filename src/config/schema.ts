@@ -197,7 +197,33 @@ export const configSchema = {
       additionalProperties: false,
       default: {},
       properties: {
-        timeoutSeconds: { type: 'integer', minimum: 1, default: 3600 }
+        timeoutSeconds: { type: 'integer', minimum: 1, default: 3600 },
+        // Off until every front end waits in its own protocol: a held statement is then refused
+        // with its approval id, and the same statement sent again after approval runs once.
+        enabled: { type: 'boolean', default: false },
+        // The gateway's public address, for the links in notifications.
+        baseUrl: { type: 'string', pattern: '^https?://' },
+        // How often a gateway marks approvals past their expiry (0: never; reads treat them as expired anyway).
+        expireIntervalSeconds: { type: 'integer', minimum: 0, default: 60 },
+        webhooks: {
+          type: 'object',
+          default: {},
+          additionalProperties: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['url', 'secret'],
+            properties: {
+              url: { type: 'string', pattern: '^https?://' },
+              secret: { type: 'string', minLength: 16 },
+              format: { enum: ['json', 'slack'], default: 'json' },
+              timeoutMs: { type: 'integer', minimum: 100, default: 5000 },
+              maxAttempts: { type: 'integer', minimum: 1, maximum: 20, default: 6 },
+              backoffMs: { type: 'integer', minimum: 1, default: 500 },
+              maxBackoffMs: { type: 'integer', minimum: 1, default: 30000 },
+              maxQueue: { type: 'integer', minimum: 1, default: 1000 }
+            }
+          }
+        }
       }
     },
     // One key from which the secrets replicas must share are derived (src/config/secrets.ts).

@@ -136,6 +136,26 @@ export interface WebhookConfig {
 
 export interface ApprovalsConfig {
   timeoutSeconds: number
+  /** Hold statements for approval (default false: refused with `approval required`). */
+  enabled?: boolean
+  /** Public address of the gateway, for links in notifications. */
+  baseUrl?: string
+  expireIntervalSeconds?: number
+  /** Named notification webhooks; a policy rule's `approval.notify` lists the ones it tells. */
+  webhooks?: Record<string, ApprovalWebhookConfig>
+}
+
+export interface ApprovalWebhookConfig {
+  url: string
+  /** HMAC-SHA256 key of the signature header (as the SIEM webhook's). */
+  secret: string
+  /** json: `{ items: [...] }` like the SIEM webhook; slack: a Slack-compatible `blocks` message. */
+  format: 'json' | 'slack'
+  timeoutMs: number
+  maxAttempts: number
+  backoffMs: number
+  maxBackoffMs: number
+  maxQueue: number
 }
 
 export interface MaskingConfig {

@@ -1,7 +1,7 @@
 // Chooses each pipeline stage's implementation from configuration: the real SQL analyzer,
-// the policy engine over the policies directory (hot-reloaded), approvals refused until the
-// approvals capability exists, and masking from the policy set's masking rules (lineage, value
-// detectors, inference resistance).
+// the policy engine over the policies directory (hot-reloaded), approvals held in the store
+// when approvals.enabled (refused otherwise), and masking from the policy set's masking rules
+// (lineage, value detectors, inference resistance).
 import type { GatewaySecrets } from '../config/secrets.js'
 import type { SluiceConfig } from '../config/types.js'
 import type { PolicyLogger } from '../policy/watch.js'
@@ -11,7 +11,12 @@ import { createPooledAnalyzer, type AsyncSqlAnalyzer } from '../sql/pooled-analy
 import type { Analysis, Dialect, SqlAnalyzer } from '../sql/types.js'
 import type { PolicyEngine } from '../policy/types.js'
 import { createMaskStage } from '../masking/stage.js'
-import { refuseApprovals, type AnalyzeStage, type DecideStage, type PipelineStages, type RecordStage } from './stages.js'
+import { ApprovalWebhooks } from '../approvals/notify.js'
+import { ApprovalService } from '../approvals/service.js'
+import { createParamRedactor } from '../recording/fingerprint.js'
+import type { Store, StoreLog } from '../store/store.js'
+import { approvalHoldStage, type ApprovalHoldOptions } from './hold.js'
+import { refuseApprovals, type AnalyzeStage, type DecideStage, type HoldStage, type PipelineStages, type RecordStage } from './stages.js'
 
 export interface ComposedStages {
   stages: PipelineStages
@@ -104,5 +109,45 @@ export async function createStages (config: SluiceConfig, logger?: PolicyLogger,
     },
     policies,
     close: async () => { policies.close(); await analyzer.close() }
+  }
+}
+
+export interface ComposedApprovals {
+  /** The hold stage: approvals in the store when approvals.enabled, `refuseApprovals` otherwise. */
+  hold: HoldStage
+  /** The service the admin API and the front ends use (there even when holding is off). */
+  service: ApprovalService
+  /** Starts the expiry sweep. */
+  start: () => void
+  /** Stops the sweep and gives queued notifications a moment to leave. */
+  close: () => Promise<void>
+}
+
+/**
+ * The approvals wiring, built once the store is open. Off by default (approvals.enabled): until
+ * the front ends wait in their protocols, a held statement is refused either way — enabled,
+ * the refusal names a pending approval an approver can release.
+ */
+export function composeApprovals (config: SluiceConfig, store: Store, log?: StoreLog, options: ApprovalHoldOptions = {}): ComposedApprovals {
+  const settings = config.approvals
+  const webhooks = new ApprovalWebhooks(settings.webhooks ?? {}, { ...(settings.baseUrl !== undefined && { baseUrl: settings.baseUrl }), ...(log !== undefined && { log }) })
+  const redact = createParamRedactor({ names: config.recording.redact.params, values: config.recording.redact.values })
+  const service = new ApprovalService({ store, notifier: webhooks, redact })
+  let timer: NodeJS.Timeout | undefined
+  const interval = settings.expireIntervalSeconds ?? 60
+  return {
+    hold: settings.enabled === true ? approvalHoldStage(service, options) : refuseApprovals,
+    service,
+    start () {
+      if (settings.enabled !== true || interval === 0 || timer !== undefined) return
+      timer = setInterval(() => {
+        service.expire().catch((err: unknown) => { log?.warn({ err: (err as Error).message }, 'approvals: expiry sweep failed; reads treat expired approvals as expired anyway') })
+      }, interval * 1000)
+      timer.unref()
+    },
+    async close () {
+      if (timer !== undefined) clearInterval(timer)
+      await webhooks.close()
+    }
   }
 }

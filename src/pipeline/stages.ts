@@ -23,7 +23,8 @@ export interface DecideStage extends Stage {
 }
 
 export type HoldOutcome =
-  | { state: 'granted', approvalId?: string, approver?: string }
+  /** May run now: approved (and claimed by this replica), or let through by a scoped grant. */
+  | { state: 'granted', approvalId?: string, approver?: string, grant?: { id: string, expiresAt: string } }
   | { state: 'pending', approvalId: string }
   | { state: 'refused', reason: string }
 

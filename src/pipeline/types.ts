@@ -31,6 +31,12 @@ export interface Statement {
   params?: unknown[] | Record<string, unknown>
   client: ClientInfo
   sessionId?: string
+  /**
+   * The approval this request polls for (a front end's held statement): the hold stage then
+   * resolves that approval — still waiting, run now (claimed once), or denied / expired /
+   * withdrawn — instead of asking again. It must be the same statement the approval was given for.
+   */
+  approvalId?: string
 }
 
 export interface ColumnMeta {

@@ -282,7 +282,11 @@ export function createPolicyEngine (policySet: PolicySet): CompiledPolicyEngine 
         (others.length > 0 ? ` (also by rule${others.length > 1 ? 's' : ''} ${others.join(', ')})` : '')
     }
     const limits = decider.effect === 'deny' ? {} : mergeLimits(policySet.defaults.limits, each)
-    return { effect: decider.effect, ruleId: decider.ruleId, reason: `${prefix}: ${detail}`, detail, limits, statementIndex: decider.index }
+    const approval = decider.effect === 'require_approval' ? decider.rule?.approval : undefined
+    return {
+      effect: decider.effect, ruleId: decider.ruleId, reason: `${prefix}: ${detail}`, detail, limits, statementIndex: decider.index,
+      ...(approval !== undefined && { approval })
+    }
   }
 
   return { decide, decideStatements, policySet, version: policySet.version }

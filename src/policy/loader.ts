@@ -16,6 +16,7 @@ import {
   type InferenceUsage, type PolicySet, type TimeWindowSpec
 } from './model.js'
 import { UNPARSED_RULE_ID, type Limits } from './types.js'
+import { approvalSettings } from './approval.js'
 
 export interface PolicySource {
   /** File name (no directory): orders the merge and feeds the version hash. */
@@ -190,6 +191,9 @@ function parseOne (source: PolicySource, state: MergeState): void {
     if (spec.effect === 'deny' && spec.limits !== undefined) {
       problems.add(`${pointer}/limits`, 'a deny rule runs nothing, so it cannot set limits; remove them')
     }
+    if (spec.effect !== 'require_approval' && spec.approval !== undefined) {
+      problems.add(`${pointer}/approval`, `only a require_approval rule holds statements for approval; remove "approval" from this ${spec.effect} rule`)
+    }
     const m = spec.match ?? {}
     const time = m.time !== undefined ? compileTime(m.time, `${pointer}/match/time`, problems) : undefined
     fileRules.push({
@@ -200,6 +204,7 @@ function parseOne (source: PolicySource, state: MergeState): void {
       ...(spec.description !== undefined && { description: spec.description }),
       ...(spec.message !== undefined && { message: spec.message }),
       ...(spec.limits !== undefined && { limits: { ...spec.limits } }),
+      ...(spec.effect === 'require_approval' && { approval: approvalSettings(spec.approval) }),
       ...(m.roles !== undefined && { roles: new Set(m.roles) }),
       ...(m.groups !== undefined && { groups: new Set(m.groups) }),
       ...(m.principalTypes !== undefined && { principalTypes: new Set(m.principalTypes) }),

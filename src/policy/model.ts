@@ -3,7 +3,7 @@
 // published contract, these types are how the code reads it.
 import type { RereadKind } from '../sql/rereads.js'
 import type { StatementKind } from '../sql/types.js'
-import type { Effect, Limits } from './types.js'
+import type { ApprovalSettings, Effect, Limits } from './types.js'
 
 export type PrincipalType = 'human' | 'machine'
 export type ConnectionKind = 'snowflake' | 'bigquery' | 'postgres'
@@ -57,6 +57,18 @@ export interface RuleSpec {
   /** What the agent should do next; appended to the reason of a deny or require_approval. */
   message?: string
   limits?: Limits
+  /** Only on require_approval rules: who may approve and how; defaults in `approvalSettings`. */
+  approval?: ApprovalSpec
+}
+
+export interface ApprovalSpec {
+  approvers?: { roles?: string[], groups?: string[] }
+  minApprovals?: number
+  expiresAfterMinutes?: number
+  allowSelfApproval?: boolean
+  reasonRequiredToDeny?: boolean
+  grant?: { maxMinutes?: number }
+  notify?: string[]
 }
 
 /** The mask functions a masking rule may name (see `src/masking/functions.ts`); `hash` = sha256. */
@@ -122,6 +134,8 @@ export interface CompiledRule {
   /** Where the rule came from, for explain output and error messages. */
   source: { file: string, index: number }
   limits?: Limits
+  /** require_approval rules: the approval settings with defaults applied. */
+  approval?: ApprovalSettings
   /** The rule as written, for `explain`. */
   spec: RuleSpec
   roles?: ReadonlySet<string>

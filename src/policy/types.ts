@@ -38,6 +38,29 @@ export interface Limits {
   autoLimit?: number
 }
 
+/**
+ * Who may release a statement a rule holds, and how (the rule's `approval`, defaults applied).
+ * Copied into every pending approval, so a policy edited later does not change what was asked.
+ */
+export interface ApprovalSettings {
+  /** An approver holds one of these roles or is in one of these groups. */
+  approvers: { roles: string[], groups: string[] }
+  /** Distinct approvers needed. */
+  minApprovals: number
+  /** A pending approval (and an approved one not yet run) expires after this. */
+  expiresAfterMinutes: number
+  /** May the requester — or the human an agent acts for — approve their own statement? */
+  allowSelfApproval: boolean
+  reasonRequiredToDeny: boolean
+  /** Longest scoped grant an approver may give; 0: approvals are for one statement only. */
+  grant: { maxMinutes: number }
+  /** Names of the webhooks (approvals.webhooks in sluice.yaml) told of each new approval. */
+  notify: string[]
+}
+
+/** The role that may approve when a rule names no approvers. */
+export const DEFAULT_APPROVER_ROLE = 'approver'
+
 export interface Decision {
   effect: Effect
   /** The rule that decided; `default-deny` when none matched. */
@@ -53,6 +76,8 @@ export interface Decision {
   detail?: string
   /** Zero-based index of the statement that decided, when the request had any. */
   statementIndex?: number
+  /** For require_approval: the deciding rule's approval settings. */
+  approval?: ApprovalSettings
 }
 
 export interface PolicyEngine {

@@ -110,10 +110,10 @@ export function buildEvent (facts: RoundTripFacts, options: BuildOptions): Pendi
     ruleId: trip.decision?.ruleId ?? null,
     // A round trip that failed records what the client was told (for upstream failures, the
     // text the pipeline released, never the warehouse's own); otherwise why it was decided.
-    reason: facts.reason ?? trip.errorMessage ?? withLimited(trip.decision?.reason, trip.rowsLimited) ?? null,
+    reason: facts.reason ?? trip.errorMessage ?? trip.approvalAction?.summary ?? withLimited(withRelease(trip.decision?.reason, hold), trip.rowsLimited) ?? null,
     policyVersion: trip.policyVersion ?? null,
-    approvalId: hold !== undefined && 'approvalId' in hold ? hold.approvalId ?? null : null,
-    approver: hold?.state === 'granted' ? hold.approver ?? null : null,
+    approvalId: hold !== undefined && 'approvalId' in hold ? hold.approvalId ?? null : trip.approvalAction?.approvalId ?? null,
+    approver: hold?.state === 'granted' ? hold.approver ?? null : trip.approvalAction?.approver ?? null,
     // Every count as the masker gave it (rule, values, and for detectors whether the value was
     // masked or only flagged); the indexed list names only columns actually masked.
     masking: trip.maskedColumns === undefined ? null : masking.map((m) => ({ ...m })),
@@ -137,6 +137,15 @@ export function buildEvent (facts: RoundTripFacts, options: BuildOptions): Pendi
 }
 
 /** A decision's reason, plus the row limit that cut the result (the trail says rows were withheld). */
+/** A held statement that runs says what released it: the grant (each use is in the trail), or the approval. */
+function withRelease (reason: string | undefined, hold: RoundTrip['hold']): string | undefined {
+  if (hold?.state !== 'granted' || hold.approvalId === undefined) return reason
+  const note = hold.grant !== undefined
+    ? `released by grant ${hold.grant.id} (given by ${hold.approver ?? '?'}) as approval ${hold.approvalId}`
+    : `released by approval ${hold.approvalId} (approved by ${hold.approver ?? '?'})`
+  return reason === undefined ? note : `${reason}; ${note}`
+}
+
 function withLimited (reason: string | undefined, limited: RoundTrip['rowsLimited']): string | undefined {
   if (limited === undefined) return reason
   const note = `result limited to ${limited.rows} rows by rule ${limited.rule} (limits.${limited.by})`

@@ -10,8 +10,14 @@ import type { WebhookConfig } from '../config/types.js'
 import type { StoreLog } from '../store/store.js'
 
 export interface WebhookItem {
-  type: 'event' | 'checkpoint'
+  /** `approval`: a notification of the approvals room (src/approvals/notify.ts). */
+  type: 'event' | 'checkpoint' | 'approval'
   [field: string]: unknown
+}
+
+export interface WebhookSinkOptions {
+  /** The request body of a batch; default `{ items: [...] }`. */
+  encode?: (batch: WebhookItem[]) => string
 }
 
 export const SIGNATURE_HEADER = 'x-sluice-signature'
@@ -34,9 +40,12 @@ export class WebhookSink {
   readonly #abort = new AbortController()
   readonly stats: WebhookStats = { delivered: 0, dropped: 0, failedAttempts: 0, queued: 0 }
 
-  constructor (config: WebhookConfig, log?: StoreLog) {
+  readonly #encode: (batch: WebhookItem[]) => string
+
+  constructor (config: WebhookConfig, log?: StoreLog, options: WebhookSinkOptions = {}) {
     this.#config = config
     this.#log = log
+    this.#encode = options.encode ?? ((batch) => JSON.stringify({ items: batch }))
   }
 
   push (items: WebhookItem[]): void {
@@ -68,7 +77,7 @@ export class WebhookSink {
   }
 
   async #deliver (batch: WebhookItem[]): Promise<boolean> {
-    const body = JSON.stringify({ items: batch })
+    const body = this.#encode(batch)
     for (let attempt = 1; attempt <= this.#config.maxAttempts; attempt++) {
       const timestamp = String(Math.floor(Date.now() / 1000))
       try {

@@ -55,7 +55,7 @@ describe('sluice CLI', () => {
     expect(ready.status).toBe(200)
     // It says at start what is not enforced, rather than passing statements silently.
     expect(logs).toContain('identity is not configured')
-    expect(logs).toContain('approvals are not available yet')
+    expect(logs).toContain('approvals are off (approvals.enabled: false)')
     // Masking enforces since the masking capability landed: it is never announced as passive.
     expect(logs).not.toMatch(/pipeline stages not enforcing yet: [a-z, ]*mask/)
     const refused = await fetch(`${url}/v1/whoami`)

@@ -10,7 +10,8 @@ import { ERR_STORE_UNAVAILABLE, ERR_UPSTREAM_FAILED } from '../../src/errors.js'
 import { createTokenVerifier, type TokenVerifier } from '../../src/identity/verifier.js'
 import { Pipeline, type NeutralResult, type Statement } from '../../src/pipeline.js'
 import { analyzeStage, recordStage } from '../../src/pipeline/compose.js'
-import { refuseApprovals, type DecideStage, type MaskStage } from '../../src/pipeline/stages.js'
+import { refuseApprovals, type DecideStage, type HoldStage, type MaskStage } from '../../src/pipeline/stages.js'
+import type { ApprovalService } from '../../src/approvals/service.js'
 import { Recording } from '../../src/recording/recorder.js'
 import { buildServer } from '../../src/server.js'
 import { createSqlAnalyzer } from '../../src/sql/analyzer.js'
@@ -85,6 +86,11 @@ export interface HarnessOptions {
   recording?: Record<string, unknown>
   /** Instead of verifying real tokens (the benchmark measures recording, not JWT checks). */
   verifier?: TokenVerifier
+  /** The decide and hold stages, the approvals service and extra group→role mappings (approvals suites). */
+  decide?: DecideStage
+  hold?: HoldStage
+  approvals?: ApprovalService
+  groupRoles?: Record<string, string[]>
   /** Routes to add before the server is ready. */
   routes?: (app: FastifyInstance, upstream: ReturnType<typeof countingUpstream>) => void
 }
@@ -98,19 +104,19 @@ export interface Harness {
 export async function startHarness (options: HarnessOptions): Promise<Harness> {
   const config = validateConfig({
     log: { level: 'silent' },
-    identity: { ...options.identity, groupRoles: { analysts: ['agent'], security: ['auditor'] }, clientRoles: { 'ci-bot': ['agent'] } },
+    identity: { ...options.identity, groupRoles: { analysts: ['agent'], security: ['auditor'], ...options.groupRoles }, clientRoles: { 'ci-bot': ['agent'] } },
     recording: { retention: { intervalSeconds: 0 }, ...options.recording }
   })
   const recording = new Recording(options.store, config.recording)
   const analyzer = await createSqlAnalyzer()
   const pipeline = new Pipeline({
     analyze: analyzeStage(analyzer),
-    decide: decideForTests,
-    hold: refuseApprovals,
+    decide: options.decide ?? decideForTests,
+    hold: options.hold ?? refuseApprovals,
     mask: maskEmail,
     record: recordStage(recording)
   }, { captureBytes: config.recording.resultCaptureBytes })
-  const app = await buildServer({ config, store: options.store, verifier: options.verifier ?? createTokenVerifier(config.identity!), pipeline, recording, logger: false })
+  const app = await buildServer({ config, store: options.store, verifier: options.verifier ?? createTokenVerifier(config.identity!), pipeline, recording, logger: false, ...(options.approvals !== undefined && { approvals: options.approvals }) })
   const upstream = countingUpstream()
 
   app.post('/test/sql', { config: { frontEnd: 'test', authenticate: true } }, async function testSql (request) {
