@@ -52,6 +52,7 @@ describe('snowflake-sdk through two gateway replicas behind a round-robin proxy'
         }
       }
     })
+    if (cluster.storeUrl === undefined) throw new Error('the replicas run on a Postgres store')
     sql = postgres(cluster.storeUrl, { max: 1, onnotice: () => {} })
     cluster.proxy.setNext(0)
     conn = await connectSdk({ accessUrl: cluster.url, token: await idp.userToken({ subject: 'alice', groups: ['ai-agents'] }), database: SEED_DATABASE, schema: SEED_SCHEMA })
