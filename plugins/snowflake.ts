@@ -3,6 +3,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { StoreIdempotencyKeys } from '../src/state/idempotency.js'
+import { StoreStatementHandles } from '../src/state/statement-handles.js'
 import { SnowflakeRuntime, type SnowflakeRuntimeOptions } from '../src/warehouses/snowflake/runtime.js'
 import snowflakeConnector from './snowflake-connector.js'
 import snowflakeSqlApi from './snowflake-sqlapi.js'
@@ -17,7 +18,13 @@ export type SnowflakePluginOptions = SnowflakeRuntimeOptions
 
 async function snowflakePlugin (fastify: FastifyInstance, opts: SnowflakePluginOptions): Promise<void> {
   // Validates every Snowflake connection now, so a bad key fails the start, not a request.
-  const runtime = new SnowflakeRuntime(fastify.config, { idempotencyKeys: new StoreIdempotencyKeys(fastify.store), ...opts })
+  const runtime = new SnowflakeRuntime(fastify.config, {
+    idempotencyKeys: new StoreIdempotencyKeys(fastify.store),
+    statementHandles: new StoreStatementHandles(fastify.store),
+    pipeline: fastify.pipeline,
+    log: fastify.log,
+    ...opts
+  })
   fastify.decorate('snowflake', runtime)
   fastify.addHook('onClose', async function closeSnowflake () { await runtime.close() })
   await fastify.register(snowflakeConnector)

@@ -5,7 +5,10 @@ import type { SluiceConfig } from '../../config/types.js'
 import { ERR_SNOWFLAKE_CONTEXT_REFUSED, ERR_UNKNOWN_CONNECTION } from '../../errors.js'
 import { selectConnection, snowflakeConnections, type SnowflakeSettings } from './config.js'
 import type { IdempotencyStore } from '../../state/idempotency.js'
-import { HandleStore } from './handles.js'
+import type { StatementHandleStore } from '../../state/statement-handles.js'
+import type { Pipeline } from '../../pipeline.js'
+import { randomUUID } from 'node:crypto'
+import { SnowflakeStatements } from './statements.js'
 import { Idempotency } from './idempotency.js'
 import { ConnectorSessions } from './sessions.js'
 import { SnowflakeUpstream, type SessionContext, type UpstreamOptions } from './upstream.js'
@@ -17,6 +20,13 @@ export interface SnowflakeRuntimeOptions {
   masterSeconds?: number
   /** Where both front ends keep their requestId bindings (the store, shared by every replica). */
   idempotencyKeys?: IdempotencyStore
+  /** Where both front ends keep their statement handles (the store, shared by every replica). */
+  statementHandles?: StatementHandleStore
+  /** Masks the later pages of a result when a client asks for them. */
+  pipeline?: Pipeline
+  /** Heartbeat interval of running statements (ms), shorter in tests. */
+  heartbeatMs?: number
+  log?: { warn: (obj: object, msg?: string) => void }
 }
 
 // A key outlives the result it is bound to, so a late retry is refused instead of run twice.
@@ -24,7 +34,7 @@ const MIN_KEY_TTL_SECONDS = 24 * 3600
 
 export class SnowflakeRuntime {
   readonly connections: SnowflakeSettings[]
-  readonly handles: HandleStore
+  readonly handles: SnowflakeStatements
   readonly sessions: ConnectorSessions
   readonly idempotency: Idempotency
   readonly #upstreams = new Map<string, SnowflakeUpstream>()
@@ -32,8 +42,23 @@ export class SnowflakeRuntime {
   constructor (config: SluiceConfig, options: SnowflakeRuntimeOptions = {}) {
     this.connections = snowflakeConnections(config)
     const ttl = Math.max(60, ...this.connections.map((c) => c.resultTtlSeconds))
-    this.handles = new HandleStore({ ttlSeconds: ttl, chunkKey: gatewaySecrets(config.secrets?.key).derive('snowflake-chunk-tokens') })
-    if (options.idempotencyKeys === undefined) throw new TypeError('SnowflakeRuntime needs idempotencyKeys (the store both front ends share)')
+    if (options.idempotencyKeys === undefined || options.statementHandles === undefined || options.pipeline === undefined) {
+      throw new TypeError('SnowflakeRuntime needs idempotencyKeys, statementHandles (the store both front ends share) and the pipeline')
+    }
+    this.handles = new SnowflakeStatements({
+      store: options.statementHandles,
+      pipeline: options.pipeline,
+      upstreamOf: (name) => {
+        const settings = this.connections.find((c) => c.name === name)
+        const upstream = settings === undefined ? undefined : this.#upstreams.get(settings.name)
+        return settings === undefined || upstream === undefined ? undefined : { settings, upstream }
+      },
+      replica: randomUUID(),
+      ttlSeconds: ttl,
+      chunkKey: gatewaySecrets(config.secrets?.key).derive('snowflake-chunk-tokens'),
+      ...(options.heartbeatMs === undefined ? {} : { heartbeatMs: options.heartbeatMs }),
+      ...(options.log === undefined ? {} : { log: options.log })
+    })
     this.idempotency = new Idempotency(options.idempotencyKeys, this.handles, { ttlSeconds: Math.max(MIN_KEY_TTL_SECONDS, 2 * ttl) })
     this.sessions = new ConnectorSessions({ sessionSeconds: options.sessionSeconds, masterSeconds: options.masterSeconds })
     for (const c of this.connections) this.#upstreams.set(c.name, new SnowflakeUpstream(c, options.upstream))
@@ -50,7 +75,7 @@ export class SnowflakeRuntime {
   }
 
   async close (): Promise<void> {
-    this.handles.clear()
+    await this.handles.close()
     const sessions = this.sessions.all()
     await Promise.all(sessions.map(async (s) => {
       this.sessions.delete(s)
