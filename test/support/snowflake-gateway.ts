@@ -44,6 +44,8 @@ export interface SnowflakeGatewayOptions {
   idp?: TestIdp
   /** Extra identity.groupRoles entries (e.g. `{ security: ['auditor'] }`). */
   groupRoles?: Record<string, string[]>
+  /** secrets.key: replicas of one deployment share it (chunk tokens, masking). */
+  secretsKey?: string
 }
 
 /** A decide stage that denies one statement keyword (e.g. DELETE), as a policy rule would. */
@@ -86,7 +88,8 @@ export async function startSnowflakeGateway (options: SnowflakeGatewayOptions): 
     store: { url: 'postgres://127.0.0.1/unused' },
     identity: { ...idp.identityConfig(), groupRoles: { 'ai-agents': ['agent'], stewards: ['agent', 'data-steward'], ...options.groupRoles } },
     connections: options.connections,
-    policies: { directory: options.policiesDirectory ?? 'policies', watch: false, ...options.policies }
+    policies: { directory: options.policiesDirectory ?? 'policies', watch: false, ...options.policies },
+    ...(options.secretsKey === undefined ? {} : { secrets: { key: options.secretsKey } })
   })
   const engine = options.store === undefined ? postgresEngine({ poolSize: 4 }) : undefined
   // A borrowed store stays open when this gateway closes: its owner closes it.
