@@ -73,7 +73,8 @@ export async function sendCompressible (request: FastifyRequest, reply: FastifyR
   const accepts = /\bgzip\b/i.test(String(request.headers['accept-encoding'] ?? ''))
   const bytes = Buffer.byteLength(body)
   if (accepts && bytes >= GZIP_FROM_BYTES) {
-    request.roundTrip.bytesReturned ??= bytes
+    // Recorded as the body it is (a stream's length is not known when the event is written).
+    if (request.roundTrip !== null && request.roundTrip !== undefined) request.roundTrip.bytesReturned ??= bytes
     return await reply.header('content-encoding', 'gzip').send(gzipStream(body))
   }
   return await reply.send(body)
