@@ -184,5 +184,6 @@ export function queryResponseData (handle: Handle, result: StoredResult, links: 
 
 /** A JSON result chunk as Snowflake stores it: rows joined by commas, no enclosing brackets. */
 export function chunkBody (rows: unknown[][]): string {
-  return rowsetFromRows(rows).map((r) => JSON.stringify(r)).join(',')
+  // One string for the page (its brackets sliced off), not one per row to be joined.
+  return JSON.stringify(rowsetFromRows(rows)).slice(1, -1)
 }
