@@ -3,12 +3,11 @@
 // result chunks Sluice serves in place of cloud storage. Registered inside the session-token
 // context of snowflake-connector.ts; query ids are Sluice's and belong to their principal.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { ERR_BAD_REQUEST, ERR_NOT_FOUND, ERR_SNOWFLAKE_CANCELLED } from '../src/errors.js'
-import { prepareRequest, runPrepared, type ExecuteRequest } from '../src/warehouses/snowflake/execute.js'
-import { admittedRecord } from '../src/pipeline/admitted.js'
-import { carryTrip, type Handle } from '../src/warehouses/snowflake/handles.js'
+import { ERR_BAD_REQUEST, ERR_NOT_FOUND } from '../src/errors.js'
+import type { ExecuteRequest } from '../src/warehouses/snowflake/execute.js'
+import type { Handle } from '../src/warehouses/snowflake/handles.js'
 import { sliceOf } from '../src/warehouses/snowflake/manifest.js'
-import { pollFailure } from '../src/warehouses/snowflake/statements.js'
+import { settle, submit as submitStatement } from '../src/warehouses/snowflake/submit.js'
 import { connectorRequestId, fingerprint, resubmitText } from '../src/warehouses/snowflake/idempotency.js'
 import { statementParameters } from '../src/warehouses/snowflake/parameters.js'
 import type { ConnectorSession } from '../src/warehouses/snowflake/sessions.js'
@@ -88,27 +87,16 @@ export function createQueryHandler (fastify: FastifyInstance) {
         sql: req.sql,
         rest: { bindings: req.bindings, parameters: req.parameters, count: req.statementCount, describeOnly: req.describeOnly === true }
       })
-      const earlier = requestId === undefined ? undefined : await idempotency.earlier(session.principal, connection, requestId, fp)
-      if (earlier !== undefined) return await respond(earlier)
-      const deps = { pipeline: fastify.pipeline, statements: fastify.snowflake.handles }
-      // Admission first: a refused statement binds no requestId, so its retry is refused again.
-      const prepared = await prepareRequest(deps, req, request.roundTrip)
-      // An async statement outlives this request: its rows are counted by the fetch that serves them.
-      const trip = asyncExec ? { statementId: prepared.admission.statementId } : request.roundTrip
-      let started = false
-      const start = async (id?: string): Promise<Handle> => {
-        started = true
-        return await fastify.snowflake.handles.start(session.principal, connection, req.sql,
-          async (signal, handleId) => await runPrepared(deps, { ...req, signal }, prepared, trip, handleId), {
-            ...(id === undefined ? {} : { id }),
-            ...(requestId === undefined ? {} : { clientRequestId: requestId }),
-            sessionKey: `snowflake:${session.id}`,
-            admitted: admittedRecord(prepared.statement, prepared.admission),
-            trip
-          })
-      }
-      const handle = requestId === undefined ? await start() : await idempotency.bind(session.principal, connection, requestId, fp, start)
-      return await respond(handle, started)
+      const deps = { pipeline: fastify.pipeline, statements: fastify.snowflake.handles, idempotency }
+      const { handle, submitted } = await submitStatement(deps, req, {
+        ...(requestId === undefined ? {} : { requestId }),
+        fingerprint: fp,
+        async: asyncExec,
+        sessionKey: `snowflake:${session.id}`,
+        // The login's own upstream session: its state (USE, temp tables) is the client's.
+        session: async () => ({ session: session.upstreamSession, release: () => {} })
+      }, request.roundTrip)
+      return await respond(handle, submitted)
     } catch (err) {
       return sendConnectorError(request, reply, err)
     }
@@ -121,11 +109,10 @@ export function createQueryHandler (fastify: FastifyInstance) {
  */
 export async function answer (request: FastifyRequest, reply: FastifyReply, found: Handle, session: ConnectorSession, submitted = false): Promise<FastifyReply> {
   const statements = request.server.snowflake.handles
-  const handle = await statements.wait(found, session.settings.syncWaitSeconds)
+  const settled = await settle(statements, found, session.settings.syncWaitSeconds, request.roundTrip, submitted)
+  const handle = settled.handle
   const trip = request.roundTrip
-  trip.sql ??= handle.sql
-  if (handle.state === 'running') {
-    trip.pending = true
+  if (settled.state === 'running') {
     return await reply.send({
       code: '333333',
       message: 'Query execution in progress. Poll the result URL.',
@@ -133,10 +120,8 @@ export async function answer (request: FastifyRequest, reply: FastifyReply, foun
       data: { queryId: handle.id, getResultUrl: `/queries/${handle.id}/result`, queryAbortsAfterSecs: 300, progressDesc: null }
     })
   }
-  carryTrip(handle, trip)
-  if (handle.state === 'aborted') return sendConnectorError(request, reply, new ERR_SNOWFLAKE_CANCELLED(handle.id), handle.id)
-  if (handle.state === 'failed' || handle.result === undefined) return sendConnectorError(request, reply, submitted ? handle.error : pollFailure(handle), handle.id)
-  const result = handle.result
+  if (settled.state !== 'succeeded') return sendConnectorError(request, reply, settled.error, handle.id)
+  const result = settled.result
   const first = result.manifest.pages[0]
   // What this answer releases: the inline page (chunks are recorded as they are downloaded).
   if (trip.capture === undefined && first !== undefined) request.server.pipeline.served(result.manifest.schema, sliceOf(result, first), trip)

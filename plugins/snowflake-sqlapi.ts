@@ -6,12 +6,11 @@
 import { randomUUID } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { ERR_NOT_FOUND, ERR_SNOWFLAKE_CANCELLED, ERR_UNKNOWN_CONNECTION, isSluiceError } from '../src/errors.js'
+import { ERR_NOT_FOUND, ERR_UNKNOWN_CONNECTION, isSluiceError } from '../src/errors.js'
 import type { Principal } from '../src/identity/principal.js'
-import { prepareRequest, runPrepared, type ExecuteRequest, type PrepareInput } from '../src/warehouses/snowflake/execute.js'
-import { admittedRecord } from '../src/pipeline/admitted.js'
-import { carryTrip, ownerKey, type Handle } from '../src/warehouses/snowflake/handles.js'
-import { pollFailure } from '../src/warehouses/snowflake/statements.js'
+import type { PrepareInput } from '../src/warehouses/snowflake/execute.js'
+import { ownerKey, type Handle } from '../src/warehouses/snowflake/handles.js'
+import { settle, submit as submitStatement } from '../src/warehouses/snowflake/submit.js'
 import { fingerprint } from '../src/warehouses/snowflake/idempotency.js'
 import { statementParameters } from '../src/warehouses/snowflake/parameters.js'
 import { allowedContext } from '../src/warehouses/snowflake/runtime.js'
@@ -110,21 +109,12 @@ export function createSubmitHandler (fastify: FastifyInstance) {
       const { count, forwarded } = statementParameters(body.parameters, 'lower')
       if (timeout > 0) forwarded.STATEMENT_TIMEOUT_IN_SECONDS = timeout
       const context = allowedContext(settings, body.context)
-      const requestId = query.requestId
-      const fp = fingerprint({ frontEnd: FRONT_END, sql: body.statement, rest: { bindings: body.bindings, parameters: forwarded, count, context } })
-      // The same requestId again: answered with the first submission's handle when it is the same
-      // request, refused when it is another (idempotency.ts); never run twice, never re-decided.
-      const earlier = requestId === undefined ? undefined : await runtime.idempotency.earlier(principal, settings.name, requestId, fp)
-      // A retry of an async submission is not held for the sync wait: 202 while it runs.
-      const retryWait = query.async ? 0 : settings.syncWaitSeconds
-      if (earlier !== undefined) return await answer(request, reply, earlier, retryWait, 0, query.nullable, false)
-      const upstream = runtime.upstream(settings)
       const input: PrepareInput = {
         frontEnd: FRONT_END,
         requestId: request.id,
         principal,
         settings,
-        upstream,
+        upstream: runtime.upstream(settings),
         context,
         sql: body.statement,
         parameters: forwarded,
@@ -133,37 +123,20 @@ export function createSubmitHandler (fastify: FastifyInstance) {
         refuse: sqlApiRefusal
       }
       if (body.bindings !== undefined) input.bindings = body.bindings
-      const deps = { pipeline: fastify.pipeline, statements: runtime.handles }
-      // Admitted first: a refused statement never opens (or takes) an upstream session, nor binds
-      // its requestId, so a retry of it is decided (and refused) again.
-      const prepared = await prepareRequest(deps, input, request.roundTrip)
-      const session = await upstream.lease(ownerKey(principal), context)
-      const req: ExecuteRequest = { ...input, session }
-      // An async statement's own trip is completed by the poll that serves it (carryTrip).
-      const trip = query.async ? { statementId: prepared.admission.statementId } : request.roundTrip
-      let started = false
-      const start = async (id?: string): Promise<Handle> => await runtime.handles.start(principal, settings.name, req.sql, async (signal, handleId) => {
-        started = true
-        try {
-          return await runPrepared(deps, { ...req, signal }, prepared, trip, handleId)
-        } finally {
-          upstream.release(session)
-        }
-      }, {
-        ...(id === undefined ? {} : { id }),
-        ...(requestId === undefined ? {} : { clientRequestId: requestId }),
-        admitted: admittedRecord(prepared.statement, prepared.admission),
+      const deps = { pipeline: fastify.pipeline, statements: runtime.handles, idempotency: runtime.idempotency }
+      const { handle, submitted } = await submitStatement(deps, input, {
+        ...(query.requestId === undefined ? {} : { requestId: query.requestId }),
+        fingerprint: fingerprint({ frontEnd: FRONT_END, sql: body.statement, rest: { bindings: body.bindings, parameters: forwarded, count, context } }),
+        async: query.async,
         timeoutSeconds: timeout,
-        trip
-      })
-      let handle: Handle
-      try {
-        handle = requestId === undefined ? await start() : await runtime.idempotency.bind(principal, settings.name, requestId, fp, start)
-      } finally {
-        // Another request took the key meanwhile (or the handle could not be stored): this one runs nothing.
-        if (!started) upstream.release(session)
-      }
-      if (!started) return await answer(request, reply, handle, retryWait, 0, query.nullable, false)
+        // A pooled session of the caller's own, in the requested context (pool.ts).
+        session: async () => {
+          const session = await input.upstream.lease(ownerKey(principal), context)
+          return { session, release: () => { input.upstream.release(session) } }
+        }
+      }, request.roundTrip)
+      // A retry of an async submission is not held for the sync wait: 202 while it runs.
+      if (!submitted) return await answer(request, reply, handle, query.async ? 0 : settings.syncWaitSeconds, 0, query.nullable, false)
       if (query.async) {
         request.roundTrip.pending = true
         return await sendJson(request, reply, 202, queryStatus(handle, statusUrl(request, handle.id)))
@@ -181,30 +154,24 @@ export function createSubmitHandler (fastify: FastifyInstance) {
  */
 async function answer (request: Req, reply: FastifyReply, found: Handle, waitSeconds: number, partition: number, nullable: boolean, submitted: boolean): Promise<FastifyReply> {
   const statements = request.server.snowflake.handles
-  const handle = await statements.wait(found, waitSeconds)
+  const settled = await settle(statements, found, waitSeconds, request.roundTrip, submitted)
+  const handle = settled.handle
   const url = statusUrl(request, handle.id)
-  const trip = request.roundTrip
-  trip.sql ??= handle.sql
-  if (handle.state === 'running') {
-    trip.pending = true
-    return await sendJson(request, reply, 202, queryStatus(handle, url))
-  }
-  carryTrip(handle, trip)
-  if (handle.state === 'aborted') {
-    trip.errorCode = 'SLUICE_SNOWFLAKE_CANCELLED'
-    if (handle.cancelReason === 'timeout') {
+  if (settled.state === 'running') return await sendJson(request, reply, 202, queryStatus(handle, url))
+  if (settled.state === 'aborted') {
+    if (settled.reason === 'timeout') {
       return await sendJson(request, reply, 408, { code: '000630', sqlState: '57014', message: 'Statement reached its timeout and was canceled.', ...statusBase(handle, url) })
     }
-    return await sendError(request, reply, new ERR_SNOWFLAKE_CANCELLED(handle.id), handle)
+    return await sendError(request, reply, settled.error, handle)
   }
-  if (handle.state === 'failed' || handle.result === undefined) return await sendError(request, reply, submitted ? handle.error : pollFailure(handle), handle)
-  const result = handle.result
+  if (settled.state === 'failed') return await sendError(request, reply, settled.error, handle)
+  const result = settled.result
   const partitions = partitionCount(result)
   if (!Number.isInteger(partition) || partition < 0 || partition >= partitions) {
     return await sendJson(request, reply, 400, { code: '000400', message: `partition ${partition} does not exist; this result has ${partitions} (0 to ${partitions - 1})` })
   }
   // Produced now: a slice of the stored first page, or an upstream chunk fetched and masked.
-  const rows = await statements.page(handle, partition, trip)
+  const rows = await statements.page(handle, partition, request.roundTrip)
   const body = resultSet(handle, result, { statusUrl: url, nullAsText: !nullable }, partition, rows)
   reply.header('link', linkHeader(url, partitions, partition))
   return await sendJson(request, reply, 200, body)
