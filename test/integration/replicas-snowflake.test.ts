@@ -159,7 +159,7 @@ describe('Snowflake results through two replicas behind a round-robin proxy', { 
     const before = (): number[] => cluster.replicas.map((r) => r.rssBytes())
     const growth = (base: number[]): number[] => cluster.replicas.map((r, i) => r.peakRssBytes() - (base[i] ?? 0))
 
-    it('through SQL API partitions: every value checked, each replica\'s peak RSS growth well under the result', async () => {
+    it('through SQL API partitions: every value checked, each replica\'s peak RSS growth under the result\'s size', async () => {
       const base = before()
       const first = await call('POST', '/snowflake/large/api/v2/statements', { statement: large.sql })
       expect(first.status).toBe(200)
@@ -181,7 +181,7 @@ describe('Snowflake results through two replicas behind a round-robin proxy', { 
       for (const g of grew) expect(g).toBeLessThan(bound())
     })
 
-    it('through snowflake-sdk chunks: every value checked, the serving replicas\' peak RSS growth well under the result', async () => {
+    it('through snowflake-sdk chunks: every value checked, the serving replicas\' peak RSS growth under the result\'s size', async () => {
       const base = before()
       // Through the proxy once connector sessions are shared; a login is one replica's until then.
       const accessUrl = SESSIONS_SHARED ? cluster.url : cluster.replicas[0]!.url
