@@ -9,7 +9,9 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { request } from 'undici'
+import { promisify } from 'node:util'
+import { gunzip } from 'node:zlib'
+import { request, type Dispatcher } from 'undici'
 import { startLargeUpstream } from '../support/large-snowflake-upstream.js'
 import { startTestIdp } from '../support/oidc-provider.js'
 import { startReplicas } from '../support/replicas.js'
@@ -18,6 +20,13 @@ import type { BenchResult } from './result.js'
 
 const ROWS = Number(process.env.SLUICE_BENCH_ROWS ?? 1_000_000)
 const MB = 1024 * 1024
+const gunzipAsync = promisify(gunzip)
+
+/** A JSON answer, gzip-decoded when the gateway compressed it (the client asked it to). */
+async function json (res: Dispatcher.ResponseData): Promise<unknown> {
+  const raw = Buffer.from(await res.body.arrayBuffer())
+  return JSON.parse((res.headers['content-encoding'] === 'gzip' ? await gunzipAsync(raw) : raw).toString('utf8'))
+}
 const POLICY = `version: 1
 description: bench
 rules:
@@ -54,11 +63,11 @@ export async function benchSnowflakeResults (): Promise<BenchResult> {
     let started = Date.now()
     const first = await request(`${gateway.url}/api/v2/statements`, { method: 'POST', headers, body: JSON.stringify({ statement: large.sql }) })
     const firstPage = Date.now() - started
-    const body = JSON.parse((await first.body.text())) as { statementStatusUrl: string, resultSetMetaData: { partitionInfo: unknown[] } }
+    const body = await json(first) as { statementStatusUrl: string, resultSetMetaData: { partitionInfo: unknown[] } }
     let rows = 0
     for (let p = 1; p < body.resultSetMetaData.partitionInfo.length; p++) {
-      const res = await request(`${gateway.url}${body.statementStatusUrl}?partition=${p}`, { headers: { authorization: headers.authorization } })
-      rows += (JSON.parse(await res.body.text()) as { data: unknown[] }).data.length
+      const res = await request(`${gateway.url}${body.statementStatusUrl}?partition=${p}`, { headers: { authorization: headers.authorization, 'accept-encoding': 'gzip' } })
+      rows += (await json(res) as { data: unknown[] }).data.length
     }
     let seconds = (Date.now() - started) / 1000
     lines.push(`SQL API partitions: first page ${firstPage} ms, ${(large.resultBytes / MB / seconds).toFixed(1)} MB/s (${seconds.toFixed(1)} s, ${rows} rows after partition 0), peak RSS ${(gateway.peakRssBytes() / MB).toFixed(0)} MB (+${((gateway.peakRssBytes() - base) / MB).toFixed(0)} MB)`)
