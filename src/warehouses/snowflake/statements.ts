@@ -48,7 +48,7 @@ export interface StartOptions {
   trip?: RoundTrip
 }
 
-/** What a run hands back: the result, and the upstream's answer for the page cache. */
+/** Runs the statement upstream under `signal` and hands back its manifest and masked first page. */
 export type Work = (signal: AbortSignal, id: string) => Promise<StoredResult>
 
 interface Running {
