@@ -27,11 +27,11 @@ export interface StatementsOptions {
   ttlSeconds: number
   /** Signs chunk tokens; derived from secrets.key so every replica accepts them. */
   chunkKey: Buffer
-  /** Heartbeat (and cancel watch) interval of running statements, default 1 s. */
+  /** Heartbeat (and cancel watch) interval of running statements, default 2 s. */
   heartbeatMs?: number
   /** How often a poll on a replica that does not run the statement re-reads it, default 250 ms. */
   pollMs?: number
-  /** Heartbeats missed before a running statement counts as lost, default 5. */
+  /** Heartbeats missed before a running statement counts as lost, default 5 (a busy store or a long pause is not a death). */
   staleBeats?: number
   log?: { warn: (obj: object, msg?: string) => void }
 }
@@ -91,7 +91,7 @@ export class SnowflakeStatements {
     this.#pipeline = options.pipeline
     this.replica = options.replica
     this.#ttl = options.ttlSeconds
-    this.#heartbeatMs = options.heartbeatMs ?? 1000
+    this.#heartbeatMs = options.heartbeatMs ?? 2000
     this.#pollMs = options.pollMs ?? 250
     this.#staleMs = this.#heartbeatMs * (options.staleBeats ?? 5)
     this.#log = options.log
