@@ -3,15 +3,17 @@
 // result chunks Sluice serves in place of cloud storage. Registered inside the session-token
 // context of snowflake-connector.ts; query ids are Sluice's and belong to their principal.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { ERR_BAD_REQUEST, ERR_NOT_FOUND, ERR_SNOWFLAKE_CANCELLED } from '../src/errors.js'
-import { prepareRequest, runPrepared, type ExecuteRequest } from '../src/warehouses/snowflake/execute.js'
-import { carryTrip, type Handle, type StoredResult } from '../src/warehouses/snowflake/handles.js'
+import { ERR_BAD_REQUEST, ERR_NOT_FOUND } from '../src/errors.js'
+import type { ExecuteRequest } from '../src/warehouses/snowflake/execute.js'
+import type { Handle } from '../src/warehouses/snowflake/handles.js'
+import { sliceOf } from '../src/warehouses/snowflake/manifest.js'
+import { settle, submit as submitStatement } from '../src/warehouses/snowflake/submit.js'
 import { connectorRequestId, fingerprint, resubmitText } from '../src/warehouses/snowflake/idempotency.js'
 import { statementParameters } from '../src/warehouses/snowflake/parameters.js'
 import type { ConnectorSession } from '../src/warehouses/snowflake/sessions.js'
 import { cancelAllResult, cancelsOwnSession } from '../src/warehouses/snowflake/housekeeping.js'
 import { resultFormat } from '../src/warehouses/snowflake/result-format.js'
-import { chunkPayload, chunkRows, connectorOk, errorInfo, queryResponseData } from '../src/warehouses/snowflake/wire.js'
+import { chunkPayload, connectorOk, errorInfo, queryResponseData } from '../src/warehouses/snowflake/wire.js'
 import { FRONT_END, sendConnectorError } from './snowflake-connector.js'
 import { releaseText, sendCompressible } from './snowflake-http.js'
 
@@ -48,7 +50,7 @@ function executeRequestOf (request: FastifyRequest, session: ConnectorSession, b
   return req
 }
 
-function asyncAnswer (handle: Handle): Record<string, unknown> {
+function asyncAnswer (handle: Pick<Handle, 'id'>): Record<string, unknown> {
   return {
     code: '333334',
     message: 'Asynchronous execution in progress. Use provided query id to perform query monitoring and management.',
@@ -70,8 +72,8 @@ export function createQueryHandler (fastify: FastifyInstance) {
       const asyncExec = body.asyncExec === true
       const idempotency = fastify.snowflake.idempotency
       const connection = session.settings.name
-      const respond = async (handle: Handle): Promise<FastifyReply> => {
-        if (!asyncExec) return await answer(request, reply, handle, session)
+      const respond = async (handle: Handle, submitted = false): Promise<FastifyReply> => {
+        if (!asyncExec) return await answer(request, reply, handle, session, submitted)
         request.roundTrip.pending = true
         return await reply.send(asyncAnswer(handle))
       }
@@ -85,38 +87,32 @@ export function createQueryHandler (fastify: FastifyInstance) {
         sql: req.sql,
         rest: { bindings: req.bindings, parameters: req.parameters, count: req.statementCount, describeOnly: req.describeOnly === true }
       })
-      const earlier = requestId === undefined ? undefined : await idempotency.earlier(session.principal, connection, requestId, fp)
-      if (earlier !== undefined) return await respond(earlier)
-      const deps = { pipeline: fastify.pipeline, handles: fastify.snowflake.handles }
-      // Admission first: a refused statement binds no requestId, so its retry is refused again.
-      const prepared = await prepareRequest(deps, req, request.roundTrip)
-      // An async statement outlives this request: its rows are counted by the fetch that serves them.
-      const trip = asyncExec ? { statementId: prepared.admission.statementId } : request.roundTrip
-      const start = (id?: string): Handle => {
-        const handle = fastify.snowflake.handles.start(session.principal, connection, req.sql,
-          async (h) => await runPrepared(deps, { ...req, signal: h.abort.signal }, prepared, trip), id)
-        handle.trip = trip
-        handle.sessionKey = `snowflake:${session.id}`
-        if (requestId !== undefined) handle.clientRequestId = requestId
-        return handle
-      }
-      const handle = requestId === undefined ? start() : await idempotency.bind(session.principal, connection, requestId, fp, start)
-      return await respond(handle)
+      const deps = { pipeline: fastify.pipeline, statements: fastify.snowflake.handles, idempotency }
+      const { handle, submitted } = await submitStatement(deps, req, {
+        ...(requestId === undefined ? {} : { requestId }),
+        fingerprint: fp,
+        async: asyncExec,
+        sessionKey: `snowflake:${session.id}`,
+        // The login's own upstream session: its state (USE, temp tables) is the client's.
+        session: async () => ({ session: session.upstreamSession, release: () => {} })
+      }, request.roundTrip)
+      return await respond(handle, submitted)
     } catch (err) {
       return sendConnectorError(request, reply, err)
     }
   }
 }
 
-/** Waits for the statement up to the connection's sync wait, then answers 333333 (poll again). */
-export async function answer (request: FastifyRequest, reply: FastifyReply, handle: Handle, session: ConnectorSession): Promise<FastifyReply> {
+/**
+ * Waits for the statement up to the connection's sync wait, then answers 333333 (poll again).
+ * `submitted`: this request submitted the statement (a retryable failure is answered as such).
+ */
+export async function answer (request: FastifyRequest, reply: FastifyReply, found: Handle, session: ConnectorSession, submitted = false): Promise<FastifyReply> {
+  const statements = request.server.snowflake.handles
+  const settled = await settle(statements, found, session.settings.syncWaitSeconds, request.roundTrip, submitted)
+  const handle = settled.handle
   const trip = request.roundTrip
-  trip.sql ??= handle.sql
-  let timer: NodeJS.Timeout | undefined
-  await Promise.race([handle.done, new Promise((resolve) => { timer = setTimeout(resolve, session.settings.syncWaitSeconds * 1000) })])
-  clearTimeout(timer)
-  if (handle.state === 'running') {
-    trip.pending = true
+  if (settled.state === 'running') {
     return await reply.send({
       code: '333333',
       message: 'Query execution in progress. Poll the result URL.',
@@ -124,27 +120,25 @@ export async function answer (request: FastifyRequest, reply: FastifyReply, hand
       data: { queryId: handle.id, getResultUrl: `/queries/${handle.id}/result`, queryAbortsAfterSecs: 300, progressDesc: null }
     })
   }
-  if (handle.state === 'aborted') return sendConnectorError(request, reply, new ERR_SNOWFLAKE_CANCELLED(handle.id), handle.id)
-  if (handle.state === 'failed' || handle.result === undefined) return sendConnectorError(request, reply, handle.error, handle.id)
-  const result = handle.result
-  carryTrip(handle, trip)
-  if (result.upstreamQueryId !== undefined) trip.upstreamId ??= result.upstreamQueryId
-  trip.rowsReturned ??= result.rows.length
+  if (settled.state !== 'succeeded') return sendConnectorError(request, reply, settled.error, handle.id)
+  const result = settled.result
+  const first = result.manifest.pages[0]
+  // What this answer releases: the inline page (chunks are recorded as they are downloaded).
+  if (trip.capture === undefined && first !== undefined) request.server.pipeline.served(result.manifest.schema, sliceOf(result, first), trip)
   const links = {
     baseUrl: `${request.protocol}://${request.host}`,
-    token: request.server.snowflake.handles.chunkToken(handle),
-    rowsPerChunk: session.settings.partitionRows,
-    format: resultFormat(session.formats, result.formats)
+    token: statements.tokens.issue(handle),
+    format: resultFormat(session.formats, result.manifest.formats)
   }
   const body = connectorOk(queryResponseData(handle, result, links, session.upstreamSession.parameters))
   // A result cut at its row limit says so where Snowflake puts a statement's message.
-  if (result.notice !== undefined) body.message = result.notice
+  if (result.manifest.notice !== undefined) body.message = result.manifest.notice
   return await sendCompressible(request, reply, JSON.stringify(body))
 }
 
-function ownedHandle (fastify: FastifyInstance, request: FastifyRequest<{ Params: { id: string } }>): Handle {
+async function ownedHandle (fastify: FastifyInstance, request: FastifyRequest<{ Params: { id: string } }>): Promise<Handle> {
   const session = request.snowflakeSession as ConnectorSession
-  const handle = UUID.test(request.params.id) ? fastify.snowflake.handles.get(request.params.id, session.principal) : undefined
+  const handle = UUID.test(request.params.id) ? await fastify.snowflake.handles.get(request.params.id, session.principal) : undefined
   // Unknown and foreign ids get the same answer: nothing confirms that a query exists.
   if (handle === undefined) throw new ERR_NOT_FOUND(`statement ${request.params.id}`)
   return handle
@@ -153,7 +147,7 @@ function ownedHandle (fastify: FastifyInstance, request: FastifyRequest<{ Params
 export function createResultHandler (fastify: FastifyInstance) {
   return async function queryResult (request: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply) {
     try {
-      const handle = ownedHandle(fastify, request)
+      const handle = await ownedHandle(fastify, request)
       return await answer(request, reply, handle, request.snowflakeSession as ConnectorSession)
     } catch (err) {
       return sendConnectorError(request, reply, err)
@@ -164,9 +158,9 @@ export function createResultHandler (fastify: FastifyInstance) {
 export function createAbortHandler (fastify: FastifyInstance) {
   return async function abortQuery (request: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply) {
     try {
-      const handle = ownedHandle(fastify, request)
+      const handle = await ownedHandle(fastify, request)
       request.roundTrip.sql = handle.sql
-      fastify.snowflake.handles.cancel(handle)
+      await fastify.snowflake.handles.cancel(handle)
       return await reply.send(connectorOk())
     } catch (err) {
       return sendConnectorError(request, reply, err)
@@ -179,8 +173,8 @@ export function createAbortByRequestHandler (fastify: FastifyInstance) {
   return async function abortByRequest (request: FastifyRequest<{ Body: { requestId?: string } }>, reply: FastifyReply) {
     const session = request.snowflakeSession as ConnectorSession
     const requestId = request.body?.requestId
-    const handle = typeof requestId === 'string' ? fastify.snowflake.handles.byClientRequest(session.principal, requestId) : undefined
-    if (handle !== undefined) fastify.snowflake.handles.cancel(handle)
+    const handle = typeof requestId === 'string' ? await fastify.snowflake.handles.byClientRequest(session.principal, requestId) : undefined
+    if (handle !== undefined) await fastify.snowflake.handles.cancel(handle)
     return await reply.send(connectorOk())
   }
 }
@@ -193,7 +187,7 @@ export function createMonitoringHandler (fastify: FastifyInstance) {
   return async function monitorQuery (request: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply) {
     let handle: Handle
     try {
-      handle = ownedHandle(fastify, request)
+      handle = await ownedHandle(fastify, request)
     } catch (err) {
       // An empty `queries` list makes the Python connector poll for minutes ("no data yet");
       // a not-found error ends both drivers' waits at once, for unknown and foreign ids alike.
@@ -223,22 +217,33 @@ export function createMonitoringHandler (fastify: FastifyInstance) {
 export function createChunkHandler (fastify: FastifyInstance) {
   return async function chunk (request: FastifyRequest<{ Params: { id: string, n: string }, Querystring: { format?: string } }>, reply: FastifyReply) {
     const token = request.headers['x-sluice-chunk-token']
-    const handle = typeof token === 'string' ? fastify.snowflake.handles.getForChunk(request.params.id, token) : undefined
-    const result = handle?.result
-    const rows = handle === undefined || result === undefined ? undefined : chunkRows(result, partitionRowsOf(fastify, handle), Number(request.params.n))
-    if (handle === undefined || rows === undefined) {
+    const n = Number(request.params.n)
+    const handle = typeof token === 'string' && UUID.test(request.params.id) ? await fastify.snowflake.handles.getForChunk(request.params.id, token) : undefined
+    const pages = handle?.result?.manifest.pages ?? []
+    const principal = handle?.admitted?.record.statement.principal
+    if (handle === undefined || principal === undefined || !Number.isInteger(n) || n < 0 || n + 1 >= pages.length) {
       return await reply.code(403).type('application/xml').send('<Error><Code>AccessDenied</Code><Message>chunk token invalid or expired; fetch the result again</Message></Error>')
     }
-    request.principal = handle.principal
+    request.principal = principal
     request.connectionName = handle.connection
     request.roundTrip.sql = handle.sql
-    request.roundTrip.rowsReturned = rows.length
-    return await sendCompressible(request, reply, chunkPayload(result as StoredResult, rows, request.query.format).body, 'application/octet-stream')
+    let rows: unknown[][]
+    try {
+      // Produced now: the upstream chunk fetched (on this replica, whichever ran it) and masked.
+      rows = await fastify.snowflake.handles.page(handle, n + 1, request.roundTrip)
+    } catch (err) {
+      // As cloud storage fails: a 5xx the drivers retry; the event keeps what went wrong.
+      const info = errorInfo(err, request.id, releaseText(request))
+      request.roundTrip.errorCode = info.catalogueCode
+      request.roundTrip.errorMessage = info.message
+      return await reply.code(503).type('application/xml').send(`<Error><Code>ServiceUnavailable</Code><Message>${xmlText(info.message)}</Message></Error>`)
+    }
+    return await sendCompressible(request, reply, chunkPayload(handle.result!.manifest, rows, request.query.format).body, 'application/octet-stream')
   }
 }
 
-function partitionRowsOf (fastify: FastifyInstance, handle: Handle): number {
-  return fastify.snowflake.connections.find((c) => c.name === handle.connection)?.partitionRows ?? 10_000
+function xmlText (text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
 }
 
 /**
@@ -256,10 +261,9 @@ export function createHousekeepingHook (fastify: FastifyInstance) {
     if (session === null || typeof sql !== 'string' || !cancelsOwnSession(sql, session.id)) return undefined
     const handles = fastify.snowflake.handles
     const key = `snowflake:${session.id}`
-    const running = handles.runningIn(session.principal, key)
-    for (const handle of running) handles.cancel(handle)
-    const handle = handles.put(session.principal, session.settings.name, sql, cancelAllResult(session.id, running.length))
-    handle.sessionKey = key
+    const running = await handles.runningIn(session.principal, key)
+    for (const handle of running) await handles.cancel(handle)
+    const handle = await handles.put(session.principal, session.settings.name, sql, cancelAllResult(session.id, running.length), { sessionKey: key })
     return await answer(request, reply, handle, session)
   }
 }

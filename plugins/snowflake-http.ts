@@ -2,7 +2,8 @@
 // encapsulated contexts so no other route is affected (gzip request bodies, which both drivers
 // and SQL API clients send, and JSON bodies that may be empty: a cancel or heartbeat POST),
 // compressed responses, and the last-resort release of upstream error text.
-import { createGunzip, gzipSync } from 'node:zlib'
+import { Readable, pipeline } from 'node:stream'
+import { createGunzip, createGzip } from 'node:zlib'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { ERR_BAD_REQUEST, isSluiceError } from '../src/errors.js'
 import type { ReleaseText } from '../src/warehouses/snowflake/wire.js'
@@ -57,12 +58,24 @@ export function catalogueErrorsAs (app: FastifyInstance, render: Render): void {
 
 const GZIP_FROM_BYTES = 16 * 1024
 
+/** A body compressed as it is sent (zlib's thread pool, not the event loop). */
+export function gzipStream (body: string | Buffer): Readable {
+  const gzip = createGzip()
+  pipeline(Readable.from([typeof body === 'string' ? Buffer.from(body, 'utf8') : body]), gzip, () => {
+    // A failure destroys the gzip stream, which ends the response; nothing more to do here.
+  })
+  return gzip
+}
+
 /** Sends a body gzip-compressed when the client accepts it and it is worth it (both drivers do). */
 export async function sendCompressible (request: FastifyRequest, reply: FastifyReply, body: string | Buffer, type = 'application/json'): Promise<FastifyReply> {
   reply.type(type)
   const accepts = /\bgzip\b/i.test(String(request.headers['accept-encoding'] ?? ''))
-  if (accepts && Buffer.byteLength(body) >= GZIP_FROM_BYTES) {
-    return await reply.header('content-encoding', 'gzip').send(gzipSync(body))
+  const bytes = Buffer.byteLength(body)
+  if (accepts && bytes >= GZIP_FROM_BYTES) {
+    // Recorded as the body it is (a stream's length is not known when the event is written).
+    if (request.roundTrip !== null && request.roundTrip !== undefined) request.roundTrip.bytesReturned ??= bytes
+    return await reply.header('content-encoding', 'gzip').send(gzipStream(body))
   }
   return await reply.send(body)
 }

@@ -4,13 +4,13 @@
 // api/v2/…` names one. Upstream it runs on pooled connector sessions of the caller's own, in the
 // chosen context: a session is never reused by another principal (pool.ts).
 import { randomUUID } from 'node:crypto'
-import { gzipSync } from 'node:zlib'
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { ERR_NOT_FOUND, ERR_SNOWFLAKE_CANCELLED, ERR_UNKNOWN_CONNECTION, isSluiceError } from '../src/errors.js'
+import { ERR_NOT_FOUND, ERR_UNKNOWN_CONNECTION, isSluiceError } from '../src/errors.js'
 import type { Principal } from '../src/identity/principal.js'
-import { prepareRequest, runPrepared, type ExecuteRequest, type PrepareInput } from '../src/warehouses/snowflake/execute.js'
-import { carryTrip, ownerKey, type Handle } from '../src/warehouses/snowflake/handles.js'
+import type { PrepareInput } from '../src/warehouses/snowflake/execute.js'
+import { ownerKey, type Handle } from '../src/warehouses/snowflake/handles.js'
+import { settle, submit as submitStatement } from '../src/warehouses/snowflake/submit.js'
 import { fingerprint } from '../src/warehouses/snowflake/idempotency.js'
 import { statementParameters } from '../src/warehouses/snowflake/parameters.js'
 import { allowedContext } from '../src/warehouses/snowflake/runtime.js'
@@ -20,7 +20,7 @@ import {
 } from '../src/warehouses/snowflake/sqlapi-wire.js'
 import { errorInfo } from '../src/warehouses/snowflake/wire.js'
 import { refuseOtherMethods } from './method-not-allowed.js'
-import { catalogueErrorsAs, lenientJsonBodies, releaseText } from './snowflake-http.js'
+import { catalogueErrorsAs, gzipStream, lenientJsonBodies, releaseText } from './snowflake-http.js'
 
 export const FRONT_END = 'snowflake-sqlapi'
 
@@ -41,10 +41,12 @@ function statusUrl (request: Req, id: string): string {
 /** Sends JSON, gzipped when the client accepts it (the spec's Accept-Encoding: gzip). */
 async function sendJson (request: FastifyRequest, reply: FastifyReply, status: number, body: unknown): Promise<FastifyReply> {
   reply.code(status).type('application/json')
+  const text = JSON.stringify(body)
   if (/\bgzip\b/i.test(String(request.headers['accept-encoding'] ?? ''))) {
-    return await reply.header('content-encoding', 'gzip').send(gzipSync(JSON.stringify(body)))
+    request.roundTrip.bytesReturned ??= Buffer.byteLength(text)
+    return await reply.header('content-encoding', 'gzip').send(gzipStream(text))
   }
-  return await reply.send(JSON.stringify(body))
+  return await reply.send(text)
 }
 
 const UNAVAILABLE_RETRY_AFTER_SECONDS = 5
@@ -107,21 +109,12 @@ export function createSubmitHandler (fastify: FastifyInstance) {
       const { count, forwarded } = statementParameters(body.parameters, 'lower')
       if (timeout > 0) forwarded.STATEMENT_TIMEOUT_IN_SECONDS = timeout
       const context = allowedContext(settings, body.context)
-      const requestId = query.requestId
-      const fp = fingerprint({ frontEnd: FRONT_END, sql: body.statement, rest: { bindings: body.bindings, parameters: forwarded, count, context } })
-      // The same requestId again: answered with the first submission's handle when it is the same
-      // request, refused when it is another (idempotency.ts); never run twice, never re-decided.
-      const earlier = requestId === undefined ? undefined : await runtime.idempotency.earlier(principal, settings.name, requestId, fp)
-      // A retry of an async submission is not held for the sync wait: 202 while it runs.
-      const retryWait = query.async ? 0 : settings.syncWaitSeconds
-      if (earlier !== undefined) return await answer(request, reply, earlier, retryWait, 0, query.nullable)
-      const upstream = runtime.upstream(settings)
       const input: PrepareInput = {
         frontEnd: FRONT_END,
         requestId: request.id,
         principal,
         settings,
-        upstream,
+        upstream: runtime.upstream(settings),
         context,
         sql: body.statement,
         parameters: forwarded,
@@ -130,86 +123,63 @@ export function createSubmitHandler (fastify: FastifyInstance) {
         refuse: sqlApiRefusal
       }
       if (body.bindings !== undefined) input.bindings = body.bindings
-      const deps = { pipeline: fastify.pipeline, handles: runtime.handles }
-      // Admitted first: a refused statement never opens (or takes) an upstream session, nor binds
-      // its requestId, so a retry of it is decided (and refused) again.
-      const prepared = await prepareRequest(deps, input, request.roundTrip)
-      const session = await upstream.lease(ownerKey(principal), context)
-      const req: ExecuteRequest = { ...input, session }
-      // An async statement's own trip is completed by the poll that serves it (carryTrip).
-      const trip = query.async ? { statementId: prepared.admission.statementId } : request.roundTrip
-      let started = false
-      const start = (id?: string): Handle => {
-        started = true
-        const handle = runtime.handles.start(principal, settings.name, req.sql, async (h) => {
-          try {
-            return await runPrepared(deps, { ...req, signal: h.abort.signal }, prepared, trip)
-          } finally {
-            upstream.release(session)
-          }
-        }, id)
-        handle.trip = trip
-        if (requestId !== undefined) handle.clientRequestId = requestId
-        if (timeout > 0) setTimeout(() => { runtime.handles.cancel(handle, 'timeout') }, timeout * 1000).unref()
-        return handle
-      }
-      let handle: Handle
-      try {
-        handle = requestId === undefined ? start() : await runtime.idempotency.bind(principal, settings.name, requestId, fp, start)
-      } finally {
-        // Another request took the key meanwhile: this one runs nothing.
-        if (!started) upstream.release(session)
-      }
-      if (!started) return await answer(request, reply, handle, retryWait, 0, query.nullable)
+      const deps = { pipeline: fastify.pipeline, statements: runtime.handles, idempotency: runtime.idempotency }
+      const { handle, submitted } = await submitStatement(deps, input, {
+        ...(query.requestId === undefined ? {} : { requestId: query.requestId }),
+        fingerprint: fingerprint({ frontEnd: FRONT_END, sql: body.statement, rest: { bindings: body.bindings, parameters: forwarded, count, context } }),
+        async: query.async,
+        timeoutSeconds: timeout,
+        // A pooled session of the caller's own, in the requested context (pool.ts).
+        session: async () => {
+          const session = await input.upstream.lease(ownerKey(principal), context)
+          return { session, release: () => { input.upstream.release(session) } }
+        }
+      }, request.roundTrip)
+      // A retry of an async submission is not held for the sync wait: 202 while it runs.
+      if (!submitted) return await answer(request, reply, handle, query.async ? 0 : settings.syncWaitSeconds, 0, query.nullable, false)
       if (query.async) {
         request.roundTrip.pending = true
         return await sendJson(request, reply, 202, queryStatus(handle, statusUrl(request, handle.id)))
       }
-      return await answer(request, reply, handle, settings.syncWaitSeconds, 0, query.nullable)
+      return await answer(request, reply, handle, settings.syncWaitSeconds, 0, query.nullable, true)
     } catch (err) {
       return await sendError(request, reply, err)
     }
   }
 }
 
-/** Waits up to `waitSeconds`; 202 while running, the spec's status for every other outcome. */
-async function answer (request: Req, reply: FastifyReply, handle: Handle, waitSeconds: number, partition: number, nullable: boolean): Promise<FastifyReply> {
+/**
+ * Waits up to `waitSeconds`; 202 while running, the spec's status for every other outcome.
+ * `submitted`: this request submitted the statement (a retryable failure is answered as such).
+ */
+async function answer (request: Req, reply: FastifyReply, found: Handle, waitSeconds: number, partition: number, nullable: boolean, submitted: boolean): Promise<FastifyReply> {
+  const statements = request.server.snowflake.handles
+  const settled = await settle(statements, found, waitSeconds, request.roundTrip, submitted)
+  const handle = settled.handle
   const url = statusUrl(request, handle.id)
-  const trip = request.roundTrip
-  trip.sql ??= handle.sql
-  let timer: NodeJS.Timeout | undefined
-  await Promise.race([handle.done, new Promise((resolve) => { timer = setTimeout(resolve, waitSeconds * 1000) })])
-  clearTimeout(timer)
-  if (handle.state === 'running') {
-    trip.pending = true
-    return await sendJson(request, reply, 202, queryStatus(handle, url))
-  }
-  if (handle.state === 'aborted') {
-    trip.errorCode = 'SLUICE_SNOWFLAKE_CANCELLED'
-    if (handle.cancelReason === 'timeout') {
+  if (settled.state === 'running') return await sendJson(request, reply, 202, queryStatus(handle, url))
+  if (settled.state === 'aborted') {
+    if (settled.reason === 'timeout') {
       return await sendJson(request, reply, 408, { code: '000630', sqlState: '57014', message: 'Statement reached its timeout and was canceled.', ...statusBase(handle, url) })
     }
-    return await sendError(request, reply, new ERR_SNOWFLAKE_CANCELLED(handle.id), handle)
+    return await sendError(request, reply, settled.error, handle)
   }
-  if (handle.state === 'failed' || handle.result === undefined) return await sendError(request, reply, handle.error, handle)
-  const result = handle.result
-  carryTrip(handle, trip)
-  const settings = request.server.snowflake.connections.find((c) => c.name === handle.connection)
-  const rowsPerPartition = settings?.partitionRows ?? 10_000
-  const partitions = partitionCount(result, rowsPerPartition)
+  if (settled.state === 'failed') return await sendError(request, reply, settled.error, handle)
+  const result = settled.result
+  const partitions = partitionCount(result)
   if (!Number.isInteger(partition) || partition < 0 || partition >= partitions) {
     return await sendJson(request, reply, 400, { code: '000400', message: `partition ${partition} does not exist; this result has ${partitions} (0 to ${partitions - 1})` })
   }
-  if (result.upstreamQueryId !== undefined) trip.upstreamId ??= result.upstreamQueryId
-  const body = resultSet(handle, result, { statusUrl: url, rowsPerPartition, nullAsText: !nullable }, partition)
-  trip.rowsReturned ??= (body.data as unknown[]).length
+  // Produced now: a slice of the stored first page, or an upstream chunk fetched and masked.
+  const rows = await statements.page(handle, partition, request.roundTrip)
+  const body = resultSet(handle, result, { statusUrl: url, nullAsText: !nullable }, partition, rows)
   reply.header('link', linkHeader(url, partitions, partition))
   return await sendJson(request, reply, 200, body)
 }
 
-function ownedHandle (request: Req): Handle {
+async function ownedHandle (request: Req): Promise<Handle> {
   const id = request.params.handle ?? ''
-  const handle = UUID.test(id) ? request.server.snowflake.handles.get(id, request.principal as Principal) : undefined
+  const handle = UUID.test(id) ? await request.server.snowflake.handles.get(id, request.principal as Principal) : undefined
   // Unknown and foreign handles answer alike: nothing confirms that a statement exists.
   if (handle === undefined) throw new ERR_NOT_FOUND(`statement ${id}`)
   return handle
@@ -219,9 +189,9 @@ export function createStatusHandler () {
   return async function status (request: Req, reply: FastifyReply) {
     try {
       const { partition, nullable } = statusQuery(request.query)
-      const handle = ownedHandle(request)
+      const handle = await ownedHandle(request)
       request.connectionName = handle.connection
-      return await answer(request, reply, handle, 0, partition, nullable)
+      return await answer(request, reply, handle, 0, partition, nullable, false)
     } catch (err) {
       return await sendError(request, reply, err)
     }
@@ -231,14 +201,15 @@ export function createStatusHandler () {
 export function createCancelHandler (fastify: FastifyInstance) {
   return async function cancel (request: Req, reply: FastifyReply) {
     try {
-      const handle = ownedHandle(request)
+      const handle = await ownedHandle(request)
       request.connectionName = handle.connection
       request.roundTrip.sql = handle.sql
       const url = statusUrl(request, handle.id)
-      if (handle.state !== 'running') {
-        return await sendJson(request, reply, 422, { message: `the statement has already finished (${handle.state})`, statementHandle: handle.id, statementStatusUrl: url })
+      // Cancelled in the store, which the replica running it (any of them) watches.
+      if (handle.state !== 'running' || !await fastify.snowflake.handles.cancel(handle)) {
+        const now = await fastify.snowflake.handles.get(handle.id, request.principal as Principal)
+        return await sendJson(request, reply, 422, { message: `the statement has already finished (${now?.state ?? handle.state})`, statementHandle: handle.id, statementStatusUrl: url })
       }
-      fastify.snowflake.handles.cancel(handle)
       return await sendJson(request, reply, 200, { code: '000604', sqlState: '57014', message: 'successfully canceled', statementHandle: handle.id, statementStatusUrl: url })
     } catch (err) {
       return await sendError(request, reply, err)

@@ -4,6 +4,7 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { StoreConnectorSessions } from '../src/state/connector-sessions.js'
 import { StoreIdempotencyKeys } from '../src/state/idempotency.js'
+import { StoreStatementHandles } from '../src/state/statement-handles.js'
 import { SnowflakeRuntime, type SnowflakeRuntimeOptions } from '../src/warehouses/snowflake/runtime.js'
 import snowflakeConnector from './snowflake-connector.js'
 import snowflakeSqlApi from './snowflake-sqlapi.js'
@@ -21,6 +22,8 @@ async function snowflakePlugin (fastify: FastifyInstance, opts: SnowflakePluginO
   const runtime = new SnowflakeRuntime(fastify.config, {
     idempotencyKeys: new StoreIdempotencyKeys(fastify.store),
     connectorSessions: new StoreConnectorSessions(fastify.store),
+    statementHandles: new StoreStatementHandles(fastify.store),
+    pipeline: fastify.pipeline,
     log: fastify.log,
     ...opts
   })

@@ -107,8 +107,7 @@ export const ERR_METHOD_NOT_ALLOWED = createError<[string, string, string]>(
 // request: reused for another statement it is refused, never answered with the first result.
 export const ERR_IDEMPOTENCY_CONFLICT = createError<[string, string, string, string]>(
   'SLUICE_IDEMPOTENCY_CONFLICT', 'requestId %s was already used on connection %s for %s (statement %s); nothing was run: a retry must resend the same request, a new statement needs a new requestId', 400, base(RequestError))
-// Until statement handles live in the store, a retry that reaches another replica (or comes
-// after the result expired) cannot be answered with the first result; it is not run twice.
+// A retry that comes after the first result expired cannot be answered with it; it is not run twice.
 export const ERR_IDEMPOTENCY_UNAVAILABLE = createError<[string, string, string]>(
   'SLUICE_IDEMPOTENCY_UNAVAILABLE', 'requestId %s already ran as statement %s, whose result cannot be served here (%s); it was not run again: send a new requestId to run it again', 400, base(RequestError))
 
@@ -158,6 +157,31 @@ export const ERR_SNOWFLAKE_PARAMETER_REFUSED = createError<[string, string]>(
 // Fail closed: a session that may still act with the upstream user's secondary roles is never used.
 export const ERR_UPSTREAM_SECONDARY_ROLES = createError<[string, string]>(
   'SLUICE_UPSTREAM_SECONDARY_ROLES', 'connection %s: USE SECONDARY ROLES NONE failed on a new upstream session, so the session was not used (%s); set secondaryRoles: keep on the connection only if the warehouse (an emulator) lacks the statement', 502, base(UpstreamError))
+// The replica running an asynchronous statement stopped heartbeating it (it was killed or lost
+// the store): the statement's outcome is unknown, so the client is told to run it again.
+export const ERR_STATEMENT_RUNNER_LOST = createError<[string]>(
+  'SLUICE_STATEMENT_RUNNER_LOST', 'the gateway replica running statement %s stopped; run it again', 422, base(SluiceError))
+
+/**
+ * A statement's failure as the store keeps it (statement-handles.ts): the catalogue code, the
+ * text exactly as it was released to the client and the Snowflake codes. Whichever replica
+ * serves a poll renders it again, so the failure is decided (and released) once.
+ */
+export class RecordedFailure extends SluiceError {
+  readonly code: string
+  readonly statusCode: number
+  readonly snowflakeCode: string | undefined
+  readonly sqlState: string | undefined
+
+  constructor (stored: { code: string, message: string, statusCode?: number, snowflakeCode?: string, sqlState?: string }) {
+    super(stored.message)
+    this.name = 'RecordedFailure'
+    this.code = stored.code
+    this.statusCode = stored.statusCode ?? 422
+    this.snowflakeCode = stored.snowflakeCode
+    this.sqlState = stored.sqlState
+  }
+}
 
 // ── bigquery front end ────────────────────────────────────────────────────────────────────
 // Rendered in Google's JSON error shape by the BigQuery front end; an upstream error keeps the

@@ -11,7 +11,7 @@ import { CaptureCollector } from './recording/capture.js'
 import type { Analysis } from './sql/types.js'
 import type { Decision } from './policy/types.js'
 import type { HoldOutcome, PipelineStages, UpstreamErrorCodes } from './pipeline/stages.js'
-import type { Admission, NeutralResult, ResultPage, Statement } from './pipeline/types.js'
+import type { Admission, NeutralResult, ResultPage, ResultSchema, Statement } from './pipeline/types.js'
 import type { AdmittedRecord } from './pipeline/admitted.js'
 
 export type * from './pipeline/types.js'
@@ -156,6 +156,17 @@ export class Pipeline {
    */
   releaseError (statement: Statement | undefined, admission: Admission | undefined, message: string, codes?: UpstreamErrorCodes): string {
     return this.#stages.mask.safeError?.(statement, admission, message, codes) ?? message
+  }
+
+  /**
+   * A page masked earlier (the inline first page kept with its statement handle) served again
+   * by a later request: recorded as released, never masked a second time.
+   */
+  served (schema: ResultSchema, rows: unknown[][], trip: RoundTrip): void {
+    const capture = new CaptureCollector(schema.columns.map((c) => ({ name: c.name, type: c.type })), this.#captureBytes)
+    capture.add(rows)
+    trip.capture = capture
+    trip.rowsReturned = rows.length
   }
 
   /** Wraps an upstream result so every page the client can see has been masked and counted. */

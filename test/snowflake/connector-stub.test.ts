@@ -92,14 +92,15 @@ describe('connector front end against the upstream stub (chunks, Arrow, 333333, 
       expect(text).not.toContain('qrmk')
       expect(text).not.toContain('x-amz-')
       const data = res.data as { queryId: string, chunks: Array<{ url: string, rowCount: number }>, chunkHeaders: Record<string, string>, rowset: unknown[] }
-      expect(data.rowset).toHaveLength(2)
-      expect(data.chunks.map((c) => c.rowCount)).toEqual([2])
+      // The upstream's own pages: its inline row, then each of its chunks, fetched when asked for.
+      expect(data.rowset).toHaveLength(1)
+      expect(data.chunks.map((c) => c.rowCount)).toEqual([2, 1])
       expect(data.chunks[0]?.url.startsWith(`${gw.url}/sluice/snowflake/chunks/${data.queryId}/`)).toBe(true)
 
       const url = data.chunks[0]?.url ?? ''
       const ok = await request(url, { headers: data.chunkHeaders })
       expect(ok.statusCode).toBe(200)
-      expect(await ok.body.text()).toBe('["3","c@example.com"],["4",null]')
+      expect(await ok.body.text()).toBe('["2","b@example.com"],["3","c@example.com"]')
       expect((await request(url)).statusCode).toBe(403)
       expect((await request(url, { headers: { 'x-sluice-chunk-token': `${Math.floor(Date.now() / 1000) - 1}.forged` } })).statusCode).toBe(403)
       // A token is bound to its query: it opens no other query's chunks.
@@ -160,10 +161,10 @@ describe('connector front end against the upstream stub (chunks, Arrow, 333333, 
       const res = await post('/queries/v1/query-request', { sqlText: 'SELECT BIG' }, pyToken)
       const data = res.data as { queryResultFormat: string, rowsetBase64: string, rowtype: RowTypeEntry[], chunks: Array<{ url: string }>, chunkHeaders: Record<string, string> }
       expect(data.queryResultFormat).toBe('arrow')
-      expect(rowsFromArrow(Buffer.from(data.rowsetBase64, 'base64'), data.rowtype)).toEqual([['1', 'a@example.com'], ['2', 'b@example.com']])
+      expect(rowsFromArrow(Buffer.from(data.rowsetBase64, 'base64'), data.rowtype)).toEqual([['1', 'a@example.com']])
       expect(data.chunks[0]?.url).toMatch(/\?format=arrow$/)
       const chunk = await request(data.chunks[0]?.url ?? '', { headers: data.chunkHeaders })
-      expect(rowsFromArrow(Buffer.from(await chunk.body.arrayBuffer()), data.rowtype)).toEqual([['3', 'c@example.com'], ['4', null]])
+      expect(rowsFromArrow(Buffer.from(await chunk.body.arrayBuffer()), data.rowtype)).toEqual([['2', 'b@example.com'], ['3', 'c@example.com']])
     })
 
     it('accepts gzip-compressed query-request bodies', async () => {

@@ -40,7 +40,7 @@ describe('idempotency keys through the Snowflake front ends (upstream stub)', ()
     stub.statements.set('SELECT SOON', { rowtype: ROWTYPE, rowset: [['8']], pollsBeforeResult: 3 })
     const connections = { stubbed: { kind: 'snowflake', url: stub.url, default: true, account: 'acme', user: 'svc', password: 'pw', syncWaitSeconds: 5 } }
     gw = await startSnowflakeGateway({ connections, stages: { decide: denyKeyword('DROP', 'no-ddl') } })
-    // A second replica on the same store: handles are in each process, keys in the store.
+    // A second replica on the same store: handles and keys are in the store.
     replica = await startSnowflakeGateway({ connections, stages: { decide: denyKeyword('DROP', 'no-ddl') }, store: gw.store, idp: gw.idp })
     alice = await gw.token('alice')
     bob = await gw.token('bob')
@@ -123,15 +123,18 @@ describe('idempotency keys through the Snowflake front ends (upstream stub)', ()
       expect(stub.queryLog.filter((q) => q.sqlText === 'SELECT SOON')).toHaveLength(1)
     })
 
-    it('sees the key on another replica: a conflict is refused, a retry is not run twice', async () => {
+    it('sees the key on another replica: a conflict is refused, a retry is answered with the first result', async () => {
       const id = randomUUID()
       expect((await submit({ statement: 'SELECT 6' }, `?requestId=${id}`)).status).toBe(200)
       const conflict = await submit({ statement: 'DROP TABLE CUSTOMERS' }, `?requestId=${id}`, alice, replica.url)
       expect(conflict.status).toBe(400)
       expect(conflict.body.message).toContain('for a different statement text')
+      const first = await submit({ statement: 'SELECT 6' }, `?requestId=${id}`)
+      // The handle is in the store: the other replica serves the first submission's result.
       const retry = await submit({ statement: 'SELECT 6' }, `?requestId=${id}`, alice, replica.url)
-      expect(retry.status).toBe(400)
-      expect(retry.body.message).toMatch(/ran on another gateway replica, which holds its result\); it was not run again/)
+      expect(retry.status).toBe(200)
+      expect(retry.body.statementHandle).toBe(first.body.statementHandle)
+      expect(retry.body.data).toEqual(first.body.data)
       expect(ran('SELECT 6')).toBe(1)
     })
 

@@ -5,7 +5,11 @@ import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ERR_UPSTREAM_FAILED, ERR_UPSTREAM_UNAVAILABLE } from '../../src/errors.js'
 import { PURGE, StoreIdempotencyKeys, type IdempotencyKey } from '../../src/state/idempotency.js'
-import { HandleStore, type StoredResult } from '../../src/warehouses/snowflake/handles.js'
+import { Pipeline } from '../../src/pipeline.js'
+import { passThroughAnalyze, passThroughDecide, passThroughMask, refuseApprovals } from '../../src/pipeline/stages.js'
+import { StoreStatementHandles } from '../../src/state/statement-handles.js'
+import { syntheticResult } from '../../src/warehouses/snowflake/manifest.js'
+import { SnowflakeStatements } from '../../src/warehouses/snowflake/statements.js'
 import { fingerprint, Idempotency } from '../../src/warehouses/snowflake/idempotency.js'
 import { alice } from '../recording/helpers.js'
 import { migrate } from '../../src/store/migrate.js'
@@ -71,27 +75,29 @@ describe.each(storeEngines())('idempotency keys on $name', slow, (engine) => {
   })
 
   it('gives the key of a statement that never left for the warehouse to its retry, and only that one', async () => {
-    const handles = new HandleStore()
+    const pipeline = new Pipeline({ analyze: passThroughAnalyze, decide: passThroughDecide, hold: refuseApprovals, mask: passThroughMask })
+    const handles = new SnowflakeStatements({ store: new StoreStatementHandles(store), pipeline, upstreamOf: () => undefined, replica: 'replica-a', ttlSeconds: 60, chunkKey: Buffer.alloc(32) })
     const idempotency = new Idempotency(keys, handles, { ttlSeconds: 60 })
     const fp = fingerprint({ frontEnd: 'snowflake-sqlapi', sql: 'SELECT 1', rest: {} })
-    const result: StoredResult = { rowtype: [], schema: { columns: [] }, rows: [], final: {}, parameters: [] }
-    const fail = (err: Error) => (id: string) => handles.start(alice, 'wh', 'SELECT 1', async () => { throw err }, id)
-    const succeed = (id: string) => handles.start(alice, 'wh', 'SELECT 1', async () => result, id)
+    const result = syntheticResult([], { columns: [] }, [])
+    const fail = (err: Error) => async (id: string) => await handles.start(alice, 'wh', 'SELECT 1', async () => { throw err }, { id })
+    const succeed = async (id: string) => await handles.start(alice, 'wh', 'SELECT 1', async () => result, { id })
+    const done = async (h: { id: string }) => { await handles.wait((await handles.get(h.id, alice))!, 10) }
 
     // Refused before it was sent (connection refused): answered as retryable, so the retry runs.
     const unsent = randomUUID()
     const first = await idempotency.bind(alice, 'wh', unsent, fp, fail(new ERR_UPSTREAM_UNAVAILABLE('wh', 'connection refused')))
-    await first.done
+    await done(first)
     expect(await idempotency.earlier(alice, 'wh', unsent, fp)).toBeUndefined()
     const retry = await idempotency.bind(alice, 'wh', unsent, fp, succeed)
     expect(retry.id).not.toBe(first.id)
-    await retry.done
+    await done(retry)
     expect((await idempotency.earlier(alice, 'wh', unsent, fp))?.id).toBe(retry.id)
 
     // Failed after it was sent: it may have run, so the key stays with it.
     const sent = randomUUID()
     const ran = await idempotency.bind(alice, 'wh', sent, fp, fail(new ERR_UPSTREAM_FAILED('wh', 'the warehouse said no')))
-    await ran.done
+    await done(ran)
     expect((await idempotency.earlier(alice, 'wh', sent, fp))?.id).toBe(ran.id)
     expect((await idempotency.bind(alice, 'wh', sent, fp, succeed)).id).toBe(ran.id)
   })

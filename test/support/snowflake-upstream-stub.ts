@@ -47,6 +47,8 @@ export interface UpstreamStub {
   queryLog: Array<{ sqlText: string, session: number, token: string, queryId: string, parameters?: Record<string, unknown> }>
   /** Answer USE SECONDARY ROLES with a syntax error (as fakesnow does). */
   refuseSecondaryRoles: boolean
+  /** Chunk downloads never answer (a stalled cloud storage), until set back. */
+  stallChunks: boolean
   /** Sessions logged out (POST /session?delete=true), by session number. */
   loggedOut: number[]
   logins: number
@@ -71,7 +73,7 @@ export async function startUpstreamStub (): Promise<UpstreamStub> {
   const lastQueryId = new Map<number, string>()
   let seq = 0
   let sessions = 0
-  const stub = { logins: 0, renewals: 0, refuseSecondaryRoles: false }
+  const stub = { logins: 0, renewals: 0, refuseSecondaryRoles: false, stallChunks: false }
 
   const server: Server = createServer((req, res) => {
     void handle(req, res).catch((err: unknown) => {
@@ -154,6 +156,7 @@ export async function startUpstreamStub (): Promise<UpstreamStub> {
         return
       }
       const c = found?.chunks?.[Number(chunk[2])]
+      if (stub.stallChunks) return
       if (c === undefined) {
         res.writeHead(404).end()
         return
@@ -255,6 +258,8 @@ export async function startUpstreamStub (): Promise<UpstreamStub> {
     loggedOut,
     get refuseSecondaryRoles () { return stub.refuseSecondaryRoles },
     set refuseSecondaryRoles (value: boolean) { stub.refuseSecondaryRoles = value },
+    get stallChunks () { return stub.stallChunks },
+    set stallChunks (value: boolean) { stub.stallChunks = value },
     get logins () { return stub.logins },
     get renewals () { return stub.renewals },
     expireSessionToken () {

@@ -27,11 +27,14 @@ export interface SnowflakeSettings {
   allowedDatabases?: string[]
   /** Other names a client may send as its account to select this connection. */
   aliases: string[]
-  /** Rows per SQL API partition and per connector result chunk served by Sluice. */
+  /**
+   * Rows per SQL API partition / connector chunk cut from the upstream's inline first page; every
+   * later page is one upstream chunk, at the upstream's own size (manifest.ts).
+   */
   partitionRows: number
   /** How long a synchronous SQL API call waits before answering 202 (the spec says 45 s). */
   syncWaitSeconds: number
-  /** How long finished results stay fetchable (async results, partitions, chunks). */
+  /** How long finished statement handles stay fetchable (async results, partitions, chunks), in the store. */
   resultTtlSeconds: number
   /** Idle upstream sessions kept per principal and context for the SQL API. */
   poolSize: number

@@ -1,18 +1,22 @@
 // The one statement path both Snowflake front ends share: refuse what Sluice never forwards
 // (PUT/GET), check the declared statement count, admit the request through the pipeline, run
-// each statement upstream, and let the pipeline release (mask, count) every page before the
-// result is kept for the client. Protocol encoding happens in the front ends.
+// each statement upstream, and let the pipeline release (mask, count) the inline first page
+// before the result's manifest is kept for the client. Protocol encoding happens in the front ends.
 import { ERR_BAD_REQUEST, ERR_ROWS_LIMIT, ERR_STATEMENT_TIMEOUT, ERR_SNOWFLAKE_FILE_TRANSFER, ERR_SNOWFLAKE_STATEMENT_COUNT, ERR_SNOWFLAKE_UNSUPPORTED } from '../../errors.js'
 import type { Principal } from '../../identity/principal.js'
 import type { Pipeline, RoundTrip } from '../../pipeline.js'
 import type { Admission, ClientInfo, Statement } from '../../pipeline/types.js'
 import { limitedNotice, rowCap } from '../../pipeline/limits.js'
 import type { SnowflakeSettings } from './config.js'
-import type { HandleStore, StoredResult } from './handles.js'
-import { neutralFromQueryData } from './result.js'
+import { admittedRecord } from '../../pipeline/admitted.js'
+import { rowsFromArrow } from './arrow.js'
+import { capApplies, pageList, syntheticResult, upstreamChunks, upstreamTotal, type ResultManifest, type StoredResult } from './manifest.js'
+import { isArrow } from './result.js'
+import { rowsFromRowset, schemaFromRowtype } from './rowset.js'
+import type { SnowflakeStatements } from './statements.js'
 import type { FormatChoices } from './result-format.js'
 import { leadingKeyword, splitStatements } from './split.js'
-import { statementFailed, type QueryRequest, type SessionContext, type SnowflakeUpstream, type StatementFailedError, type UpstreamSession } from './upstream.js'
+import { statementFailed, type QueryData, type QueryRequest, type SessionContext, type SnowflakeUpstream, type StatementFailedError, type UpstreamSession } from './upstream.js'
 
 export interface ExecuteRequest {
   frontEnd: string
@@ -42,7 +46,7 @@ export interface ExecuteRequest {
 
 export interface ExecuteDeps {
   pipeline: Pipeline
-  handles: HandleStore
+  statements: SnowflakeStatements
 }
 
 const FILE_TRANSFER = new Set(['PUT', 'GET'])
@@ -85,49 +89,54 @@ export async function prepareRequest (deps: ExecuteDeps, req: PrepareInput, trip
   return { parts, statement, admission }
 }
 
-/** Runs an admitted request upstream; every page passes through the pipeline's release. */
-export async function runPrepared (deps: ExecuteDeps, req: ExecuteRequest, prepared: Prepared, trip: RoundTrip): Promise<StoredResult> {
+/**
+ * Runs an admitted request upstream. The pipeline releases (masks, counts) the inline first
+ * page here; every later page stays upstream and is masked when a client asks for it
+ * (pages.ts). `handleId` names the handle the result is kept under, for the page cache.
+ */
+export async function runPrepared (deps: ExecuteDeps, req: ExecuteRequest, prepared: Prepared, trip: RoundTrip, handleId?: string): Promise<StoredResult> {
   const { parts, statement, admission } = prepared
-  if (parts.length === 1) return withFormats(await runOne(deps, req, statement, admission, trip), req)
+  if (parts.length === 1) {
+    const { result, data } = await runOne(deps, req, statement, admission, trip)
+    if (handleId !== undefined && data !== undefined) deps.statements.seed(handleId, data)
+    return withFormats(result, req)
+  }
 
   const children: string[] = []
   const childTypes: number[] = []
   let rows = 0
   const masked: NonNullable<RoundTrip['maskedColumns']> = []
+  const record = admittedRecord(statement, admission)
   for (const part of parts) {
     const childTrip: RoundTrip = {}
-    const result = await runOne(deps, { ...req, sql: part }, statementOf(req, part), admission, childTrip)
+    const { result, data } = await runOne(deps, { ...req, sql: part }, statementOf(req, part), admission, childTrip)
     rows += childTrip.rowsReturned ?? 0
     masked.push(...(childTrip.maskedColumns ?? []))
     // One capture per event: the first child's, which is what a client reads first.
     if (trip.capture === undefined && childTrip.capture !== undefined) trip.capture = childTrip.capture
     if (childTrip.upstreamId !== undefined) trip.upstreamId = childTrip.upstreamId
     if (childTrip.rowsLimited !== undefined) trip.rowsLimited ??= childTrip.rowsLimited
-    children.push(deps.handles.put(req.principal, req.settings.name, part, withFormats(result, req)).id)
-    childTypes.push(result.statementTypeId ?? 4096)
+    // A child's later pages are masked under the request's decision, as its first page was.
+    const child = await deps.statements.put(req.principal, req.settings.name, part, withFormats(result, req), { admitted: record, part, trip: childTrip })
+    if (data !== undefined) deps.statements.seed(child.id, data)
+    children.push(child.id)
+    childTypes.push(result.manifest.statementTypeId ?? 4096)
   }
   trip.rowsReturned = rows
   trip.maskedColumns = masked
-  return withFormats({
-    rowtype: [{ name: 'multiple statement execution', type: 'text', nullable: false, length: 16777216, byteLength: 16777216, precision: null, scale: null, database: '', schema: '', table: '' }],
-    schema: { columns: [{ name: 'multiple statement execution', type: 'TEXT' }] },
-    rows: [[MULTI_STATEMENT_TEXT]],
-    // The drivers recognise a multi-statement parent by this type id (0xA000) and its resultIds.
-    statementTypeId: MULTI_STATEMENT_TYPE,
-    final: {},
-    parameters: [],
-    children,
-    childTypes
-  }, req)
+  const rowtype = [{ name: 'multiple statement execution', type: 'text', nullable: false, length: 16777216, byteLength: 16777216, precision: null, scale: null, database: '', schema: '', table: '' }]
+  // The drivers recognise a multi-statement parent by this type id (0xA000) and its resultIds.
+  return withFormats(syntheticResult(rowtype, { columns: [{ name: 'multiple statement execution', type: 'TEXT' }] }, [[MULTI_STATEMENT_TEXT]],
+    { statementTypeId: MULTI_STATEMENT_TYPE, children, childTypes }), req)
 }
 
 /** Keeps the format the request asked for with its result, for every fetch that serves it. */
 function withFormats (result: StoredResult, req: ExecuteRequest): StoredResult {
-  if (req.formats !== undefined && Object.keys(req.formats).length > 0) result.formats = req.formats
+  if (req.formats !== undefined && Object.keys(req.formats).length > 0) result.manifest.formats = req.formats
   return result
 }
 
-async function runOne (deps: ExecuteDeps, req: ExecuteRequest, statement: Statement, admission: Admission, trip: RoundTrip): Promise<StoredResult> {
+async function runOne (deps: ExecuteDeps, req: ExecuteRequest, statement: Statement, admission: Admission, trip: RoundTrip): Promise<{ result: StoredResult, data?: QueryData }> {
   const query: QueryRequest = { sqlText: statement.sql }
   if (req.describeOnly === true) query.describeOnly = true
   if (req.bindings !== undefined && Object.keys(req.bindings).length > 0) query.bindings = req.bindings
@@ -142,34 +151,27 @@ async function runOne (deps: ExecuteDeps, req: ExecuteRequest, statement: Statem
     query.parameters = { ...query.parameters, STATEMENT_TIMEOUT_IN_SECONDS: timeout }
   }
   const cap = rowCap(admission)
-  const maxRows = cap?.rows ?? Number.POSITIVE_INFINITY
-  const rows: unknown[][] = []
-  let more = false
-  let data: Awaited<ReturnType<SnowflakeUpstream['query']>>
-  let released: ReturnType<Pipeline['release']>
+  let data: QueryData
+  let firstPage: unknown[][] = []
+  let schema: StoredResult['manifest']['schema']
+  let total: number
   // Sluice keeps the rule's timeout itself too: an upstream that stalls (or ignores the
   // parameter) is cancelled when it runs out, and the client gets Snowflake's own 000630.
   const deadline = statementDeadline(limits.statementTimeoutSeconds, req.signal)
   try {
     data = await req.upstream.query(req.session, query, deadline.signal)
-    released = deps.pipeline.release(statement, admission, neutralFromQueryData(data, req.upstream), trip)
-    for await (const page of released.pages) {
-      for (const row of page.rows) {
-        if (rows.length >= maxRows) {
-          more = true
-          break
-        }
-        rows.push(row)
-      }
-      // Stops pulling pages (and downloading chunks) once a row past the cap was seen.
-      if (more) break
-    }
-    if (more && cap?.refuse === true) {
-      // Nothing of the result reaches the client, so the trail keeps none of it either.
+    const inline = inlineRows(data)
+    total = upstreamTotal(inline.length, data)
+    // Decided from the upstream's own count, before any row is released.
+    if (capApplies(cap, total) && cap?.refuse === true) {
       trip.capture = undefined
       trip.rowsReturned = undefined
       throw new ERR_ROWS_LIMIT(cap.rows, cap.rule)
     }
+    const kept = cap !== undefined && inline.length > cap.rows ? inline.slice(0, cap.rows) : inline
+    const released = deps.pipeline.release(statement, admission, { schema: schemaFromRowtype(data.rowtype ?? []), pages: once(kept), ...(data.queryId === undefined ? {} : { upstreamId: data.queryId }) }, trip)
+    schema = released.schema
+    for await (const page of released.pages) firstPage = firstPage.concat(page.rows)
   } catch (err) {
     if (deadline.expired()) throw new ERR_STATEMENT_TIMEOUT(limits.statementTimeoutSeconds ?? 0, req.settings.name)
     // The failure is kept on the handle and read by both protocols (and monitoring): it is
@@ -178,25 +180,38 @@ async function runOne (deps: ExecuteDeps, req: ExecuteRequest, statement: Statem
   } finally {
     deadline.clear()
   }
-  const result: StoredResult = {
+  const { pages, total: released } = pageList(firstPage, upstreamChunks(data), req.settings.partitionRows, cap?.rows)
+  const manifest: ResultManifest = {
     rowtype: data.rowtype ?? [],
-    schema: released.schema,
-    rows,
+    schema,
     final: {
       database: data.finalDatabaseName,
       schema: data.finalSchemaName,
       warehouse: data.finalWarehouseName,
       role: data.finalRoleName
     },
-    parameters: data.parameters ?? []
+    parameters: data.parameters ?? [],
+    context: req.session.context,
+    upstreamArrow: isArrow(data),
+    total: released,
+    pages
   }
-  if (more && cap !== undefined) {
+  if (capApplies(cap, total) && cap !== undefined) {
     trip.rowsLimited = { rows: cap.rows, by: cap.by, rule: cap.rule }
-    result.notice = limitedNotice(cap)
+    manifest.notice = limitedNotice(cap)
   }
-  if (data.statementTypeId !== undefined) result.statementTypeId = data.statementTypeId
-  if (data.queryId !== undefined) result.upstreamQueryId = data.queryId
-  return result
+  if (data.statementTypeId !== undefined) manifest.statementTypeId = data.statementTypeId
+  if (data.queryId !== undefined) manifest.upstreamQueryId = data.queryId
+  return { result: { manifest, firstPage }, data }
+}
+
+function inlineRows (data: QueryData): unknown[][] {
+  if (isArrow(data)) return rowsFromArrow(Buffer.from(data.rowsetBase64 ?? '', 'base64'), data.rowtype ?? [])
+  return rowsFromRowset(data.rowset ?? [])
+}
+
+async function * once (rows: unknown[][]): AsyncIterable<{ rows: unknown[][] }> {
+  yield { rows }
 }
 
 /** The client's cancellation and the rule's timeout as one signal; `expired` tells them apart. */

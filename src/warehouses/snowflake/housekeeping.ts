@@ -2,7 +2,7 @@
 // of sending them upstream (where they would act on Sluice's upstream session). Only the exact
 // shape Snowpark sends on close is recognised; any other use of SYSTEM$CANCEL_ALL_QUERIES goes
 // through the pipeline, where the analyzer makes it a call (src/sql/system-functions.ts).
-import type { StoredResult } from './handles.js'
+import { syntheticResult, type StoredResult } from './manifest.js'
 
 const CANCEL_ALL = /^\s*select\s+system\$cancel_all_queries\s*\(\s*(\d{1,16})\s*\)\s*;?\s*$/i
 
@@ -15,12 +15,6 @@ export function cancelsOwnSession (sql: string, sessionId: number): boolean {
 /** Snowflake's answer: one text column named after the call, "<n> cancelled.". */
 export function cancelAllResult (sessionId: number, cancelled: number): StoredResult {
   const name = `SYSTEM$CANCEL_ALL_QUERIES(${sessionId})`
-  return {
-    rowtype: [{ name, type: 'text', nullable: true, length: 16777216, byteLength: 16777216, precision: null, scale: null, database: '', schema: '', table: '' }],
-    schema: { columns: [{ name, type: 'TEXT' }] },
-    rows: [[`${cancelled} cancelled.`]],
-    statementTypeId: 4096,
-    final: {},
-    parameters: []
-  }
+  const rowtype = [{ name, type: 'text', nullable: true, length: 16777216, byteLength: 16777216, precision: null, scale: null, database: '', schema: '', table: '' }]
+  return syntheticResult(rowtype, { columns: [{ name, type: 'TEXT' }] }, [[`${cancelled} cancelled.`]], { statementTypeId: 4096 })
 }

@@ -6,8 +6,8 @@
 // used it: its handle and digests of its statement text and of the rest of the request. A retry
 // (same digests) gets that handle; the key with another request is refused and nothing runs. The
 // policy decided the first request, so a retry cannot smuggle another statement past it under an
-// earlier "success". Handles still live in process memory (handles.ts), so a retry that reaches
-// another replica is refused rather than run twice; the conflict check works on every replica.
+// earlier "success". Handles live in the store too (statements.ts), so a retry is answered with
+// the first request's handle on whichever replica it reaches.
 // One exception to "never twice": a first request whose statement provably never left for the
 // warehouse (SLUICE_UPSTREAM_UNAVAILABLE, answered as retryable) gives its key to the retry, or
 // the retry the client was told to make would only be told the same again.
@@ -15,7 +15,8 @@ import { createHash, randomUUID } from 'node:crypto'
 import { ERR_BAD_REQUEST, ERR_IDEMPOTENCY_CONFLICT, ERR_IDEMPOTENCY_UNAVAILABLE } from '../../errors.js'
 import type { Principal } from '../../identity/principal.js'
 import type { IdempotencyBinding, IdempotencyKey, IdempotencyStore } from '../../state/idempotency.js'
-import { ownerKey, type Handle, type HandleStore } from './handles.js'
+import { ownerKey, type Handle } from './handles.js'
+import type { SnowflakeStatements } from './statements.js'
 
 /** What a request asked for, as far as a retry must repeat it. */
 export interface RequestShape {
@@ -95,9 +96,9 @@ function neverRan (handle: Handle): boolean {
 
 export class Idempotency {
   /** This gateway process, as recorded with the keys it binds. */
-  readonly replica = randomUUID()
+  readonly replica: string
   readonly #store: IdempotencyStore
-  readonly #handles: HandleStore
+  readonly #handles: SnowflakeStatements
   readonly #options: Required<Omit<IdempotencyOptions, 'log'>> & Pick<IdempotencyOptions, 'log'>
   // Same-key requests on this replica take turns between claiming a key and starting its
   // statement, so a retry never looks for a handle that is about to exist. Entries live only
@@ -105,9 +106,10 @@ export class Idempotency {
   readonly #inflight = new Map<string, Promise<void>>()
   #lastPurge = 0
 
-  constructor (store: IdempotencyStore, handles: HandleStore, options: IdempotencyOptions) {
+  constructor (store: IdempotencyStore, handles: SnowflakeStatements, options: IdempotencyOptions) {
     this.#store = store
     this.#handles = handles
+    this.replica = handles.replica
     this.#options = { purgeEverySeconds: 60, purgeBatch: 500, ...options }
   }
 
@@ -122,7 +124,7 @@ export class Idempotency {
   async earlier (principal: Principal, connection: string, requestId: string, fp: Fingerprint): Promise<Handle | undefined> {
     const binding = await this.#lookup(this.keyOf(principal, connection, requestId))
     if (binding === undefined) return undefined
-    const handle = this.#answer(principal, connection, requestId, binding, fp)
+    const handle = await this.#answer(principal, connection, requestId, binding, fp)
     // Decided and run anew; bind() takes the key over from the handle that never ran.
     return neverRan(handle) ? undefined : handle
   }
@@ -131,7 +133,7 @@ export class Idempotency {
   async bound (principal: Principal, connection: string, requestId: string): Promise<Handle | undefined> {
     const binding = await this.#lookup(this.keyOf(principal, connection, requestId))
     if (binding === undefined) return undefined
-    return this.#served(principal, requestId, binding)
+    return await this.#served(principal, requestId, binding)
   }
 
   /**
@@ -139,7 +141,7 @@ export class Idempotency {
    * won the key. A request that lost the race (another got there first, on any replica) is
    * answered as a retry of the winner or refused; its statement is not started.
    */
-  async bind (principal: Principal, connection: string, requestId: string, fp: Fingerprint, start: (handleId: string) => Handle): Promise<Handle> {
+  async bind (principal: Principal, connection: string, requestId: string, fp: Fingerprint, start: (handleId: string) => Promise<Handle>): Promise<Handle> {
     const key = this.keyOf(principal, connection, requestId)
     const name = JSON.stringify(key)
     await this.#turn(name)
@@ -149,12 +151,12 @@ export class Idempotency {
       const handleId = randomUUID()
       const fresh = { handleId, replica: this.replica, ...fp }
       let { claimed, binding } = await this.#store.claim(key, fresh, this.#options.ttlSeconds)
-      if (claimed) return start(handleId)
-      let earlier = this.#answer(principal, connection, requestId, binding, fp)
+      if (claimed) return await start(handleId)
+      let earlier = await this.#answer(principal, connection, requestId, binding, fp)
       if (neverRan(earlier)) {
         ({ claimed, binding } = await this.#store.claim(key, fresh, this.#options.ttlSeconds, earlier.id))
-        if (claimed) return start(handleId)
-        earlier = this.#answer(principal, connection, requestId, binding, fp)
+        if (claimed) return await start(handleId)
+        earlier = await this.#answer(principal, connection, requestId, binding, fp)
       }
       return earlier
     } finally {
@@ -174,20 +176,26 @@ export class Idempotency {
     for (let busy = this.#inflight.get(name); busy !== undefined; busy = this.#inflight.get(name)) await busy
   }
 
-  #answer (principal: Principal, connection: string, requestId: string, binding: IdempotencyBinding, fp: Fingerprint): Handle {
+  async #answer (principal: Principal, connection: string, requestId: string, binding: IdempotencyBinding, fp: Fingerprint): Promise<Handle> {
     const differs = binding.frontEnd !== fp.frontEnd
       ? `a request through ${binding.frontEnd}`
       : binding.statementHash !== fp.statementHash
         ? 'a different statement text'
         : binding.requestHash !== fp.requestHash ? 'the same statement text with different bindings, parameters or context' : undefined
     if (differs !== undefined) throw new ERR_IDEMPOTENCY_CONFLICT(requestId, connection, `${differs} at ${binding.createdAt}`, binding.handleId)
-    return this.#served(principal, requestId, binding)
+    return await this.#served(principal, requestId, binding)
   }
 
-  #served (principal: Principal, requestId: string, binding: IdempotencyBinding): Handle {
-    const handle = this.#handles.get(binding.handleId, principal)
+  async #served (principal: Principal, requestId: string, binding: IdempotencyBinding): Promise<Handle> {
+    let handle = await this.#handles.get(binding.handleId, principal)
+    // Bound a moment ago on another replica, which records its handle right after claiming the key.
+    for (let tries = 0; handle === undefined && tries < 10 && Date.now() - Date.parse(binding.createdAt) < 5000; tries++) {
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      handle = await this.#handles.get(binding.handleId, principal)
+    }
     if (handle !== undefined) return handle
-    const why = binding.replica === this.replica ? 'its result has expired' : 'it ran on another gateway replica, which holds its result'
+    // The key outlives its handle: a late retry is refused rather than run a second time.
+    const why = 'its result has expired'
     throw new ERR_IDEMPOTENCY_UNAVAILABLE(requestId, binding.handleId, why)
   }
 

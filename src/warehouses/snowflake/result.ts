@@ -1,7 +1,8 @@
 // Upstream query response → neutral result. Every row source the upstream can use — the inline
-// JSON rowset, the inline Arrow rowsetBase64, and result chunks in cloud storage (downloaded
-// here, by Sluice, with the upstream's SSE-C qrmk or chunk headers) — becomes pages of the one
-// neutral result, so the pipeline's release() sees and masks all of them.
+// JSON rowset, the inline Arrow rowsetBase64, and result chunks in cloud storage (downloaded by
+// Sluice with the upstream's SSE-C qrmk or chunk headers) — is read here. The front ends keep
+// only the inline page (execute.ts) and fetch each chunk when a client asks for it (pages.ts);
+// `neutralFromQueryData` reads a whole result page by page, one chunk in memory at a time.
 import type { NeutralResult, ResultPage } from '../../pipeline/types.js'
 import { rowsFromArrow } from './arrow.js'
 import { rowsFromRowset, schemaFromRowtype } from './rowset.js'

@@ -19,14 +19,33 @@ export function schemaFromRowtype (rowtype: RowTypeEntry[]): ResultSchema {
   }
 }
 
-/** Values exactly as the rowset carries them; anything that is not text or null is refused. */
+/**
+ * Values exactly as the rowset carries them (anything that is not text or null becomes its JSON
+ * text). In place: the rowset was just parsed and belongs to the caller, and a page of a large
+ * result is tens of thousands of rows that need not be copied.
+ */
 export function rowsFromRowset (rowset: unknown[][]): unknown[][] {
-  return rowset.map((row) => row.map((v) => (v === null || typeof v === 'string' ? v : JSON.stringify(v))))
+  for (const row of rowset) {
+    for (let i = 0; i < row.length; i++) {
+      const v = row[i]
+      if (v !== null && typeof v !== 'string') row[i] = JSON.stringify(v)
+    }
+  }
+  return rowset
 }
 
-/** Neutral rows back to rowset text (a mask function may have produced numbers or objects). */
+/**
+ * Neutral rows back to rowset text (a mask function may have produced numbers or objects), in
+ * place: every caller encodes rows it owns (a masked page, a first page read for this request).
+ */
 export function rowsetFromRows (rows: unknown[][]): Array<Array<string | null>> {
-  return rows.map((row) => row.map(toText))
+  for (const row of rows) {
+    for (let i = 0; i < row.length; i++) {
+      const v = row[i]
+      if (v !== null && typeof v !== 'string') row[i] = toText(v)
+    }
+  }
+  return rows as Array<Array<string | null>>
 }
 
 function toText (value: unknown): string | null {

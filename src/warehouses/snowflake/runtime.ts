@@ -6,8 +6,11 @@ import { ERR_SNOWFLAKE_CONTEXT_REFUSED, ERR_UNKNOWN_CONNECTION } from '../../err
 import { selectConnection, snowflakeConnections, type SnowflakeSettings } from './config.js'
 import type { ConnectorSessionStore } from '../../state/connector-sessions.js'
 import type { IdempotencyStore } from '../../state/idempotency.js'
+import type { StatementHandleStore } from '../../state/statement-handles.js'
+import type { Pipeline } from '../../pipeline.js'
+import { randomUUID } from 'node:crypto'
 import { createSealer } from '../../state/sealed.js'
-import { HandleStore } from './handles.js'
+import { SnowflakeStatements } from './statements.js'
 import { Idempotency } from './idempotency.js'
 import { ConnectorSessions } from './sessions.js'
 import { SnowflakeUpstream, type SessionContext, type UpstreamOptions } from './upstream.js'
@@ -21,6 +24,12 @@ export interface SnowflakeRuntimeOptions {
   idempotencyKeys?: IdempotencyStore
   /** Where connector sessions live (the store, so any replica serves a client's next request). */
   connectorSessions?: ConnectorSessionStore
+  /** Where both front ends keep their statement handles (the store, shared by every replica). */
+  statementHandles?: StatementHandleStore
+  /** Masks the later pages of a result when a client asks for them. */
+  pipeline?: Pipeline
+  /** Heartbeat interval of running statements (ms), shorter in tests. */
+  heartbeatMs?: number
   /** Where best-effort failures (an upstream session that could not be closed) are reported. */
   log?: { warn: (obj: object, msg?: string) => void }
 }
@@ -30,7 +39,7 @@ const MIN_KEY_TTL_SECONDS = 24 * 3600
 
 export class SnowflakeRuntime {
   readonly connections: SnowflakeSettings[]
-  readonly handles: HandleStore
+  readonly handles: SnowflakeStatements
   readonly sessions: ConnectorSessions
   readonly idempotency: Idempotency
   readonly #upstreams = new Map<string, SnowflakeUpstream>()
@@ -41,9 +50,24 @@ export class SnowflakeRuntime {
     const ttl = Math.max(60, ...this.connections.map((c) => c.resultTtlSeconds))
     const secrets = gatewaySecrets(config.secrets?.key)
     this.#sharedSecrets = secrets.shared
-    this.handles = new HandleStore({ ttlSeconds: ttl, chunkKey: secrets.derive('snowflake-chunk-tokens') })
-    if (options.idempotencyKeys === undefined) throw new TypeError('SnowflakeRuntime needs idempotencyKeys (the store both front ends share)')
     if (options.connectorSessions === undefined) throw new TypeError('SnowflakeRuntime needs connectorSessions (the store every replica shares)')
+    if (options.idempotencyKeys === undefined || options.statementHandles === undefined || options.pipeline === undefined) {
+      throw new TypeError('SnowflakeRuntime needs idempotencyKeys, statementHandles (the store both front ends share) and the pipeline')
+    }
+    this.handles = new SnowflakeStatements({
+      store: options.statementHandles,
+      pipeline: options.pipeline,
+      upstreamOf: (name) => {
+        const settings = this.connections.find((c) => c.name === name)
+        const upstream = settings === undefined ? undefined : this.#upstreams.get(settings.name)
+        return settings === undefined || upstream === undefined ? undefined : { settings, upstream }
+      },
+      replica: randomUUID(),
+      ttlSeconds: ttl,
+      chunkKey: secrets.derive('snowflake-chunk-tokens'),
+      ...(options.heartbeatMs === undefined ? {} : { heartbeatMs: options.heartbeatMs }),
+      ...(options.log === undefined ? {} : { log: options.log })
+    })
     this.idempotency = new Idempotency(options.idempotencyKeys, this.handles, { ttlSeconds: Math.max(MIN_KEY_TTL_SECONDS, 2 * ttl) })
     for (const c of this.connections) this.#upstreams.set(c.name, new SnowflakeUpstream(c, options.upstream))
     this.sessions = new ConnectorSessions({
@@ -79,7 +103,7 @@ export class SnowflakeRuntime {
    * sealed them under a key that dies with it: nobody can serve them again, so it ends them.
    */
   async close (): Promise<void> {
-    this.handles.clear()
+    await this.handles.close()
     await this.sessions.purging?.catch(() => undefined)
     if (this.#sharedSecrets) this.sessions.forget()
     else await this.sessions.end()

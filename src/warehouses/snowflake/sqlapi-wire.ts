@@ -1,7 +1,8 @@
 // SQL API v2 encoding (specs/snowflake-sqlapi.yaml): ResultSet with partitions, QueryStatus,
 // QueryFailureStatus, CancelStatus and the Link header. Request `parameters` are checked by
 // parameters.ts, the allow-list both front ends share.
-import type { Handle, StoredResult } from './handles.js'
+import type { Handle } from './handles.js'
+import type { StoredResult } from './manifest.js'
 import { rowsetFromRows } from './rowset.js'
 import type { SnowflakeErrorInfo } from './wire.js'
 
@@ -27,18 +28,18 @@ export function sqlApiRefusal (keyword: string, text: string): string | undefine
 
 export interface Partitioning {
   statusUrl: string
-  rowsPerPartition: number
   /** Replace nulls with the string 'null' (the `nullable=false` query parameter). */
   nullAsText: boolean
 }
 
-export function partitionCount (result: StoredResult, rowsPerPartition: number): number {
-  return Math.max(1, Math.ceil(result.rows.length / rowsPerPartition))
+/** One partition per page of the manifest: the upstream's own pages, never re-encoded to count. */
+export function partitionCount (result: StoredResult): number {
+  return Math.max(1, result.manifest.pages.length)
 }
 
-function partitionRows (result: StoredResult, p: Partitioning, partition: number): Array<Array<string | null>> {
-  const rows = rowsetFromRows(result.rows.slice(partition * p.rowsPerPartition, (partition + 1) * p.rowsPerPartition))
-  return p.nullAsText ? rows.map((r) => r.map((v) => v ?? 'null')) : rows
+function partitionRows (rows: unknown[][], p: Partitioning): Array<Array<string | null>> {
+  const text = rowsetFromRows(rows)
+  return p.nullAsText ? text.map((r) => r.map((v) => v ?? 'null')) : text
 }
 
 const DML_STATS: Record<string, string> = {
@@ -50,39 +51,36 @@ const DML_STATS: Record<string, string> = {
 
 /** DML results carry their counts as a one-row result; the SQL API reports them as `stats`. */
 function statsOf (result: StoredResult): Record<string, number> | undefined {
-  const type = result.statementTypeId ?? 0
+  const type = result.manifest.statementTypeId ?? 0
   if (type < 0x3000 || type >= 0x4000) return undefined
-  const row = result.rows[0] ?? []
+  const row = result.firstPage[0] ?? []
   const stats: Record<string, number> = {}
-  result.rowtype.forEach((column, i) => {
+  result.manifest.rowtype.forEach((column, i) => {
     const key = DML_STATS[column.name.toLowerCase()]
     if (key !== undefined) stats[key] = Number(row[i] ?? 0)
   })
   return stats
 }
 
-export function statusBase (handle: Handle, statusUrl: string): Record<string, unknown> {
+export function statusBase (handle: Pick<Handle, 'id' | 'createdOn'>, statusUrl: string): Record<string, unknown> {
   return { statementHandle: handle.id, createdOn: handle.createdOn, statementStatusUrl: statusUrl }
 }
 
-export function resultSet (handle: Handle, result: StoredResult, p: Partitioning, partition: number): Record<string, unknown> {
+/** A ResultSet for one partition whose (masked) rows are `rows`; partition 0 carries the metadata. */
+export function resultSet (handle: Handle, result: StoredResult, p: Partitioning, partition: number, rows: unknown[][]): Record<string, unknown> {
+  const m = result.manifest
   const body: Record<string, unknown> = {
     code: '090001',
     sqlState: '00000',
-    message: result.notice ?? 'Statement executed successfully.',
+    message: m.notice ?? 'Statement executed successfully.',
     ...statusBase(handle, p.statusUrl)
   }
   if (partition === 0) {
-    const partitions = partitionCount(result, p.rowsPerPartition)
-    const partitionInfo = Array.from({ length: partitions }, (_, i) => {
-      const rows = partitionRows(result, p, i)
-      return { rowCount: rows.length, uncompressedSize: Buffer.byteLength(JSON.stringify(rows)) }
-    })
     body.resultSetMetaData = {
-      numRows: result.rows.length,
+      numRows: m.total,
       format: 'jsonv2',
-      partitionInfo,
-      rowType: result.rowtype.map((r) => ({
+      partitionInfo: m.pages.map((page) => ({ rowCount: page.rows, uncompressedSize: page.bytes })),
+      rowType: m.rowtype.map((r) => ({
         name: r.name,
         database: r.database ?? '',
         schema: r.schema ?? '',
@@ -96,13 +94,13 @@ export function resultSet (handle: Handle, result: StoredResult, p: Partitioning
         collation: r.collation ?? null
       })),
       nullable: !p.nullAsText,
-      parameters: Object.fromEntries(result.parameters.map((x) => [x.name.toLowerCase(), x.value]))
+      parameters: Object.fromEntries(m.parameters.map((x) => [x.name.toLowerCase(), x.value]))
     }
     const stats = statsOf(result)
     if (stats !== undefined) body.stats = stats
-    if (result.children !== undefined) body.statementHandles = result.children
+    if (m.children !== undefined) body.statementHandles = m.children
   }
-  body.data = partitionRows(result, p, partition)
+  body.data = partitionRows(rows, p)
   return body
 }
 
@@ -116,7 +114,7 @@ export function linkHeader (statusUrl: string, partitions: number, current: numb
   return links.join(',')
 }
 
-export function queryStatus (handle: Handle, statusUrl: string): Record<string, unknown> {
+export function queryStatus (handle: Pick<Handle, 'id' | 'createdOn'>, statusUrl: string): Record<string, unknown> {
   return {
     code: '333334',
     sqlState: '01000',
@@ -125,7 +123,7 @@ export function queryStatus (handle: Handle, statusUrl: string): Record<string, 
   }
 }
 
-export function failureStatus (info: SnowflakeErrorInfo, handle: Handle | { id: string, createdOn: number }, statusUrl: string): Record<string, unknown> {
+export function failureStatus (info: SnowflakeErrorInfo, handle: { id: string, createdOn: number }, statusUrl: string): Record<string, unknown> {
   return {
     code: info.code,
     sqlState: info.sqlState,

@@ -4,7 +4,8 @@
 // session is gone), follows 333333 "still running" answers and downloads result chunks. Agents
 // never see anything this client holds.
 import { randomUUID } from 'node:crypto'
-import { gunzipSync } from 'node:zlib'
+import { gunzip } from 'node:zlib'
+import { promisify } from 'node:util'
 import { request, type Dispatcher } from 'undici'
 import { ERR_SNOWFLAKE_STATEMENT_FAILED, ERR_UPSTREAM_FAILED, ERR_UPSTREAM_SECONDARY_ROLES, ERR_UPSTREAM_UNAVAILABLE } from '../../errors.js'
 import type { SnowflakeSettings } from './config.js'
@@ -256,17 +257,18 @@ export class SnowflakeUpstream {
   }
 
   /** Downloads one result chunk with the headers the upstream issued (SSE-C qrmk or chunkHeaders). */
-  async chunk (url: string, headers: Record<string, string>): Promise<Buffer> {
+  async chunk (url: string, headers: Record<string, string>, signal?: AbortSignal): Promise<Buffer> {
     let res: Dispatcher.ResponseData
     try {
-      res = await request(url, { method: 'GET', headers, dispatcher: this.#dispatcher })
+      res = await request(url, { method: 'GET', headers, dispatcher: this.#dispatcher, signal })
     } catch (err) {
+      if (signal?.aborted === true) throw err
       // The statement already ran: a failed chunk is not a retryable "nothing was executed".
       throw new ERR_UPSTREAM_FAILED(this.name, `chunk download failed: ${transportText(err)}`)
     }
     const raw = Buffer.from(await res.body.arrayBuffer())
     if (res.statusCode !== 200) throw new ERR_UPSTREAM_FAILED(this.name, `chunk download answered HTTP ${res.statusCode}`)
-    return raw[0] === 0x1f && raw[1] === 0x8b ? gunzipSync(raw) : raw
+    return raw[0] === 0x1f && raw[1] === 0x8b ? await gunzipAsync(raw) : raw
   }
 
   // ── SQL API pool: a principal's stateless requests reuse its own sessions (pool.ts) ─────
@@ -422,7 +424,7 @@ export class SnowflakeUpstream {
       throw new ERR_UPSTREAM_FAILED(this.name, `the connection failed while the request was in flight, so it may have run: ${transportText(err)}`)
     }
     const raw = Buffer.from(await res.body.arrayBuffer())
-    const text = (raw[0] === 0x1f && raw[1] === 0x8b ? gunzipSync(raw) : raw).toString('utf8')
+    const text = (raw[0] === 0x1f && raw[1] === 0x8b ? await gunzipAsync(raw) : raw).toString('utf8')
     let parsed: Envelope | undefined
     try {
       parsed = JSON.parse(text) as Envelope
@@ -457,6 +459,9 @@ export function statementFailed (connection: string, message: string, codes: { s
   if (!released) Object.defineProperty(err, 'upstream', { value: { connection, message }, enumerable: false })
   return err
 }
+
+/** Off the event loop (zlib's thread pool): a chunk is megabytes. */
+const gunzipAsync = promisify(gunzip)
 
 /** Sleeps, waking early when the statement is cancelled. */
 async function pause (ms: number, signal: AbortSignal | undefined): Promise<void> {

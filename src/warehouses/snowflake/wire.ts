@@ -1,7 +1,8 @@
 // Encoding for the connector protocol: catalogue errors → `success:false` bodies with Snowflake
 // codes the drivers act on, and stored (masked) results → query response `data`.
 import { isSluiceError, UpstreamError } from '../../errors.js'
-import type { Handle, StoredResult } from './handles.js'
+import type { Handle } from './handles.js'
+import { sliceOf, type ResultManifest, type StoredResult } from './manifest.js'
 import { arrowFromRows } from './arrow-encode.js'
 import type { ResultFormat } from './result-format.js'
 import { rowsetFromRows } from './rowset.js'
@@ -105,7 +106,6 @@ export interface ChunkLinks {
   /** Absolute base for chunk URLs (the URL the client reached Sluice at). */
   baseUrl: string
   token: string
-  rowsPerChunk: number
   /** The format the client is served (result-format.ts), where the result allows it. */
   format: ResultFormat
 }
@@ -119,61 +119,62 @@ function isDml (statementTypeId: number | undefined): boolean {
  * Arrow for a client that reads it, as Snowflake serves it: every query result, empty ones
  * included (an empty rowsetBase64, which fetch_pandas_all reads as an empty frame where a JSON
  * answer would raise NotSupportedError). JSON for DML counts, multi-statement parents (the
- * drivers read both from the rowset) and a result a mask left unfit for its column's Arrow type.
+ * drivers read both from the rowset) and a result a mask left unfit for its column's Arrow type,
+ * as its masked first page shows (every page is masked by the same plan).
  */
 function useArrow (result: StoredResult, links: ChunkLinks): boolean {
-  if (links.format !== 'arrow' || result.children !== undefined || isDml(result.statementTypeId)) return false
-  return result.rows.length === 0 || arrowFromRows(result.rowtype, rowsetFromRows(result.rows)) !== undefined
+  const m = result.manifest
+  if (links.format !== 'arrow' || m.children !== undefined || isDml(m.statementTypeId)) return false
+  return result.firstPage.length === 0 || arrowFromRows(m.rowtype, rowsetFromRows(result.firstPage)) !== undefined
 }
 
 /** One chunk's body in the format its URL names. */
-export function chunkPayload (result: StoredResult, rows: unknown[][], format: string | undefined): { body: Buffer | string, arrow: boolean } {
+export function chunkPayload (manifest: ResultManifest, rows: unknown[][], format: string | undefined): { body: Buffer | string, arrow: boolean } {
   if (format === 'arrow') {
-    const ipc = arrowFromRows(result.rowtype, rowsetFromRows(rows))
+    const ipc = arrowFromRows(manifest.rowtype, rowsetFromRows(rows))
     if (ipc !== undefined) return { body: Buffer.from(ipc), arrow: true }
   }
   return { body: chunkBody(rows), arrow: false }
 }
 
 /**
- * The query response `data` for a finished result: the first rows inline, the rest as result
- * chunks served by Sluice itself (never cloud storage), fetched with a Sluice chunk token.
+ * The query response `data` for a finished result: the first page inline, every later page as
+ * a result chunk served by Sluice itself (never cloud storage), fetched with a Sluice chunk
+ * token and produced when the driver downloads it. Counts and sizes come from the manifest.
  */
 export function queryResponseData (handle: Handle, result: StoredResult, links: ChunkLinks, sessionParams: Array<{ name: string, value: unknown }>): Record<string, unknown> {
-  const per = links.rowsPerChunk
-  const inline = result.rows.slice(0, per)
+  const m = result.manifest
+  const first = m.pages[0]
+  const inline = first === undefined ? [] : sliceOf(result, first)
   const arrow = useArrow(result, links)
   const data: Record<string, unknown> = {
-    parameters: sessionParameters([...sessionParams, ...result.parameters]),
-    rowtype: result.rowtype,
-    total: result.rows.length,
-    returned: result.rows.length,
+    parameters: sessionParameters([...sessionParams, ...m.parameters]),
+    rowtype: m.rowtype,
+    total: m.total,
+    returned: m.total,
     queryId: handle.id,
     databaseProvider: null,
-    finalDatabaseName: result.final.database ?? null,
-    finalSchemaName: result.final.schema ?? null,
-    finalWarehouseName: result.final.warehouse ?? null,
-    finalRoleName: result.final.role ?? null,
+    finalDatabaseName: m.final.database ?? null,
+    finalSchemaName: m.final.schema ?? null,
+    finalWarehouseName: m.final.warehouse ?? null,
+    finalRoleName: m.final.role ?? null,
     numberOfBinds: 0,
     arrayBindSupported: false,
-    statementTypeId: result.statementTypeId ?? 4096,
+    statementTypeId: m.statementTypeId ?? 4096,
     version: 1,
     sendResultTime: Date.now(),
     queryResultFormat: arrow ? 'arrow' : 'json'
   }
-  if (arrow) data.rowsetBase64 = inline.length === 0 ? '' : Buffer.from(arrowFromRows(result.rowtype, rowsetFromRows(inline)) ?? []).toString('base64')
+  if (arrow) data.rowsetBase64 = inline.length === 0 ? '' : Buffer.from(arrowFromRows(m.rowtype, rowsetFromRows(inline)) ?? []).toString('base64')
   else data.rowset = rowsetFromRows(inline)
-  if (result.children !== undefined) {
-    data.resultIds = result.children.join(',')
-    data.resultTypes = (result.childTypes ?? result.children.map(() => 4096)).join(',')
+  if (m.children !== undefined) {
+    data.resultIds = m.children.join(',')
+    data.resultTypes = (m.childTypes ?? m.children.map(() => 4096)).join(',')
   }
-  const chunks: Array<Record<string, unknown>> = []
-  for (let start = per, n = 0; start < result.rows.length; start += per, n++) {
-    const rows = result.rows.slice(start, start + per)
-    const size = Buffer.byteLength(chunkPayload(result, rows, arrow ? 'arrow' : 'json').body)
+  const chunks = m.pages.slice(1).map((page, n) => {
     const url = `${links.baseUrl}/sluice/snowflake/chunks/${handle.id}/${n}${arrow ? '?format=arrow' : ''}`
-    chunks.push({ url, rowCount: rows.length, uncompressedSize: size, compressedSize: size })
-  }
+    return { url, rowCount: page.rows, uncompressedSize: page.bytes, compressedSize: page.bytes }
+  })
   if (chunks.length > 0) {
     data.chunks = chunks
     data.chunkHeaders = { 'x-sluice-chunk-token': links.token }
@@ -183,11 +184,6 @@ export function queryResponseData (handle: Handle, result: StoredResult, links: 
 
 /** A JSON result chunk as Snowflake stores it: rows joined by commas, no enclosing brackets. */
 export function chunkBody (rows: unknown[][]): string {
-  return rowsetFromRows(rows).map((r) => JSON.stringify(r)).join(',')
-}
-
-export function chunkRows (result: StoredResult, rowsPerChunk: number, n: number): unknown[][] | undefined {
-  const start = rowsPerChunk * (n + 1)
-  if (!Number.isInteger(n) || n < 0 || start >= result.rows.length) return undefined
-  return result.rows.slice(start, start + rowsPerChunk)
+  // One string for the page (its brackets sliced off), not one per row to be joined.
+  return JSON.stringify(rowsetFromRows(rows)).slice(1, -1)
 }

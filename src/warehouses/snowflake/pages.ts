@@ -1,0 +1,170 @@
+// Later pages of a finished result, produced when a client asks for one (a SQL API partition, a
+// connector chunk), on whichever replica it asks: the upstream chunk is fetched (its URL and
+// SSE-C key re-requested from the upstream by query id when this process has none), decoded,
+// masked under the statement's stored decision and handed to the front end to encode. Nothing
+// here holds more than the page being served; the two caches are bounded and only save work.
+import type { Pipeline, RoundTrip } from '../../pipeline.js'
+import type { Admission, Statement } from '../../pipeline/types.js'
+import { ERR_NOT_FOUND, ERR_STATEMENT_TIMEOUT, ERR_UPSTREAM_FAILED } from '../../errors.js'
+import { rowsFromArrow } from './arrow.js'
+import type { SnowflakeSettings } from './config.js'
+import { releaseFailure } from './execute.js'
+import { ownerKey, type Handle } from './handles.js'
+import { sliceOf, type PageRef } from './manifest.js'
+import { chunkDownloadHeaders, rowsFromJsonChunk } from './result.js'
+import type { QueryData, SnowflakeUpstream } from './upstream.js'
+
+/** Where an upstream keeps one result's chunks: short-lived URLs and their credentials. */
+interface ChunkSource {
+  urls: string[]
+  headers: Record<string, string>
+  at: number
+}
+
+export interface ResultPagesOptions {
+  pipeline: Pipeline
+  upstreamOf: (connection: string) => { upstream: SnowflakeUpstream, settings: SnowflakeSettings } | undefined
+  /** Entries kept per cache (default 256). */
+  cacheSize?: number
+  /** How long fetched chunk URLs are reused before the upstream is asked again (default 5 min). */
+  sourceSeconds?: number
+}
+
+/** A Map kept in insertion order, trimmed oldest first. */
+class Bounded<V> {
+  readonly #map = new Map<string, V>()
+  constructor (readonly size: number) {}
+  get (key: string): V | undefined {
+    const value = this.#map.get(key)
+    if (value !== undefined) {
+      this.#map.delete(key)
+      this.#map.set(key, value)
+    }
+    return value
+  }
+
+  set (key: string, value: V): void {
+    this.#map.delete(key)
+    this.#map.set(key, value)
+    while (this.#map.size > this.size) this.#map.delete(this.#map.keys().next().value as string)
+  }
+
+  delete (key: string): void { this.#map.delete(key) }
+  clear (): void { this.#map.clear() }
+}
+
+export class ResultPages {
+  readonly #pipeline: Pipeline
+  readonly #upstreamOf: ResultPagesOptions['upstreamOf']
+  readonly #admissions: Bounded<Promise<Admission>>
+  readonly #sources: Bounded<ChunkSource>
+  readonly #sourceMs: number
+
+  constructor (options: ResultPagesOptions) {
+    this.#pipeline = options.pipeline
+    this.#upstreamOf = options.upstreamOf
+    this.#admissions = new Bounded(options.cacheSize ?? 256)
+    this.#sources = new Bounded(options.cacheSize ?? 256)
+    this.#sourceMs = (options.sourceSeconds ?? 300) * 1000
+  }
+
+  /** The replica that ran the statement already holds its chunk list: no need to ask again. */
+  seed (handleId: string, data: QueryData): void {
+    if ((data.chunks ?? []).length === 0) return
+    this.#sources.set(handleId, { urls: (data.chunks ?? []).map((c) => c.url), headers: chunkDownloadHeaders(data), at: Date.now() })
+  }
+
+  /** Masked rows of client page `index` of a finished result. */
+  async rows (handle: Handle, index: number, trip: RoundTrip): Promise<unknown[][]> {
+    const result = handle.result
+    const page = result?.manifest.pages[index]
+    if (result === undefined || page === undefined) throw new ERR_NOT_FOUND(`page ${index} of statement ${handle.id}`)
+    if (page.chunk === undefined) {
+      const rows = sliceOf(result, page)
+      this.#pipeline.served(result.manifest.schema, rows, trip)
+      return rows
+    }
+    return await this.#chunkRows(handle, page, trip)
+  }
+
+  async #chunkRows (handle: Handle, page: PageRef, trip: RoundTrip): Promise<unknown[][]> {
+    const { manifest } = handle.result!
+    const admitted = handle.admitted
+    const found = this.#upstreamOf(handle.connection)
+    if (admitted === undefined || found === undefined || manifest.upstreamQueryId === undefined) {
+      throw new ERR_UPSTREAM_FAILED(handle.connection, `statement ${handle.id} has no upstream result to read its pages from`)
+    }
+    const statement: Statement = admitted.part === undefined ? admitted.record.statement : { ...admitted.record.statement, sql: admitted.part }
+    const admission = await this.#admission(handle.id, admitted.record)
+    // The rule's statement timeout bounds each page of the statement too, as it bounded the run.
+    const seconds = admission.decision.limits.statementTimeoutSeconds
+    const signal = seconds !== undefined && seconds > 0 ? AbortSignal.timeout(seconds * 1000) : undefined
+    try {
+      const body = await this.#download(handle, found.upstream, statement, page.chunk!, signal)
+      const decoded = manifest.upstreamArrow ? rowsFromArrow(body, manifest.rowtype) : rowsFromJsonChunk(body)
+      // A page cut at the row cap hands out only the rows the manifest counts.
+      const rows = decoded.length > page.rows ? decoded.slice(0, page.rows) : decoded
+      const released = this.#pipeline.release(statement, admission, { schema: manifest.schema, pages: once(rows), upstreamId: manifest.upstreamQueryId }, trip)
+      const out: unknown[][] = []
+      for await (const masked of released.pages) out.push(...masked.rows)
+      return out
+    } catch (err) {
+      if (signal?.aborted === true) throw new ERR_STATEMENT_TIMEOUT(seconds ?? 0, handle.connection)
+      throw releaseFailure(this.#pipeline, statement, admission, err)
+    }
+  }
+
+  async #admission (id: string, record: Parameters<Pipeline['resume']>[0]): Promise<Admission> {
+    let admission = this.#admissions.get(id)
+    if (admission === undefined) {
+      admission = this.#pipeline.resume(record)
+      admission.catch(() => { this.#admissions.delete(id) })
+      this.#admissions.set(id, admission)
+    }
+    return await admission
+  }
+
+  async #download (handle: Handle, upstream: SnowflakeUpstream, statement: Statement, chunk: number, signal: AbortSignal | undefined): Promise<Buffer> {
+    const cached = this.#sources.get(handle.id)
+    const fresh = cached !== undefined && Date.now() - cached.at < this.#sourceMs
+    const source = fresh ? cached : await this.#source(handle, upstream, statement)
+    const url = source.urls[chunk]
+    if (url === undefined) throw new ERR_UPSTREAM_FAILED(handle.connection, `the upstream no longer lists chunk ${chunk} of statement ${handle.id}`)
+    try {
+      return await upstream.chunk(url, source.headers, signal)
+    } catch (err) {
+      // A reused URL may have expired upstream: ask for fresh ones once.
+      if (!fresh || signal?.aborted === true) throw err
+      this.#sources.delete(handle.id)
+      const again = await this.#source(handle, upstream, statement)
+      return await upstream.chunk(again.urls[chunk] ?? url, again.headers, signal)
+    }
+  }
+
+  /**
+   * The upstream's chunk list for the statement, asked for by query id on a session of the
+   * statement's owner (any replica can): the URLs and their key stay in this process only.
+   */
+  async #source (handle: Handle, upstream: SnowflakeUpstream, statement: Statement): Promise<ChunkSource> {
+    const { manifest } = handle.result!
+    const session = await upstream.lease(ownerKey(statement.principal), manifest.context ?? {})
+    let data: QueryData
+    try {
+      data = await upstream.result(session, manifest.upstreamQueryId!)
+    } finally {
+      upstream.release(session)
+    }
+    const source = { urls: (data.chunks ?? []).map((c) => c.url), headers: chunkDownloadHeaders(data), at: Date.now() }
+    this.#sources.set(handle.id, source)
+    return source
+  }
+
+  clear (): void {
+    this.#admissions.clear()
+    this.#sources.clear()
+  }
+}
+
+async function * once (rows: unknown[][]): AsyncIterable<{ rows: unknown[][] }> {
+  yield { rows }
+}

@@ -1,0 +1,283 @@
+// The statements both Snowflake front ends serve, by handle: start one (run here, recorded in
+// the store), wait for it, read a page of its result, cancel it. The store row is the truth
+// (src/state/statement-handles.ts), so a poll, a page or a cancel can reach any replica. What
+// only the running replica can hold, its AbortController, lives here for as long as the
+// statement runs; one heartbeat query per interval keeps every such row alive and tells the
+// runner which of them were cancelled elsewhere. A replica that stops heartbeating (killed)
+// leaves rows whose next reader marks them failed with an error that says so.
+import { randomUUID } from 'node:crypto'
+import { ERR_STATEMENT_RUNNER_LOST, RecordedFailure } from '../../errors.js'
+import type { Principal } from '../../identity/principal.js'
+import type { Pipeline, RoundTrip } from '../../pipeline.js'
+import type { AdmittedRecord } from '../../pipeline/admitted.js'
+import type { CancelReason, StatementHandleRow, StatementHandleStore } from '../../state/statement-handles.js'
+import { ChunkTokens, handleOf, ownerDigest, storedError, tripSummary, type Handle } from './handles.js'
+import type { StoredResult } from './manifest.js'
+import { ResultPages, type ResultPagesOptions } from './pages.js'
+import type { QueryData } from './upstream.js'
+import { errorInfo } from './wire.js'
+
+export interface StatementsOptions {
+  store: StatementHandleStore
+  pipeline: Pipeline
+  upstreamOf: ResultPagesOptions['upstreamOf']
+  /** This gateway process, as its rows name it. */
+  replica: string
+  /** How long a finished handle stays readable. */
+  ttlSeconds: number
+  /** Signs chunk tokens; derived from secrets.key so every replica accepts them. */
+  chunkKey: Buffer
+  /** Heartbeat (and cancel watch) interval of running statements, default 2 s. */
+  heartbeatMs?: number
+  /** How often a poll on a replica that does not run the statement re-reads it, default 250 ms. */
+  pollMs?: number
+  /** Heartbeats missed before a running statement counts as lost, default 5 (a busy store or a long pause is not a death). */
+  staleBeats?: number
+  log?: { warn: (obj: object, msg?: string) => void }
+}
+
+export interface StartOptions {
+  id?: string
+  clientRequestId?: string
+  sessionKey?: string
+  /** The admitted statement its later pages are masked under. */
+  admitted?: AdmittedRecord
+  /** The SQL API's request timeout: cancelled (reason timeout) when it runs out. */
+  timeoutSeconds?: number
+  /** The round trip the run fills in; what it recorded is kept with the handle. */
+  trip?: RoundTrip
+}
+
+/** Runs the statement upstream under `signal` and hands back its manifest and masked first page. */
+export type Work = (signal: AbortSignal, id: string) => Promise<StoredResult>
+
+interface Running {
+  abort: AbortController
+  done: Promise<void>
+}
+
+/**
+ * A stored failure as a poll renders it. "Unreachable, retry later" was the answer to the
+ * request that submitted the statement; a poll answering it again would be retried for ever,
+ * so it reads as the statement's failure (its text still says nothing ran).
+ */
+export function pollFailure (handle: Handle): Error | undefined {
+  const error = handle.error
+  if (error?.code !== 'SLUICE_UPSTREAM_UNAVAILABLE') return error
+  return new RecordedFailure({ code: 'SLUICE_UPSTREAM_FAILED', message: error.message, statusCode: 422, snowflakeCode: '000603', sqlState: 'XX000' })
+}
+
+const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
+
+export class SnowflakeStatements {
+  readonly pages: ResultPages
+  readonly tokens: ChunkTokens
+  readonly replica: string
+  readonly #store: StatementHandleStore
+  readonly #pipeline: Pipeline
+  readonly #ttl: number
+  readonly #heartbeatMs: number
+  readonly #pollMs: number
+  readonly #staleMs: number
+  readonly #log: StatementsOptions['log']
+  /** Statements running in this process, only while they run. */
+  readonly #running = new Map<string, Running>()
+  #timer: NodeJS.Timeout | undefined
+  #beating = false
+  #lastPurge = 0
+
+  constructor (options: StatementsOptions) {
+    this.#store = options.store
+    this.#pipeline = options.pipeline
+    this.replica = options.replica
+    this.#ttl = options.ttlSeconds
+    this.#heartbeatMs = options.heartbeatMs ?? 2000
+    this.#pollMs = options.pollMs ?? 250
+    this.#staleMs = this.#heartbeatMs * (options.staleBeats ?? 5)
+    this.#log = options.log
+    this.tokens = new ChunkTokens(options.chunkKey)
+    this.pages = new ResultPages({ pipeline: options.pipeline, upstreamOf: options.upstreamOf })
+  }
+
+  /** Records a running statement and runs `work` for it here; the handle is usable at once. */
+  async start (principal: Principal, connection: string, sql: string, work: Work, options: StartOptions = {}): Promise<Handle> {
+    const id = options.id ?? randomUUID()
+    const owner = ownerDigest(principal)
+    await this.#store.create({ id, owner, connection, sql, replica: this.replica, ...this.#optional(options) }, this.#ttl)
+    const abort = new AbortController()
+    const running: Running = { abort, done: Promise.resolve() }
+    this.#running.set(id, running)
+    const timeout = options.timeoutSeconds !== undefined && options.timeoutSeconds > 0
+      ? setTimeout(() => { void this.cancel({ id, owner }, 'timeout') }, options.timeoutSeconds * 1000)
+      : undefined
+    timeout?.unref()
+    running.done = this.#run(id, work, abort, options.trip).finally(() => {
+      clearTimeout(timeout)
+      this.#running.delete(id)
+    })
+    this.#beat()
+    this.#purgeNowAndThen()
+    const handle = await this.#store.get(id, owner)
+    return handleOf(handle ?? { id, owner, connection, sql, state: 'running', createdAt: Date.now(), expiresAt: 0, replica: this.replica, heartbeatAt: Date.now() })
+  }
+
+  async #run (id: string, work: Work, abort: AbortController, trip: RoundTrip | undefined): Promise<void> {
+    try {
+      const result = await work(abort.signal, id)
+      await this.#store.finish(id, { state: 'succeeded', manifest: result.manifest, firstPage: result.firstPage, trip: trip === undefined ? undefined : tripSummary(trip) }, this.#ttl)
+    } catch (err) {
+      // Cancelled: the row already says so (a cancel, a timeout, or a reader that found it lost).
+      if (abort.signal.aborted) return
+      const info = errorInfo(err, id, (message, codes) => this.#pipeline.releaseError(undefined, undefined, message, codes))
+      if (info.catalogueCode === 'SLUICE_INTERNAL') this.#log?.warn({ err, statement: id }, 'snowflake statement failed')
+      const outcome = { state: 'failed' as const, error: storedError(info, (err as { statusCode?: number }).statusCode), trip: trip === undefined ? undefined : tripSummary(trip) }
+      await this.#store.finish(id, outcome, this.#ttl).catch((e: unknown) => {
+        this.#log?.warn({ err: (e as Error).message, statement: id }, 'snowflake statement: its failure could not be stored; readers will find it lost')
+      })
+    }
+  }
+
+  #optional (options: StartOptions): { clientRequestId?: string, sessionKey?: string, admitted?: unknown } {
+    const out: { clientRequestId?: string, sessionKey?: string, admitted?: unknown } = {}
+    if (options.clientRequestId !== undefined) out.clientRequestId = options.clientRequestId
+    if (options.sessionKey !== undefined) out.sessionKey = options.sessionKey
+    if (options.admitted !== undefined) out.admitted = { record: options.admitted }
+    return out
+  }
+
+  /** Stores an already finished result (multi-statement children, Snowpark's cancel-all answer). */
+  async put (principal: Principal, connection: string, sql: string, result: StoredResult, options: { sessionKey?: string, admitted?: AdmittedRecord, part?: string, trip?: RoundTrip } = {}): Promise<Handle> {
+    const id = randomUUID()
+    const owner = ownerDigest(principal)
+    const row = { id, owner, connection, sql, replica: this.replica, ...this.#optional(options) }
+    if (options.admitted !== undefined && options.part !== undefined) row.admitted = { record: options.admitted, part: options.part }
+    await this.#store.create(row, this.#ttl, { state: 'succeeded', manifest: result.manifest, firstPage: result.firstPage, trip: options.trip === undefined ? undefined : tripSummary(options.trip) })
+    const stored = await this.#store.get(id, owner)
+    if (stored === undefined) return handleOf({ ...row, state: 'succeeded', createdAt: Date.now(), expiresAt: 0, heartbeatAt: Date.now(), manifest: result.manifest, firstPage: result.firstPage })
+    return handleOf(stored)
+  }
+
+  /** The handle if `principal` owns it; undefined for unknown, foreign and expired ids alike. */
+  async get (id: string, principal: Principal): Promise<Handle | undefined> {
+    const row = await this.#store.get(id, ownerDigest(principal))
+    return row === undefined ? undefined : await this.#checked(row)
+  }
+
+  /** For chunk downloads, which carry a Sluice-signed chunk token instead of a session. */
+  async getForChunk (id: string, token: string): Promise<Handle | undefined> {
+    const row = await this.#store.getAny(id)
+    if (row === undefined || !this.tokens.verify(row, token)) return undefined
+    return handleOf(row)
+  }
+
+  /** A running row whose replica stopped heartbeating it is marked failed, once, by whoever reads it. */
+  async #checked (row: StatementHandleRow): Promise<Handle> {
+    if (row.state !== 'running' || this.#running.has(row.id) || Date.now() - row.heartbeatAt <= this.#staleMs) return handleOf(row)
+    const lost = new ERR_STATEMENT_RUNNER_LOST(row.id)
+    const error = storedError(errorInfo(lost, row.id), lost.statusCode)
+    if (await this.#store.failIfStale(row.id, this.#staleMs / 1000, error, this.#ttl)) {
+      return handleOf((await this.#store.get(row.id, row.owner)) ?? { ...row, state: 'failed', error })
+    }
+    return handleOf(row)
+  }
+
+  /** Waits up to `seconds` for a running statement: on its runner here, else by re-reading its row. */
+  async wait (handle: Handle, seconds: number): Promise<Handle> {
+    if (handle.state !== 'running' || seconds <= 0) return handle
+    const local = this.#running.get(handle.id)
+    if (local !== undefined) {
+      let timer: NodeJS.Timeout | undefined
+      await Promise.race([local.done, new Promise((resolve) => { timer = setTimeout(resolve, seconds * 1000) })])
+      clearTimeout(timer)
+      return await this.#reread(handle)
+    }
+    const until = Date.now() + seconds * 1000
+    let current = handle
+    while (current.state === 'running' && Date.now() < until) {
+      await sleep(Math.min(this.#pollMs, until - Date.now()))
+      current = await this.#reread(current)
+    }
+    return current
+  }
+
+  async #reread (handle: Handle): Promise<Handle> {
+    const row = await this.#store.get(handle.id, handle.owner)
+    return row === undefined ? handle : await this.#checked(row)
+  }
+
+  /**
+   * Cancels a running statement from any replica: the row says aborted at once, and the runner
+   * (here, or on the replica whose heartbeat reads the row next) stops it upstream.
+   */
+  async cancel (handle: Pick<Handle, 'id' | 'owner'>, reason: CancelReason = 'client'): Promise<boolean> {
+    const cancelled = await this.#store.cancel(handle.id, handle.owner, reason)
+    this.#running.get(handle.id)?.abort.abort()
+    return cancelled
+  }
+
+  /** The owner's running statement submitted with this client requestId, if any. */
+  async byClientRequest (principal: Principal, requestId: string): Promise<Handle | undefined> {
+    const [row] = await this.#store.runningByRequest(ownerDigest(principal), requestId)
+    return row === undefined ? undefined : handleOf(row)
+  }
+
+  /** The owner's statements still running in one Sluice session. */
+  async runningIn (principal: Principal, sessionKey: string): Promise<Handle[]> {
+    return (await this.#store.runningInSession(ownerDigest(principal), sessionKey)).map(handleOf)
+  }
+
+  /** Masked rows of client page `index` (a SQL API partition, a connector chunk + 1). */
+  async page (handle: Handle, index: number, trip: RoundTrip): Promise<unknown[][]> {
+    return await this.pages.rows(handle, index, trip)
+  }
+
+  /** The running replica's own chunk list of a result, so its first chunks need no re-request. */
+  seed (id: string, data: QueryData): void {
+    this.pages.seed(id, data)
+  }
+
+  /** One query for every statement running here: heartbeats them, aborts those cancelled elsewhere. */
+  #beat (): void {
+    if (this.#timer !== undefined) return
+    this.#timer = setInterval(() => {
+      if (this.#running.size === 0) {
+        clearInterval(this.#timer)
+        this.#timer = undefined
+        return
+      }
+      if (this.#beating) return
+      this.#beating = true
+      const ids = [...this.#running.keys()]
+      this.#store.heartbeat(ids, this.#ttl).then((answers) => {
+        const live = new Set(answers.filter((a) => a.state === 'running').map((a) => a.id))
+        for (const id of ids) if (!live.has(id)) this.#running.get(id)?.abort.abort()
+      }, (err: unknown) => {
+        this.#log?.warn({ err: (err as Error).message }, 'snowflake statements: heartbeat failed')
+      }).finally(() => { this.#beating = false })
+    }, this.#heartbeatMs)
+    this.#timer.unref()
+  }
+
+  /** A bounded, indexed purge of expired handles, at most once a minute, off the request's path. */
+  #purgeNowAndThen (): void {
+    const now = Date.now()
+    if (now - this.#lastPurge < 60_000) return
+    this.#lastPurge = now
+    this.#store.purgeExpired(500).catch((err: unknown) => {
+      this.#log?.warn({ err: (err as Error).message }, 'snowflake statements: purging expired handles failed; lookups ignore them anyway')
+    })
+  }
+
+  /** Stops what runs here; their rows are marked lost so other replicas answer at once. */
+  async close (): Promise<void> {
+    clearInterval(this.#timer)
+    this.#timer = undefined
+    const ids = [...this.#running.keys()]
+    for (const id of ids) this.#running.get(id)?.abort.abort()
+    await Promise.all(ids.map(async (id) => {
+      const lost = new ERR_STATEMENT_RUNNER_LOST(id)
+      await this.#store.finish(id, { state: 'failed', error: storedError(errorInfo(lost, id), lost.statusCode) }, this.#ttl).catch(() => false)
+    }))
+    this.pages.clear()
+  }
+}
