@@ -43,8 +43,8 @@ describe('migrate on PGlite in memory', slow, () => {
   it('creates the session tables and records the migration', async () => {
     const store = await openPgliteStore({ dataDir: 'memory://' })
     try {
-      expect(await migrate(store, { log })).toEqual([1, 2, 3, 4])
-      expect(await tables(store)).toEqual(['checkpoints', 'idempotency_keys', 'recording_chains', 'schema_migrations', 'session_events', 'sessions'])
+      expect(await migrate(store, { log })).toEqual([1, 2, 3, 4, 7])
+      expect(await tables(store)).toEqual(['bigquery_jobs', 'bigquery_page_cursors', 'checkpoints', 'idempotency_keys', 'recording_chains', 'schema_migrations', 'session_events', 'sessions'])
       const [row] = await store.query<{ version: number, name: string, checksum: string }>(
         'select version, name, checksum from schema_migrations order by version')
       expect(row).toMatchObject({ version: 1, name: 'sessions' })
@@ -60,10 +60,10 @@ describe.each(storeEngines())('migrate on $name', slow, (engine) => {
 
   it('applies once; a second run applies nothing', async () => {
     const store = await engine.open()
-    expect(await migrate(store)).toEqual([1, 2, 3, 4])
+    expect(await migrate(store)).toEqual([1, 2, 3, 4, 7])
     expect(await migrate(store)).toEqual([])
     const [count] = await store.query<{ n: string }>('select count(*) as n from schema_migrations')
-    expect(count?.n).toBe('4')
+    expect(count?.n).toBe('5')
     await store.close()
   })
 
@@ -87,7 +87,7 @@ describe('migrate refusals', slow, () => {
   it('refuses when an applied migration changed', async () => {
     dir = await scratchMigrations({ '0090_extra.sql': 'create table extra (id integer);\n' })
     const store = await engine.open()
-    expect(await migrate(store, { directory: dir })).toEqual([1, 2, 3, 4, 90])
+    expect(await migrate(store, { directory: dir })).toEqual([1, 2, 3, 4, 7, 90])
     await writeFile(join(dir, '0090_extra.sql'), 'create table extra (id bigint);\n')
     await expect(migrate(store, { directory: dir })).rejects.toMatchObject({
       code: 'SLUICE_MIGRATION_FAILED',
@@ -112,7 +112,7 @@ describe('migrate refusals', slow, () => {
     })
     expect(await tables(store)).not.toContain('half')
     const rows = await store.query<{ version: number }>('select version from schema_migrations order by version')
-    expect(rows.map((r) => r.version)).toEqual([1, 2, 3, 4])
+    expect(rows.map((r) => r.version)).toEqual([1, 2, 3, 4, 7])
   })
 
   it('refuses a badly named migration file', async () => {
@@ -136,9 +136,9 @@ describe('concurrent migrate', slow, () => {
     try {
       const results = await Promise.all(stores.map(async (s) => await migrate(s, { directory: dir })))
       // The lock spans the whole run, so one gateway applies everything and the other nothing.
-      expect(results.map((r) => r.join(',')).sort()).toEqual(['', '1,2,3,4,90,91'])
+      expect(results.map((r) => r.join(',')).sort()).toEqual(['', '1,2,3,4,7,90,91'])
       const rows = await stores[0]!.query<{ version: number }>('select version from schema_migrations order by 1')
-      expect(rows.map((r) => r.version)).toEqual([1, 2, 3, 4, 90, 91])
+      expect(rows.map((r) => r.version)).toEqual([1, 2, 3, 4, 7, 90, 91])
     } finally {
       await Promise.all(stores.map(async (s) => { await s.close() }))
       await db.drop()
@@ -151,7 +151,7 @@ describe('concurrent migrate', slow, () => {
     const store = await openPgliteStore({ dataDir: 'memory://' })
     try {
       const results = await Promise.all([migrate(store, { directory: dir }), migrate(store, { directory: dir })])
-      expect(results.map((r) => r.join(',')).sort()).toEqual(['', '1,2,3,4,90,91'])
+      expect(results.map((r) => r.join(',')).sort()).toEqual(['', '1,2,3,4,7,90,91'])
     } finally {
       await store.close()
       await rm(dir, { recursive: true, force: true })
