@@ -12,6 +12,7 @@ import { discoveryDocument } from '../src/warehouses/bigquery/discovery.js'
 import { googleErrorBody, renderError, rewriteSluiceBody } from '../src/warehouses/bigquery/google-errors.js'
 import { releaseThrown } from '../src/warehouses/bigquery/released-errors.js'
 import { cancelJob, getDataset, getJob, getTable, listDatasets, listJobs, listTableData, listTables } from '../src/warehouses/bigquery/reads.js'
+import { StoreBigQueryJobs } from '../src/state/bigquery-jobs.js'
 import { BigQueryService, type CallContext } from '../src/warehouses/bigquery/service.js'
 import type { BigQueryUpstream } from '../src/warehouses/bigquery/upstream.js'
 
@@ -200,7 +201,9 @@ async function bigqueryPlugin (fastify: FastifyInstance, opts: BigQueryPluginOpt
   const service = new BigQueryService({
     pipeline: fastify.pipeline,
     connections: bigqueryConnections(fastify.config),
-    upstreams: opts.upstreams
+    upstreams: opts.upstreams,
+    jobs: new StoreBigQueryJobs(fastify.store),
+    log: fastify.log
   })
   fastify.decorate('bigquery', service)
   // Public: the document describes the API, holds no data, and clients fetch it before they auth.
@@ -216,5 +219,5 @@ async function bigqueryPlugin (fastify: FastifyInstance, opts: BigQueryPluginOpt
 export default fp(bigqueryPlugin, {
   name: 'sluice-bigquery',
   fastify: '5.x',
-  dependencies: ['sluice-auth', 'sluice-recording']
+  dependencies: ['sluice-store', 'sluice-auth', 'sluice-recording']
 })

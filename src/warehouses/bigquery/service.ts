@@ -8,10 +8,11 @@ import type { Principal } from '../../identity/principal.js'
 import type { Pipeline, RoundTrip } from '../../pipeline.js'
 import type { Admission, ClientInfo, Statement } from '../../pipeline/types.js'
 import { selectConnection, type BigQuerySettings } from './connections.js'
+import type { BigQueryJobStore } from '../../state/bigquery-jobs.js'
 import { JobRegistry, ownerOf, type JobBinding } from './registry.js'
 import { checkJob, checkQueryRequest, refuse, statementParams, transferRefusal, type Transfer } from './requests.js'
 import { rowCap, rowLimit } from '../../pipeline/limits.js'
-import { announceLimited, capPage, pageStartOf, releaseRows, timestampForm } from './results.js'
+import { announceLimited, capPage, pageStartOf, releaseRows, timestampForm, type PageScope } from './results.js'
 import type { TimestampForm } from './codec.js'
 import { releaseJob, releaseQueryResults, releasing } from './released-errors.js'
 import { BigQueryUpstream } from './upstream.js'
@@ -31,7 +32,9 @@ export interface BigQueryServiceDeps {
   connections: BigQuerySettings[]
   /** Upstream clients by connection name; built from the settings when absent. */
   upstreams?: Map<string, BigQueryUpstream>
-  registry?: JobRegistry
+  /** Job bindings and page cursors (the store's, so any replica serves any request). */
+  jobs: BigQueryJobStore
+  log?: { warn: (obj: object, msg?: string) => void }
 }
 
 export class BigQueryService {
@@ -46,7 +49,7 @@ export class BigQueryService {
     this.#upstreams = deps.upstreams ?? new Map(deps.connections.map((c) => [c.name, new BigQueryUpstream(c)]))
     // One registry serves every connection: it keeps bindings as long as the longest setting.
     const ttl = deps.connections.length === 0 ? 86_400 : Math.max(...deps.connections.map((c) => c.jobTtlSeconds))
-    this.registry = deps.registry ?? new JobRegistry({ ttlSeconds: ttl })
+    this.registry = new JobRegistry(deps.jobs, deps.pipeline, { ttlSeconds: ttl, log: deps.log })
   }
 
   /** The upstream a path's `{projectId}` selects (see connections.ts for the rule). */
@@ -77,8 +80,8 @@ export class BigQueryService {
   }
 
   /** The caller's binding for a job id, or the 404 a job that does not exist would get. */
-  ownedJob (ctx: CallContext, upstream: BigQueryUpstream, projectId: string, jobId: string): JobBinding {
-    const binding = this.registry.find(upstream.settings.name, 'job', jobId, ownerOf(ctx.principal))
+  async ownedJob (ctx: CallContext, upstream: BigQueryUpstream, projectId: string, jobId: string): Promise<JobBinding> {
+    const binding = await this.registry.find(upstream.settings.name, 'job', jobId, ownerOf(ctx.principal))
     if (binding === undefined) throw new ERR_NOT_FOUND(`Job ${projectId}:${jobId}`)
     ctx.trip.sql = binding.statement.sql
     ctx.trip.decision = binding.admission.decision
@@ -110,12 +113,14 @@ export class BigQueryService {
     const jobId = result.jobReference?.jobId
     const location = result.jobReference?.location ?? request.location ?? upstream.settings.location
     const bind = { owner: ownerOf(ctx.principal), connection: upstream.settings.name, projectId: upstream.project, location, statement, admission }
-    if (jobId !== undefined) this.registry.bind({ ...bind, kind: 'job', id: jobId })
+    // The upstream chose these ids for this caller; held by another principal, they are not
+    // bound to this one (the store keeps the first owner), and its later reads answer 404.
+    if (jobId !== undefined) await this.registry.bind({ ...bind, kind: 'job', id: jobId })
     // JOB_CREATION_OPTIONAL: a query BigQuery answered without creating a job has only a queryId.
-    if (result.queryId !== undefined) this.registry.bind({ ...bind, kind: 'query', id: result.queryId })
+    if (result.queryId !== undefined) await this.registry.bind({ ...bind, kind: 'query', id: result.queryId })
     ctx.trip.upstreamId = jobId ?? result.queryId
     await this.#keepTimeout(upstream, { ...bind, id: jobId ?? '', kind: 'job', createdAt: started }, result)
-    return await this.#withRows(ctx, result, { statement, admission }, 0, timestamps, jobId ?? result.queryId)
+    return await this.#withRows(ctx, result, { statement, admission }, 0, timestamps, this.pageScope(ctx, upstream, jobId ?? result.queryId))
   }
 
   /**
@@ -156,10 +161,13 @@ export class BigQueryService {
     const admission = await this.#admit(ctx, statement, checked.transfer)
     const limits = admission.decision.limits
     const jobId = job.jobReference?.jobId ?? `sluice_${randomUUID().replace(/-/g, '')}`
-    // BigQuery refuses a reused job id with 409; not every upstream does (bqemulator reruns it),
-    // and another principal's id must never be rerun into its results.
-    if (this.registry.heldByAnother(upstream.settings.name, 'job', jobId, owner)) throw new ERR_BIGQUERY_DUPLICATE_JOB(`${projectId}:${jobId}`)
     const location = job.jobReference?.location ?? upstream.settings.location
+    const bind = { owner, connection: upstream.settings.name, projectId: upstream.project, kind: 'job' as const, statement, admission }
+    // BigQuery refuses a reused job id with 409; not every upstream does (bqemulator reruns it),
+    // and another principal's id must never be rerun into its results. The id is bound before
+    // the upstream sees it, atomically in the store, so two replicas cannot both let it run.
+    let binding = await this.registry.bind({ ...bind, id: jobId, location })
+    if (binding === undefined) throw new ERR_BIGQUERY_DUPLICATE_JOB(`${projectId}:${jobId}`)
     const configuration = { ...job.configuration, jobTimeoutMs: tighter(job.configuration?.jobTimeoutMs, secondsToMs(limits.statementTimeoutSeconds)) }
     if (checked.type === 'query') {
       const q = checked.job.configuration.query
@@ -170,18 +178,11 @@ export class BigQueryService {
     const scope = { pipeline: this.pipeline, statement, admission }
     const created = releaseJob(scope, await releasing(scope, async () => await upstream.insertJob({ ...job, jobReference: { projectId: upstream.project, jobId, location }, configuration })))
     const id = created.jobReference?.jobId ?? jobId
-    const binding = this.registry.bind({
-      owner,
-      connection: upstream.settings.name,
-      projectId: upstream.project,
-      id,
-      kind: 'job',
-      location: created.jobReference?.location ?? location,
-      statement,
-      admission
-    })
+    const createdAt = created.jobReference?.location ?? location
+    // Where BigQuery placed the job is what later calls must name; an id it chose is bound too.
+    if (id !== jobId || createdAt !== location) binding = await this.registry.bind({ ...bind, id, location: createdAt })
     const destination = created.configuration?.query?.destinationTable
-    if (destination !== undefined && binding.owner === owner) this.registry.setDestination(binding, destination)
+    if (destination !== undefined && binding !== undefined) await this.registry.setDestination(binding, destination)
     ctx.trip.upstreamId = id
     // The job's rows are released by later reads (getQueryResults, tabledata.list): they complete it.
     if (created.status?.state !== 'DONE' || created.status?.errorResult === undefined) ctx.trip.pending = true
@@ -192,7 +193,7 @@ export class BigQueryService {
    * Caps the page to the policy's row limit, then releases its rows (and any upstream error
    * text in `errors`) through the pipeline.
    */
-  async #withRows (ctx: CallContext, result: QueryResults, binding: { statement: Statement, admission: Admission }, start: number, timestamps: TimestampForm, upstreamId: string | undefined): Promise<QueryResults> {
+  async #withRows (ctx: CallContext, result: QueryResults, binding: { statement: Statement, admission: Admission }, start: number, timestamps: TimestampForm, scope: PageScope): Promise<QueryResults> {
     const { statement, admission } = binding
     // A page of the admitted statement's result completes it; "not done yet" does not.
     if (admission.statementId !== undefined) ctx.trip.statementId ??= admission.statementId
@@ -202,11 +203,11 @@ export class BigQueryService {
     const failure = (released.errors as Array<{ message?: unknown }> | undefined)?.[0]?.message
     if (typeof failure === 'string') ctx.trip.errorMessage = failure
     const cap = rowCap(admission)
-    const cut = capPage(this.registry, pageScope(ctx, upstreamId), released, start, cap)
+    const cut = await capPage(this.registry, scope, released, start, cap)
     const capped = cut.limited && cap !== undefined ? announceLimited(ctx.trip, cap, cut.page, true) : cut.page
     if (capped.rows === undefined) return capped
     const rows = await releaseRows(this.pipeline, {
-      statement, admission, trip: ctx.trip, fields: capped.schema?.fields ?? [], rows: capped.rows, upstreamId, timestamps
+      statement, admission, trip: ctx.trip, fields: capped.schema?.fields ?? [], rows: capped.rows, upstreamId: scope.resultId || undefined, timestamps
     })
     return { ...capped, rows }
   }
@@ -214,12 +215,13 @@ export class BigQueryService {
   /** jobs.getQueryResults */
   async getQueryResults (ctx: CallContext, projectId: string, jobId: string, query: Record<string, string | undefined>): Promise<QueryResults> {
     const upstream = this.upstream(projectId, ctx)
-    const binding = this.ownedJob(ctx, upstream, projectId, jobId)
-    const start = pageStartOf(this.registry, pageScope(ctx, jobId), query, rowLimit(binding.admission))
-    const scope = { pipeline: this.pipeline, statement: binding.statement, admission: binding.admission }
+    const binding = await this.ownedJob(ctx, upstream, projectId, jobId)
+    const scope = this.pageScope(ctx, upstream, jobId)
+    const start = await pageStartOf(this.registry, scope, query, rowLimit(binding.admission))
+    const errors = { pipeline: this.pipeline, statement: binding.statement, admission: binding.admission }
     const limitMs = secondsToMs(binding.admission.decision.limits.statementTimeoutSeconds)
     const left = limitMs === undefined ? undefined : Math.max(0, binding.createdAt + limitMs - Date.now())
-    const result = await releasing(scope, async () => await upstream.getQueryResults(jobId, {
+    const result = await releasing(errors, async () => await upstream.getQueryResults(jobId, {
       pageToken: query.pageToken,
       startIndex: query.startIndex,
       maxResults: query.maxResults,
@@ -230,7 +232,12 @@ export class BigQueryService {
     }))
     await this.#keepTimeout(upstream, binding, result)
     const timestamps = timestampForm(query['formatOptions.useInt64Timestamp'], query['formatOptions.timestampOutputFormat'])
-    return await this.#withRows(ctx, result, binding, start, timestamps, jobId)
+    return await this.#withRows(ctx, result, binding, start, timestamps, scope)
+  }
+
+  /** Page tokens are placed per caller and per result: a job (its result table included) or a table. */
+  pageScope (ctx: CallContext, upstream: BigQueryUpstream, resultId: string | undefined): PageScope {
+    return { owner: ownerOf(ctx.principal), connection: upstream.settings.name, resultId: resultId ?? '' }
   }
 
   /**
@@ -253,11 +260,6 @@ export class BigQueryService {
     if (jobId !== '') await upstream.cancelJob(jobId, location ?? binding.location).catch(() => undefined)
     return jobTimedOut(seconds, upstream.settings.name)
   }
-}
-
-/** Page tokens are placed per caller and per result: a job (its result table included) or a table. */
-export function pageScope (ctx: CallContext, resultId: string | undefined): string {
-  return `${ownerOf(ctx.principal)}\n${resultId ?? ''}`
 }
 
 /** The stricter of what the client asked and what policy allows (int64 strings on the wire). */
