@@ -25,8 +25,15 @@ export interface ChildServer {
   close: () => Promise<void>
 }
 
-export function spawnChildServer (name: string, command: string, args: string[], options: { stopSignal?: NodeJS.Signals } = {}): ChildServer {
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+export interface ChildServerOptions {
+  stopSignal?: NodeJS.Signals
+  /** Environment of the child (default: this process's). */
+  env?: NodeJS.ProcessEnv
+  cwd?: string
+}
+
+export function spawnChildServer (name: string, command: string, args: string[], options: ChildServerOptions = {}): ChildServer {
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? process.env, cwd: options.cwd })
   let log = ''
   const keep = (chunk: Buffer): void => { log = (log + chunk.toString()).slice(-4000) }
   child.stdout?.on('data', keep)
