@@ -44,6 +44,7 @@ let idp: TestIdp
 let dir: string
 let cluster: ReplicaCluster
 let alice: string
+let nodeOptions: string | undefined
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'sluice-bq-proxy-'))
@@ -54,7 +55,8 @@ beforeAll(async () => {
   // The replicas run with a small old-generation heap: a gateway that held a whole result (a
   // million rows as JS values are several times its 100 MB of JSON) could not serve it at all,
   // and garbage is collected before it can stand for retained memory in the RSS measured.
-  const nodeOptions = process.env.NODE_OPTIONS
+  // Kept for the whole file: a replica restarted after a kill runs with it too.
+  nodeOptions = process.env.NODE_OPTIONS
   process.env.NODE_OPTIONS = `${nodeOptions ?? ''} --max-old-space-size=${HEAP_MB}`.trim()
   cluster = await startReplicas({
     config: {
@@ -65,14 +67,13 @@ beforeAll(async () => {
       }
     },
     policiesDir: dir
-  }).finally(() => {
-    if (nodeOptions === undefined) delete process.env.NODE_OPTIONS
-    else process.env.NODE_OPTIONS = nodeOptions
   })
   alice = await idp.userToken({ subject: 'alice', groups: ['ai-agents'] })
 }, 300_000)
 
 afterAll(async () => {
+  if (nodeOptions === undefined) delete process.env.NODE_OPTIONS
+  else process.env.NODE_OPTIONS = nodeOptions
   await cluster?.close()
   await idp?.close()
   await emulator?.close()
