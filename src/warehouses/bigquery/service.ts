@@ -14,7 +14,8 @@ import { checkJob, checkQueryRequest, refuse, statementParams, transferRefusal, 
 import { rowCap, rowLimit } from '../../pipeline/limits.js'
 import { announceLimited, capPage, pageStartOf, releaseRows, timestampForm, type PageScope } from './results.js'
 import type { TimestampForm } from './codec.js'
-import { releaseJob, releaseQueryResults, releasing } from './released-errors.js'
+import { releaseJob, releaseQueryResults, releaseThrown, releasing } from './released-errors.js'
+import { renderError, type RenderedError } from './google-errors.js'
 import { BigQueryUpstream } from './upstream.js'
 import type { DatasetReference, Job, QueryResults } from './wire.js'
 
@@ -50,6 +51,22 @@ export class BigQueryService {
     // One registry serves every connection: it keeps bindings as long as the longest setting.
     const ttl = deps.connections.length === 0 ? 86_400 : Math.max(...deps.connections.map((c) => c.jobTtlSeconds))
     this.registry = new JobRegistry(deps.jobs, deps.pipeline, { ttlSeconds: ttl, log: deps.log })
+  }
+
+  /**
+   * A failed request in Google's error shape. Calls made under a statement released their
+   * upstream text already; one that failed without (catalogue reads) still gets the detectors
+   * before the client or the log sees it. The event records what the client was told, never
+   * the upstream's own text.
+   */
+  failure (thrown: unknown, requestId: string, trip: RoundTrip | null | undefined): { error: Error, rendered: RenderedError } {
+    const error = releaseThrown({ pipeline: this.pipeline }, thrown) as Error
+    const rendered = renderError(error, requestId)
+    if (trip !== null && trip !== undefined) {
+      trip.errorCode = rendered.code
+      trip.errorMessage = rendered.body.error.message
+    }
+    return { error, rendered }
   }
 
   /** The upstream a path's `{projectId}` selects (see connections.ts for the rule). */
