@@ -3,7 +3,7 @@
 // the masked, recorded result. Fastify-free: the plugin passes a CallContext and sends what
 // these methods return.
 import { randomUUID } from 'node:crypto'
-import { ERR_BIGQUERY_DUPLICATE_JOB, ERR_NOT_FOUND, ERR_STATEMENT_TIMEOUT, ERR_UNKNOWN_CONNECTION, PolicyError } from '../../errors.js'
+import { ERR_BIGQUERY_DUPLICATE_JOB, ERR_NOT_FOUND, ERR_RESULT_UNRECORDED, ERR_STATEMENT_TIMEOUT, ERR_UNKNOWN_CONNECTION, PolicyError } from '../../errors.js'
 import type { Principal } from '../../identity/principal.js'
 import type { Pipeline, RoundTrip } from '../../pipeline.js'
 import type { Admission, ClientInfo, Statement } from '../../pipeline/types.js'
@@ -132,9 +132,11 @@ export class BigQueryService {
     const bind = { owner: ownerOf(ctx.principal), connection: upstream.settings.name, projectId: upstream.project, location, statement, admission }
     // The upstream chose these ids for this caller; held by another principal, they are not
     // bound to this one (the store keeps the first owner), and its later reads answer 404.
-    if (jobId !== undefined) await this.registry.bind({ ...bind, kind: 'job', id: jobId })
-    // JOB_CREATION_OPTIONAL: a query BigQuery answered without creating a job has only a queryId.
-    if (result.queryId !== undefined) await this.registry.bind({ ...bind, kind: 'query', id: result.queryId })
+    await afterRun(ctx, async () => {
+      if (jobId !== undefined) await this.registry.bind({ ...bind, kind: 'job', id: jobId })
+      // JOB_CREATION_OPTIONAL: a query BigQuery answered without creating a job has only a queryId.
+      if (result.queryId !== undefined) await this.registry.bind({ ...bind, kind: 'query', id: result.queryId })
+    })
     ctx.trip.upstreamId = jobId ?? result.queryId
     await this.#keepTimeout(upstream, { ...bind, id: jobId ?? '', kind: 'job', createdAt: started }, result)
     return await this.#withRows(ctx, result, { statement, admission }, 0, timestamps, this.pageScope(ctx, upstream, jobId ?? result.queryId))
@@ -197,9 +199,11 @@ export class BigQueryService {
     const id = created.jobReference?.jobId ?? jobId
     const createdAt = created.jobReference?.location ?? location
     // Where BigQuery placed the job is what later calls must name; an id it chose is bound too.
-    if (id !== jobId || createdAt !== location) binding = await this.registry.bind({ ...bind, id, location: createdAt })
-    const destination = created.configuration?.query?.destinationTable
-    if (destination !== undefined && binding !== undefined) await this.registry.setDestination(binding, destination)
+    await afterRun(ctx, async () => {
+      if (id !== jobId || createdAt !== location) binding = await this.registry.bind({ ...bind, id, location: createdAt })
+      const destination = created.configuration?.query?.destinationTable
+      if (destination !== undefined && binding !== undefined) await this.registry.setDestination(binding, destination)
+    })
     ctx.trip.upstreamId = id
     // The job's rows are released by later reads (getQueryResults, tabledata.list): they complete it.
     if (created.status?.state !== 'DONE' || created.status?.errorResult === undefined) ctx.trip.pending = true
@@ -276,6 +280,23 @@ export class BigQueryService {
     if (seconds === undefined || Date.now() - binding.createdAt < seconds * 1000) return undefined
     if (jobId !== '') await upstream.cancelJob(jobId, location ?? binding.location).catch(() => undefined)
     return jobTimedOut(seconds, upstream.settings.name)
+  }
+}
+
+/**
+ * Store writes after the upstream ran the statement: a store that fails now must not answer
+ * "nothing was executed; retry" (the statement may have changed data, and a retrying client
+ * would run it twice). It is BigQuery's 400 failedPrecondition, which no client retries.
+ */
+async function afterRun (ctx: CallContext, write: () => Promise<void>): Promise<void> {
+  try {
+    await write()
+  } catch (err) {
+    if ((err as { code?: unknown }).code !== 'SLUICE_STORE_UNAVAILABLE') throw err
+    const unrecorded = new ERR_RESULT_UNRECORDED(`its job binding could not be stored, request ${ctx.requestId}: ${(err as Error).message}`) as InstanceType<typeof ERR_RESULT_UNRECORDED> & { statusCode: number, reason: string }
+    unrecorded.statusCode = 400
+    unrecorded.reason = 'failedPrecondition'
+    throw unrecorded
   }
 }
 
