@@ -18,7 +18,7 @@
 // Run: npm run bench -- gateway
 // Knobs: BENCH_ROUNDS (4), BENCH_C1_REQUESTS (25 per round), BENCH_C16_REQUESTS (96 per round),
 //   BENCH_SIZES (100,10000,100000,1000000), BENCH_LARGE_ROWS (200000; e.g. 200000,1000000),
-//   BENCH_LOG_LEVEL (info, as shipped).
+//   BENCH_LOG_LEVEL (info, as shipped), BENCH_PARTS (small,sizes,large: which parts run).
 import { mkdtemp, rm } from 'node:fs/promises'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -29,6 +29,7 @@ import { openPostgresStore } from '../../src/store/postgres.js'
 import type { Store } from '../../src/store/store.js'
 import { procCpuMs, procMemory } from '../support/proc-stats.js'
 import { LARGE_RESULT_PATHS, resetPeakRss } from './large.js'
+import { storeCpu, type StoreCpu } from './store-cpu.js'
 import { meanwhile, poolFor, quantile, runBatch, send } from './load.js'
 import { markdown, newReport, writeReport, type Report, type SizeCell } from './report.js'
 import type { BenchResult } from './result.js'
@@ -46,13 +47,14 @@ const SETTINGS = {
   sizes: list('BENCH_SIZES', '100,10000,100000,1000000'),
   largeRows: list('BENCH_LARGE_ROWS', '200000'),
   resultRows: 10,
+  parts: (process.env.BENCH_PARTS ?? 'small,sizes,large').split(','),
   logLevel: process.env.BENCH_LOG_LEVEL ?? 'info'
 }
 /** Repetitions per statement size: the large ones take seconds each. */
 const repsFor = (bytes: number): number => bytes <= 1000 ? 20 : bytes <= 10_000 ? 10 : bytes <= 100_000 ? 6 : 3
 const RAW_EMAIL = /user\d+@example\.com/
 
-interface Acc { latencies: number[], wallMs: number, requests: number, errors: number, cpuMs: number, firstError?: string }
+interface Acc { latencies: number[], wallMs: number, requests: number, errors: number, cpuMs: number, storeCpuMs: number, firstError?: string }
 
 /** Every side answers every protocol correctly (and Sluice masks) before anything is timed. */
 async function sanityCheck (s: Sides, pools: Map<SideName, Pool>): Promise<void> {
@@ -70,29 +72,39 @@ async function smallStatements (s: Sides, pools: Map<SideName, Pool>, report: Re
   const acc = new Map<string, Acc>()
   const key = (p: Protocol, c: number, side: SideName): string => `${p}|${c}|${side}`
   const order = [...s.sides]
-  for (let round = 0; round < SETTINGS.rounds; round++) {
-    for (const concurrency of SETTINGS.concurrencies) {
-      for (const protocol of PROTOCOLS) {
-        for (const side of order) {
-          const pool = pools.get(side.name)!
-          const sql = selectRows(protocol, SETTINGS.resultRows)
-          const cpu0 = procCpuMs(side.pid())
-          const batch = await runBatch(pool, () => callFor(side, protocol, sql, s.bearer), SETTINGS.requestsPerRound[concurrency]!, concurrency)
-          const cpu = procCpuMs(side.pid()) - cpu0
-          const a = acc.get(key(protocol, concurrency, side.name)) ?? { latencies: [], wallMs: 0, requests: 0, errors: 0, cpuMs: 0 }
-          a.latencies.push(...batch.latencies)
-          a.wallMs += batch.wallMs
-          a.requests += batch.latencies.length + batch.errors
-          a.errors += batch.errors
-          a.cpuMs += cpu
-          a.firstError ??= batch.firstError
-          acc.set(key(protocol, concurrency, side.name), a)
+  // The Postgres backends of each Sluice side's store database (PGlite runs inside the gateway).
+  const stores = new Map<SideName, StoreCpu>([['sluice-pg', storeCpu(s.stores.postgres)], ['sluice-pg-async', storeCpu(s.stores.postgresAsync)]])
+  try {
+    for (let round = 0; round < SETTINGS.rounds; round++) {
+      for (const concurrency of SETTINGS.concurrencies) {
+        for (const protocol of PROTOCOLS) {
+          for (const side of order) {
+            const pool = pools.get(side.name)!
+            const sql = selectRows(protocol, SETTINGS.resultRows)
+            const store = stores.get(side.name)
+            await store?.sample()
+            const cpu0 = procCpuMs(side.pid())
+            const batch = await runBatch(pool, () => callFor(side, protocol, sql, s.bearer), SETTINGS.requestsPerRound[concurrency]!, concurrency)
+            const cpu = procCpuMs(side.pid()) - cpu0
+            const storeMs = await store?.sample() ?? 0
+            const a = acc.get(key(protocol, concurrency, side.name)) ?? { latencies: [], wallMs: 0, requests: 0, errors: 0, cpuMs: 0, storeCpuMs: 0 }
+            a.latencies.push(...batch.latencies)
+            a.wallMs += batch.wallMs
+            a.requests += batch.latencies.length + batch.errors
+            a.errors += batch.errors
+            a.cpuMs += cpu
+            a.storeCpuMs += storeMs
+            a.firstError ??= batch.firstError
+            acc.set(key(protocol, concurrency, side.name), a)
+          }
         }
       }
+      await commit.round()
+      order.push(order.shift()!)
+      process.stderr.write(`gateway bench: round ${round + 1}/${SETTINGS.rounds} done\n`)
     }
-    await commit.round()
-    order.push(order.shift()!)
-    process.stderr.write(`gateway bench: round ${round + 1}/${SETTINGS.rounds} done\n`)
+  } finally {
+    for (const store of stores.values()) await store.close()
   }
   for (const concurrency of SETTINGS.concurrencies) {
     for (const protocol of PROTOCOLS) {
@@ -108,7 +120,8 @@ async function smallStatements (s: Sides, pools: Map<SideName, Pool>, report: Re
           p99Ms: quantile(a.latencies, 0.99),
           addedP50Ms: quantile(a.latencies, 0.5) - quantile(direct.latencies, 0.5),
           ofProxy: rps(a) / rps(proxy),
-          cpuMsPerRequest: a.cpuMs / a.requests
+          cpuMsPerRequest: a.cpuMs / a.requests,
+          ...(stores.has(name) ? { storeCpuMsPerRequest: a.storeCpuMs / a.requests } : {})
         })
       }
     }
@@ -173,12 +186,14 @@ async function statementSizes (s: Sides, pools: Map<SideName, Pool>, report: Rep
     const sluiceMs: number[] = []
     const statuses: Record<string, number> = {}
     const concurrent: number[] = []
+    let firstRefusal: string | undefined
     for (let rep = 0; rep < reps; rep++) {
       directMs.push((await send(pools.get('direct')!, callFor(direct, 'sqlapi', sql, s.bearer))).ms)
       const large = send(pools.get('sluice-pg')!, callFor(sluice, 'sqlapi', sql, s.bearer))
       concurrent.push(...await meanwhile(background, small, large))
       const res = await large
       statuses[res.status] = (statuses[res.status] ?? 0) + 1
+      if (res.status !== 200) firstRefusal ??= res.body.slice(0, 300)
       sluiceMs.push(res.ms)
     }
     const cell: SizeCell = {
@@ -188,6 +203,7 @@ async function statementSizes (s: Sides, pools: Map<SideName, Pool>, report: Rep
       sluiceP50Ms: quantile(sluiceMs, 0.5),
       addedP50Ms: quantile(sluiceMs, 0.5) - quantile(directMs, 0.5),
       sluiceStatuses: statuses,
+      ...(firstRefusal === undefined ? {} : { firstRefusal }),
       concurrentSmall: { count: concurrent.length, p50Ms: quantile(concurrent, 0.5), maxMs: concurrent.length === 0 ? NaN : Math.max(...concurrent) }
     }
     report.sizes.push(cell)
@@ -205,6 +221,7 @@ async function largeResults (s: Sides, pools: Map<SideName, Pool>, report: Repor
       let directSeconds = NaN
       for (const side of [s.byName('direct'), sluice] as Side[]) {
         const measured = side.sluice && resetPeakRss(side.pid())
+        const before = measured ? { rssBeforeMb: procMemory(side.pid()).rssBytes / 1e6 } : {}
         const started = performance.now()
         try {
           const got = await path.fetch(pools.get(side.name)!, side, s.bearer, rows)
@@ -214,12 +231,12 @@ async function largeResults (s: Sides, pools: Map<SideName, Pool>, report: Repor
           report.large.push({
             path: path.name, rows, side: side.name, mb: got.bytes / 1e6, seconds, mbPerSec: got.bytes / 1e6 / seconds,
             ofDirect: directSeconds / seconds, ttfbMs: got.ttfbMs, pages: got.pages, rowsReceived: got.rows, unmasked: got.unmasked,
-            ...(measured ? { peakRssMb: procMemory(side.pid()).peakRssBytes / 1e6 } : {})
+            ...before, ...(measured ? { peakRssMb: procMemory(side.pid()).peakRssBytes / 1e6 } : {})
           })
         } catch (err) {
           report.large.push({
             path: path.name, rows, side: side.name, mb: NaN, seconds: NaN, mbPerSec: NaN, ofDirect: NaN, ttfbMs: NaN, pages: 0, rowsReceived: 0, unmasked: false,
-            error: (err as Error).message, ...(measured ? { peakRssMb: procMemory(side.pid()).peakRssBytes / 1e6 } : {})
+            error: (err as Error).message, ...before, ...(measured ? { peakRssMb: procMemory(side.pid()).peakRssBytes / 1e6 } : {})
           })
         }
       }
@@ -245,10 +262,12 @@ export async function benchGateway (): Promise<BenchResult> {
         await runBatch(pools.get(side.name)!, () => callFor(side, protocol, selectRows(protocol, SETTINGS.resultRows), s.bearer), SETTINGS.warmupRequests, 4)
       }
     }
-    await smallStatements(s, pools, report, commit)
-    commit.finish(report)
-    await statementSizes(s, pools, report, background)
-    await largeResults(s, pools, report)
+    if (SETTINGS.parts.includes('small')) {
+      await smallStatements(s, pools, report, commit)
+      commit.finish(report)
+    }
+    if (SETTINGS.parts.includes('sizes')) await statementSizes(s, pools, report, background)
+    if (SETTINGS.parts.includes('large')) await largeResults(s, pools, report)
   } finally {
     await commit.close()
     for (const pool of [...pools.values(), background]) await pool.close().catch(() => {})

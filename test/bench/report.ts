@@ -24,6 +24,8 @@ export interface SmallCell {
   ofProxy: number
   /** CPU of the side's own process per request (the upstream's for direct, the proxy's for proxy). */
   cpuMsPerRequest: number
+  /** CPU of the Postgres backends serving the side's store database, per request (Postgres sides). */
+  storeCpuMsPerRequest?: number
 }
 
 export interface CommitCell { store: string, commits: number, p50Ms: number, p99Ms: number }
@@ -36,6 +38,8 @@ export interface SizeCell {
   addedP50Ms: number
   /** Statuses Sluice answered (a refusal of a too large / too complex statement shows here). */
   sluiceStatuses: Record<string, number>
+  /** The start of Sluice's first answer that was not a 200 (the refusal's code and message). */
+  firstRefusal?: string
   /** A small statement from another client while the large ones ran through Sluice. */
   concurrentSmall: { count: number, p50Ms: number, maxMs: number }
 }
@@ -50,6 +54,8 @@ export interface LargeCell {
   ofDirect: number
   ttfbMs: number
   peakRssMb?: number
+  /** The gateway's RSS just before the run (the peak's baseline). */
+  rssBeforeMb?: number
   pages: number
   rowsReceived: number
   unmasked: boolean
@@ -84,25 +90,30 @@ const ms = (n: number): string => Number.isFinite(n) ? (n < 10 ? n.toFixed(2) : 
 const signed = (n: number): string => Number.isFinite(n) ? `${n >= 0 ? '+' : ''}${ms(n)}` : '—'
 const int = (n: number): string => Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '—'
 const ratio = (n: number): string => Number.isFinite(n) ? `${n.toFixed(2)}×` : '—'
+const rss = (l: LargeCell): string => l.peakRssMb === undefined ? '' : `${l.rssBeforeMb === undefined ? '' : `${int(l.rssBeforeMb)} → `}${int(l.peakRssMb)}`
 const size = (bytes: number): string => bytes >= 1_000_000 ? `${bytes / 1_000_000} MB` : bytes >= 1000 ? `${bytes / 1000} KB` : `${bytes} B`
 
 export function markdown (r: Report): string[] {
   const lines: string[] = []
   lines.push(`Machine: ${r.machine.cores} cores (${r.machine.cpu}), ${r.machine.memoryGb} GB, Node ${r.machine.node}; load average at start ${r.machine.loadavgStart.join(' / ')}${r.machine.loadavgEnd === undefined ? '' : `, at end ${r.machine.loadavgEnd.join(' / ')}`}. Date: ${r.date}.`)
   lines.push('')
-  lines.push('Small statements (10-row result), closed-loop clients, alternating rounds:')
-  lines.push('')
-  lines.push('| protocol | c | side | req/s | p50 ms | p99 ms | added p50 | × proxy | CPU ms/req | errors |')
-  lines.push('|---|---|---|---|---|---|---|---|---|---|')
-  for (const c of r.small) {
-    lines.push(`| ${c.protocol} | ${c.concurrency} | ${c.side} | ${int(c.reqPerSec)} | ${ms(c.p50Ms)} | ${ms(c.p99Ms)} | ${c.side === 'direct' ? '' : signed(c.addedP50Ms)} | ${ratio(c.ofProxy)} | ${ms(c.cpuMsPerRequest)} | ${c.errors} |`)
+  if (r.small.length > 0) {
+    lines.push('Small statements (10-row result), closed-loop clients, alternating rounds:')
+    lines.push('')
+    lines.push('| protocol | c | side | req/s | p50 ms | p99 ms | added p50 | × proxy | CPU ms/req | store CPU ms/req | errors |')
+    lines.push('|---|---|---|---|---|---|---|---|---|---|---|')
+    for (const c of r.small) {
+      lines.push(`| ${c.protocol} | ${c.concurrency} | ${c.side} | ${int(c.reqPerSec)} | ${ms(c.p50Ms)} | ${ms(c.p99Ms)} | ${c.side === 'direct' ? '' : signed(c.addedP50Ms)} | ${ratio(c.ofProxy)} | ${ms(c.cpuMsPerRequest)} | ${c.storeCpuMsPerRequest === undefined ? '' : ms(c.storeCpuMsPerRequest)} | ${c.errors} |`)
+    }
   }
-  lines.push('')
-  lines.push('Store: one single-row INSERT committed (autocommit), one client:')
-  lines.push('')
-  lines.push('| store | commits | p50 ms | p99 ms |')
-  lines.push('|---|---|---|---|')
-  for (const c of r.commit) lines.push(`| ${c.store} | ${c.commits} | ${ms(c.p50Ms)} | ${ms(c.p99Ms)} |`)
+  if (r.commit.length > 0) {
+    lines.push('')
+    lines.push('Store: one single-row INSERT committed (autocommit), one client:')
+    lines.push('')
+    lines.push('| store | commits | p50 ms | p99 ms |')
+    lines.push('|---|---|---|---|')
+    for (const c of r.commit) lines.push(`| ${c.store} | ${c.commits} | ${ms(c.p50Ms)} | ${ms(c.p99Ms)} |`)
+  }
   if (r.sizes.length > 0) {
     lines.push('')
     lines.push('Statement size (SQL API, an IN list; sluice-pg), and another client\'s small statement meanwhile:')
@@ -113,20 +124,23 @@ export function markdown (r: Report): string[] {
       const statuses = Object.entries(s.sluiceStatuses).map(([k, v]) => `${k}×${v}`).join(' ')
       lines.push(`| ${size(s.bytes)} | ${s.reps} | ${ms(s.directP50Ms)} | ${ms(s.sluiceP50Ms)} | ${signed(s.addedP50Ms)} | ${statuses} | ${s.concurrentSmall.count} / ${ms(s.concurrentSmall.p50Ms)} / ${ms(s.concurrentSmall.maxMs)} |`)
     }
+    for (const s of r.sizes) {
+      if (s.firstRefusal !== undefined) lines.push('', `${size(s.bytes)}: Sluice answered ${s.firstRefusal.replace(/\s+/g, ' ')}`)
+    }
   }
   if (r.large.length > 0) {
     lines.push('')
     lines.push('Large results (emails masked by a rule; the value detectors on), fetched whole, pages in order:')
     lines.push('')
-    lines.push('| path | rows | side | MB | MB/s | × direct | first byte ms | gateway peak RSS MB | masked |')
+    lines.push('| path | rows | side | MB | MB/s | × direct | first byte ms | gateway RSS before → peak MB | masked |')
     lines.push('|---|---|---|---|---|---|---|---|---|')
     for (const l of r.large) {
       if (l.error !== undefined) {
-        lines.push(`| ${l.path} | ${int(l.rows)} | ${l.side} | — | — | — | — | ${l.peakRssMb === undefined ? '' : int(l.peakRssMb)} | failed: ${l.error.slice(0, 120)} |`)
+        lines.push(`| ${l.path} | ${int(l.rows)} | ${l.side} | — | — | — | — | ${rss(l)} | failed: ${l.error.slice(0, 120)} |`)
         continue
       }
       const masked = l.side === 'direct' ? '' : (l.unmasked ? 'NO' : 'yes')
-      lines.push(`| ${l.path} | ${int(l.rows)} | ${l.side} | ${l.mb.toFixed(1)} | ${l.mbPerSec.toFixed(1)} | ${l.side === 'direct' ? '' : ratio(l.ofDirect)} | ${ms(l.ttfbMs)} | ${l.peakRssMb === undefined ? '' : int(l.peakRssMb)} | ${masked} |`)
+      lines.push(`| ${l.path} | ${int(l.rows)} | ${l.side} | ${l.mb.toFixed(1)} | ${l.mbPerSec.toFixed(1)} | ${l.side === 'direct' ? '' : ratio(l.ofDirect)} | ${ms(l.ttfbMs)} | ${rss(l)} | ${masked} |`)
     }
   }
   return lines
