@@ -197,10 +197,10 @@ export class BigQueryService {
     const scope = { pipeline: this.pipeline, statement, admission }
     const created = releaseJob(scope, await releasing(scope, async () => await upstream.insertJob({ ...job, jobReference: { projectId: upstream.project, jobId, location }, configuration })))
     const id = created.jobReference?.jobId ?? jobId
-    const createdAt = created.jobReference?.location ?? location
+    const placed = created.jobReference?.location ?? location
     // Where BigQuery placed the job is what later calls must name; an id it chose is bound too.
     await afterRun(ctx, async () => {
-      if (id !== jobId || createdAt !== location) binding = await this.registry.bind({ ...bind, id, location: createdAt })
+      if (id !== jobId || placed !== location) binding = await this.registry.bind({ ...bind, id, location: placed })
       const destination = created.configuration?.query?.destinationTable
       if (destination !== undefined && binding !== undefined) await this.registry.setDestination(binding, destination)
     })
