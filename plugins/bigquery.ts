@@ -9,9 +9,9 @@ import { ERR_AUTH_MISSING, ERR_BIGQUERY_REFUSED, ERR_BIGQUERY_UNSUPPORTED } from
 import { LOAD_INSTEAD } from '../src/warehouses/bigquery/requests.js'
 import { bigqueryConnections } from '../src/warehouses/bigquery/connections.js'
 import { discoveryDocument } from '../src/warehouses/bigquery/discovery.js'
-import { googleErrorBody, renderError, rewriteSluiceBody } from '../src/warehouses/bigquery/google-errors.js'
-import { releaseThrown } from '../src/warehouses/bigquery/released-errors.js'
+import { googleErrorBody, rewriteSluiceBody } from '../src/warehouses/bigquery/google-errors.js'
 import { cancelJob, getDataset, getJob, getTable, listDatasets, listJobs, listTableData, listTables } from '../src/warehouses/bigquery/reads.js'
+import { StoreBigQueryJobs } from '../src/state/bigquery-jobs.js'
 import { BigQueryService, type CallContext } from '../src/warehouses/bigquery/service.js'
 import type { BigQueryUpstream } from '../src/warehouses/bigquery/upstream.js'
 
@@ -137,17 +137,9 @@ function describeUpload (body: unknown): string {
   return 'no job configuration found'
 }
 
-function createErrorHandler () {
+function createErrorHandler (svc: BigQueryService) {
   return function bigqueryError (thrown: Error, request: FastifyRequest, reply: FastifyReply) {
-    // Calls made under a statement released their upstream text already; one that failed
-    // without (catalogue reads) still gets the detectors before the client or the log sees it.
-    const error = releaseThrown({ pipeline: request.server.pipeline }, thrown) as Error
-    const rendered = renderError(error, request.id)
-    if (request.roundTrip !== null && request.roundTrip !== undefined) {
-      request.roundTrip.errorCode = rendered.code
-      // The event records what the client was told, never the upstream's own text.
-      request.roundTrip.errorMessage = rendered.body.error.message
-    }
+    const { error, rendered } = svc.failure(thrown, request.id, request.roundTrip)
     if (rendered.statusCode >= 500) request.log.error({ err: error }, 'bigquery request failed')
     return reply.code(rendered.statusCode).send(rendered.body)
   }
@@ -160,7 +152,7 @@ async function rewriteErrorBody (_request: FastifyRequest, reply: FastifyReply, 
 function restRoutes (svc: BigQueryService) {
   const h = createHandlers(svc)
   return async function bigqueryRestRoutes (app: FastifyInstance): Promise<void> {
-    app.setErrorHandler(createErrorHandler())
+    app.setErrorHandler(createErrorHandler(svc))
     app.addHook('onSend', rewriteErrorBody)
     const p = '/projects/:projectId'
     app.post(`${p}/queries`, ROUTE, h.query)
@@ -180,9 +172,9 @@ function restRoutes (svc: BigQueryService) {
 }
 
 /** Media uploads (load jobs) and batch requests: read as bytes, then refused. */
-function refusedRoutes (handler: (request: FastifyRequest) => Promise<never>) {
+function refusedRoutes (svc: BigQueryService, handler: (request: FastifyRequest) => Promise<never>) {
   return async function bigqueryRefusedRoutes (app: FastifyInstance): Promise<void> {
-    app.setErrorHandler(createErrorHandler())
+    app.setErrorHandler(createErrorHandler(svc))
     app.addHook('onSend', rewriteErrorBody)
     // multipart/related and multipart/mixed bodies are read only to name what they carry.
     app.removeAllContentTypeParsers()
@@ -200,7 +192,9 @@ async function bigqueryPlugin (fastify: FastifyInstance, opts: BigQueryPluginOpt
   const service = new BigQueryService({
     pipeline: fastify.pipeline,
     connections: bigqueryConnections(fastify.config),
-    upstreams: opts.upstreams
+    upstreams: opts.upstreams,
+    jobs: new StoreBigQueryJobs(fastify.store),
+    log: fastify.log
   })
   fastify.decorate('bigquery', service)
   // Public: the document describes the API, holds no data, and clients fetch it before they auth.
@@ -208,13 +202,13 @@ async function bigqueryPlugin (fastify: FastifyInstance, opts: BigQueryPluginOpt
   fastify.get('/discovery/v1/apis/bigquery/v2/rest', serveDiscovery)
   await fastify.register(restRoutes(service), { prefix: '/bigquery/v2' })
   const h = createHandlers(service)
-  await fastify.register(refusedRoutes(h.upload), { prefix: '/upload/bigquery/v2' })
-  await fastify.register(refusedRoutes(h.upload), { prefix: '/resumable/upload/bigquery/v2' })
-  await fastify.register(refusedRoutes(h.unsupported), { prefix: '/batch/bigquery/v2' })
+  await fastify.register(refusedRoutes(service, h.upload), { prefix: '/upload/bigquery/v2' })
+  await fastify.register(refusedRoutes(service, h.upload), { prefix: '/resumable/upload/bigquery/v2' })
+  await fastify.register(refusedRoutes(service, h.unsupported), { prefix: '/batch/bigquery/v2' })
 }
 
 export default fp(bigqueryPlugin, {
   name: 'sluice-bigquery',
   fastify: '5.x',
-  dependencies: ['sluice-auth', 'sluice-recording']
+  dependencies: ['sluice-store', 'sluice-auth', 'sluice-recording']
 })

@@ -12,6 +12,8 @@ import {
 import { buildServer } from '../../src/server.js'
 import { migrate } from '../../src/store/migrate.js'
 import { MEMORY, openPgliteStore } from '../../src/store/pglite.js'
+import { openPostgresStore } from '../../src/store/postgres.js'
+import { gatewaySecrets } from '../../src/config/secrets.js'
 import type { FastifyInstance } from 'fastify'
 import { startTestIdp, type TestIdp } from '../support/oidc-provider.js'
 
@@ -60,20 +62,28 @@ export interface SluiceOptions {
   policiesDirectory?: string
   /** More of the policies section (maxStatementBytes, parser budget). */
   policies?: Record<string, unknown>
+  /** A Postgres database instead of an in-memory PGlite store (several gateways on one store). */
+  databaseUrl?: string
+  /** secrets.key: gateways configured with the same one mask alike. */
+  secretsKey?: string
+  /** An identity provider shared with other gateways (left running by close). */
+  idp?: TestIdp
 }
 
 export async function startSluice (options: SluiceOptions): Promise<Sluice> {
-  const idp = await startTestIdp()
+  const idp = options.idp ?? await startTestIdp()
   const config = validateConfig({
     listen: { host: '127.0.0.1', port: 0 },
     log: { level: 'silent' },
     identity: { ...idp.identityConfig(), groupRoles: { 'ai-agents': ['agent'], stewards: ['agent', 'data-steward'] } },
     connections: options.connections,
-    policies: { directory: options.policiesDirectory ?? './policies', watch: false, ...options.policies }
+    policies: { directory: options.policiesDirectory ?? './policies', watch: false, ...options.policies },
+    ...(options.databaseUrl !== undefined && { store: { url: options.databaseUrl } }),
+    ...(options.secretsKey !== undefined && { secrets: { key: options.secretsKey } })
   })
-  const store = await openPgliteStore({ dataDir: MEMORY })
+  const store = options.databaseUrl === undefined ? await openPgliteStore({ dataDir: MEMORY }) : openPostgresStore({ url: options.databaseUrl, poolSize: 4 })
   await migrate(store)
-  const composed = options.policiesDirectory === undefined ? undefined : await createStages(config)
+  const composed = options.policiesDirectory === undefined ? undefined : await createStages(config, undefined, gatewaySecrets(config.secrets?.key))
   const pipeline = new Pipeline(composed?.stages ?? {
     analyze: passThroughAnalyze,
     decide: options.decide ?? denyDeletes,
@@ -92,7 +102,7 @@ export async function startSluice (options: SluiceOptions): Promise<Sluice> {
     close: async () => {
       await app.close() // closes the store too
       await composed?.close()
-      await idp.close()
+      if (options.idp === undefined) await idp.close()
     }
   }
 }

@@ -1,15 +1,13 @@
 // The BigQuery front end's small parts on their own: connection settings and routing, request
-// checks (refusals, EXPORT DATA behind comments), job ownership bindings, the discovery document,
+// checks (refusals, EXPORT DATA behind comments), the discovery document,
 // the Google error shape, and the upstream's credential and dry run.
 import { generateKeyPairSync } from 'node:crypto'
 import { jwtVerify } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ERR_NOT_FOUND, ERR_POLICY_DENIED } from '../../src/errors.js'
-import type { Admission, Statement } from '../../src/pipeline/types.js'
 import { bigquerySettings, selectConnection, type BigQuerySettings } from '../../src/warehouses/bigquery/connections.js'
 import { discoveryDocument } from '../../src/warehouses/bigquery/discovery.js'
 import { renderError, rewriteSluiceBody } from '../../src/warehouses/bigquery/google-errors.js'
-import { JobRegistry } from '../../src/warehouses/bigquery/registry.js'
 import { checkJob, checkQueryRequest, statementParams, withoutComments } from '../../src/warehouses/bigquery/requests.js'
 import { projectFields, timestampForm } from '../../src/warehouses/bigquery/results.js'
 import { BigQueryUpstream } from '../../src/warehouses/bigquery/upstream.js'
@@ -107,39 +105,6 @@ describe('bigquery request checks', () => {
     expect(timestampForm(true, undefined)).toBe('int64')
     expect(timestampForm(undefined, 'ISO8601_STRING')).toBe('iso')
     expect(timestampForm('false', undefined)).toBe('float')
-  })
-})
-
-describe('bigquery job ownership', () => {
-  const statement = { sql: 'SELECT 1' } as Statement
-  const admission = { decision: { effect: 'allow', ruleId: 'r', reason: 'ok', limits: {} } } as unknown as Admission
-  const base = { connection: 'c', projectId: 'p', kind: 'job' as const, statement, admission }
-
-  it('answers only the owner and never lets another principal rebind an id', () => {
-    const registry = new JobRegistry()
-    registry.bind({ ...base, owner: 'alice', id: 'j1' })
-    expect(registry.find('c', 'job', 'j1', 'alice')?.id).toBe('j1')
-    expect(registry.find('c', 'job', 'j1', 'bob')).toBeUndefined()
-    expect(registry.heldByAnother('c', 'job', 'j1', 'bob')).toBe(true)
-    expect(registry.bind({ ...base, owner: 'bob', id: 'j1' }).owner).toBe('alice')
-    expect(registry.find('other-connection', 'job', 'j1', 'alice')).toBeUndefined()
-  })
-
-  it('ties an anonymous result table to its job and forgets both after the TTL', () => {
-    let now = 0
-    const registry = new JobRegistry({ ttlSeconds: 60, now: () => now })
-    const binding = registry.bind({ ...base, owner: 'alice', id: 'j2' })
-    registry.setDestination(binding, { projectId: 'p', datasetId: '_anon', tableId: 't' })
-    expect(registry.tableOwner({ projectId: 'p', datasetId: '_anon', tableId: 't' })?.owner).toBe('alice')
-    now = 61_000
-    expect(registry.find('c', 'job', 'j2', 'alice')).toBeUndefined()
-    expect(registry.tableOwner({ projectId: 'p', datasetId: '_anon', tableId: 't' })).toBeUndefined()
-  })
-
-  it('bounds the number of bindings, oldest first', () => {
-    const registry = new JobRegistry({ maxEntries: 2 })
-    for (const id of ['a', 'b', 'c']) registry.bind({ ...base, owner: 'alice', id })
-    expect([...registry.ownedIds('c', 'alice')]).toEqual(['b', 'c'])
   })
 })
 

@@ -9,7 +9,7 @@ import { ownerOf } from './registry.js'
 import { releaseJob, releasing } from './released-errors.js'
 import { rowCap } from '../../pipeline/limits.js'
 import { announceLimited, capPage, pageStartOf, projectFields, releaseRows, timestampForm } from './results.js'
-import { pageScope, type CallContext, type BigQueryService } from './service.js'
+import type { CallContext, BigQueryService } from './service.js'
 import type { Job, TableDataList, TableReference } from './wire.js'
 
 type Query = Record<string, string | undefined>
@@ -21,7 +21,7 @@ export function isAnonymousDataset (datasetId: string): boolean {
 
 export async function getJob (svc: BigQueryService, ctx: CallContext, projectId: string, jobId: string, query: Query): Promise<Job> {
   const upstream = svc.upstream(projectId, ctx)
-  const binding = svc.ownedJob(ctx, upstream, projectId, jobId)
+  const binding = await svc.ownedJob(ctx, upstream, projectId, jobId)
   const scope = { pipeline: svc.pipeline, statement: binding.statement, admission: binding.admission }
   let job = releaseJob(scope, await releasing(scope, async () => await upstream.getJob(jobId, query.location ?? binding.location)))
   // Still running past the rule's timeout: cancelled, and reported as BigQuery reports a job
@@ -38,13 +38,13 @@ export async function getJob (svc: BigQueryService, ctx: CallContext, projectId:
   const destination = job.configuration?.query?.destinationTable
   // jobs.query does not name the result table; the job resource does. Clients that page through
   // tabledata.list (google-cloud-bigquery, bq) read the job first, so the table is bound here.
-  if (destination !== undefined) svc.registry.setDestination(binding, destination)
+  if (destination !== undefined) await svc.registry.setDestination(binding, destination)
   return job
 }
 
 export async function cancelJob (svc: BigQueryService, ctx: CallContext, projectId: string, jobId: string, query: Query): Promise<unknown> {
   const upstream = svc.upstream(projectId, ctx)
-  const binding = svc.ownedJob(ctx, upstream, projectId, jobId)
+  const binding = await svc.ownedJob(ctx, upstream, projectId, jobId)
   const scope = { pipeline: svc.pipeline, statement: binding.statement, admission: binding.admission }
   const answer = await releasing(scope, async () => await upstream.cancelJob(jobId, query.location ?? binding.location))
   return answer.job === undefined ? answer : { ...answer, job: releaseJob(scope, answer.job) }
@@ -64,22 +64,24 @@ export async function listJobs (svc: BigQueryService, ctx: CallContext, projectI
     maxCreationTime: query.maxCreationTime,
     parentJobId: query.parentJobId
   })
-  const owned = svc.registry.ownedIds(connection, owner)
-  const listed = (page.jobs ?? []).filter((job) => {
+  // One store lookup for the page: the listed ids and their parents.
+  const all = page.jobs ?? []
+  const ids = all.flatMap((job) => [job.jobReference?.jobId, job.statistics?.parentJobId]).filter((id): id is string => id !== undefined)
+  const owned = await svc.registry.ownedAmong(connection, owner, ids)
+  const jobs: Job[] = []
+  for (const job of all) {
     const id = job.jobReference?.jobId
-    if (id === undefined) return false
-    if (owned.has(id)) return true
-    const parent = job.statistics?.parentJobId
-    const parentBinding = parent === undefined ? undefined : svc.registry.find(connection, 'job', parent, owner)
-    if (parentBinding === undefined) return false
-    svc.registry.bind({ ...parentBinding, id, kind: 'job', location: job.jobReference?.location ?? parentBinding.location, destination: undefined })
-    return true
-  })
-  // Each job's error text is released under the statement that job ran.
-  const jobs = listed.map((job) => {
-    const binding = svc.registry.find(connection, 'job', job.jobReference?.jobId ?? '', owner)
-    return releaseJob({ pipeline: svc.pipeline, statement: binding?.statement, admission: binding?.admission }, job)
-  })
+    if (id === undefined) continue
+    let binding = owned.get(id)
+    const parent = job.statistics?.parentJobId === undefined ? undefined : owned.get(job.statistics.parentJobId)
+    // A child job of the caller's script is the caller's, under the script's statement.
+    if (binding === undefined && parent !== undefined) {
+      binding = await svc.registry.bind({ ...parent, id, kind: 'job', location: job.jobReference?.location ?? parent.location, destination: undefined })
+    }
+    if (binding === undefined) continue
+    // Each job's error text is released under the statement that job ran.
+    jobs.push(releaseJob({ pipeline: svc.pipeline, statement: binding.statement, admission: binding.admission }, job))
+  }
   return { ...page, jobs }
 }
 
@@ -87,11 +89,11 @@ export async function listTableData (svc: BigQueryService, ctx: CallContext, ref
   const upstream = svc.upstream(ref.projectId, ctx)
   const table = { projectId: upstream.project, datasetId: ref.datasetId, tableId: ref.tableId }
   const owner = ownerOf(ctx.principal)
-  const resultOf = svc.registry.tableOwner(table)
+  const { mine: resultOf, held } = await svc.registry.tableOwner(upstream.settings.name, table, owner)
   let statement: Statement
   let admission: Admission
-  if (resultOf !== undefined || isAnonymousDataset(ref.datasetId)) {
-    if (resultOf === undefined || resultOf.owner !== owner) throw new ERR_NOT_FOUND(`Table ${ref.projectId}:${ref.datasetId}.${ref.tableId}`)
+  if (resultOf !== undefined || held || isAnonymousDataset(ref.datasetId)) {
+    if (resultOf === undefined) throw new ERR_NOT_FOUND(`Table ${ref.projectId}:${ref.datasetId}.${ref.tableId}`)
     statement = resultOf.statement
     admission = resultOf.admission
     ctx.trip.sql = statement.sql
@@ -109,12 +111,12 @@ export async function listTableData (svc: BigQueryService, ctx: CallContext, ref
   const cap = rowCap(admission, { paged: true })
   const maxRows = cap?.rows
   const upstreamId = resultOf?.id ?? `${table.projectId}:${table.datasetId}.${table.tableId}`
-  const scope = pageScope(ctx, upstreamId)
-  const start = pageStartOf(svc.registry, scope, query, maxRows)
+  const scope = svc.pageScope(ctx, upstream, upstreamId)
+  const start = await pageStartOf(svc.registry, scope, query, maxRows)
   const errors = { pipeline: svc.pipeline, statement, admission }
   const meta = await releasing(errors, async () => await upstream.getTable(table))
   const fields = projectFields(meta.schema?.fields ?? [], query.selectedFields)
-  const cut = capPage(svc.registry, scope, await releasing(errors, async () => await upstream.listTableData(table, {
+  const cut = await capPage(svc.registry, scope, await releasing(errors, async () => await upstream.listTableData(table, {
     maxResults: query.maxResults,
     pageToken: query.pageToken,
     startIndex: query.startIndex,
@@ -144,8 +146,8 @@ export async function getTable (svc: BigQueryService, ctx: CallContext, ref: Tab
   const upstream = svc.upstream(ref.projectId, ctx)
   const table = { projectId: upstream.project, datasetId: ref.datasetId, tableId: ref.tableId }
   if (isAnonymousDataset(ref.datasetId)) {
-    const resultOf = svc.registry.tableOwner(table)
-    if (resultOf === undefined || resultOf.owner !== ownerOf(ctx.principal)) throw new ERR_NOT_FOUND(`Table ${ref.projectId}:${ref.datasetId}.${ref.tableId}`)
+    const { mine } = await svc.registry.tableOwner(upstream.settings.name, table, ownerOf(ctx.principal))
+    if (mine === undefined) throw new ERR_NOT_FOUND(`Table ${ref.projectId}:${ref.datasetId}.${ref.tableId}`)
   }
   return await upstream.getTable(table, { selectedFields: query.selectedFields, view: query.view })
 }

@@ -7,6 +7,7 @@ import { columnsOf, decodeRows, encodeRows, type TimestampForm } from './codec.j
 import { ERR_BAD_REQUEST, ERR_ROWS_LIMIT } from '../../errors.js'
 import { limitedNotice, type RowCap } from '../../pipeline/limits.js'
 import type { JobRegistry } from './registry.js'
+import type { PageCursor } from '../../state/bigquery-jobs.js'
 import type { TableFieldSchema, TableRow } from './wire.js'
 
 export interface ReleaseInput {
@@ -91,18 +92,23 @@ export interface Paged {
  * the start Sluice remembered for a page token it handed out. With a row limit in force an
  * unknown token cannot be placed, so the read is refused rather than let past the limit.
  */
-export function pageStartOf (registry: JobRegistry, scope: string, query: Record<string, string | undefined>, maxRows: number | undefined): number {
+export async function pageStartOf (registry: JobRegistry, scope: PageScope, query: Record<string, string | undefined>, maxRows: number | undefined): Promise<number> {
   if (query.startIndex !== undefined && query.startIndex !== '') {
     if (!/^\d+$/.test(query.startIndex)) throw new ERR_BAD_REQUEST(`startIndex must be a non-negative integer, got ${query.startIndex}`)
     return Number(query.startIndex)
   }
   if (query.pageToken === undefined || query.pageToken === '') return 0
-  const start = registry.pageStart(scope, query.pageToken)
-  if (start === undefined && maxRows !== undefined) {
+  // Placed only while a row cap is in force: without one, where a page starts changes nothing.
+  if (maxRows === undefined) return 0
+  const start = await registry.pageStart({ ...scope, pageToken: query.pageToken })
+  if (start === undefined) {
     throw new ERR_BAD_REQUEST('this pageToken was not issued to you by this gateway (or has expired); read the result again from its first page')
   }
-  return start ?? 0
+  return start
 }
+
+/** Page tokens are placed per caller and per result: a job (its result table included) or a table. */
+export type PageScope = Omit<PageCursor, 'pageToken'>
 
 /**
  * Applies a policy's row cap to one page that starts at row `start`: rows past the cap are
@@ -111,12 +117,9 @@ export function pageStartOf (registry: JobRegistry, scope: string, query: Record
  * With maxRowsAction: refuse a result longer than the cap is refused whole. Remembers where
  * the next page starts for the token that stays.
  */
-export function capPage<T extends Paged> (registry: JobRegistry, scope: string, page: T, start: number, cap: RowCap | undefined): { page: T, limited: boolean } {
+export async function capPage<T extends Paged> (registry: JobRegistry, scope: PageScope, page: T, start: number, cap: RowCap | undefined): Promise<{ page: T, limited: boolean }> {
   const rows = page.rows ?? []
-  if (cap === undefined) {
-    if (page.pageToken !== undefined) registry.rememberPageStart(scope, page.pageToken, start + rows.length)
-    return { page, limited: false }
-  }
+  if (cap === undefined) return { page, limited: false }
   const limited = Number(page.totalRows ?? 0) > cap.rows || start + rows.length > cap.rows
   if (limited && cap.refuse) throw new ERR_ROWS_LIMIT(cap.rows, cap.rule)
   const room = Math.max(0, cap.rows - start)
@@ -125,7 +128,7 @@ export function capPage<T extends Paged> (registry: JobRegistry, scope: string, 
   if (start + rows.length >= cap.rows) {
     delete capped.pageToken
   } else if (page.pageToken !== undefined) {
-    registry.rememberPageStart(scope, page.pageToken, start + rows.length)
+    await registry.rememberPageStart({ ...scope, pageToken: page.pageToken }, start + rows.length)
   }
   return { page: capped, limited }
 }

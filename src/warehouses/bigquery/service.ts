@@ -3,17 +3,19 @@
 // the masked, recorded result. Fastify-free: the plugin passes a CallContext and sends what
 // these methods return.
 import { randomUUID } from 'node:crypto'
-import { ERR_BIGQUERY_DUPLICATE_JOB, ERR_NOT_FOUND, ERR_STATEMENT_TIMEOUT, ERR_UNKNOWN_CONNECTION, PolicyError } from '../../errors.js'
+import { ERR_BIGQUERY_DUPLICATE_JOB, ERR_NOT_FOUND, ERR_RESULT_UNRECORDED, ERR_STATEMENT_TIMEOUT, ERR_UNKNOWN_CONNECTION, PolicyError } from '../../errors.js'
 import type { Principal } from '../../identity/principal.js'
 import type { Pipeline, RoundTrip } from '../../pipeline.js'
 import type { Admission, ClientInfo, Statement } from '../../pipeline/types.js'
 import { selectConnection, type BigQuerySettings } from './connections.js'
+import type { BigQueryJobStore } from '../../state/bigquery-jobs.js'
 import { JobRegistry, ownerOf, type JobBinding } from './registry.js'
 import { checkJob, checkQueryRequest, refuse, statementParams, transferRefusal, type Transfer } from './requests.js'
 import { rowCap, rowLimit } from '../../pipeline/limits.js'
-import { announceLimited, capPage, pageStartOf, releaseRows, timestampForm } from './results.js'
+import { announceLimited, capPage, pageStartOf, releaseRows, timestampForm, type PageScope } from './results.js'
 import type { TimestampForm } from './codec.js'
-import { releaseJob, releaseQueryResults, releasing } from './released-errors.js'
+import { releaseJob, releaseQueryResults, releaseThrown, releasing } from './released-errors.js'
+import { renderError, type RenderedError } from './google-errors.js'
 import { BigQueryUpstream } from './upstream.js'
 import type { DatasetReference, Job, QueryResults } from './wire.js'
 
@@ -31,7 +33,9 @@ export interface BigQueryServiceDeps {
   connections: BigQuerySettings[]
   /** Upstream clients by connection name; built from the settings when absent. */
   upstreams?: Map<string, BigQueryUpstream>
-  registry?: JobRegistry
+  /** Job bindings and page cursors (the store's, so any replica serves any request). */
+  jobs: BigQueryJobStore
+  log?: { warn: (obj: object, msg?: string) => void }
 }
 
 export class BigQueryService {
@@ -46,7 +50,23 @@ export class BigQueryService {
     this.#upstreams = deps.upstreams ?? new Map(deps.connections.map((c) => [c.name, new BigQueryUpstream(c)]))
     // One registry serves every connection: it keeps bindings as long as the longest setting.
     const ttl = deps.connections.length === 0 ? 86_400 : Math.max(...deps.connections.map((c) => c.jobTtlSeconds))
-    this.registry = deps.registry ?? new JobRegistry({ ttlSeconds: ttl })
+    this.registry = new JobRegistry(deps.jobs, deps.pipeline, { ttlSeconds: ttl, log: deps.log })
+  }
+
+  /**
+   * A failed request in Google's error shape. Calls made under a statement released their
+   * upstream text already; one that failed without (catalogue reads) still gets the detectors
+   * before the client or the log sees it. The event records what the client was told, never
+   * the upstream's own text.
+   */
+  failure (thrown: unknown, requestId: string, trip: RoundTrip | null | undefined): { error: Error, rendered: RenderedError } {
+    const error = releaseThrown({ pipeline: this.pipeline }, thrown) as Error
+    const rendered = renderError(error, requestId)
+    if (trip !== null && trip !== undefined) {
+      trip.errorCode = rendered.code
+      trip.errorMessage = rendered.body.error.message
+    }
+    return { error, rendered }
   }
 
   /** The upstream a path's `{projectId}` selects (see connections.ts for the rule). */
@@ -77,8 +97,8 @@ export class BigQueryService {
   }
 
   /** The caller's binding for a job id, or the 404 a job that does not exist would get. */
-  ownedJob (ctx: CallContext, upstream: BigQueryUpstream, projectId: string, jobId: string): JobBinding {
-    const binding = this.registry.find(upstream.settings.name, 'job', jobId, ownerOf(ctx.principal))
+  async ownedJob (ctx: CallContext, upstream: BigQueryUpstream, projectId: string, jobId: string): Promise<JobBinding> {
+    const binding = await this.registry.find(upstream.settings.name, 'job', jobId, ownerOf(ctx.principal))
     if (binding === undefined) throw new ERR_NOT_FOUND(`Job ${projectId}:${jobId}`)
     ctx.trip.sql = binding.statement.sql
     ctx.trip.decision = binding.admission.decision
@@ -110,12 +130,16 @@ export class BigQueryService {
     const jobId = result.jobReference?.jobId
     const location = result.jobReference?.location ?? request.location ?? upstream.settings.location
     const bind = { owner: ownerOf(ctx.principal), connection: upstream.settings.name, projectId: upstream.project, location, statement, admission }
-    if (jobId !== undefined) this.registry.bind({ ...bind, kind: 'job', id: jobId })
-    // JOB_CREATION_OPTIONAL: a query BigQuery answered without creating a job has only a queryId.
-    if (result.queryId !== undefined) this.registry.bind({ ...bind, kind: 'query', id: result.queryId })
+    // The upstream chose these ids for this caller; held by another principal, they are not
+    // bound to this one (the store keeps the first owner), and its later reads answer 404.
+    await afterRun(ctx, async () => {
+      if (jobId !== undefined) await this.registry.bind({ ...bind, kind: 'job', id: jobId })
+      // JOB_CREATION_OPTIONAL: a query BigQuery answered without creating a job has only a queryId.
+      if (result.queryId !== undefined) await this.registry.bind({ ...bind, kind: 'query', id: result.queryId })
+    })
     ctx.trip.upstreamId = jobId ?? result.queryId
     await this.#keepTimeout(upstream, { ...bind, id: jobId ?? '', kind: 'job', createdAt: started }, result)
-    return await this.#withRows(ctx, result, { statement, admission }, 0, timestamps, jobId ?? result.queryId)
+    return await this.#withRows(ctx, result, { statement, admission }, 0, timestamps, this.pageScope(ctx, upstream, jobId ?? result.queryId))
   }
 
   /**
@@ -156,10 +180,13 @@ export class BigQueryService {
     const admission = await this.#admit(ctx, statement, checked.transfer)
     const limits = admission.decision.limits
     const jobId = job.jobReference?.jobId ?? `sluice_${randomUUID().replace(/-/g, '')}`
-    // BigQuery refuses a reused job id with 409; not every upstream does (bqemulator reruns it),
-    // and another principal's id must never be rerun into its results.
-    if (this.registry.heldByAnother(upstream.settings.name, 'job', jobId, owner)) throw new ERR_BIGQUERY_DUPLICATE_JOB(`${projectId}:${jobId}`)
     const location = job.jobReference?.location ?? upstream.settings.location
+    const bind = { owner, connection: upstream.settings.name, projectId: upstream.project, kind: 'job' as const, statement, admission }
+    // BigQuery refuses a reused job id with 409; not every upstream does (bqemulator reruns it),
+    // and another principal's id must never be rerun into its results. The id is bound before
+    // the upstream sees it, atomically in the store, so two replicas cannot both let it run.
+    let binding = await this.registry.bind({ ...bind, id: jobId, location })
+    if (binding === undefined) throw new ERR_BIGQUERY_DUPLICATE_JOB(`${projectId}:${jobId}`)
     const configuration = { ...job.configuration, jobTimeoutMs: tighter(job.configuration?.jobTimeoutMs, secondsToMs(limits.statementTimeoutSeconds)) }
     if (checked.type === 'query') {
       const q = checked.job.configuration.query
@@ -170,18 +197,13 @@ export class BigQueryService {
     const scope = { pipeline: this.pipeline, statement, admission }
     const created = releaseJob(scope, await releasing(scope, async () => await upstream.insertJob({ ...job, jobReference: { projectId: upstream.project, jobId, location }, configuration })))
     const id = created.jobReference?.jobId ?? jobId
-    const binding = this.registry.bind({
-      owner,
-      connection: upstream.settings.name,
-      projectId: upstream.project,
-      id,
-      kind: 'job',
-      location: created.jobReference?.location ?? location,
-      statement,
-      admission
+    const placed = created.jobReference?.location ?? location
+    // Where BigQuery placed the job is what later calls must name; an id it chose is bound too.
+    await afterRun(ctx, async () => {
+      if (id !== jobId || placed !== location) binding = await this.registry.bind({ ...bind, id, location: placed })
+      const destination = created.configuration?.query?.destinationTable
+      if (destination !== undefined && binding !== undefined) await this.registry.setDestination(binding, destination)
     })
-    const destination = created.configuration?.query?.destinationTable
-    if (destination !== undefined && binding.owner === owner) this.registry.setDestination(binding, destination)
     ctx.trip.upstreamId = id
     // The job's rows are released by later reads (getQueryResults, tabledata.list): they complete it.
     if (created.status?.state !== 'DONE' || created.status?.errorResult === undefined) ctx.trip.pending = true
@@ -192,7 +214,7 @@ export class BigQueryService {
    * Caps the page to the policy's row limit, then releases its rows (and any upstream error
    * text in `errors`) through the pipeline.
    */
-  async #withRows (ctx: CallContext, result: QueryResults, binding: { statement: Statement, admission: Admission }, start: number, timestamps: TimestampForm, upstreamId: string | undefined): Promise<QueryResults> {
+  async #withRows (ctx: CallContext, result: QueryResults, binding: { statement: Statement, admission: Admission }, start: number, timestamps: TimestampForm, scope: PageScope): Promise<QueryResults> {
     const { statement, admission } = binding
     // A page of the admitted statement's result completes it; "not done yet" does not.
     if (admission.statementId !== undefined) ctx.trip.statementId ??= admission.statementId
@@ -202,11 +224,11 @@ export class BigQueryService {
     const failure = (released.errors as Array<{ message?: unknown }> | undefined)?.[0]?.message
     if (typeof failure === 'string') ctx.trip.errorMessage = failure
     const cap = rowCap(admission)
-    const cut = capPage(this.registry, pageScope(ctx, upstreamId), released, start, cap)
+    const cut = await capPage(this.registry, scope, released, start, cap)
     const capped = cut.limited && cap !== undefined ? announceLimited(ctx.trip, cap, cut.page, true) : cut.page
     if (capped.rows === undefined) return capped
     const rows = await releaseRows(this.pipeline, {
-      statement, admission, trip: ctx.trip, fields: capped.schema?.fields ?? [], rows: capped.rows, upstreamId, timestamps
+      statement, admission, trip: ctx.trip, fields: capped.schema?.fields ?? [], rows: capped.rows, upstreamId: scope.resultId || undefined, timestamps
     })
     return { ...capped, rows }
   }
@@ -214,12 +236,13 @@ export class BigQueryService {
   /** jobs.getQueryResults */
   async getQueryResults (ctx: CallContext, projectId: string, jobId: string, query: Record<string, string | undefined>): Promise<QueryResults> {
     const upstream = this.upstream(projectId, ctx)
-    const binding = this.ownedJob(ctx, upstream, projectId, jobId)
-    const start = pageStartOf(this.registry, pageScope(ctx, jobId), query, rowLimit(binding.admission))
-    const scope = { pipeline: this.pipeline, statement: binding.statement, admission: binding.admission }
+    const binding = await this.ownedJob(ctx, upstream, projectId, jobId)
+    const scope = this.pageScope(ctx, upstream, jobId)
+    const start = await pageStartOf(this.registry, scope, query, rowLimit(binding.admission))
+    const errors = { pipeline: this.pipeline, statement: binding.statement, admission: binding.admission }
     const limitMs = secondsToMs(binding.admission.decision.limits.statementTimeoutSeconds)
     const left = limitMs === undefined ? undefined : Math.max(0, binding.createdAt + limitMs - Date.now())
-    const result = await releasing(scope, async () => await upstream.getQueryResults(jobId, {
+    const result = await releasing(errors, async () => await upstream.getQueryResults(jobId, {
       pageToken: query.pageToken,
       startIndex: query.startIndex,
       maxResults: query.maxResults,
@@ -230,7 +253,12 @@ export class BigQueryService {
     }))
     await this.#keepTimeout(upstream, binding, result)
     const timestamps = timestampForm(query['formatOptions.useInt64Timestamp'], query['formatOptions.timestampOutputFormat'])
-    return await this.#withRows(ctx, result, binding, start, timestamps, jobId)
+    return await this.#withRows(ctx, result, binding, start, timestamps, scope)
+  }
+
+  /** Page tokens are placed per caller and per result: a job (its result table included) or a table. */
+  pageScope (ctx: CallContext, upstream: BigQueryUpstream, resultId: string | undefined): PageScope {
+    return { owner: ownerOf(ctx.principal), connection: upstream.settings.name, resultId: resultId ?? '' }
   }
 
   /**
@@ -255,9 +283,21 @@ export class BigQueryService {
   }
 }
 
-/** Page tokens are placed per caller and per result: a job (its result table included) or a table. */
-export function pageScope (ctx: CallContext, resultId: string | undefined): string {
-  return `${ownerOf(ctx.principal)}\n${resultId ?? ''}`
+/**
+ * Store writes after the upstream ran the statement: a store that fails now must not answer
+ * "nothing was executed; retry" (the statement may have changed data, and a retrying client
+ * would run it twice). It is BigQuery's 400 failedPrecondition, which no client retries.
+ */
+async function afterRun (ctx: CallContext, write: () => Promise<void>): Promise<void> {
+  try {
+    await write()
+  } catch (err) {
+    if ((err as { code?: unknown }).code !== 'SLUICE_STORE_UNAVAILABLE') throw err
+    const unrecorded = new ERR_RESULT_UNRECORDED(`its job binding could not be stored, request ${ctx.requestId}: ${(err as Error).message}`) as InstanceType<typeof ERR_RESULT_UNRECORDED> & { statusCode: number, reason: string }
+    unrecorded.statusCode = 400
+    unrecorded.reason = 'failedPrecondition'
+    throw unrecorded
+  }
 }
 
 /** The stricter of what the client asked and what policy allows (int64 strings on the wire). */
