@@ -6,8 +6,9 @@ COPY src ./src
 COPY plugins ./plugins
 # The policy loader imports the published policies/schema.json; the build needs it.
 COPY policies ./policies
-# `npm install` runs the prepare script, which compiles TypeScript into dist/.
-RUN npm install --no-audit --no-fund
+# `npm ci` installs exactly the lock file and runs the prepare script, which compiles TypeScript
+# into dist/.
+RUN npm ci --no-audit --no-fund
 
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production \
@@ -16,7 +17,7 @@ ENV NODE_ENV=production \
     SLUICE_DATA_DIR=/var/lib/sluice
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm install --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
 COPY bin ./bin
 COPY migrations ./migrations
