@@ -35,7 +35,7 @@ function resolve (from: string, name: string): string | undefined {
 describe('package-lock.json', () => {
   it('is a version 3 lock of this package.json', () => {
     expect(lock.lockfileVersion).toBe(3)
-    const root = lock.packages['']
+    const root = lock.packages[''] ?? {}
     expect(root.dependencies).toEqual(manifest.dependencies)
     expect((root as Record<string, unknown>).devDependencies).toEqual(manifest.devDependencies)
   })
