@@ -30,7 +30,7 @@ ENV NODE_ENV=production \
 WORKDIR /app
 COPY --from=production-dependencies /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
-COPY package.json ./
+COPY package.json LICENSE THIRD_PARTY_NOTICES ./
 COPY bin ./bin
 COPY migrations ./migrations
 COPY policies ./policies
