@@ -38,8 +38,12 @@ const full = {
   policies: { files: { 'agents.yaml': 'version: 1\nrules:\n  - id: read\n    effect: allow\n    match: { roles: [agent], kinds: [select] }\n' } }
 }
 
+// The example values the README gives for `helm install`.
+const readmeValues = parseYaml(/`my-values.yaml`:\n\n```yaml\n([\s\S]*?)```/.exec(readFileSync('README.md', 'utf8'))?.[1] ?? 'missing: true')
+
 const cases = [
   { name: 'default' },
+  { name: 'readme', values: readmeValues },
   { name: 'full', values: full },
   { name: 'existing-configmaps', values: { existingConfigMap: 'my-sluice-config', policies: { existingConfigMap: 'my-policies' } } },
   { name: 'embedded', values: { replicaCount: 1, store: { embedded: true, existingSecret: '', urlKey: 'url' }, secretsKey: { existingSecret: '', key: 'k' }, migration: { mode: 'onStart' }, persistence: { enabled: true } } },
@@ -73,7 +77,7 @@ const envOf = (container: any): Record<string, any> => Object.fromEntries(contai
 describe('the chart, rendered by Helm', () => {
   it('renders every accepted case to manifests the Kubernetes schemas accept, and lints clean', () => {
     expect(report.helm).toMatch(/^v[34]\./)
-    for (const name of ['default', 'full', 'existing-configmaps', 'embedded']) {
+    for (const name of ['default', 'readme', 'full', 'existing-configmaps', 'embedded']) {
       const rendered = report.cases.find((c) => c.name === name)
       expect(rendered?.error, name).toBeUndefined()
       expect(rendered?.lint?.errors, name).toEqual([])
