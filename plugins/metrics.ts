@@ -1,7 +1,8 @@
 // GET /metrics: Prometheus text format. Wiring only: what is counted is decided in
 // src/metrics/gateway-metrics.ts. Round trips are observed when their answer has been sent
 // (onResponse), so the latency is the whole round trip, streamed results included; decisions,
-// token failures and commit latency are observed where every round trip already goes, the
+// masked values, upstream errors, token failures and commit latency are observed where every
+// round trip already goes, the
 // recorder: each event carries its front end, outcome, decision and error code, and the
 // recorder's promise settles when the event is committed.
 import fp from 'fastify-plugin'
@@ -10,6 +11,12 @@ import type { RoundTripFacts } from '../src/recording/build.js'
 import type { Recording, SessionRef } from '../src/recording/recorder.js'
 import { GatewayMetrics } from '../src/metrics/gateway-metrics.js'
 import { outcomeOf } from './recording.js'
+
+/** Catalogue codes meaning the warehouse failed the statement or could not be reached. */
+const UPSTREAM_ERRORS = new Set([
+  'SLUICE_UPSTREAM_FAILED', 'SLUICE_UPSTREAM_UNAVAILABLE', 'SLUICE_UPSTREAM_SECONDARY_ROLES',
+  'SLUICE_SNOWFLAKE_STATEMENT_FAILED', 'SLUICE_BIGQUERY_UPSTREAM'
+])
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -29,10 +36,14 @@ export function createRoundTripObserver (metrics: GatewayMetrics) {
 export function observeEvent (metrics: GatewayMetrics, facts: RoundTripFacts): void {
   if (facts.outcome === 'unauthenticated' && facts.principal == null) metrics.tokenFailure(facts.frontEnd, facts.errorCode)
   const trip = facts.trip
-  const decision = trip?.decision
+  if (trip == null) return
+  // Masked values are counted where a page was released: admitted events carry none.
+  for (const column of trip.maskedColumns ?? []) metrics.masked(facts.frontEnd, column.rule, column.values)
+  if (facts.phase !== 'admitted' && trip.errorCode !== undefined && UPSTREAM_ERRORS.has(trip.errorCode)) metrics.upstreamError(facts.connection, trip.errorCode)
+  const decision = trip.decision
   // A statement is decided once before it is admitted; its completion and the polls of a
   // running statement repeat that decision and are not counted again.
-  if (decision === undefined || trip == null) return
+  if (decision === undefined) return
   if (facts.phase === 'completed' || (facts.phase !== 'admitted' && trip.statementId !== undefined)) return
   metrics.decision({ frontEnd: facts.frontEnd, effect: decision.effect, ruleId: decision.ruleId })
 }

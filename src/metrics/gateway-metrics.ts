@@ -15,6 +15,8 @@ const EFFECTS = new Set(['allow', 'deny', 'require_approval'])
 const CATALOGUE_CODE = /^SLUICE_[A-Z0-9_]{1,64}$/
 const RULE_ID = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/
 const FRONT_END = /^[a-z0-9][a-z0-9_-]{0,63}$/
+/** Connection names as the config schema allows them. */
+const CONNECTION = /^[a-z0-9][a-z0-9_-]{0,62}$/
 
 /** Anything outside the expected shape is folded into one value, so no label can grow unbounded. */
 function bounded (value: string | null | undefined, allowed: Set<string> | RegExp): string {
@@ -42,6 +44,8 @@ export class GatewayMetrics {
   readonly #decisions: Counter<'front_end' | 'effect' | 'rule'>
   readonly #tokenFailures: Counter<'front_end' | 'reason'>
   readonly #commit: Histogram<'result'>
+  readonly #masked: Counter<'front_end' | 'rule'>
+  readonly #upstreamErrors: Counter<'connection' | 'code'>
 
   constructor (options: { queueDepth?: () => number, defaultMetrics?: boolean } = {}) {
     this.registry = new Registry()
@@ -79,6 +83,18 @@ export class GatewayMetrics {
       buckets: COMMIT_BUCKETS,
       registers
     })
+    this.#masked = new Counter({
+      name: 'sluice_masked_values_total',
+      help: 'Result values masked, by the masking rule (or detector) that masked them.',
+      labelNames: ['front_end', 'rule'],
+      registers
+    })
+    this.#upstreamErrors = new Counter({
+      name: 'sluice_upstream_errors_total',
+      help: 'Round trips the warehouse failed or could not be reached for, by connection and catalogue code.',
+      labelNames: ['connection', 'code'],
+      registers
+    })
     const queueDepth = options.queueDepth
     if (queueDepth !== undefined) {
       // Read at scrape time: no timer, nothing to stop.
@@ -103,6 +119,14 @@ export class GatewayMetrics {
 
   tokenFailure (frontEnd: string, code: string | null | undefined): void {
     this.#tokenFailures.inc({ front_end: bounded(frontEnd, FRONT_END), reason: bounded(code, CATALOGUE_CODE) })
+  }
+
+  masked (frontEnd: string, rule: string, values: number): void {
+    if (values > 0) this.#masked.inc({ front_end: bounded(frontEnd, FRONT_END), rule: bounded(rule, RULE_ID) }, values)
+  }
+
+  upstreamError (connection: string | null | undefined, code: string): void {
+    this.#upstreamErrors.inc({ connection: bounded(connection, CONNECTION), code: bounded(code, CATALOGUE_CODE) })
   }
 
   commit (seconds: number, ok: boolean): void {

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { GatewayMetrics } from '../../src/metrics/gateway-metrics.js'
 import { startSluice, type Sluice } from '../bigquery/harness.js'
 import { startStubUpstream, type StubUpstream } from '../bigquery/stub-upstream.js'
-import { denyKeyword, startSnowflakeGateway, type SnowflakeGateway } from '../support/snowflake-gateway.js'
+import { denyKeyword, maskColumns, startSnowflakeGateway, type SnowflakeGateway } from '../support/snowflake-gateway.js'
 import { startUpstreamStub, type UpstreamStub } from '../support/snowflake-upstream-stub.js'
 
 type Samples = Map<string, number>
@@ -41,7 +41,7 @@ describe('/metrics after Snowflake SQL API v2 traffic', { timeout: 120_000 }, ()
     stub.statements.set('SELECT ID FROM CUSTOMERS', { rowtype: [{ name: 'ID', type: 'fixed', scale: 0, precision: 38 }], rowset: [['1'], ['2']] })
     gw = await startSnowflakeGateway({
       connections: { stubbed: { kind: 'snowflake', url: stub.url, default: true, account: 'acme', user: 'svc', password: 'pw' } },
-      stages: { decide: denyKeyword('DELETE') }
+      stages: { decide: denyKeyword('DELETE'), mask: maskColumns(['ID']) }
     })
     token = await gw.token('alice')
   })
@@ -62,6 +62,7 @@ describe('/metrics after Snowflake SQL API v2 traffic', { timeout: 120_000 }, ()
     expect(await post('SELECT ID FROM CUSTOMERS')).toBe(200)
     expect(await post('DELETE FROM CUSTOMERS')).toBeGreaterThanOrEqual(400)
     expect(await post('SELECT ID FROM CUSTOMERS', 'not-a-jwt')).toBe(401)
+    expect(await post('SELECT * FROM NOWHERE')).toBeGreaterThanOrEqual(400)
     const whoami = await fetch(`${gw.url}/v1/whoami`, { headers: { authorization: `Bearer ${token}` } })
     expect(whoami.status).toBe(200)
 
@@ -77,17 +78,23 @@ describe('/metrics after Snowflake SQL API v2 traffic', { timeout: 120_000 }, ()
     expect(delta('sluice_request_duration_seconds_bucket{le="+Inf",front_end="snowflake-sqlapi",outcome="ok"}')).toBe(2)
     expect(delta('sluice_request_duration_seconds_sum{front_end="snowflake-sqlapi",outcome="ok"}')).toBeGreaterThan(0)
     // Each statement decided once: the admitted event and the completion are one decision.
-    expect(delta('sluice_statement_decisions_total{front_end="snowflake-sqlapi",effect="allow",rule="allow-rest"}')).toBe(2)
+    expect(delta('sluice_statement_decisions_total{front_end="snowflake-sqlapi",effect="allow",rule="allow-rest"}')).toBe(3)
+    // Two rows of ID in each of the two results.
+    expect(delta('sluice_masked_values_total{front_end="snowflake-sqlapi",rule="mask-pii"}')).toBe(4)
+    const upstream = [...samples.keys()].filter((k) => k.startsWith('sluice_upstream_errors_total{'))
+    // The stub fails a statement on an unknown table as Snowflake does (a compilation error).
+    expect(upstream).toEqual(['sluice_upstream_errors_total{connection="stubbed",code="SLUICE_SNOWFLAKE_STATEMENT_FAILED"}'])
+    expect(delta(upstream[0] ?? '')).toBe(1)
     expect(delta('sluice_statement_decisions_total{front_end="snowflake-sqlapi",effect="deny",rule="agents-read-only"}')).toBe(1)
     const failures = [...samples.keys()].filter((k) => k.startsWith('sluice_token_verification_failures_total{'))
     expect(failures).toEqual([expect.stringMatching(/^sluice_token_verification_failures_total\{front_end="snowflake-sqlapi",reason="SLUICE_[A-Z_]+"\}$/)])
     expect(delta(failures[0] ?? '')).toBe(1)
     // Admitted + completed for each allowed statement, one event for every other round trip.
-    expect(delta('sluice_recording_commit_seconds_count{result="ok"}')).toBe(2 * 2 + 3)
+    expect(delta('sluice_recording_commit_seconds_count{result="ok"}')).toBe(3 * 2 + 3)
     expect(samples.has('sluice_recording_queue_depth')).toBe(true)
     expect(samples.has('nodejs_eventloop_lag_seconds')).toBe(true)
     // No SQL, token, principal or connection secret in any label or value.
-    for (const secret of ['CUSTOMERS', 'SELECT', 'DELETE', token, 'not-a-jwt', 'alice', stub.url, 'svc']) expect(text).not.toContain(secret)
+    for (const secret of ['CUSTOMERS', 'NOWHERE', 'SELECT', 'DELETE', token, 'not-a-jwt', 'alice', stub.url, 'svc']) expect(text).not.toContain(secret)
   })
 })
 
