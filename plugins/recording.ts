@@ -97,7 +97,7 @@ export function createAdmittedRecorder (recording: Recording, request: FastifyRe
   }
 }
 
-function outcomeOf (statusCode: number, trip: RoundTrip): EventOutcome {
+export function outcomeOf (statusCode: number, trip: RoundTrip): EventOutcome {
   if (statusCode === 401) return 'unauthenticated'
   if (trip.hold?.state === 'pending') return 'held'
   // Refused for want of an approval is a refusal: nothing ran and nothing waits.

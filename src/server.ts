@@ -86,6 +86,7 @@ export async function buildServer (deps: ServerDeps): Promise<FastifyInstance> {
   await app.register(storePlugin, { store: deps.store })
   await app.register(healthPlugin)
   await app.register(recordingPlugin, { recording: deps.recording })
+  await app.register(import('../plugins/metrics.js'))
   await app.register(authPlugin, {
     verifier: deps.verifier,
     onFailure: (request, err) => app.recordAuthFailure(request, err)

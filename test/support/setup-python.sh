@@ -3,6 +3,8 @@
 #   .venv             the official Python clients the conformance tests drive (requirements.txt)
 #   .venv/fakesnow    the Snowflake emulator (requirements-fakesnow.txt)
 #   .venv/bqemulator  the BigQuery emulator (requirements-bqemulator.txt)
+#   .venv/helm        the Helm engine (helm-python-sdk) and kubernetes-validate for the chart tests
+#                     (requirements-helm.txt)
 #   .venv/connector3  the older client generation: snowflake-connector-python 3.x, Snowpark and
 #                     mcp-snowflake-server, which pin the connector below 4 (requirements-connector3.txt)
 # Separate environments because their pins cannot share one: fakesnow needs sqlglot~=30.22 and
@@ -35,5 +37,6 @@ install .venv/bqemulator test/support/requirements-bqemulator.txt
 # pins hypothesis, requests and jsonschema versions the driver environments need not share.
 install .venv/schemathesis test/support/requirements-schemathesis.txt
 install .venv/connector3 test/support/requirements-connector3.txt
+install .venv/helm test/support/requirements-helm.txt
 ln -sf ../fakesnow/bin/fakesnow .venv/bin/fakesnow
 ln -sf ../bqemulator/bin/bqemulator .venv/bin/bqemulator
