@@ -4,7 +4,6 @@
 // page; snowflake-sdk chunks; and a 1,000,000-row result (about 170 MB of JSON) from a loopback
 // upstream that generates its chunks lazily, every value checked, with each replica's peak RSS
 // growth held well under the result's size. Speed is measured by the bench, not here.
-import { existsSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -34,8 +33,6 @@ masking:
     columns: ["*.*.*.email"]
     function: redact
 `
-/** Connector sessions in the store (another change): until then a login is known to one replica only. */
-const SESSIONS_SHARED = existsSync(new URL('../../migrations/0005_connector_sessions.sql', import.meta.url))
 const MB = 1024 * 1024
 
 type Json = Record<string, any>
@@ -138,7 +135,7 @@ describe('Snowflake results through two replicas behind a round-robin proxy', { 
     }
   })
 
-  it.skipIf(!SESSIONS_SHARED)('snowflake-sdk through the proxy: chunks downloaded from either replica, every row masked', async () => {
+  it('snowflake-sdk through the proxy: chunks downloaded from either replica, every row masked', async () => {
     const conn = await connectSdk({ accessUrl: cluster.url, token: headers.authorization!.slice('Bearer '.length) })
     try {
       const from = cluster.proxy.log.length
@@ -183,8 +180,8 @@ describe('Snowflake results through two replicas behind a round-robin proxy', { 
 
     it('through snowflake-sdk chunks: every value checked, the serving replicas\' peak RSS growth under the result\'s size', async () => {
       const base = before()
-      // Through the proxy once connector sessions are shared; a login is one replica's until then.
-      const accessUrl = SESSIONS_SHARED ? cluster.url : cluster.replicas[0]!.url
+      // Through the proxy: the login lands on one replica, the query and its chunks on others.
+      const accessUrl = cluster.url
       const conn: SdkConnection = await connectSdk({ accessUrl, account: 'large', token: headers.authorization!.slice('Bearer '.length) })
       let next = 1
       try {
