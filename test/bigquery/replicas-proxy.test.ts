@@ -44,7 +44,6 @@ let idp: TestIdp
 let dir: string
 let cluster: ReplicaCluster
 let alice: string
-let nodeOptions: string | undefined
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'sluice-bq-proxy-'))
@@ -52,12 +51,9 @@ beforeAll(async () => {
   emulator = await startBqEmulator()
   lazy = await startLazyUpstream({ rows: MILLION, pageRows: PAGE })
   idp = await startTestIdp()
-  // The replicas run with a small old-generation heap: a gateway that held a whole result (a
-  // million rows as JS values are several times its 100 MB of JSON) could not serve it at all,
-  // and garbage is collected before it can stand for retained memory in the RSS measured.
-  // Kept for the whole file: a replica restarted after a kill runs with it too.
-  nodeOptions = process.env.NODE_OPTIONS
-  process.env.NODE_OPTIONS = `${nodeOptions ?? ''} --max-old-space-size=${HEAP_MB}`.trim()
+  // The replicas run with a small old-generation heap (startReplicas heapMb): a gateway that
+  // held a whole result (a million rows as JS values are several times its 100 MB of JSON)
+  // could not serve it at all.
   cluster = await startReplicas({
     config: {
       identity: { ...idp.identityConfig(), groupRoles: { 'ai-agents': ['agent'] } },
@@ -66,14 +62,13 @@ beforeAll(async () => {
         'bq-lazy': { kind: 'bigquery', url: lazy.url, project: LAZY_PROJECT }
       }
     },
-    policiesDir: dir
+    policiesDir: dir,
+    heapMb: HEAP_MB
   })
   alice = await idp.userToken({ subject: 'alice', groups: ['ai-agents'] })
 }, 300_000)
 
 afterAll(async () => {
-  if (nodeOptions === undefined) delete process.env.NODE_OPTIONS
-  else process.env.NODE_OPTIONS = nodeOptions
   await cluster?.close()
   await idp?.close()
   await emulator?.close()

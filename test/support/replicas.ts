@@ -49,6 +49,12 @@ export interface ReplicasOptions {
   logLevel?: string
   /** How long a replica may take to answer /readyz (default 90 s; PGlite boots slowly under load). */
   readyTimeoutMs?: number
+  /**
+   * Old-generation heap of each replica (MB), for memory tests: a gateway that held a whole
+   * large result could not serve it at all, and garbage is collected before it can pass for
+   * retained memory in the RSS measured. Kept across restarts.
+   */
+  heapMb?: number
 }
 
 export interface Replica {
@@ -89,11 +95,12 @@ export interface ReplicaCluster {
 const HARNESS_KEYS = ['listen', 'store', 'secrets']
 
 /** This process's environment without anything that would override the generated file. */
-function childEnv (port: number): NodeJS.ProcessEnv {
+function childEnv (port: number, heapMb: number | undefined): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {}
   for (const [name, value] of Object.entries(process.env)) {
     if (!name.startsWith('SLUICE_') && name !== 'DATABASE_URL') env[name] = value
   }
+  if (heapMb !== undefined) env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ''} --max-old-space-size=${heapMb}`.trim()
   return { ...env, SLUICE_PORT: String(port) }
 }
 
@@ -138,7 +145,7 @@ export async function startReplicas (options: ReplicasOptions): Promise<ReplicaC
     await writeFile(configPath, JSON.stringify(file, null, 2))
 
     const readyTimeoutMs = options.readyTimeoutMs ?? READY_TIMEOUT_MS
-    for (let index = 0; index < count; index++) replicas.push(new ReplicaHandle(index, await freePort(), configPath, readyTimeoutMs))
+    for (let index = 0; index < count; index++) replicas.push(new ReplicaHandle(index, await freePort(), configPath, readyTimeoutMs, options.heapMb))
     // Started together: concurrent migrations on one store are part of what replicas must survive.
     await Promise.all(replicas.map(async (r) => { await r.restart() }))
     proxy = await startRoundRobinProxy(replicas.map((r) => r.url))
@@ -153,7 +160,7 @@ class ReplicaHandle implements Replica {
   readonly url: string
   private server: ChildServer | undefined
 
-  constructor (readonly index: number, readonly port: number, private readonly configPath: string, private readonly readyTimeoutMs: number) {
+  constructor (readonly index: number, readonly port: number, private readonly configPath: string, private readonly readyTimeoutMs: number, private readonly heapMb?: number) {
     this.url = `http://127.0.0.1:${port}`
   }
 
@@ -186,7 +193,7 @@ class ReplicaHandle implements Replica {
     if (this.running) throw new Error(`replica ${this.index} is running; kill it first`)
     const server = spawnChildServer(`replica ${this.index}`, process.execPath,
       ['--import', 'tsx', ENTRY, 'start', '--config', this.configPath],
-      { env: childEnv(this.port), cwd: ROOT })
+      { env: childEnv(this.port, this.heapMb), cwd: ROOT })
     this.server = server
     try {
       await server.waitUntil(async () => await ready(this.url), this.readyTimeoutMs)
