@@ -58,14 +58,14 @@ function unique (values: Iterable<string>): string[] {
   return [...new Set(values)].sort()
 }
 
-export function buildEvent (facts: RoundTripFacts, options: BuildOptions): PendingEvent {
+export async function buildEvent (facts: RoundTripFacts, options: BuildOptions): Promise<PendingEvent> {
   const trip: RoundTrip = facts.trip ?? {}
   const p = facts.principal ?? null
   const statements = trip.analysis?.statements ?? []
   const tables = unique(statements.flatMap((s) => [...s.tablesRead, ...s.tablesWritten]))
   const kinds = unique(statements.map((s) => s.kind))
   const masking = trip.maskedColumns ?? []
-  const capture = compressCapture(trip.capture?.result())
+  const capture = await compressCapture(trip.capture?.result())
   const hold = trip.hold
   const event: PendingEvent = {
     sessionId: facts.sessionId ?? null,

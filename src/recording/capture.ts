@@ -2,7 +2,8 @@
 // collector sits behind the masker, never before it), up to a byte budget, then gzip. The
 // neutral result is captured rather than the wire body: the body of a login or a session
 // call carries tokens, and a wire format is no use to an auditor replaying across front ends.
-import { gunzipSync, gzipSync } from 'node:zlib'
+import { promisify } from 'node:util'
+import { gunzip, gzip } from 'node:zlib'
 
 export interface CapturedColumn { name: string, type: string }
 
@@ -63,20 +64,25 @@ function replacer (_key: string, value: unknown): unknown {
 // their JSON. The first byte tells them apart: gzip starts with 0x1f, JSON with '{'.
 const GZIP_FROM_BYTES = 256
 
+// On libuv's thread pool, never on the event loop: a capture is up to resultCaptureBytes (1 MiB
+// by default), tens of milliseconds of deflate that every other request would wait behind.
+const gzipAsync = promisify(gzip)
+const gunzipAsync = promisify(gunzip)
+
 /** Nothing to capture when the budget is 0 or the round trip released no result. */
-export function compressCapture (capture: CapturedResult | undefined): { bytes: Buffer, truncated: boolean } | undefined {
+export async function compressCapture (capture: CapturedResult | undefined): Promise<{ bytes: Buffer, truncated: boolean } | undefined> {
   if (capture === undefined) return undefined
   const json = JSON.stringify(capture, replacer)
   if (json.length < GZIP_FROM_BYTES) return { bytes: Buffer.from(json), truncated: capture.truncated }
   // A window no larger than the input: most captures are a few KB, and zlib's default 32 KB
   // window (and 256 KB of state) would be allocated for each of them.
   const windowBits = Math.min(15, Math.max(9, Math.ceil(Math.log2(json.length + 1))))
-  const bytes = gzipSync(json, { level: 1, windowBits, memLevel: Math.min(8, Math.max(1, windowBits - 7)) })
+  const bytes = await gzipAsync(json, { level: 1, windowBits, memLevel: Math.min(8, Math.max(1, windowBits - 7)) })
   return { bytes, truncated: capture.truncated }
 }
 
-export function decompressCapture (bytes: Uint8Array | null | undefined): CapturedResult | null {
+export async function decompressCapture (bytes: Uint8Array | null | undefined): Promise<CapturedResult | null> {
   if (bytes === null || bytes === undefined || bytes.length === 0) return null
-  const json = bytes[0] === 0x1f ? gunzipSync(bytes) : Buffer.from(bytes)
+  const json = bytes[0] === 0x1f ? await gunzipAsync(bytes) : Buffer.from(bytes)
   return JSON.parse(json.toString('utf8')) as CapturedResult
 }

@@ -117,7 +117,7 @@ export class Recording {
         throw Object.assign(new ERR_STORE_UNAVAILABLE((err as Error).message), { cause: err })
       }
     }
-    const event = buildEvent({ ...facts, sessionId }, { redact: this.#redact })
+    const event = await buildEvent({ ...facts, sessionId }, { redact: this.#redact })
     const written = await this.writer.write(event)
     if (sessionId !== null && !counted) this.#bump(sessionId, facts.startedAtMicros)
     return written

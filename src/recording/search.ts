@@ -196,7 +196,7 @@ export async function sessionTimeline (store: Store, sessionId: string, cursor?:
   const rows = await store.query<StoredEvent & { capture: Uint8Array | null }>(
     `select ${EVENT_FIELDS}, e.result_capture as capture from session_events e
      where e.session_id = $1::uuid and e.id > $2::bigint order by e.id limit ${n + 1}`, [sessionId, after?.id ?? '0'])
-  const items = rows.slice(0, n).map(({ capture, ...e }) => ({ ...e, result: decompressCapture(capture) }))
+  const items = await Promise.all(rows.slice(0, n).map(async ({ capture, ...e }) => ({ ...e, result: await decompressCapture(capture) })))
   const last = items[items.length - 1]
   return { items, nextCursor: rows.length > n && last !== undefined ? encodeCursor({ id: last.id }) : null }
 }
@@ -208,5 +208,5 @@ export async function getEvent (store: Store, id: string): Promise<TimelineEvent
   const row = rows[0]
   if (row === undefined) return undefined
   const { capture, ...e } = row
-  return { ...e, result: decompressCapture(capture) }
+  return { ...e, result: await decompressCapture(capture) }
 }

@@ -30,7 +30,7 @@ describe('parameter redaction', () => {
 })
 
 describe('result capture', () => {
-  it('captures up to the budget, marks truncation, and round-trips through gzip', () => {
+  it('captures up to the budget, marks truncation, and round-trips through gzip', async () => {
     const c = new CaptureCollector([{ name: 'ID', type: 'NUMBER' }], 60)
     c.add([[1], [2], [3]])
     c.add(Array.from({ length: 50 }, (_, i) => [i]))
@@ -38,9 +38,9 @@ describe('result capture', () => {
     expect(result.truncated).toBe(true)
     expect(result.rowsReleased).toBe(53)
     expect(result.rows.length).toBeLessThan(53)
-    const packed = compressCapture(result)
+    const packed = await compressCapture(result)
     expect(packed?.truncated).toBe(true)
-    expect(decompressCapture(packed?.bytes)).toEqual(result)
+    expect(await decompressCapture(packed?.bytes)).toEqual(result)
   })
 
   it('is not truncated under the budget', () => {
