@@ -168,3 +168,10 @@ export const ERR_BIGQUERY_UNSUPPORTED = createError<[string]>(
   'SLUICE_BIGQUERY_UNSUPPORTED', '%s is not available through Sluice; it serves jobs.query, jobs.insert (query jobs), jobs.get, jobs.getQueryResults, jobs.cancel, jobs.list, tabledata.list, datasets.list/get and tables.list/get', 403, base(RequestError))
 export const ERR_BIGQUERY_DUPLICATE_JOB = createError<[string]>(
   'SLUICE_BIGQUERY_DUPLICATE_JOB', 'Already Exists: Job %s; choose another job id', 409, base(RequestError))
+
+// ── postgres front end ────────────────────────────────────────────────────────────────────
+// Rendered as ErrorResponse with a SQLSTATE by the PostgreSQL listener (src/frontends/postgres).
+export const ERR_POSTGRES_UNSUPPORTED = createError<[string]>(
+  'SLUICE_POSTGRES_UNSUPPORTED', '%s', 400, base(RequestError))
+export const ERR_POSTGRES_UPSTREAM = createError<[string, string]>(
+  'SLUICE_POSTGRES_UPSTREAM', 'PostgreSQL (connection %s): %s', 502, base(UpstreamError))
