@@ -50,8 +50,11 @@ export class StreamedResult {
   readonly #cap: RowCap | undefined
   readonly #trip: RoundTrip
   #pending: unknown[][] = []
+  #next = 0
   #sent = 0
   #exhausted = false
+  /** Rows written by the last `send`: the count of a SELECT's CommandComplete for that Execute. */
+  lastWritten = 0
 
   constructor (pipeline: Pipeline, statement: Statement, admission: Admission, execution: Execution, fields: UpstreamField[], formats: number[], trip: RoundTrip) {
     this.#execution = execution
@@ -82,20 +85,21 @@ export class StreamedResult {
    * CommandComplete tag is then `execution.tag`), false when suspended with rows left.
    */
   async send (socket: Socket, maxRows: number): Promise<boolean> {
-    let written = 0
+    this.lastWritten = 0
     for (;;) {
-      while (this.#pending.length > 0) {
-        if (maxRows > 0 && written >= maxRows) return false
-        const row = this.#pending.shift() as unknown[]
+      while (this.#next < this.#pending.length) {
+        if (maxRows > 0 && this.lastWritten >= maxRows) return false
+        const row = this.#pending[this.#next++] as unknown[]
         if (this.#cap !== undefined && this.#sent >= this.#cap.rows) return await this.#limited(socket)
         await write(socket, dataRow(row.map((v, i) => this.#encode(v, i))))
         this.#sent++
-        written++
+        this.lastWritten++
       }
       if (this.#exhausted) return true
       const next = await this.#pages.next()
       if (next.done === true) { this.#exhausted = true; continue }
       this.#pending = next.value.rows
+      this.#next = 0
     }
   }
 
@@ -114,6 +118,7 @@ export class StreamedResult {
     await write(socket, noticeResponse({ severity: 'NOTICE', code: '01000', message: limitedNotice(cap) }))
     this.#exhausted = true
     this.#pending = []
+    this.#next = 0
     return true
   }
 
@@ -125,4 +130,15 @@ export class StreamedResult {
     this.#execution.abandon()
     void this.#pages.return?.()
   }
+}
+
+/**
+ * The CommandComplete tag for what this client saw. Sluice fetches the upstream in its own
+ * batches, so the upstream's SELECT / FETCH count is that of its last batch; PostgreSQL's is the
+ * rows of the Execute that finished the portal (drivers such as postgres.js rely on it).
+ */
+export function completionTag (upstreamTag: string | undefined, rows: number): string {
+  if (upstreamTag === undefined) return `SELECT ${rows}`
+  const m = /^(SELECT|FETCH|MOVE) \d+$/.exec(upstreamTag)
+  return m === null ? upstreamTag : `${m[1] as string} ${rows}`
 }

@@ -15,7 +15,7 @@ import type { Described, UpstreamSession, UpstreamValue } from '../../warehouses
 import { wireError } from './errors.js'
 import { formatAt, readBind, readExecute, readParse, readQuery, readTarget, type Frame } from './frames.js'
 import * as msg from './messages.js'
-import { checkBinary, StreamedResult, wireFields, write } from './results.js'
+import { checkBinary, completionTag, StreamedResult, wireFields, write } from './results.js'
 
 export const FRONT_END = 'postgres-wire'
 
@@ -240,7 +240,7 @@ export class WireSession {
     await execution.ended
     if (execution.error !== undefined) throw execution.error
     if (execution.tag === '') await write(this.#socket, msg.emptyQueryResponse())
-    else await write(this.#socket, msg.commandComplete(execution.tag ?? `SELECT ${rows}`))
+    else await write(this.#socket, msg.commandComplete(completionTag(execution.tag, rows)))
   }
 
   async #parse (body: Buffer): Promise<void> {
@@ -358,7 +358,7 @@ export class WireSession {
       throw execution.error
     }
     await this.#complete(running)
-    await write(this.#socket, msg.commandComplete(execution.tag ?? `SELECT ${result.rowsSent}`))
+    await write(this.#socket, msg.commandComplete(completionTag(execution.tag, result.lastWritten)))
   }
 
   #close (body: Buffer): void {

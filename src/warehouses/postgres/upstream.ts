@@ -44,6 +44,9 @@ type Connection = {
 }
 
 interface Handler {
+  onSubmit?: () => void
+  submit: (con: Connection) => void
+  handleReadyForQuery: () => void
   handleRowDescription?: (msg: { fields: UpstreamField[] }) => void
   handleParameterDescription?: (msg: { dataTypeIDs: number[] }) => void
   handleNoData?: () => void
@@ -84,7 +87,10 @@ export class Execution {
     this.ended = new Promise((resolve) => { this.#endResolve = resolve })
   }
 
+  onSubmit?: () => void
+
   submit (con: Connection): void {
+    this.onSubmit?.()
     this.#con = con
     con.parse({ text: this.#sql, types: this.#types })
     con.bind({ values: this.#values })
@@ -189,7 +195,10 @@ class Description implements Handler {
     this.done = new Promise((resolve, reject) => { this.#resolve = resolve; this.#reject = reject })
   }
 
+  onSubmit?: () => void
+
   submit (con: Connection): void {
+    this.onSubmit?.()
     con.parse({ text: this.#sql, types: this.#types })
     con.describe({ type: 'S' })
     con.sync()
@@ -212,7 +221,10 @@ export class UpstreamSession {
   /** ParameterStatus as the upstream reported it (server_version, TimeZone, …). */
   readonly parameters = new Map<string, string>()
   #status: 'I' | 'T' | 'E' = 'I'
+  /** The statement pg submitted last: it gets the messages pg itself does not route. */
   #active: Handler | undefined
+  /** pg forgets a statement at its ErrorResponse; its ReadyForQuery is delivered from here. */
+  #errored: Handler | undefined
   #closed = false
 
   private constructor (settings: PostgresSettings, applicationName: string) {
@@ -221,7 +233,13 @@ export class UpstreamSession {
     const con = (this.#client as unknown as { connection: Connection }).connection
     // Registered before the client's own listeners, so the status is current when a statement
     // learns it is done.
-    con.on('readyForQuery', (msg: { status: string }) => { this.#status = msg.status as 'I' | 'T' | 'E' })
+    con.on('readyForQuery', (msg: { status: string }) => {
+      this.#status = msg.status as 'I' | 'T' | 'E'
+      const errored = this.#errored
+      this.#errored = undefined
+      if (errored !== undefined) queueMicrotask(() => errored.handleReadyForQuery())
+    })
+    con.on('errorMessage', () => { this.#errored = this.#active })
     con.on('parameterStatus', (msg: { parameterName: string, parameterValue: string }) => { this.parameters.set(msg.parameterName, msg.parameterValue) })
     con.on('parameterDescription', (msg: { dataTypeIDs: number[] }) => { this.#active?.handleParameterDescription?.(msg) })
     con.on('noData', () => { this.#active?.handleNoData?.() })
@@ -240,23 +258,22 @@ export class UpstreamSession {
   get status (): 'I' | 'T' | 'E' { return this.#status }
   get closed (): boolean { return this.#closed }
 
+  /** Queues a handler; it becomes the active one when pg submits it (pg runs one at a time). */
+  #submit (handler: Handler): void {
+    handler.onSubmit = () => { this.#active = handler }
+    this.#client.query(handler as unknown as pg.Submittable)
+  }
+
   execute (sql: string, types: number[], values: UpstreamValue[], fetchRows = this.#settings.fetchRows): Execution {
     const execution = new Execution(sql, types, values, fetchRows)
-    this.#active = execution as unknown as Handler
-    this.#client.query(execution as unknown as pg.Submittable)
-    void execution.ended.then(() => { if (this.#active === (execution as unknown as Handler)) this.#active = undefined })
+    this.#submit(execution as unknown as Handler)
     return execution
   }
 
   async describe (sql: string, types: number[]): Promise<Described> {
     const d = new Description(sql, types)
-    this.#active = d
-    this.#client.query(d as unknown as pg.Submittable)
-    try {
-      return await d.done
-    } finally {
-      if (this.#active === d) this.#active = undefined
-    }
+    this.#submit(d as unknown as Handler)
+    return await d.done
   }
 
   /** Cancels whatever the upstream backend runs now (its own CancelRequest, on a side socket). */
