@@ -61,7 +61,7 @@ export interface WireGateway {
   close: () => Promise<void>
 }
 
-export async function startWireGateway (policy = POLICY): Promise<WireGateway> {
+export async function startWireGateway (policy = POLICY, listen: Record<string, unknown> = {}): Promise<WireGateway> {
   const idp = await startTestIdp()
   const upstream = await createThrowawayDatabase()
   const store = await createThrowawayDatabase()
@@ -70,7 +70,7 @@ export async function startWireGateway (policy = POLICY): Promise<WireGateway> {
   const dir = await mkdtemp(join(tmpdir(), 'sluice-pgwire-'))
   await writeFile(join(dir, 'policy.yaml'), policy)
   const config = validateConfig({
-    listen: { port: 0, postgres: { port: 0 } },
+    listen: { port: 0, postgres: { port: 0, ...listen } },
     log: { level: 'silent' },
     store: { url: store.url },
     secrets: { key: 'postgres-wire-test-secret-key-0123456789' },

@@ -185,6 +185,7 @@ export class WireSession {
       await write(this.#socket, msg.readyForQuery(this.#upstream.status))
       return
     }
+    if (await this.#deallocate(sql)) return
     const statement = this.#statement(sql)
     const running = this.#begin(statement, 'Query')
     let admission: Admission
@@ -210,6 +211,28 @@ export class WireSession {
     await this.#complete(running, failure)
     if (failure !== undefined) throw failure
     await write(this.#socket, msg.readyForQuery(this.#upstream.status))
+  }
+
+  /**
+   * DEALLOCATE of a prepared statement is the SQL spelling of a Close message: the statements a
+   * client prepares through Sluice live in Sluice (the upstream only ever sees unnamed ones), so
+   * it is answered here, as Close is, and nothing reaches the upstream. psycopg sends it when
+   * its prepared-statement cache rotates.
+   */
+  async #deallocate (sql: string): Promise<boolean> {
+    const m = /^\s*deallocate\s+(?:prepare\s+)?(?:"((?:[^"]|"")+)"|([A-Za-z_][A-Za-z0-9_$]*))\s*;?\s*$/i.exec(sql)
+    if (m === null) return false
+    const name = m[1] !== undefined ? m[1].replace(/""/g, '"') : (m[2] as string)
+    if (m[1] === undefined && name.toLowerCase() === 'all') this.#statements.clear()
+    else {
+      const key = m[1] !== undefined ? name : [...this.#statements.keys()].find((k) => k === name || k === name.toLowerCase())
+      if (key === undefined || !this.#statements.delete(key)) {
+        throw Object.assign(new Error(`prepared statement "${name}" does not exist`), { code: '26000' })
+      }
+    }
+    await write(this.#socket, msg.commandComplete('DEALLOCATE'))
+    await write(this.#socket, msg.readyForQuery(this.#upstream.status))
+    return true
   }
 
   /** Transaction control Sluice itself adds around a multi-statement Query (not sent to the client). */
