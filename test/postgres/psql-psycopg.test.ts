@@ -53,8 +53,12 @@ describe('psql through the PostgreSQL listener (TLS required)', () => {
     expect(d.stdout).toMatch(/email\s+\|\s+text/)
     const dt = await psql(['-c', '\\dt'])
     expect(dt.stdout).toContain('customers')
-    const events = await w.events`select sql_text, tables from session_events where front_end = 'postgres-wire' and outcome = 'ok' and sql_text like '%pg_catalog.pg_class%'`
+    const events = await w.events`select analysis from session_events where front_end = 'postgres-wire' and outcome = 'ok' and sql_text like '%pg_catalog.pg_class%'`
     expect(events.length).toBeGreaterThan(0)
+    expect(events.every((e) => (e.analysis as { introspection?: boolean }).introspection === true)).toBe(true)
+    const reads = await w.events`select analysis from session_events where front_end = 'postgres-wire' and outcome = 'ok' and sql_text like 'select name, email from customers%'`
+    expect(reads.length).toBe(1)
+    expect((reads[0]?.analysis as { introspection?: boolean }).introspection).toBeUndefined()
   })
 
   it('refuses a denied DROP inside a multi-statement -c; nothing ran', async () => {

@@ -1,6 +1,7 @@
 // Catalogue errors as PostgreSQL ErrorResponse fields: the SQLSTATE a driver branches on, the
 // catalogue code in the detail so an agent can act on it, and what to do as the hint.
 import { isSluiceError } from '../../errors.js'
+import { BinaryFormatRefused } from '../../warehouses/postgres/codec.js'
 import type { WireError } from './messages.js'
 
 const SQLSTATE: Record<string, string> = {
@@ -36,4 +37,31 @@ export function wireError (err: unknown, requestId?: string): WireError {
     return out
   }
   return { severity: 'ERROR', code: 'XX000', message: `internal error${requestId === undefined ? '' : `; quote request id ${requestId}`}` }
+}
+
+/**
+ * Any error of a session as ErrorResponse fields: an upstream error keeps its SQLSTATE and its
+ * texts pass through `release` (they quote values); a format Sluice does not serve is 0A000.
+ */
+export function sessionWireError (err: unknown, release: (text: string, sqlState: string) => string): WireError {
+  if (err instanceof BinaryFormatRefused || err instanceof RangeError) return { severity: 'ERROR', code: '0A000', message: err.message }
+  const upstream = err as { code?: string, message?: string, detail?: string, hint?: string, position?: string }
+  if (!isSluiceError(err) && typeof upstream.code === 'string' && /^[0-9A-Z]{5}$/.test(upstream.code)) {
+    const code = upstream.code
+    const out: WireError = { severity: 'ERROR', code, message: release(upstream.message ?? '', code) }
+    if (upstream.detail !== undefined) out.detail = release(upstream.detail, code)
+    if (upstream.hint !== undefined) out.hint = release(upstream.hint, code)
+    if (upstream.position !== undefined) out.position = upstream.position
+    return out
+  }
+  return wireError(err)
+}
+
+/** `DEALLOCATE [PREPARE] name | ALL` as one statement, or undefined. */
+export function deallocateTarget (sql: string): { name: string, quoted: boolean, all: boolean } | undefined {
+  const m = /^\s*deallocate\s+(?:prepare\s+)?(?:"((?:[^"]|"")+)"|([A-Za-z_][A-Za-z0-9_$]*))\s*;?\s*$/i.exec(sql)
+  if (m === null) return undefined
+  if (m[1] !== undefined) return { name: m[1].replace(/""/g, '"'), quoted: true, all: false }
+  const name = m[2] as string
+  return { name, quoted: false, all: name.toLowerCase() === 'all' }
 }

@@ -11,11 +11,12 @@ import type { Admission, ConnectionRef, Pipeline, RoundTrip, Statement } from '.
 import type { Recording } from '../../recording/recorder.js'
 import { recordAdmitted, recordCompleted, unrecordedRefusal, type RoundTripContext } from '../../recording/round-trips.js'
 import { BinaryFormatRefused, decodeBinaryParam } from '../../warehouses/postgres/codec.js'
-import type { Described, UpstreamSession, UpstreamValue } from '../../warehouses/postgres/upstream.js'
-import { wireError } from './errors.js'
+import type { Described, Execution, UpstreamSession } from '../../warehouses/postgres/upstream.js'
+import { deallocateTarget, sessionWireError, wireError } from './errors.js'
 import { formatAt, readBind, readExecute, readParse, readQuery, readTarget, type Frame } from './frames.js'
 import * as msg from './messages.js'
 import { checkBinary, completionTag, StreamedResult, wireFields, write } from './results.js'
+import { merge, Refusal, type Portal, type Prepared, type Running } from './session-state.js'
 
 export const FRONT_END = 'postgres-wire'
 
@@ -29,25 +30,6 @@ export interface ClientFacts {
   sourceIp?: string
   application?: string
 }
-
-interface Prepared { sql: string, paramTypes: number[], described?: Described }
-
-interface Portal {
-  prepared: Prepared
-  values: UpstreamValue[]
-  resultFormats: number[]
-  running?: Running
-}
-
-/** A round trip in flight: its trip, its context and the result still streaming. */
-interface Running {
-  trip: RoundTrip
-  ctx: RoundTripContext
-  started: number
-  result?: StreamedResult
-}
-
-class Refusal extends Error {}
 
 export class WireSession {
   readonly #socket: Socket
@@ -103,20 +85,11 @@ export class WireSession {
   }
 
   #wire (err: unknown): msg.WireError {
-    if (err instanceof BinaryFormatRefused || err instanceof RangeError) return { severity: 'ERROR', code: '0A000', message: err.message }
-    const upstream = err as { severity?: string, code?: string, message?: string, detail?: string, hint?: string, position?: string }
-    if (!isSluiceError(err) && typeof upstream.code === 'string' && /^[0-9A-Z]{5}$/.test(upstream.code)) {
-      // Upstream errors quote values: released through the pipeline like every upstream text.
-      const safe = (text: string | undefined): string | undefined => text === undefined ? undefined : this.#deps.pipeline.releaseError(undefined, undefined, text, { sqlState: upstream.code })
-      const out: msg.WireError = { severity: 'ERROR', code: upstream.code, message: safe(upstream.message) ?? '' }
-      const detail = safe(upstream.detail)
-      if (detail !== undefined) out.detail = detail
-      if (upstream.hint !== undefined) out.hint = safe(upstream.hint) as string
-      if (upstream.position !== undefined) out.position = upstream.position
-      return out
+    if (!isSluiceError(err) && !(err instanceof RangeError) && !(err instanceof BinaryFormatRefused) && typeof (err as { code?: unknown })?.code !== 'string') {
+      this.#deps.log.error({ err: (err as Error)?.message }, 'postgres session: unexpected error')
     }
-    if (!isSluiceError(err)) this.#deps.log.error({ err: (err as Error)?.message }, 'postgres session: unexpected error')
-    return wireError(err)
+    // Upstream errors quote values: released through the pipeline like every upstream text.
+    return sessionWireError(err, (text, sqlState) => this.#deps.pipeline.releaseError(undefined, undefined, text, { sqlState }))
   }
 
   #statement (sql: string, params?: unknown[]): Statement {
@@ -220,14 +193,13 @@ export class WireSession {
    * its prepared-statement cache rotates.
    */
   async #deallocate (sql: string): Promise<boolean> {
-    const m = /^\s*deallocate\s+(?:prepare\s+)?(?:"((?:[^"]|"")+)"|([A-Za-z_][A-Za-z0-9_$]*))\s*;?\s*$/i.exec(sql)
-    if (m === null) return false
-    const name = m[1] !== undefined ? m[1].replace(/""/g, '"') : (m[2] as string)
-    if (m[1] === undefined && name.toLowerCase() === 'all') this.#statements.clear()
+    const target = deallocateTarget(sql)
+    if (target === undefined) return false
+    if (target.all) this.#statements.clear()
     else {
-      const key = m[1] !== undefined ? name : [...this.#statements.keys()].find((k) => k === name || k === name.toLowerCase())
+      const key = target.quoted ? target.name : [...this.#statements.keys()].find((k) => k === target.name || k === target.name.toLowerCase())
       if (key === undefined || !this.#statements.delete(key)) {
-        throw Object.assign(new Error(`prepared statement "${name}" does not exist`), { code: '26000' })
+        throw Object.assign(new Error(`prepared statement "${target.name}" does not exist`), { code: '26000' })
       }
     }
     await write(this.#socket, msg.commandComplete('DEALLOCATE'))
@@ -243,8 +215,21 @@ export class WireSession {
     if (execution.error !== undefined) throw execution.error
   }
 
+  /**
+   * The rule's statementTimeoutSeconds, enforced by Sluice: past it the upstream statement is
+   * cancelled (the client gets 57014, as from PostgreSQL's own statement_timeout).
+   */
+  #timeout (execution: Execution, admission: Admission): void {
+    const seconds = admission.decision.limits.statementTimeoutSeconds
+    if (seconds === undefined) return
+    const timer = setTimeout(() => { void this.#upstream.cancel().catch(() => {}) }, seconds * 1000)
+    timer.unref()
+    void execution.ended.then(() => clearTimeout(timer))
+  }
+
   async #runSimple (statement: Statement, admission: Admission, running: Running): Promise<void> {
     const execution = this.#upstream.execute(statement.sql, [], [])
+    this.#timeout(execution, admission)
     const fields = await execution.fields
     const trip: RoundTrip = {}
     if (fields !== null) {
@@ -259,7 +244,7 @@ export class WireSession {
     merge(running.trip, trip)
   }
 
-  async #finish (execution: ReturnType<UpstreamSession['execute']>, rows: number): Promise<void> {
+  async #finish (execution: Execution, rows: number): Promise<void> {
     await execution.ended
     if (execution.error !== undefined) throw execution.error
     if (execution.tag === '') await write(this.#socket, msg.emptyQueryResponse())
@@ -335,6 +320,7 @@ export class WireSession {
         throw err
       }
       const execution = this.#upstream.execute(portal.prepared.sql, portal.prepared.paramTypes, portal.values)
+      this.#timeout(execution, admission)
       let fields
       try {
         fields = await execution.fields
@@ -408,13 +394,4 @@ export class WireSession {
     try { await this.#release() } catch {}
     await this.#upstream.close()
   }
-}
-
-/** Folds one statement's release facts into its message's round trip. */
-function merge (into: RoundTrip, from: RoundTrip): void {
-  if (from.rowsReturned !== undefined) into.rowsReturned = (into.rowsReturned ?? 0) + from.rowsReturned
-  if (from.maskedColumns !== undefined) into.maskedColumns = [...(into.maskedColumns ?? []), ...from.maskedColumns]
-  if (from.capture !== undefined) into.capture ??= from.capture
-  if (from.rowsLimited !== undefined) into.rowsLimited = from.rowsLimited
-  if (from.statementId !== undefined) into.statementId ??= from.statementId
 }
