@@ -66,7 +66,7 @@ export async function startGateway (config: SluiceConfig): Promise<Gateway> {
     const running = app
     const wire = config.listen.postgres === undefined
       ? undefined
-      : await startPostgresListener(config.listen.postgres, { config, verifier, pipeline, recording, log: app.log })
+      : await startPostgresListener(config.listen.postgres, { config, verifier, pipeline, recording, store, log: app.log })
     return {
       app: running,
       url: `http://${host}:${port}`,

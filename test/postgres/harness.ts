@@ -58,6 +58,8 @@ export interface WireGateway {
   /** Direct to the store, to read the recorded events. */
   events: postgres.Sql
   token: () => Promise<string>
+  /** Another gateway on the same store and upstream (a second replica). */
+  replica: () => Promise<Gateway>
   close: () => Promise<void>
 }
 
@@ -79,6 +81,7 @@ export async function startWireGateway (policy = POLICY, listen: Record<string, 
     connections: { 'app-db': { kind: 'postgres', url: upstream.url, aliases: ['app'] } }
   })
   const gateway = await startGateway(config)
+  const replicas: Gateway[] = []
   const events = postgres(store.url, { max: 1, onnotice: () => {} })
   return {
     gateway,
@@ -89,7 +92,13 @@ export async function startWireGateway (policy = POLICY, listen: Record<string, 
     direct,
     events,
     token: () => idp.userToken({ subject: 'alice', groups: ['ai-agents'] }),
+    async replica () {
+      const other = await startGateway(config)
+      replicas.push(other)
+      return other
+    },
     async close () {
+      for (const r of replicas) await r.close()
       await gateway.close()
       await direct.end({ timeout: 5 })
       await events.end({ timeout: 5 })

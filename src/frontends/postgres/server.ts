@@ -11,9 +11,11 @@ import { authenticateToken } from '../../identity/authenticate.js'
 import type { TokenVerifier } from '../../identity/verifier.js'
 import type { Pipeline } from '../../pipeline.js'
 import type { Recording } from '../../recording/recorder.js'
+import type { Store } from '../../store/store.js'
 import { recordAuthFailure } from '../../recording/round-trips.js'
 import { connectionFor, postgresConnections, type PostgresSettings } from '../../warehouses/postgres/connections.js'
-import { UpstreamSession } from '../../warehouses/postgres/upstream.js'
+import { cancelBackend, UpstreamSession } from '../../warehouses/postgres/upstream.js'
+import { storeBackendKeys } from './backend-keys.js'
 import { FrameReader, FrameTooLarge, PROTOCOL_3, readPassword, type Frame, type StartupFrame } from './frames.js'
 import * as msg from './messages.js'
 import { FRONT_END, WireSession, type SessionDeps } from './session.js'
@@ -21,6 +23,8 @@ import { FRONT_END, WireSession, type SessionDeps } from './session.js'
 export interface ListenerDeps extends SessionDeps {
   config: SluiceConfig
   verifier: TokenVerifier | null
+  /** Where backend keys are kept, so a CancelRequest reaching another replica finds its session. */
+  store: Store
   log: SessionDeps['log'] & { info: (o: object, m: string) => void }
 }
 
@@ -72,7 +76,9 @@ export async function startPostgresListener (listen: PostgresListenConfig, deps:
   if (listen.requireTls && listen.tls === undefined) throw new ERR_CONFIG_INVALID('/listen/postgres/requireTls needs /listen/postgres/tls (cert and key)')
   const secure: SecureContext | undefined = listen.tls === undefined ? undefined : createSecureContext({ cert: listen.tls.cert, key: listen.tls.key })
   const connections = postgresConnections(deps.config)
-  // Live sessions by the backend key Sluice issued, for CancelRequest (sockets are per process).
+  const keys = storeBackendKeys(deps.store)
+  // Live sessions of this process by the backend key Sluice issued: a cancel that reaches the
+  // session's own replica needs no store round trip.
   const live = new Map<number, { secret: number, session: WireSession }>()
   const sockets = new Set<Socket>()
 
@@ -147,8 +153,15 @@ export async function startPostgresListener (listen: PostgresListenConfig, deps:
     const session = new WireSession(socket, outcome.principal, connectionRef(settings), upstream, deps, {
       ...(sourceIp !== undefined && { sourceIp }), ...(application !== undefined && { application })
     })
-    const pid = uniquePid(live)
     const secret = randomInt(0, 2 ** 31 - 1)
+    let pid: number
+    try {
+      pid = await issueKey(settings, upstream, secret)
+    } catch (err) {
+      await session.end()
+      deps.log.error({ err: (err as Error).message }, 'postgres listener: backend key not stored')
+      return await fatal(socket, '57P03', 'Sluice could not register this session (the store is unavailable); retry in a few seconds')
+    }
     live.set(pid, { secret, session })
     try {
       socket.write(msg.authenticationOk())
@@ -169,14 +182,31 @@ export async function startPostgresListener (listen: PostgresListenConfig, deps:
     } finally {
       live.delete(pid)
       await session.end()
+      await keys.remove(pid).catch((err: Error) => deps.log.warn({ err: err.message }, 'postgres listener: backend key not removed'))
     }
   }
 
+  async function issueKey (settings: PostgresSettings, upstream: UpstreamSession, secret: number): Promise<number> {
+    const { pid: upstreamPid, secret: upstreamSecret } = upstream.backendKey
+    for (;;) {
+      const pid = randomInt(1, 2 ** 31 - 1)
+      if (live.has(pid)) continue
+      if (await keys.put({ pid, secret, connection: settings.name, upstreamPid, upstreamSecret })) return pid
+    }
+  }
+
+  // PostgreSQL answers a CancelRequest with nothing, matched or not; so does Sluice.
   async function cancel (pid: number, secret: number): Promise<void> {
     const entry = live.get(pid)
-    // PostgreSQL answers a CancelRequest with nothing, matched or not.
-    if (entry === undefined || entry.secret !== secret) return
-    await entry.session.upstream.cancel().catch(() => {})
+    if (entry !== undefined) {
+      if (entry.secret === secret) await entry.session.upstream.cancel().catch(() => {})
+      return
+    }
+    // Another replica's session: its upstream backend is cancelled from here, with its own key.
+    const key = await keys.find(pid, secret).catch(() => undefined)
+    const settings = key === undefined ? undefined : connections.find((c) => c.name === key.connection)
+    if (key === undefined || settings === undefined) return
+    await cancelBackend(settings, key.upstreamPid, key.upstreamSecret).catch(() => {})
   }
 
   await new Promise<void>((resolve, reject) => {
@@ -194,13 +224,6 @@ export async function startPostgresListener (listen: PostgresListenConfig, deps:
       for (const s of sockets) s.destroy()
       await closed
     }
-  }
-}
-
-function uniquePid (live: Map<number, unknown>): number {
-  for (;;) {
-    const pid = randomInt(1, 2 ** 31 - 1)
-    if (!live.has(pid)) return pid
   }
 }
 

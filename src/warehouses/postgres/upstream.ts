@@ -276,17 +276,16 @@ export class UpstreamSession {
     return await d.done
   }
 
-  /** Cancels whatever the upstream backend runs now (its own CancelRequest, on a side socket). */
+  /** The upstream backend's own key (its BackendKeyData), with which any process can cancel. */
+  get backendKey (): { pid: number, secret: number } {
+    const c = this.#client as unknown as { processID: number, secretKey: number }
+    return { pid: c.processID, secret: c.secretKey }
+  }
+
+  /** Cancels whatever the upstream backend runs now. */
   async cancel (): Promise<void> {
-    const c = this.#client as unknown as { processID: number, secretKey: number, activeQuery: unknown }
-    const side = new pg.Client({ connectionString: this.#settings.url })
-    await new Promise<void>((resolve) => {
-      const con = (side as unknown as { connection: { connect: (port: number, host: string) => void, on: (e: string, fn: () => void) => void, cancel: (pid: number, key: number) => void, end: () => void } }).connection
-      const { host, port } = side as unknown as { host: string, port: number }
-      con.on('connect', () => { con.cancel(c.processID, c.secretKey); resolve() })
-      con.on('error', () => resolve())
-      con.connect(port, host)
-    })
+    const key = this.backendKey
+    await cancelBackend(this.#settings, key.pid, key.secret)
   }
 
   async close (): Promise<void> {
@@ -294,4 +293,19 @@ export class UpstreamSession {
     this.#closed = true
     await this.#client.end().catch(() => {})
   }
+}
+
+/**
+ * Sends the upstream a CancelRequest for backend (pid, secret) on a side connection, as libpq
+ * does; PostgreSQL answers nothing and closes it. Resolves once the request was written.
+ */
+export async function cancelBackend (settings: PostgresSettings, pid: number, secret: number): Promise<void> {
+  const side = new pg.Client({ connectionString: settings.url })
+  const { host, port } = side as unknown as { host: string, port: number }
+  const con = (side as unknown as { connection: { connect: (port: number, host: string) => void, on: (e: string, fn: () => void) => void, cancel: (pid: number, key: number) => void } }).connection
+  await new Promise<void>((resolve) => {
+    con.on('connect', () => { con.cancel(pid, secret); resolve() })
+    con.on('error', () => resolve())
+    con.connect(port, host)
+  })
 }
