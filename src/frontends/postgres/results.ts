@@ -86,15 +86,30 @@ export class StreamedResult {
    */
   async send (socket: Socket, maxRows: number): Promise<boolean> {
     this.lastWritten = 0
+    // DataRows are written in chunks of about 64 KiB: one socket write per row costs more than
+    // the row itself; the chunk is flushed before anything else is written or awaited.
+    let chunk: Buffer[] = []
+    let size = 0
+    const flush = async (): Promise<void> => {
+      if (chunk.length === 0) return
+      const out = chunk.length === 1 ? chunk[0] as Buffer : Buffer.concat(chunk, size)
+      chunk = []
+      size = 0
+      await write(socket, out)
+    }
     for (;;) {
       while (this.#next < this.#pending.length) {
-        if (maxRows > 0 && this.lastWritten >= maxRows) return false
+        if (maxRows > 0 && this.lastWritten >= maxRows) { await flush(); return false }
         const row = this.#pending[this.#next++] as unknown[]
-        if (this.#cap !== undefined && this.#sent >= this.#cap.rows) return await this.#limited(socket)
-        await write(socket, dataRow(row.map((v, i) => this.#encode(v, i))))
+        if (this.#cap !== undefined && this.#sent >= this.#cap.rows) { await flush(); return await this.#limited(socket) }
+        const encoded = dataRow(row.map((v, i) => this.#encode(v, i)))
+        chunk.push(encoded)
+        size += encoded.length
+        if (size >= 65536) await flush()
         this.#sent++
         this.lastWritten++
       }
+      await flush()
       if (this.#exhausted) return true
       const next = await this.#pages.next()
       if (next.done === true) { this.#exhausted = true; continue }

@@ -48,17 +48,21 @@ class Framed {
     this.attach(socket)
   }
 
+  readonly #onData = (chunk: Buffer): void => { this.reader.push(chunk); this.#wake?.() }
+  readonly #onEnd = (): void => { this.#ended = true; this.#wake?.() }
+
   attach (socket: Socket): void {
     this.socket = socket
-    socket.on('data', (chunk: Buffer) => { this.reader.push(chunk); this.#wake?.() })
-    socket.on('close', () => { this.#ended = true; this.#wake?.() })
-    socket.on('error', () => { this.#ended = true; this.#wake?.() })
+    socket.on('data', this.#onData)
+    socket.on('close', this.#onEnd)
+    socket.on('error', this.#onEnd)
   }
 
-  /** Stops reading the plain socket (before a TLS upgrade takes it over). */
+  /** Stops reading the plain socket (before a TLS upgrade takes it over); other listeners stay. */
   detach (): void {
-    this.socket.removeAllListeners('data')
-    this.socket.removeAllListeners('close')
+    this.socket.off('data', this.#onData)
+    this.socket.off('close', this.#onEnd)
+    this.socket.off('error', this.#onEnd)
   }
 
   async next<T> (take: () => T | undefined): Promise<T | undefined> {
