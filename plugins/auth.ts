@@ -4,7 +4,8 @@
 // Every front-end route, whoever authenticates it, also refuses a token in the URL query.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { AuthError, ERR_AUTH_INVALID, ERR_AUTH_MISSING, isSluiceError } from '../src/errors.js'
+import { ERR_AUTH_INVALID } from '../src/errors.js'
+import { authenticateToken, errorName, scrubToken, type AuthFailure } from '../src/identity/authenticate.js'
 import type { Principal } from '../src/identity/principal.js'
 import type { TokenVerifier } from '../src/identity/verifier.js'
 import { bearerTokensInQuery } from '../src/url-credentials.js'
@@ -25,8 +26,7 @@ declare module 'fastify' {
   }
 }
 
-/** A refused authentication as the recording layer and the reply see it. */
-export type AuthFailure = AuthError & { code: string, statusCode: number }
+export type { AuthFailure }
 
 export type AuthFailureListener = (request: FastifyRequest, err: AuthFailure) => Promise<void> | void
 
@@ -49,20 +49,12 @@ export function createAuthHook (deps: AuthHookDeps): AuthHook {
   return async function authenticate (request, reply) {
     request.principal = null
     const token = bearerToken(request.headers.authorization)
-    let failure: AuthFailure
-    if (verifier === null) {
-      failure = new ERR_AUTH_INVALID('identity is not configured on this gateway, so no token can be accepted') as AuthFailure
-    } else if (token === undefined) {
-      failure = new ERR_AUTH_MISSING() as AuthFailure
-    } else {
-      try {
-        request.principal = await verifier.verify(token)
-        return undefined
-      } catch (err) {
-        failure = asAuthFailure(err, request)
-      }
+    const outcome = await authenticateToken(verifier, token, request.log)
+    if ('principal' in outcome) {
+      request.principal = outcome.principal
+      return undefined
     }
-    return refuse(request, reply, failure, token, onFailure)
+    return refuse(request, reply, outcome.failure, token, onFailure)
   }
 }
 
@@ -91,7 +83,7 @@ async function refuse (
   onFailure: AuthFailureListener | undefined,
   errorCode: 'invalid_token' | 'invalid_request' | undefined = token === undefined ? undefined : 'invalid_token'
 ): Promise<FastifyReply> {
-  const message = scrub(failure.message, token)
+  const message = scrubToken(failure.message, token)
   request.log.warn({ code: failure.code, reason: message }, 'authentication refused')
   if (onFailure !== undefined) {
     try {
@@ -122,21 +114,6 @@ function bearerToken (header: string | undefined): string | undefined {
   if (header === undefined) return undefined
   const match = BEARER.exec(header)
   return match === null ? undefined : match[1]
-}
-
-function asAuthFailure (err: unknown, request: FastifyRequest): AuthFailure {
-  if (isSluiceError(err) && err instanceof AuthError && typeof err.statusCode === 'number') return err as AuthFailure
-  // A verifier bug must still refuse (fail closed); log its name only, never what it held.
-  request.log.error({ verifierError: errorName(err) }, 'token verifier failed unexpectedly')
-  return new ERR_AUTH_INVALID('token could not be verified') as AuthFailure
-}
-
-function scrub (text: string, token: string | undefined): string {
-  return token !== undefined && token.length >= 8 ? text.split(token).join('[token]') : text
-}
-
-function errorName (err: unknown): string {
-  return err instanceof Error ? err.name : typeof err
 }
 
 async function sluiceAuth (fastify: FastifyInstance, opts: AuthPluginOptions): Promise<void> {

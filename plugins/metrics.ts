@@ -10,7 +10,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { RoundTripFacts } from '../src/recording/build.js'
 import type { Recording, SessionRef } from '../src/recording/recorder.js'
 import { GatewayMetrics } from '../src/metrics/gateway-metrics.js'
-import { outcomeOf } from './recording.js'
+import { outcomeOf } from '../src/recording/round-trips.js'
 
 /** Catalogue codes meaning the warehouse failed the statement or could not be reached. */
 const UPSTREAM_ERRORS = new Set([

@@ -8,11 +8,11 @@
 import { createHash } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { ERR_RESULT_UNRECORDED, ERR_STORE_UNAVAILABLE } from '../src/errors.js'
+import type { Principal } from '../src/identity/principal.js'
 import type { RoundTrip } from '../src/pipeline.js'
-import { nowMicros } from '../src/recording/chain.js'
 import { Recording } from '../src/recording/recorder.js'
-import type { EventOutcome, SessionRecorder } from '../src/recording/sessions.js'
+import { recordAdmitted, recordAuthFailure, recordCompleted, unrecordedRefusal, type RoundTripContext } from '../src/recording/round-trips.js'
+import type { SessionRecorder } from '../src/recording/sessions.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -50,18 +50,16 @@ export function tokenSessionKey (request: FastifyRequest, frontEnd: string): str
   return `${frontEnd}:${createHash('sha256').update(header).digest('base64url')}`
 }
 
-// Answers that mean the upstream never ran the statement: a lost completion is then retryable.
-const NOT_EXECUTED = new Set(['SLUICE_UPSTREAM_UNAVAILABLE', 'SLUICE_STORE_UNAVAILABLE'])
-
-/** The session a request's events belong to. */
-function sessionOf (request: FastifyRequest, frontEnd: string) {
-  const principal = request.principal as NonNullable<FastifyRequest['principal']>
-  const connection = request.connectionName ?? undefined
+/** The request a front-end route's events belong to. */
+function contextOf (request: FastifyRequest, frontEnd: string, principal: Principal): RoundTripContext {
   return {
-    sessionKey: request.sessionKey ?? tokenSessionKey(request, frontEnd) ?? `${frontEnd}:${request.id}`,
-    principal,
-    connection,
+    requestId: request.id,
     frontEnd,
+    principal,
+    sessionKey: request.sessionKey ?? tokenSessionKey(request, frontEnd) ?? `${frontEnd}:${request.id}`,
+    connection: request.connectionName ?? undefined,
+    route: request.routeOptions.url ?? request.url,
+    method: request.method,
     sourceIp: request.ip,
     userAgent: request.headers['user-agent']
   }
@@ -72,40 +70,12 @@ function sessionOf (request: FastifyRequest, frontEnd: string) {
  * decision (rule included), before the warehouse is called.
  */
 export function createAdmittedRecorder (recording: Recording, request: FastifyRequest) {
-  return async function recordAdmitted (trip: RoundTrip): Promise<void> {
+  return async function recordAdmittedEvent (trip: RoundTrip): Promise<void> {
     const frontEnd = request.routeOptions.config.frontEnd
     const principal = request.principal
     if (frontEnd === undefined || principal === null || principal === undefined) return
-    const admitted: RoundTrip = {}
-    for (const key of ['sql', 'analysis', 'decision', 'hold', 'params', 'policyVersion', 'statementId'] as const) {
-      if (trip[key] !== undefined) (admitted as Record<string, unknown>)[key] = trip[key]
-    }
-    await recording.record({
-      requestId: request.id,
-      frontEnd,
-      principal,
-      connection: request.connectionName ?? undefined,
-      route: request.routeOptions.url ?? request.url,
-      method: request.method,
-      outcome: 'admitted',
-      phase: 'admitted',
-      startedAtMicros: nowMicros(),
-      sourceIp: request.ip,
-      userAgent: request.headers['user-agent'] ?? null,
-      trip: admitted
-    }, sessionOf(request, frontEnd))
+    await recordAdmitted(recording, contextOf(request, frontEnd, principal), trip)
   }
-}
-
-export function outcomeOf (statusCode: number, trip: RoundTrip): EventOutcome {
-  if (statusCode === 401) return 'unauthenticated'
-  if (trip.hold?.state === 'pending') return 'held'
-  // Refused for want of an approval is a refusal: nothing ran and nothing waits.
-  if (trip.decision?.effect === 'deny' || trip.errorCode === 'SLUICE_POLICY_DENIED' || trip.errorCode === 'SLUICE_APPROVAL_REQUIRED') return 'denied'
-  // Some protocols answer errors with 200 (the Snowflake connector's success:false), so the
-  // error code the front end set decides, not the status alone.
-  if (trip.errorCode !== undefined) return 'error'
-  return statusCode < 400 ? 'ok' : 'error'
 }
 
 export interface RecordHookOptions {
@@ -126,35 +96,15 @@ export function createRecordHook ({ recording }: RecordHookOptions) {
     // Unauthenticated requests were recorded by recordAuthFailure; public routes are not events.
     if (frontEnd === undefined || principal === null || principal === undefined) return payload
     const trip = request.roundTrip ?? {}
-    const connection = request.connectionName ?? undefined
-    // The answer that releases an admitted statement's result (or its failure) completes it.
-    const phase = trip.statementId !== undefined && trip.pending !== true ? 'completed' as const : null
     try {
-      await recording.record({
-        requestId: request.id,
-        frontEnd,
-        principal,
-        connection,
-        route: request.routeOptions.url ?? request.url,
-        method: request.method,
+      await recordCompleted(recording, contextOf(request, frontEnd, principal), trip, {
         statusCode: reply.statusCode,
-        outcome: outcomeOf(reply.statusCode, trip),
-        phase,
         durationMs: reply.elapsedTime,
-        startedAtMicros: nowMicros() - Math.round(reply.elapsedTime * 1000),
-        sourceIp: request.ip,
-        userAgent: request.headers['user-agent'] ?? null,
-        bytesReturned: trip.bytesReturned ?? payloadBytes(payload),
-        trip
-      }, sessionOf(request, frontEnd))
+        bytesReturned: payloadBytes(payload)
+      })
     } catch (err) {
       request.log.error({ err: (err as Error).message }, 'recording failed; response withheld')
-      // Admitted (so possibly run upstream) and not refused by an upstream that never ran it:
-      // the statement stands in the trail as admitted, and the client must not just retry.
-      const ran = trip.statementId !== undefined && !NOT_EXECUTED.has(trip.errorCode ?? '')
-      const refusal = (ran
-        ? new ERR_RESULT_UNRECORDED(`statement ${trip.statementId ?? ''}, request ${request.id}`)
-        : new ERR_STORE_UNAVAILABLE('the round trip could not be recorded')) as Error & { code: string, statusCode?: number }
+      const { error: refusal, ran } = unrecordedRefusal(trip, request.id)
       trip.errorCode = refusal.code
       // Whatever the route was about to send (its stream included) is dropped.
       if (payload !== null && typeof payload === 'object' && 'destroy' in payload) (payload as { destroy: () => void }).destroy()
@@ -193,25 +143,22 @@ async function recordingPlugin (fastify: FastifyInstance, options: RecordingPlug
   // written and the closing checkpoint signed while the store is still there.
   fastify.addHook('onClose', async function stopRecording () { await recording.close() })
 
-  fastify.decorate('recordAuthFailure', async function recordAuthFailure (request: FastifyRequest, err: Error & { code?: string }) {
+  fastify.decorate('recordAuthFailure', async function recordRouteAuthFailure (request: FastifyRequest, err: Error & { code?: string }) {
     const frontEnd = request.routeOptions.config.frontEnd
     if (frontEnd === undefined) return
     // A forged or expired token is exactly what an auditor looks for; a store failure here
     // must not turn a 401 into something else, so it is logged and the 401 stands.
     try {
-      await recording.record({
+      await recordAuthFailure(recording, {
         requestId: request.id,
         frontEnd,
         route: request.routeOptions.url ?? request.url,
         method: request.method,
         statusCode: 401,
-        outcome: 'unauthenticated',
-        errorCode: err.code ?? null,
+        errorCode: err.code,
         reason: err.message,
-        durationMs: 0,
-        startedAtMicros: nowMicros(),
         sourceIp: request.ip,
-        userAgent: request.headers['user-agent'] ?? null
+        userAgent: request.headers['user-agent']
       })
     } catch (recordErr) {
       request.log.error({ err: (recordErr as Error).message }, 'could not record a failed authentication')

@@ -224,3 +224,10 @@ export const ERR_APPROVAL_MISMATCH = createError<[string]>(
 // The approved statement already ran (claimed once, by one replica); its result comes from that run.
 export const ERR_APPROVAL_EXECUTED = createError<[string, string]>(
   'SLUICE_APPROVAL_EXECUTED', 'approval %s was already used: its statement was run by gateway %s and is not run again', 409, base(ApprovalError))
+
+// ── postgres front end ────────────────────────────────────────────────────────────────────
+// Rendered as ErrorResponse with a SQLSTATE by the PostgreSQL listener (src/frontends/postgres).
+export const ERR_POSTGRES_UNSUPPORTED = createError<[string]>(
+  'SLUICE_POSTGRES_UNSUPPORTED', '%s', 400, base(RequestError))
+export const ERR_POSTGRES_UPSTREAM = createError<[string, string]>(
+  'SLUICE_POSTGRES_UPSTREAM', 'PostgreSQL (connection %s): %s', 502, base(UpstreamError))

@@ -5,6 +5,7 @@ import { pino } from 'pino'
 import { gatewaySecrets } from './config/secrets.js'
 import type { SluiceConfig } from './config/types.js'
 import { ERR_CONFIG_INVALID } from './errors.js'
+import { startPostgresListener, type PostgresListener } from './frontends/postgres/server.js'
 import { createTokenVerifier } from './identity/verifier.js'
 import { Pipeline } from './pipeline.js'
 import { composeApprovals, createStages, recordStage, type ComposedStages } from './pipeline/compose.js'
@@ -21,6 +22,8 @@ export interface Gateway {
   app: FastifyInstance
   /** The address the server listens on (port resolved when configured as 0). */
   url: string
+  /** The PostgreSQL wire-protocol listener, when listen.postgres is configured. */
+  postgres?: PostgresListener
   close: () => Promise<void>
 }
 
@@ -71,7 +74,15 @@ export async function startGateway (config: SluiceConfig): Promise<Gateway> {
     const port = typeof address === 'object' && address !== null ? address.port : config.listen.port
     const host = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host
     const running = app
-    return { app: running, url: `http://${host}:${port}`, close: () => running.close() }
+    const wire = config.listen.postgres === undefined
+      ? undefined
+      : await startPostgresListener(config.listen.postgres, { config, verifier, pipeline, recording, store, log: app.log })
+    return {
+      app: running,
+      url: `http://${host}:${port}`,
+      ...(wire !== undefined && { postgres: wire }),
+      close: async () => { await wire?.close(); await running.close() }
+    }
   } catch (err) {
     // The store and stages belong to the app once registered; before that they are ours to close.
     if (app === undefined) {

@@ -39,7 +39,25 @@ export const configSchema = {
         trustProxy: { type: 'boolean', default: false },
         bodyLimitBytes: { type: 'integer', minimum: 1024, default: 16 * 1024 * 1024 },
         // Node's own default (16 KiB) is no bigger than a large token: see identity.maxTokenBytes.
-        maxHeaderBytes: { type: 'integer', minimum: 16384, maximum: 2097152, default: 65536 }
+        maxHeaderBytes: { type: 'integer', minimum: 16384, maximum: 2097152, default: 65536 },
+        // The PostgreSQL wire-protocol listener; off unless configured.
+        postgres: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['port'],
+          properties: {
+            host: { type: 'string', minLength: 1, default: '127.0.0.1' },
+            port: { type: 'integer', minimum: 0, maximum: 65535 },
+            requireTls: { type: 'boolean', default: false },
+            tls: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['cert', 'key'],
+              properties: { cert: { type: 'string', minLength: 1 }, key: { type: 'string', minLength: 1 } }
+            },
+            maxMessageBytes: { type: 'integer', minimum: 65536, default: 67108864 }
+          }
+        }
       }
     },
     log: {

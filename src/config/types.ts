@@ -15,6 +15,19 @@ export interface ListenConfig {
    * token is refused by Sluice itself (401, WWW-Authenticate, a recorded event).
    */
   maxHeaderBytes: number
+  /** The PostgreSQL wire-protocol listener; absent: not listening. */
+  postgres?: PostgresListenConfig
+}
+
+export interface PostgresListenConfig {
+  host: string
+  port: number
+  /** Refuse sessions that did not upgrade to TLS (sslmode=disable / prefer without TLS). */
+  requireTls: boolean
+  /** PEM certificate chain and private key (the values, e.g. via ${file:…}). */
+  tls?: { cert: string, key: string }
+  /** Largest frontend message accepted (a Bind with large values); larger closes the session. */
+  maxMessageBytes: number
 }
 
 export interface LogConfig {

@@ -27,6 +27,16 @@ export interface StatementDecision {
   builtin?: string
 }
 
+/** `match.functions`: the statement calls a listed function (an allow: calls only listed ones). */
+function functionsMatch (rule: CompiledRule, stmt: StatementAnalysis): boolean {
+  const listed = rule.functions
+  if (listed === undefined) return true
+  const hit = (fn: string): boolean => listed(fn) || listed(fn.slice(fn.lastIndexOf('.') + 1))
+  const called = stmt.functions.map((f) => f.toLowerCase())
+  if (!called.some(hit)) return false
+  return rule.effect !== 'allow' || called.every(hit)
+}
+
 /** `match.rereads`: the statement reads one of the listed sources (an allow: only listed ones). */
 function rereadsMatch (rule: CompiledRule, stmt: StatementAnalysis): boolean {
   if (rule.rereads === undefined) return true
@@ -254,7 +264,7 @@ export function createPolicyEngine (policySet: PolicySet): CompiledPolicyEngine 
           guard ??= rule
           continue
         }
-        if (!m.matched || !rereadsMatch(rule, statement)) continue
+        if (!m.matched || !rereadsMatch(rule, statement) || !functionsMatch(rule, statement)) continue
         // Fail closed: a later rule may not be laxer than a rule on tables the statement may touch.
         if (guard !== undefined && SEVERITY[guard.effect] > SEVERITY[rule.effect]) {
           return { index, statement, effect: guard.effect, rule: guard, ruleId: guard.id, unknownTables: true }

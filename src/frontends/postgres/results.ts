@@ -1,0 +1,159 @@
+// One statement's result, from the upstream to the client: upstream batches become neutral
+// pages, the pipeline masks them, and each masked row is written as a DataRow in the format the
+// client asked for. Rows are pulled a batch at a time and written with socket backpressure, so
+// the gateway holds one batch per session whatever the result size.
+import type { Socket } from 'node:net'
+import type { Admission, NeutralResult, Pipeline, ResultPage, RoundTrip, Statement } from '../../pipeline.js'
+import { limitedNotice, rowCap, type RowCap } from '../../pipeline/limits.js'
+import { ERR_ROWS_LIMIT } from '../../errors.js'
+import { BinaryFormatRefused, binaryEncodable, encodeBinary, toNeutral, toText } from '../../warehouses/postgres/codec.js'
+import { typeName } from '../../warehouses/postgres/types.js'
+import type { Execution, UpstreamField } from '../../warehouses/postgres/upstream.js'
+import { formatAt } from './frames.js'
+import { dataRow, noticeResponse, type WireField } from './messages.js'
+
+export function wireFields (fields: readonly UpstreamField[], formats: readonly number[]): WireField[] {
+  return fields.map((f, i) => ({
+    name: f.name,
+    tableOid: f.tableID,
+    column: f.columnID,
+    typeOid: f.dataTypeID,
+    typeSize: f.dataTypeSize,
+    typeModifier: f.dataTypeModifier,
+    format: formatAt(formats, i)
+  }))
+}
+
+/** Refuses, before any row, a binary result column Sluice cannot encode. */
+export function checkBinary (fields: readonly UpstreamField[], formats: readonly number[]): void {
+  fields.forEach((f, i) => {
+    if (formatAt(formats, i) === 1 && !binaryEncodable(f.dataTypeID)) throw new BinaryFormatRefused(f.name, f.dataTypeID)
+  })
+}
+
+export async function write (socket: Socket, chunk: Buffer): Promise<void> {
+  if (socket.write(chunk)) return
+  if (socket.destroyed) return
+  await new Promise<void>((resolve) => {
+    const done = (): void => { socket.off('drain', done); socket.off('close', done); resolve() }
+    socket.on('drain', done)
+    socket.on('close', done)
+  })
+}
+
+/** A statement's result being streamed; `send` may stop at a row count (portal suspension). */
+export class StreamedResult {
+  readonly #execution: Execution
+  readonly #fields: UpstreamField[]
+  readonly #formats: number[]
+  readonly #pages: AsyncIterator<ResultPage>
+  readonly #cap: RowCap | undefined
+  readonly #trip: RoundTrip
+  #pending: unknown[][] = []
+  #next = 0
+  #sent = 0
+  #exhausted = false
+  /** Rows written by the last `send`: the count of a SELECT's CommandComplete for that Execute. */
+  lastWritten = 0
+
+  constructor (pipeline: Pipeline, statement: Statement, admission: Admission, execution: Execution, fields: UpstreamField[], formats: number[], trip: RoundTrip) {
+    this.#execution = execution
+    this.#fields = fields
+    this.#formats = formats
+    this.#trip = trip
+    this.#cap = rowCap(admission)
+    const oids = fields.map((f) => f.dataTypeID)
+    let first = true
+    async function * pages (): AsyncIterable<ResultPage> {
+      for (;;) {
+        if (!first) execution.more()
+        first = false
+        const batch = await execution.next()
+        yield { rows: batch.rows.map((row) => row.map((v, i) => toNeutral(v, oids[i] as number))) }
+        if (batch.done) return
+      }
+    }
+    const result: NeutralResult = {
+      schema: { columns: fields.map((f) => ({ name: f.name, type: typeName(f.dataTypeID) })) },
+      pages: pages()
+    }
+    this.#pages = pipeline.release(statement, admission, result, trip).pages[Symbol.asyncIterator]()
+  }
+
+  /**
+   * Writes up to `maxRows` rows (0: all). Resolves true when the result is complete (the
+   * CommandComplete tag is then `execution.tag`), false when suspended with rows left.
+   */
+  async send (socket: Socket, maxRows: number): Promise<boolean> {
+    this.lastWritten = 0
+    // DataRows are written in chunks of about 64 KiB: one socket write per row costs more than
+    // the row itself; the chunk is flushed before anything else is written or awaited.
+    let chunk: Buffer[] = []
+    let size = 0
+    const flush = async (): Promise<void> => {
+      if (chunk.length === 0) return
+      const out = chunk.length === 1 ? chunk[0] as Buffer : Buffer.concat(chunk, size)
+      chunk = []
+      size = 0
+      await write(socket, out)
+    }
+    for (;;) {
+      while (this.#next < this.#pending.length) {
+        if (maxRows > 0 && this.lastWritten >= maxRows) { await flush(); return false }
+        const row = this.#pending[this.#next++] as unknown[]
+        if (this.#cap !== undefined && this.#sent >= this.#cap.rows) { await flush(); return await this.#limited(socket) }
+        const encoded = dataRow(row.map((v, i) => this.#encode(v, i)))
+        chunk.push(encoded)
+        size += encoded.length
+        if (size >= 65536) await flush()
+        this.#sent++
+        this.lastWritten++
+      }
+      await flush()
+      if (this.#exhausted) return true
+      const next = await this.#pages.next()
+      if (next.done === true) { this.#exhausted = true; continue }
+      this.#pending = next.value.rows
+      this.#next = 0
+    }
+  }
+
+  #encode (v: unknown, i: number): Buffer | null {
+    const text = toText(v)
+    if (text === null) return null
+    return formatAt(this.#formats, i) === 1 ? encodeBinary(text, (this.#fields[i] as UpstreamField).dataTypeID) : Buffer.from(text, 'utf8')
+  }
+
+  /** More rows than the rule allows: cut and announced, or refused (maxRowsAction: refuse). */
+  async #limited (socket: Socket): Promise<boolean> {
+    const cap = this.#cap as RowCap
+    this.abandon()
+    if (cap.refuse) throw new ERR_ROWS_LIMIT(cap.rows, cap.rule)
+    this.#trip.rowsLimited = { rows: cap.rows, by: cap.by, rule: cap.rule }
+    await write(socket, noticeResponse({ severity: 'NOTICE', code: '01000', message: limitedNotice(cap) }))
+    this.#exhausted = true
+    this.#pending = []
+    this.#next = 0
+    return true
+  }
+
+  get rowsSent (): number { return this.#sent }
+  get execution (): Execution { return this.#execution }
+
+  /** Stops fetching: the upstream portal is closed and the connection freed. */
+  abandon (): void {
+    this.#execution.abandon()
+    void this.#pages.return?.()
+  }
+}
+
+/**
+ * The CommandComplete tag for what this client saw. Sluice fetches the upstream in its own
+ * batches, so the upstream's SELECT / FETCH count is that of its last batch; PostgreSQL's is the
+ * rows of the Execute that finished the portal (drivers such as postgres.js rely on it).
+ */
+export function completionTag (upstreamTag: string | undefined, rows: number): string {
+  if (upstreamTag === undefined) return `SELECT ${rows}`
+  const m = /^(SELECT|FETCH|MOVE) \d+$/.exec(upstreamTag)
+  return m === null ? upstreamTag : `${m[1] as string} ${rows}`
+}

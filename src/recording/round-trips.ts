@@ -1,0 +1,152 @@
+// How one round trip becomes session events, protocol-free: the HTTP recording plugin and the
+// PostgreSQL listener describe the request (who, which front end, where from) and call these,
+// so every front end writes the same admitted / completed / unauthenticated events.
+import { ERR_RESULT_UNRECORDED, ERR_STORE_UNAVAILABLE } from '../errors.js'
+import type { Principal } from '../identity/principal.js'
+import type { RoundTrip } from '../pipeline.js'
+import { nowMicros } from './chain.js'
+import type { ChainedEvent } from './event.js'
+import type { Recording, SessionRef } from './recorder.js'
+import type { EventOutcome } from './sessions.js'
+
+/** The request a round trip belongs to, as its front end knows it. */
+export interface RoundTripContext {
+  requestId: string
+  frontEnd: string
+  principal: Principal
+  /** The session the events belong to: stable per client session, never the token itself. */
+  sessionKey: string
+  connection?: string
+  /** The route template (HTTP) or protocol message (`Query`, `Execute`). */
+  route?: string
+  method?: string
+  sourceIp?: string
+  userAgent?: string
+}
+
+// Answers that mean the upstream never ran the statement: a lost completion is then retryable.
+const NOT_EXECUTED = new Set(['SLUICE_UPSTREAM_UNAVAILABLE', 'SLUICE_STORE_UNAVAILABLE'])
+
+export function sessionRef (ctx: RoundTripContext): SessionRef {
+  return {
+    sessionKey: ctx.sessionKey,
+    principal: ctx.principal,
+    connection: ctx.connection,
+    frontEnd: ctx.frontEnd,
+    sourceIp: ctx.sourceIp,
+    userAgent: ctx.userAgent
+  }
+}
+
+/**
+ * Commits a statement's admitted event: who, which agent, the SQL, its analysis and the
+ * decision (rule included), before the warehouse is called.
+ */
+export async function recordAdmitted (recording: Recording, ctx: RoundTripContext, trip: RoundTrip): Promise<void> {
+  const admitted: RoundTrip = {}
+  for (const key of ['sql', 'analysis', 'decision', 'hold', 'params', 'policyVersion', 'statementId'] as const) {
+    if (trip[key] !== undefined) (admitted as Record<string, unknown>)[key] = trip[key]
+  }
+  await recording.record({
+    requestId: ctx.requestId,
+    frontEnd: ctx.frontEnd,
+    principal: ctx.principal,
+    connection: ctx.connection,
+    route: ctx.route,
+    method: ctx.method,
+    outcome: 'admitted',
+    phase: 'admitted',
+    startedAtMicros: nowMicros(),
+    sourceIp: ctx.sourceIp,
+    userAgent: ctx.userAgent ?? null,
+    trip: admitted
+  }, sessionRef(ctx))
+}
+
+/** The outcome an event records; `statusCode` is the HTTP status, absent for other protocols. */
+export function outcomeOf (statusCode: number | undefined, trip: RoundTrip): EventOutcome {
+  if (statusCode === 401) return 'unauthenticated'
+  if (trip.hold?.state === 'pending') return 'held'
+  // Refused for want of an approval is a refusal: nothing ran and nothing waits.
+  if (trip.decision?.effect === 'deny' || trip.errorCode === 'SLUICE_POLICY_DENIED' || trip.errorCode === 'SLUICE_APPROVAL_REQUIRED') return 'denied'
+  // Some protocols answer errors with 200 (the Snowflake connector's success:false), so the
+  // error code the front end set decides, not the status alone.
+  if (trip.errorCode !== undefined) return 'error'
+  return statusCode === undefined || statusCode < 400 ? 'ok' : 'error'
+}
+
+export interface CompletionFacts {
+  statusCode?: number
+  durationMs: number
+  bytesReturned?: number | null
+}
+
+/** The event that completes a round trip, written before its answer leaves the gateway. */
+export async function recordCompleted (recording: Recording, ctx: RoundTripContext, trip: RoundTrip, facts: CompletionFacts): Promise<ChainedEvent> {
+  // The answer that releases an admitted statement's result (or its failure) completes it.
+  const phase = trip.statementId !== undefined && trip.pending !== true ? 'completed' as const : null
+  return await recording.record({
+    requestId: ctx.requestId,
+    frontEnd: ctx.frontEnd,
+    principal: ctx.principal,
+    connection: ctx.connection,
+    route: ctx.route,
+    method: ctx.method,
+    statusCode: facts.statusCode ?? null,
+    outcome: outcomeOf(facts.statusCode, trip),
+    phase,
+    durationMs: facts.durationMs,
+    startedAtMicros: nowMicros() - Math.round(facts.durationMs * 1000),
+    sourceIp: ctx.sourceIp,
+    userAgent: ctx.userAgent ?? null,
+    bytesReturned: trip.bytesReturned ?? facts.bytesReturned ?? null,
+    trip
+  }, sessionRef(ctx))
+}
+
+/**
+ * What the client is told when its round trip could not be recorded (the answer is withheld):
+ * admitted (so possibly run upstream) and not refused by an upstream that never ran it, the
+ * statement stands in the trail as admitted and the client must not just retry.
+ */
+export function unrecordedRefusal (trip: RoundTrip, requestId: string): { error: Error & { code: string, statusCode?: number }, ran: boolean } {
+  const ran = trip.statementId !== undefined && !NOT_EXECUTED.has(trip.errorCode ?? '')
+  const error = (ran
+    ? new ERR_RESULT_UNRECORDED(`statement ${trip.statementId ?? ''}, request ${requestId}`)
+    : new ERR_STORE_UNAVAILABLE('the round trip could not be recorded')) as Error & { code: string, statusCode?: number }
+  return { error, ran }
+}
+
+export interface AuthFailureFacts {
+  requestId: string
+  frontEnd: string
+  route?: string
+  method?: string
+  sourceIp?: string
+  userAgent?: string
+  errorCode?: string
+  reason: string
+  /** The HTTP status the client got; absent for other protocols. */
+  statusCode?: number
+}
+
+/**
+ * A forged or expired token is exactly what an auditor looks for. Rejects when the store
+ * fails; callers log that and refuse all the same.
+ */
+export async function recordAuthFailure (recording: Recording, facts: AuthFailureFacts): Promise<void> {
+  await recording.record({
+    requestId: facts.requestId,
+    frontEnd: facts.frontEnd,
+    route: facts.route,
+    method: facts.method,
+    statusCode: facts.statusCode ?? null,
+    outcome: 'unauthenticated',
+    errorCode: facts.errorCode ?? null,
+    reason: facts.reason,
+    durationMs: 0,
+    startedAtMicros: nowMicros(),
+    sourceIp: facts.sourceIp,
+    userAgent: facts.userAgent ?? null
+  })
+}
