@@ -70,7 +70,12 @@ export function instrumentRecording (recording: Recording, metrics: GatewayMetri
 }
 
 async function metricsPlugin (fastify: FastifyInstance): Promise<void> {
-  const metrics = new GatewayMetrics({ queueDepth: () => fastify.recording.writer.pending })
+  const metrics = new GatewayMetrics({
+    queueDepth: () => fastify.recording.writer.pending,
+    batches: () => fastify.recording.writer.stats,
+    // The approvals plugin may register after this one: looked up at scrape time.
+    approvalsPending: async () => fastify.hasDecorator('approvals') ? await fastify.approvals.approvals.pendingCount() : undefined
+  })
   fastify.decorate('metrics', metrics)
   instrumentRecording(fastify.recording, metrics)
   fastify.addHook('onResponse', createRoundTripObserver(metrics))

@@ -64,6 +64,8 @@ export interface ApprovalStore {
   claim: (id: string, replica: string) => Promise<ApprovalRecord | undefined>
   /** Marks up to `limit` live approvals past their expiry as expired, oldest first; those it marked. */
   expire: (limit: number) => Promise<ApprovalRecord[]>
+  /** How many statements wait for a decision now (pending and unexpired), for monitoring. */
+  pendingCount: () => Promise<number>
 }
 
 /** ISO 8601 UTC with microseconds, as every reader of the store formats times. */
@@ -316,6 +318,11 @@ export class StoreApprovals implements ApprovalStore {
         select id from approvals where status in ('pending', 'approved') and expires_at <= now() order by expires_at limit $1)
       and a.status in ('pending', 'approved') returning ${COLUMNS}`, [limit])
     return await this.#withDecisions(rows)
+  }
+
+  async pendingCount (): Promise<number> {
+    const [row] = await this.#store.query<{ n: string }>("select count(*) as n from approvals where status = 'pending' and expires_at > now()")
+    return Number(row?.n ?? 0)
   }
 }
 

@@ -37,6 +37,15 @@ export interface DecisionObservation {
   ruleId: string
 }
 
+export interface GatewayMetricsOptions {
+  queueDepth?: () => number
+  /** Committed recording batches and the events they held, since start (EventWriter.stats). */
+  batches?: () => { batches: number, events: number }
+  /** Statements waiting for an approver (read from the store at scrape time); undefined: approvals off. */
+  approvalsPending?: () => Promise<number | undefined>
+  defaultMetrics?: boolean
+}
+
 export class GatewayMetrics {
   readonly registry: Registry
   readonly #requests: Counter<'front_end' | 'outcome'>
@@ -47,7 +56,7 @@ export class GatewayMetrics {
   readonly #masked: Counter<'front_end' | 'rule'>
   readonly #upstreamErrors: Counter<'connection' | 'code'>
 
-  constructor (options: { queueDepth?: () => number, defaultMetrics?: boolean } = {}) {
+  constructor (options: GatewayMetricsOptions = {}) {
     this.registry = new Registry()
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry })
     const registers = [this.registry]
@@ -103,6 +112,34 @@ export class GatewayMetrics {
         help: 'Session events waiting for the store.',
         registers,
         collect () { this.set(queueDepth()) }
+      })
+    }
+    const batches = options.batches
+    if (batches !== undefined) {
+      // Mean batch size is events / batches: group commit's effect, read off the writer's own counts.
+      new Gauge({
+        name: 'sluice_recording_batches_committed',
+        help: 'Recording batches (one INSERT each) committed since start.',
+        registers,
+        collect () { this.set(batches().batches) }
+      })
+      new Gauge({
+        name: 'sluice_recording_events_committed',
+        help: 'Session events committed since start, in those batches.',
+        registers,
+        collect () { this.set(batches().events) }
+      })
+    }
+    const pending = options.approvalsPending
+    if (pending !== undefined) {
+      new Gauge({
+        name: 'sluice_approvals_pending',
+        help: 'Statements waiting for an approver now (pending, unexpired), across every replica.',
+        registers,
+        async collect () {
+          const n = await pending().catch(() => undefined)
+          if (n !== undefined) this.set(n)
+        }
       })
     }
   }

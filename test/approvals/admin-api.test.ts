@@ -88,6 +88,9 @@ describe.each(storeEngines())('approvals admin API on $name', slow, (engine) => 
     const list = await call('GET', '/admin/v1/approvals?status=pending', carol)
     expect(list.status).toBe(200)
     expect(list.body.items.map((a: { id: string }) => a.id)).toContain(id)
+    // Operators see it too: /metrics counts the statements waiting, from the store.
+    const scraped = await h.app.inject({ url: '/metrics' })
+    expect(scraped.body).toMatch(new RegExp(`^sluice_approvals_pending ${list.body.items.length}$`, 'm'))
     const shown = await call('GET', `/admin/v1/approvals/${id}`, carol)
     expect(shown).toMatchObject({
       status: 200,

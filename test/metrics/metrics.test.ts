@@ -92,6 +92,10 @@ describe('/metrics after Snowflake SQL API v2 traffic', { timeout: 120_000 }, ()
     // Admitted + completed for each allowed statement, one event for every other round trip.
     expect(delta('sluice_recording_commit_seconds_count{result="ok"}')).toBe(3 * 2 + 3)
     expect(samples.has('sluice_recording_queue_depth')).toBe(true)
+    // The same events, committed in batches of one or more (group commit).
+    expect(delta('sluice_recording_events_committed')).toBe(3 * 2 + 3)
+    expect(delta('sluice_recording_batches_committed')).toBeGreaterThanOrEqual(1)
+    expect(delta('sluice_recording_batches_committed')).toBeLessThanOrEqual(3 * 2 + 3)
     expect(samples.has('nodejs_eventloop_lag_seconds')).toBe(true)
     // No SQL, token, principal or connection secret in any label or value.
     for (const secret of ['CUSTOMERS', 'NOWHERE', 'SELECT', 'DELETE', token, 'not-a-jwt', 'alice', stub.url, 'svc']) expect(text).not.toContain(secret)
@@ -139,5 +143,26 @@ describe('label values stay bounded', () => {
     expect(samples.get('sluice_requests_total{front_end="other",outcome="other"}')).toBe(1)
     expect(samples.get('sluice_statement_decisions_total{front_end="bigquery",effect="allow",rule="other"}')).toBe(1)
     expect(samples.get('sluice_token_verification_failures_total{front_end="bigquery",reason="other"}')).toBe(1)
+  })
+})
+
+describe('gauges read at scrape time', () => {
+  it('reports statements waiting for approval, and nothing when approvals are off or the store fails', async () => {
+    let pending: number | undefined = 3
+    let failing = false
+    const metrics = new GatewayMetrics({
+      defaultMetrics: false,
+      approvalsPending: async () => {
+        if (failing) throw new Error('store down')
+        return pending
+      }
+    })
+    expect(value(parse(await metrics.text()), 'sluice_approvals_pending')).toBe(3)
+    pending = 0
+    expect(value(parse(await metrics.text()), 'sluice_approvals_pending')).toBe(0)
+    // A scrape never fails because the store does: the gauge keeps its last value.
+    pending = 5
+    failing = true
+    expect(value(parse(await metrics.text()), 'sluice_approvals_pending')).toBe(0)
   })
 })
