@@ -60,15 +60,25 @@ export interface RoundTrip {
 export interface PipelineOptions {
   /** Budget of the result capture per round trip (recording.resultCaptureBytes). */
   captureBytes?: number
+  /** Per connection (connections.<name>.recording): the budget, or null for no capture. */
+  captureBudget?: (connection: string) => number | null
 }
 
 export class Pipeline {
   readonly #stages: PipelineStages
-  readonly #captureBytes: number
+  readonly #captureBudget: (connection: string) => number | null
 
   constructor (stages: PipelineStages, options: PipelineOptions = {}) {
     this.#stages = stages
-    this.#captureBytes = options.captureBytes ?? 1024 * 1024
+    const captureBytes = options.captureBytes ?? 1024 * 1024
+    this.#captureBudget = options.captureBudget ?? (() => captureBytes)
+  }
+
+  /** The collector for a result of this connection; undefined when its results are not captured. */
+  #collector (connection: string, schema: ResultSchema): CaptureCollector | undefined {
+    const budget = this.#captureBudget(connection)
+    if (budget === null) return undefined
+    return new CaptureCollector(schema.columns.map((c) => ({ name: c.name, type: c.type })), budget)
   }
 
   /** Names of the stages that only pass through, for the start-up announcement. */
@@ -162,9 +172,9 @@ export class Pipeline {
    * A page masked earlier (the inline first page kept with its statement handle) served again
    * by a later request: recorded as released, never masked a second time.
    */
-  served (schema: ResultSchema, rows: unknown[][], trip: RoundTrip): void {
-    const capture = new CaptureCollector(schema.columns.map((c) => ({ name: c.name, type: c.type })), this.#captureBytes)
-    capture.add(rows)
+  served (connection: string, schema: ResultSchema, rows: unknown[][], trip: RoundTrip): void {
+    const capture = this.#collector(connection, schema)
+    capture?.add(rows)
     trip.capture = capture
     trip.rowsReturned = rows.length
   }
@@ -187,13 +197,13 @@ export class Pipeline {
     }))
     trip.maskedColumns = counts
     // Behind the masker: the capture holds what the client saw, never a raw value.
-    const capture = new CaptureCollector(result.schema.columns.map((c) => ({ name: c.name, type: c.type })), this.#captureBytes)
+    const capture = this.#collector(statement.connection.name, result.schema)
     trip.capture = capture
 
     async function * maskedPages (): AsyncIterable<ResultPage> {
       for await (const page of result.pages) {
         const masked = mask.mask(plan, page)
-        capture.add(masked.rows)
+        capture?.add(masked.rows)
         trip.rowsReturned = (trip.rowsReturned ?? 0) + masked.rows.length
         if (live === undefined) for (const count of counts) count.values += masked.rows.length
         yield masked

@@ -99,7 +99,16 @@ export const configSchema = {
           kind: { enum: ['snowflake', 'bigquery', 'postgres'] },
           url: { type: 'string', pattern: '^[a-z]+://' },
           default: { type: 'boolean', default: false },
-          masking: { type: 'object', additionalProperties: false, properties: maskingProperties(false) }
+          masking: { type: 'object', additionalProperties: false, properties: maskingProperties(false) },
+          // Overrides of recording.resultCaptureBytes; the connection's events are always written.
+          recording: {
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              captureResults: { type: 'boolean' },
+              resultCaptureBytes: { type: 'integer', minimum: 0 }
+            }
+          }
         }
       }
     },

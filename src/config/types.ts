@@ -63,8 +63,18 @@ export interface ConnectionConfig {
   default: boolean
   /** Overrides of the top-level masking settings for this connection. */
   masking?: Partial<MaskingConfig>
+  /** Overrides of the top-level recording settings for this connection. */
+  recording?: ConnectionRecordingConfig
   /** Kind-specific settings (account, credentials, project, …), validated by each warehouse. */
   [setting: string]: unknown
+}
+
+/** Result capture for one connection: its events are written whatever these say. */
+export interface ConnectionRecordingConfig {
+  /** false: the connection's events carry no result capture (default true). */
+  captureResults?: boolean
+  /** The capture budget per event for this connection (default recording.resultCaptureBytes). */
+  resultCaptureBytes?: number
 }
 
 export interface PoliciesConfig {
