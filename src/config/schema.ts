@@ -235,6 +235,27 @@ export const configSchema = {
         }
       }
     },
+    // OpenTelemetry traces, off unless enabled: a span per round trip, children per stage.
+    tracing: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        enabled: { type: 'boolean', default: false },
+        serviceName: { type: 'string', minLength: 1, default: 'sluice' },
+        otlp: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            // Default: the OTLP/HTTP exporter's own (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else localhost:4318).
+            url: { type: 'string', pattern: '^https?://' },
+            headers: { type: 'object', additionalProperties: { type: 'string' } },
+            timeoutMs: { type: 'integer', minimum: 100, default: 10000 }
+          }
+        }
+      }
+    },
     // One key from which the secrets replicas must share are derived (src/config/secrets.ts).
     secrets: {
       type: 'object',

@@ -192,6 +192,21 @@ export interface SluiceConfig {
   masking?: MaskingConfig
   /** Optional for the same reason; see src/config/secrets.ts. */
   secrets?: SecretsConfig
+  /** Optional for the same reason: absent or `enabled: false` means no traces. */
+  tracing?: TracingConfig
+}
+
+export interface TracingConfig {
+  enabled: boolean
+  /** The `service.name` of every span. */
+  serviceName: string
+  otlp?: {
+    /** OTLP/HTTP traces endpoint, e.g. http://otel-collector:4318/v1/traces. */
+    url?: string
+    /** Sent with every export (collector credentials: use `${env:…}` or `${file:…}`). */
+    headers?: Record<string, string>
+    timeoutMs?: number
+  }
 }
 
 export interface SecretsConfig {
