@@ -8,6 +8,7 @@ import { validateConfig } from '../../src/config/load.js'
 import { createTokenVerifier } from '../../src/identity/verifier.js'
 import { Pipeline } from '../../src/pipeline.js'
 import { createStages } from '../../src/pipeline/compose.js'
+import { captureBudgets } from '../../src/recording/capture.js'
 import {
   passThroughAnalyze, passThroughDecide, passThroughMask, refuseApprovals,
   type DecideStage, type MaskStage, type PipelineStages
@@ -109,7 +110,7 @@ export async function startSnowflakeGateway (options: SnowflakeGatewayOptions): 
     hold: refuseApprovals,
     mask: passThroughMask,
     ...(options.stages === 'configured' ? {} : options.stages)
-  })
+  }, { captureBudget: captureBudgets(config.recording.resultCaptureBytes, config.connections) })
   const app = await buildServer({ config, store, verifier: createTokenVerifier(config.identity!), pipeline,
     logger: options.logger ?? (options.logLevel === undefined ? false : pino({ level: options.logLevel })),
     ...(options.traceExporter !== undefined && { traceExporter: options.traceExporter })
