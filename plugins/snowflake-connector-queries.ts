@@ -123,8 +123,9 @@ export async function answer (request: FastifyRequest, reply: FastifyReply, foun
   if (settled.state !== 'succeeded') return sendConnectorError(request, reply, settled.error, handle.id)
   const result = settled.result
   const first = result.manifest.pages[0]
-  // What this answer releases: the inline page (chunks are recorded as they are downloaded).
-  if (trip.capture === undefined && first !== undefined) request.server.pipeline.served(result.manifest.schema, sliceOf(result, first), trip)
+  // What this answer releases: the inline page (chunks are recorded as they are downloaded),
+  // unless this request released it already (a capture may be off for the connection).
+  if (trip.rowsReturned === undefined && first !== undefined) request.server.pipeline.served(handle.connection, result.manifest.schema, sliceOf(result, first), trip)
   const links = {
     baseUrl: `${request.protocol}://${request.host}`,
     token: statements.tokens.issue(handle),

@@ -14,6 +14,7 @@ import { maskedColumnsFor } from './masking/summary.js'
 import { Recording } from './recording/recorder.js'
 import { loggerOptions } from './logging.js'
 import { buildServer } from './server.js'
+import { captureBudgets } from './recording/capture.js'
 import { migrate } from './store/migrate.js'
 import { openStore } from './store/open.js'
 import type { Store } from './store/store.js'
@@ -56,7 +57,7 @@ export async function startGateway (config: SluiceConfig): Promise<Gateway> {
         [...new Set(admission.analysis.statements.flatMap((s) => [...s.tablesRead, ...s.tablesWritten]))])
     })
     const pipeline = new Pipeline({ ...stages.stages, hold: approvals.hold, record: recordStage(recording, config.recording.admissionCheck) },
-      { captureBytes: config.recording.resultCaptureBytes })
+      { captureBudget: captureBudgets(config.recording.resultCaptureBytes, config.connections) })
     app = await buildServer({ config, store, verifier, pipeline, logger, recording, approvals: approvals.service })
     app.addHook('onClose', async function closeStages () { await approvals.close(); await stages.close() })
     approvals.start()

@@ -8,6 +8,7 @@ import { heldDetail } from './approvals/messages.js'
 import { ERR_APPROVAL_REQUIRED } from './errors.js'
 import { policyError } from './policy/evaluator.js'
 import { CaptureCollector } from './recording/capture.js'
+import { inSpan, inSpanSync, startSpan, endSpan, type TraceContext } from './tracing/spans.js'
 import type { Analysis } from './sql/types.js'
 import type { Decision } from './policy/types.js'
 import type { HoldOutcome, PipelineStages, UpstreamErrorCodes } from './pipeline/stages.js'
@@ -55,20 +56,32 @@ export interface RoundTrip {
    * request's session); admission awaits it before anything can reach the upstream.
    */
   onAdmitted?: (trip: RoundTrip) => Promise<void>
+  /** The round trip's span (set by the tracing plugin when tracing is on): stages are its children. */
+  traceContext?: TraceContext
 }
 
 export interface PipelineOptions {
   /** Budget of the result capture per round trip (recording.resultCaptureBytes). */
   captureBytes?: number
+  /** Per connection (connections.<name>.recording): the budget, or null for no capture. */
+  captureBudget?: (connection: string) => number | null
 }
 
 export class Pipeline {
   readonly #stages: PipelineStages
-  readonly #captureBytes: number
+  readonly #captureBudget: (connection: string) => number | null
 
   constructor (stages: PipelineStages, options: PipelineOptions = {}) {
     this.#stages = stages
-    this.#captureBytes = options.captureBytes ?? 1024 * 1024
+    const captureBytes = options.captureBytes ?? 1024 * 1024
+    this.#captureBudget = options.captureBudget ?? (() => captureBytes)
+  }
+
+  /** The collector for a result of this connection; undefined when its results are not captured. */
+  #collector (connection: string, schema: ResultSchema): CaptureCollector | undefined {
+    const budget = this.#captureBudget(connection)
+    if (budget === null) return undefined
+    return new CaptureCollector(schema.columns.map((c) => ({ name: c.name, type: c.type })), budget)
   }
 
   /** Names of the stages that only pass through, for the start-up announcement. */
@@ -87,9 +100,18 @@ export class Pipeline {
     // runs while the statement is analysed and decided and is awaited before the upstream.
     let writable = trip.onAdmitted === undefined ? this.#probe() : Promise.resolve()
     // Parsed off the event loop (the parser pool), refused when too large or over budget.
-    const analysis = await this.#stages.analyze.analyze(statement)
+    const ids = { 'sluice.request_id': statement.requestId, 'sluice.connection': statement.connection.name, 'sluice.front_end': statement.frontEnd }
+    const analysis = await inSpan(trip.traceContext, 'sluice.analyze', ids, async (span) => {
+      const analysis = await this.#stages.analyze.analyze(statement)
+      span?.setAttribute('sluice.statements', analysis.statements.length)
+      return analysis
+    })
     trip.analysis = analysis
-    const decision = this.#stages.decide.decide(statement, analysis)
+    const decision = inSpanSync(trip.traceContext, 'sluice.decide', ids, (span) => {
+      const decision = this.#stages.decide.decide(statement, analysis)
+      span?.setAttributes({ 'sluice.decision': decision.effect, 'sluice.rule_id': decision.ruleId })
+      return decision
+    })
     trip.decision = decision
     if (this.#stages.decide.version !== undefined) trip.policyVersion = this.#stages.decide.version
     const admission = { analysis, decision }
@@ -101,7 +123,11 @@ export class Pipeline {
     // Inference resistance: no filtering / sorting on masked columns, before anyone approves it.
     this.#stages.mask.check?.(statement, admission)
     if (decision.effect === 'require_approval') {
-      const outcome = await this.#stages.hold.hold(statement, admission)
+      const outcome = await inSpan(trip.traceContext, 'sluice.hold', { ...ids, 'sluice.rule_id': decision.ruleId }, async (span) => {
+        const outcome = await this.#stages.hold.hold(statement, admission)
+        span?.setAttributes({ 'sluice.hold': outcome.state, ...('approvalId' in outcome && outcome.approvalId !== undefined && { 'sluice.approval_id': outcome.approvalId }) })
+        return outcome
+      })
       trip.hold = outcome
       // Until the front ends wait in their own protocols, a held statement is refused for now,
       // naming its approval so an approver can act on it; sent again once approved, it runs.
@@ -162,9 +188,9 @@ export class Pipeline {
    * A page masked earlier (the inline first page kept with its statement handle) served again
    * by a later request: recorded as released, never masked a second time.
    */
-  served (schema: ResultSchema, rows: unknown[][], trip: RoundTrip): void {
-    const capture = new CaptureCollector(schema.columns.map((c) => ({ name: c.name, type: c.type })), this.#captureBytes)
-    capture.add(rows)
+  served (connection: string, schema: ResultSchema, rows: unknown[][], trip: RoundTrip): void {
+    const capture = this.#collector(connection, schema)
+    capture?.add(rows)
     trip.capture = capture
     trip.rowsReturned = rows.length
   }
@@ -187,13 +213,26 @@ export class Pipeline {
     }))
     trip.maskedColumns = counts
     // Behind the masker: the capture holds what the client saw, never a raw value.
-    const capture = new CaptureCollector(result.schema.columns.map((c) => ({ name: c.name, type: c.type })), this.#captureBytes)
+    const capture = this.#collector(statement.connection.name, result.schema)
     trip.capture = capture
 
     async function * maskedPages (): AsyncIterable<ResultPage> {
       for await (const page of result.pages) {
-        const masked = mask.mask(plan, page)
-        capture.add(masked.rows)
+        // One span per page masked (pages are fetched when the client asks for them).
+        const span = startSpan(trip.traceContext, 'sluice.mask', {
+          'sluice.connection': statement.connection.name,
+          'sluice.rows': page.rows.length,
+          ...(admission.statementId !== undefined && { 'sluice.statement_id': admission.statementId })
+        })
+        let masked: ResultPage
+        try {
+          masked = mask.mask(plan, page)
+        } catch (err) {
+          endSpan(span, err)
+          throw err
+        }
+        endSpan(span)
+        capture?.add(masked.rows)
         trip.rowsReturned = (trip.rowsReturned ?? 0) + masked.rows.length
         if (live === undefined) for (const count of counts) count.values += masked.rows.length
         yield masked

@@ -22,6 +22,7 @@ import adminPlugin from '../plugins/admin.js'
 import approvalsPlugin from '../plugins/approvals.js'
 import type { ApprovalService } from './approvals/service.js'
 import type { Recording } from './recording/recorder.js'
+import type { SpanExporter } from '@opentelemetry/sdk-trace'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -43,6 +44,8 @@ export interface ServerDeps {
   approvals?: ApprovalService
   /** The gateway passes its own pino instance (shared with the stages); tests may pass `false`. */
   logger?: FastifyBaseLogger | false
+  /** Where spans go instead of OTLP when `tracing.enabled` (tests: an in-memory exporter). */
+  traceExporter?: SpanExporter
 }
 
 export async function buildServer (deps: ServerDeps): Promise<FastifyInstance> {
@@ -87,6 +90,8 @@ export async function buildServer (deps: ServerDeps): Promise<FastifyInstance> {
   await app.register(healthPlugin)
   await app.register(recordingPlugin, { recording: deps.recording })
   await app.register(import('../plugins/metrics.js'))
+  // Before authentication: a refused token's round trip is traced (and its event names the trace).
+  if (config.tracing?.enabled === true) await app.register(import('../plugins/tracing.js'), { ...(deps.traceExporter !== undefined && { exporter: deps.traceExporter }) })
   await app.register(authPlugin, {
     verifier: deps.verifier,
     onFailure: (request, err) => app.recordAuthFailure(request, err)

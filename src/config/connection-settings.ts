@@ -11,7 +11,9 @@ const ajv = new Ajv({ allErrors: true })
 export function connectionSettingsCheck (kindLabel: string, schema: object): (name: string, raw: ConnectionConfig) => void {
   const validate = ajv.compile(schema)
   return function checkConnectionSettings (name, raw) {
-    if (validate(raw)) return
+    // Settings every kind shares are validated by the configuration schema itself.
+    const { masking: _masking, recording: _recording, ...own } = raw
+    if (validate(own)) return
     const problems = (validate.errors ?? []).map((e) => {
       const unknown = e.keyword === 'additionalProperties'
       const key = unknown ? `/${String(e.params.additionalProperty)}` : e.instancePath

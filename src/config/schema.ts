@@ -117,7 +117,16 @@ export const configSchema = {
           kind: { enum: ['snowflake', 'bigquery', 'postgres'] },
           url: { type: 'string', pattern: '^[a-z]+://' },
           default: { type: 'boolean', default: false },
-          masking: { type: 'object', additionalProperties: false, properties: maskingProperties(false) }
+          masking: { type: 'object', additionalProperties: false, properties: maskingProperties(false) },
+          // Overrides of recording.resultCaptureBytes; the connection's events are always written.
+          recording: {
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              captureResults: { type: 'boolean' },
+              resultCaptureBytes: { type: 'integer', minimum: 0 }
+            }
+          }
         }
       }
     },
@@ -240,6 +249,27 @@ export const configSchema = {
               maxBackoffMs: { type: 'integer', minimum: 1, default: 30000 },
               maxQueue: { type: 'integer', minimum: 1, default: 1000 }
             }
+          }
+        }
+      }
+    },
+    // OpenTelemetry traces, off unless enabled: a span per round trip, children per stage.
+    tracing: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        enabled: { type: 'boolean', default: false },
+        serviceName: { type: 'string', minLength: 1, default: 'sluice' },
+        otlp: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            // Default: the OTLP/HTTP exporter's own (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else localhost:4318).
+            url: { type: 'string', pattern: '^https?://' },
+            headers: { type: 'object', additionalProperties: { type: 'string' } },
+            timeoutMs: { type: 'integer', minimum: 100, default: 10000 }
           }
         }
       }

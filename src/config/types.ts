@@ -76,8 +76,18 @@ export interface ConnectionConfig {
   default: boolean
   /** Overrides of the top-level masking settings for this connection. */
   masking?: Partial<MaskingConfig>
+  /** Overrides of the top-level recording settings for this connection. */
+  recording?: ConnectionRecordingConfig
   /** Kind-specific settings (account, credentials, project, …), validated by each warehouse. */
   [setting: string]: unknown
+}
+
+/** Result capture for one connection: its events are written whatever these say. */
+export interface ConnectionRecordingConfig {
+  /** false: the connection's events carry no result capture (default true). */
+  captureResults?: boolean
+  /** The capture budget per event for this connection (default recording.resultCaptureBytes). */
+  resultCaptureBytes?: number
 }
 
 export interface PoliciesConfig {
@@ -195,6 +205,21 @@ export interface SluiceConfig {
   masking?: MaskingConfig
   /** Optional for the same reason; see src/config/secrets.ts. */
   secrets?: SecretsConfig
+  /** Optional for the same reason: absent or `enabled: false` means no traces. */
+  tracing?: TracingConfig
+}
+
+export interface TracingConfig {
+  enabled: boolean
+  /** The `service.name` of every span. */
+  serviceName: string
+  otlp?: {
+    /** OTLP/HTTP traces endpoint, e.g. http://otel-collector:4318/v1/traces. */
+    url?: string
+    /** Sent with every export (collector credentials: use `${env:…}` or `${file:…}`). */
+    headers?: Record<string, string>
+    timeoutMs?: number
+  }
 }
 
 export interface SecretsConfig {

@@ -10,6 +10,7 @@ import { sqlFingerprint, type ParamRedactor } from './fingerprint.js'
 import { sqlSearchVector } from './fulltext.js'
 import { isCatalogIntrospection } from '../sql/introspection.js'
 import type { PendingEvent } from './writer.js'
+import type { TraceRef } from '../tracing/spans.js'
 
 export interface RoundTripFacts {
   requestId: string
@@ -33,6 +34,12 @@ export interface RoundTripFacts {
   userAgent?: string | null
   bytesReturned?: number | null
   trip?: RoundTrip | null
+  /**
+   * The round trip's trace, when tracing is on. Kept in the `analysis` JSON column (hashed
+   * with it, as every column is) rather than a column of its own: no migration, no change to
+   * the digest's field list, so chains written before verify exactly as they did.
+   */
+  trace?: TraceRef | null
 }
 
 export interface BuildOptions {
@@ -93,8 +100,9 @@ export async function buildEvent (facts: RoundTripFacts, options: BuildOptions):
     sqlFingerprint: trip.sql === undefined ? null : fingerprintOf(trip.sql),
     bindParams: trip.params === undefined ? null : options.redact(trip.params),
     analysis: trip.analysis === undefined
-      ? null
+      ? (facts.trace == null ? null : { trace: { ...facts.trace } })
       : {
+          ...(facts.trace != null && { trace: { ...facts.trace } }),
           dialect: trip.analysis.dialect,
           // Driver type lookups, psql's \d, information_schema: marked so a reader can set them aside.
           ...(isCatalogIntrospection(statements) && { introspection: true }),

@@ -4,6 +4,7 @@
 // call carries tokens, and a wire format is no use to an auditor replaying across front ends.
 import { promisify } from 'node:util'
 import { gunzip, gzip } from 'node:zlib'
+import type { ConnectionConfig } from '../config/types.js'
 
 export interface CapturedColumn { name: string, type: string }
 
@@ -51,6 +52,21 @@ export class CaptureCollector {
   result (): CapturedResult {
     return { columns: this.columns, rows: this.rows, rowsReleased: this.rowsReleased, truncated: this.truncated }
   }
+}
+
+/**
+ * The capture budget of each connection: recording.resultCaptureBytes unless the connection
+ * says otherwise; null when the connection's results are not captured at all (its events are
+ * still written, with no capture). Unknown connections get the top-level budget.
+ */
+export function captureBudgets (resultCaptureBytes: number, connections: Record<string, ConnectionConfig> = {}): (connection: string) => number | null {
+  const budgets = new Map<string, number | null>()
+  for (const [name, connection] of Object.entries(connections)) {
+    const settings = connection.recording
+    if (settings === undefined) continue
+    budgets.set(name, settings.captureResults === false ? null : settings.resultCaptureBytes ?? resultCaptureBytes)
+  }
+  return (connection) => budgets.has(connection) ? budgets.get(connection) as number | null : resultCaptureBytes
 }
 
 function replacer (_key: string, value: unknown): unknown {

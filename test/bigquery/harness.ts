@@ -16,6 +16,7 @@ import { openPostgresStore } from '../../src/store/postgres.js'
 import { gatewaySecrets } from '../../src/config/secrets.js'
 import type { FastifyInstance } from 'fastify'
 import { startTestIdp, type TestIdp } from '../support/oidc-provider.js'
+import { captureBudgets } from '../../src/recording/capture.js'
 
 export interface Sluice {
   url: string
@@ -89,7 +90,7 @@ export async function startSluice (options: SluiceOptions): Promise<Sluice> {
     decide: options.decide ?? denyDeletes,
     hold: refuseApprovals,
     mask: options.mask ?? passThroughMask
-  })
+  }, { captureBudget: captureBudgets(config.recording.resultCaptureBytes, config.connections) })
   const app = await buildServer({ config, store, verifier: createTokenVerifier(config.identity!), pipeline, logger: false })
   await app.listen({ host: '127.0.0.1', port: 0 })
   const address = app.server.address()

@@ -12,6 +12,7 @@ import { Pipeline, type NeutralResult, type Statement } from '../../src/pipeline
 import { analyzeStage, recordStage } from '../../src/pipeline/compose.js'
 import { refuseApprovals, type DecideStage, type HoldStage, type MaskStage } from '../../src/pipeline/stages.js'
 import type { ApprovalService } from '../../src/approvals/service.js'
+import { captureBudgets } from '../../src/recording/capture.js'
 import { Recording } from '../../src/recording/recorder.js'
 import { buildServer } from '../../src/server.js'
 import { createSqlAnalyzer } from '../../src/sql/analyzer.js'
@@ -84,6 +85,8 @@ export interface HarnessOptions {
   store: Store
   identity: IdentityConfig
   recording?: Record<string, unknown>
+  /** sluice.yaml connections (their recording settings apply); the route names one in `connection`. */
+  connections?: Record<string, unknown>
   /** Instead of verifying real tokens (the benchmark measures recording, not JWT checks). */
   verifier?: TokenVerifier
   /** The decide and hold stages, the approvals service and extra group→role mappings (approvals suites). */
@@ -105,7 +108,8 @@ export async function startHarness (options: HarnessOptions): Promise<Harness> {
   const config = validateConfig({
     log: { level: 'silent' },
     identity: { ...options.identity, groupRoles: { analysts: ['agent'], security: ['auditor'], ...options.groupRoles }, clientRoles: { 'ci-bot': ['agent'] } },
-    recording: { retention: { intervalSeconds: 0 }, ...options.recording }
+    recording: { retention: { intervalSeconds: 0 }, ...options.recording },
+    ...(options.connections !== undefined && { connections: options.connections })
   })
   const recording = new Recording(options.store, config.recording)
   const analyzer = await createSqlAnalyzer()
@@ -115,18 +119,19 @@ export async function startHarness (options: HarnessOptions): Promise<Harness> {
     hold: options.hold ?? refuseApprovals,
     mask: maskEmail,
     record: recordStage(recording)
-  }, { captureBytes: config.recording.resultCaptureBytes })
+  }, { captureBudget: captureBudgets(config.recording.resultCaptureBytes, config.connections) })
   const app = await buildServer({ config, store: options.store, verifier: options.verifier ?? createTokenVerifier(config.identity!), pipeline, recording, logger: false, ...(options.approvals !== undefined && { approvals: options.approvals }) })
   const upstream = countingUpstream()
 
   app.post('/test/sql', { config: { frontEnd: 'test', authenticate: true } }, async function testSql (request) {
-    const body = request.body as { sql: string, params?: unknown[] }
-    request.connectionName = 'wh'
+    const body = request.body as { sql: string, params?: unknown[], connection?: string }
+    const connection = body.connection ?? 'wh'
+    request.connectionName = connection
     const statement: Statement = {
       requestId: request.id,
       frontEnd: 'test',
       principal: request.principal!,
-      connection: { name: 'wh', kind: 'snowflake', defaults: { database: 'analytics', schema: 'public' } },
+      connection: { name: connection, kind: 'snowflake', defaults: { database: 'analytics', schema: 'public' } },
       sql: body.sql,
       params: body.params,
       client: { sourceIp: request.ip, userAgent: request.headers['user-agent'] }

@@ -1,12 +1,14 @@
 // A Sluice listening on loopback with Snowflake connections, a real OIDC provider and a
 // throwaway Postgres database as the store (PGlite takes seconds to boot; these suites start
 // several gateways): what the Snowflake front-end tests drive with real clients.
-import type { FastifyInstance } from 'fastify'
+import type { SpanExporter } from '@opentelemetry/sdk-trace'
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { pino } from 'pino'
 import { validateConfig } from '../../src/config/load.js'
 import { createTokenVerifier } from '../../src/identity/verifier.js'
 import { Pipeline } from '../../src/pipeline.js'
 import { createStages } from '../../src/pipeline/compose.js'
+import { captureBudgets } from '../../src/recording/capture.js'
 import {
   passThroughAnalyze, passThroughDecide, passThroughMask, refuseApprovals,
   type DecideStage, type MaskStage, type PipelineStages
@@ -46,6 +48,11 @@ export interface SnowflakeGatewayOptions {
   groupRoles?: Record<string, string[]>
   /** secrets.key: replicas of one deployment share it (chunk tokens, masking). */
   secretsKey?: string
+  /** The tracing section of sluice.yaml, and where its spans go (the SDK's in-memory exporter). */
+  tracing?: Record<string, unknown>
+  traceExporter?: SpanExporter
+  /** A logger to read the gateway's log lines from (instead of `logLevel`). */
+  logger?: FastifyBaseLogger
 }
 
 /** A decide stage that denies one statement keyword (e.g. DELETE), as a policy rule would. */
@@ -89,7 +96,8 @@ export async function startSnowflakeGateway (options: SnowflakeGatewayOptions): 
     identity: { ...idp.identityConfig(), groupRoles: { 'ai-agents': ['agent'], stewards: ['agent', 'data-steward'], ...options.groupRoles } },
     connections: options.connections,
     policies: { directory: options.policiesDirectory ?? 'policies', watch: false, ...options.policies },
-    ...(options.secretsKey === undefined ? {} : { secrets: { key: options.secretsKey } })
+    ...(options.secretsKey === undefined ? {} : { secrets: { key: options.secretsKey } }),
+    ...(options.tracing === undefined ? {} : { tracing: options.tracing })
   })
   const engine = options.store === undefined ? postgresEngine({ poolSize: 4 }) : undefined
   // A borrowed store stays open when this gateway closes: its owner closes it.
@@ -102,8 +110,11 @@ export async function startSnowflakeGateway (options: SnowflakeGatewayOptions): 
     hold: refuseApprovals,
     mask: passThroughMask,
     ...(options.stages === 'configured' ? {} : options.stages)
+  }, { captureBudget: captureBudgets(config.recording.resultCaptureBytes, config.connections) })
+  const app = await buildServer({ config, store, verifier: createTokenVerifier(config.identity!), pipeline,
+    logger: options.logger ?? (options.logLevel === undefined ? false : pino({ level: options.logLevel })),
+    ...(options.traceExporter !== undefined && { traceExporter: options.traceExporter })
   })
-  const app = await buildServer({ config, store, verifier: createTokenVerifier(config.identity!), pipeline, logger: options.logLevel === undefined ? false : pino({ level: options.logLevel }) })
   await app.listen({ host: '127.0.0.1', port: 0 })
   const address = app.server.address()
   const port = typeof address === 'object' && address !== null ? address.port : 0

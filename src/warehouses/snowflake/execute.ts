@@ -17,6 +17,7 @@ import type { SnowflakeStatements } from './statements.js'
 import type { FormatChoices } from './result-format.js'
 import { leadingKeyword, splitStatements } from './split.js'
 import { statementFailed, type QueryData, type QueryRequest, type SessionContext, type SnowflakeUpstream, type StatementFailedError, type UpstreamSession } from './upstream.js'
+import { inSpan } from '../../tracing/spans.js'
 
 export interface ExecuteRequest {
   frontEnd: string
@@ -108,7 +109,7 @@ export async function runPrepared (deps: ExecuteDeps, req: ExecuteRequest, prepa
   const masked: NonNullable<RoundTrip['maskedColumns']> = []
   const record = admittedRecord(statement, admission)
   for (const part of parts) {
-    const childTrip: RoundTrip = {}
+    const childTrip: RoundTrip = trip.traceContext === undefined ? {} : { traceContext: trip.traceContext }
     const { result, data } = await runOne(deps, { ...req, sql: part }, statementOf(req, part), admission, childTrip)
     rows += childTrip.rowsReturned ?? 0
     masked.push(...(childTrip.maskedColumns ?? []))
@@ -159,7 +160,11 @@ async function runOne (deps: ExecuteDeps, req: ExecuteRequest, statement: Statem
   // parameter) is cancelled when it runs out, and the client gets Snowflake's own 000630.
   const deadline = statementDeadline(limits.statementTimeoutSeconds, req.signal)
   try {
-    data = await req.upstream.query(req.session, query, deadline.signal)
+    data = await inSpan(trip.traceContext, 'sluice.upstream', { 'sluice.connection': req.settings.name, 'sluice.request_id': statement.requestId }, async (span) => {
+      const data = await req.upstream.query(req.session, query, deadline.signal)
+      if (data.queryId !== undefined) span?.setAttribute('sluice.upstream_id', data.queryId)
+      return data
+    })
     const inline = inlineRows(data)
     total = upstreamTotal(inline.length, data)
     // Decided from the upstream's own count, before any row is released.

@@ -81,7 +81,7 @@ export class ResultPages {
     if (result === undefined || page === undefined) throw new ERR_NOT_FOUND(`page ${index} of statement ${handle.id}`)
     if (page.chunk === undefined) {
       const rows = sliceOf(result, page)
-      this.#pipeline.served(result.manifest.schema, rows, trip)
+      this.#pipeline.served(handle.connection, result.manifest.schema, rows, trip)
       return rows
     }
     return await this.#chunkRows(handle, page, trip)
