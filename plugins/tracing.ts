@@ -13,7 +13,7 @@ import type { RoundTripFacts } from '../src/recording/build.js'
 import type { Recording, SessionRef } from '../src/recording/recorder.js'
 import { startTracing } from '../src/tracing/provider.js'
 import { contextOf, inSpan, TRACER_NAME, traceRef } from '../src/tracing/spans.js'
-import { outcomeOf } from './recording.js'
+import { outcomeOf } from '../src/recording/round-trips.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
