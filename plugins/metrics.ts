@@ -40,6 +40,13 @@ export function observeEvent (metrics: GatewayMetrics, facts: RoundTripFacts): v
   // Masked values are counted where a page was released: admitted events carry none.
   for (const column of trip.maskedColumns ?? []) metrics.masked(facts.frontEnd, column.rule, column.values)
   if (facts.phase !== 'admitted' && trip.errorCode !== undefined && UPSTREAM_ERRORS.has(trip.errorCode)) metrics.upstreamError(facts.connection, trip.errorCode)
+  // Observed once per request, on the event that closes it (the admitted event carries none):
+  // the completion, the refusal, or the "still running" answer of an async submit.
+  const timings = trip.timings
+  if (timings !== undefined && facts.phase !== 'admitted') {
+    if (timings.analyze !== undefined) metrics.analysis(facts.frontEnd, timings.analyze)
+    if (timings.upstream !== undefined) metrics.upstream(facts.connection, timings.upstream)
+  }
   const decision = trip.decision
   // A statement is decided once before it is admitted; its completion and the polls of a
   // running statement repeat that decision and are not counted again.

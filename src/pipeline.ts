@@ -14,6 +14,7 @@ import type { Decision } from './policy/types.js'
 import type { HoldOutcome, PipelineStages, UpstreamErrorCodes } from './pipeline/stages.js'
 import type { Admission, NeutralResult, ResultPage, ResultSchema, Statement } from './pipeline/types.js'
 import type { AdmittedRecord } from './pipeline/admitted.js'
+import { timed, type Timings } from './pipeline/timings.js'
 
 export type * from './pipeline/types.js'
 export type * from './pipeline/stages.js'
@@ -44,6 +45,8 @@ export interface RoundTrip {
   bytesReturned?: number
   /** The admitted statement this round trip serves (its admitted event is committed). */
   statementId?: string
+  /** Seconds spent in policy analysis and in the warehouse call (src/pipeline/timings.ts). */
+  timings?: Timings
   /** The answer says "still running": the completion comes with a later request. */
   pending?: boolean
   /**
@@ -102,7 +105,7 @@ export class Pipeline {
     // Parsed off the event loop (the parser pool), refused when too large or over budget.
     const ids = { 'sluice.request_id': statement.requestId, 'sluice.connection': statement.connection.name, 'sluice.front_end': statement.frontEnd }
     const analysis = await inSpan(trip.traceContext, 'sluice.analyze', ids, async (span) => {
-      const analysis = await this.#stages.analyze.analyze(statement)
+      const analysis = await timed(trip, 'analyze', async () => await this.#stages.analyze.analyze(statement))
       span?.setAttribute('sluice.statements', analysis.statements.length)
       return analysis
     })

@@ -8,6 +8,8 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 /** Round trips take from a millisecond (a refusal) to minutes (a large result streamed). */
 const ROUND_TRIP_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300]
 /** A commit is one INSERT of a batch, queued behind at most one other per lane. */
+/** Analysis is sub-millisecond for most statements, seconds for a megabyte of SQL. */
+const ANALYSIS_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
 const COMMIT_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
 
 const OUTCOMES = new Set(['ok', 'error', 'denied', 'held', 'unauthenticated', 'admitted'])
@@ -55,6 +57,8 @@ export class GatewayMetrics {
   readonly #commit: Histogram<'result'>
   readonly #masked: Counter<'front_end' | 'rule'>
   readonly #upstreamErrors: Counter<'connection' | 'code'>
+  readonly #analysis: Histogram<'front_end'>
+  readonly #upstream: Histogram<'connection'>
 
   constructor (options: GatewayMetricsOptions = {}) {
     this.registry = new Registry()
@@ -102,6 +106,20 @@ export class GatewayMetrics {
       name: 'sluice_upstream_errors_total',
       help: 'Round trips the warehouse failed or could not be reached for, by connection and catalogue code.',
       labelNames: ['connection', 'code'],
+      registers
+    })
+    this.#analysis = new Histogram({
+      name: 'sluice_policy_analysis_seconds',
+      help: 'Parsing and analysing a request\'s SQL (on the parser pool), per admitted or refused request.',
+      labelNames: ['front_end'],
+      buckets: ANALYSIS_BUCKETS,
+      registers
+    })
+    this.#upstream = new Histogram({
+      name: 'sluice_upstream_seconds',
+      help: 'The warehouse call of a round trip (all its statements), by connection.',
+      labelNames: ['connection'],
+      buckets: ROUND_TRIP_BUCKETS,
       registers
     })
     const queueDepth = options.queueDepth
@@ -164,6 +182,14 @@ export class GatewayMetrics {
 
   upstreamError (connection: string | null | undefined, code: string): void {
     this.#upstreamErrors.inc({ connection: bounded(connection, CONNECTION), code: bounded(code, CATALOGUE_CODE) })
+  }
+
+  analysis (frontEnd: string, seconds: number): void {
+    this.#analysis.observe({ front_end: bounded(frontEnd, FRONT_END) }, seconds)
+  }
+
+  upstream (connection: string | null | undefined, seconds: number): void {
+    this.#upstream.observe({ connection: bounded(connection, CONNECTION) }, seconds)
   }
 
   commit (seconds: number, ok: boolean): void {

@@ -91,6 +91,11 @@ describe('/metrics after Snowflake SQL API v2 traffic', { timeout: 120_000 }, ()
     expect(delta(failures[0] ?? '')).toBe(1)
     // Admitted + completed for each allowed statement, one event for every other round trip.
     expect(delta('sluice_recording_commit_seconds_count{result="ok"}')).toBe(3 * 2 + 3)
+    // Four requests were analysed (the 401 never reached analysis); three reached the warehouse
+    // (the unknown table fails there), each observed once although two events follow each.
+    expect(delta('sluice_policy_analysis_seconds_count{front_end="snowflake-sqlapi"}')).toBe(4)
+    expect(delta('sluice_upstream_seconds_count{connection="stubbed"}')).toBe(3)
+    expect(delta('sluice_upstream_seconds_sum{connection="stubbed"}')).toBeGreaterThan(0)
     expect(samples.has('sluice_recording_queue_depth')).toBe(true)
     // The same events, committed in batches of one or more (group commit).
     expect(delta('sluice_recording_events_committed')).toBe(3 * 2 + 3)

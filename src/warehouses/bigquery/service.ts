@@ -19,6 +19,7 @@ import { renderError, type RenderedError } from './google-errors.js'
 import { BigQueryUpstream } from './upstream.js'
 import type { DatasetReference, Job, QueryResults } from './wire.js'
 import { inSpan } from '../../tracing/spans.js'
+import { timed } from '../../pipeline/timings.js'
 
 export interface CallContext {
   principal: Principal
@@ -119,7 +120,7 @@ export class BigQueryService {
     const limitMs = secondsToMs(limits.statementTimeoutSeconds)
     const started = Date.now()
     const upstreamSpan = { 'sluice.connection': upstream.settings.name, 'sluice.request_id': statement.requestId }
-    const result = await releasing(scope, async () => await inSpan(ctx.trip.traceContext, 'sluice.upstream', upstreamSpan, async () => await upstream.query({
+    const result = await releasing(scope, async () => await inSpan(ctx.trip.traceContext, 'sluice.upstream', upstreamSpan, async () => await timed(ctx.trip, 'upstream', async () => await upstream.query({
       ...request,
       // Answered "not done yet" by the time the rule's timeout runs out, so Sluice can keep it.
       timeoutMs: limitMs === undefined ? request.timeoutMs : Math.min(request.timeoutMs ?? 10_000, limitMs),
@@ -128,7 +129,7 @@ export class BigQueryService {
       formatOptions: { ...request.formatOptions, useInt64Timestamp: true, timestampOutputFormat: undefined },
       maximumBytesBilled: tighter(request.maximumBytesBilled, limits.maximumBytesBilled),
       jobTimeoutMs: tighter(request.jobTimeoutMs, secondsToMs(limits.statementTimeoutSeconds))
-    })))
+    }))))
     const jobId = result.jobReference?.jobId
     const location = result.jobReference?.location ?? request.location ?? upstream.settings.location
     const bind = { owner: ownerOf(ctx.principal), connection: upstream.settings.name, projectId: upstream.project, location, statement, admission }

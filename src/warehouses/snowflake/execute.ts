@@ -18,6 +18,7 @@ import type { FormatChoices } from './result-format.js'
 import { leadingKeyword, splitStatements } from './split.js'
 import { statementFailed, type QueryData, type QueryRequest, type SessionContext, type SnowflakeUpstream, type StatementFailedError, type UpstreamSession } from './upstream.js'
 import { inSpan } from '../../tracing/spans.js'
+import { timed } from '../../pipeline/timings.js'
 
 export interface ExecuteRequest {
   frontEnd: string
@@ -161,7 +162,7 @@ async function runOne (deps: ExecuteDeps, req: ExecuteRequest, statement: Statem
   const deadline = statementDeadline(limits.statementTimeoutSeconds, req.signal)
   try {
     data = await inSpan(trip.traceContext, 'sluice.upstream', { 'sluice.connection': req.settings.name, 'sluice.request_id': statement.requestId }, async (span) => {
-      const data = await req.upstream.query(req.session, query, deadline.signal)
+      const data = await timed(trip, 'upstream', async () => await req.upstream.query(req.session, query, deadline.signal))
       if (data.queryId !== undefined) span?.setAttribute('sluice.upstream_id', data.queryId)
       return data
     })
