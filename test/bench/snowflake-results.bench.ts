@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { gunzip } from 'node:zlib'
 import { request, type Dispatcher } from 'undici'
-import { startLargeUpstream } from '../support/large-snowflake-upstream.js'
+import { LARGE_RESULT_POLICY as POLICY, startLargeUpstream } from '../support/large-snowflake-upstream.js'
 import { startTestIdp } from '../support/oidc-provider.js'
 import { startReplicas } from '../support/replicas.js'
 import { connectSdk, destroySdk, type SdkConnection } from '../support/snowflake-node-client.js'
@@ -27,18 +27,6 @@ async function json (res: Dispatcher.ResponseData): Promise<unknown> {
   const raw = Buffer.from(await res.body.arrayBuffer())
   return JSON.parse((res.headers['content-encoding'] === 'gzip' ? await gunzipAsync(raw) : raw).toString('utf8'))
 }
-const POLICY = `version: 1
-description: bench
-rules:
-  - id: agents-read
-    effect: allow
-    match: { roles: [agent], kinds: [select] }
-    limits: { maxRows: 2000000, statementTimeoutSeconds: 600 }
-masking:
-  - id: mask-email
-    columns: ["*.*.*.email"]
-    function: redact
-`
 
 export async function benchSnowflakeResults (): Promise<BenchResult> {
   const large = await startLargeUpstream({ rows: ROWS })

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startLargeUpstream, largeRow, type LargeUpstream } from '../support/large-snowflake-upstream.js'
+import { LARGE_RESULT_POLICY as POLICY, startLargeUpstream, largeRow, type LargeUpstream } from '../support/large-snowflake-upstream.js'
 import { startTestIdp, type TestIdp } from '../support/oidc-provider.js'
 import { startReplicas, type ReplicaCluster } from '../support/replicas.js'
 import { connectSdk, destroySdk, runSdk, type SdkConnection } from '../support/snowflake-node-client.js'
@@ -20,19 +20,6 @@ const NEVER = 'SELECT ID, EMAIL FROM SMALL_DB.PUBLIC.NEVER_ENDING'
 const ROWTYPE = ['ID', 'EMAIL'].map((name) => ({ name, type: name === 'ID' ? 'fixed' : 'text', scale: 0, precision: 38, nullable: true, database: 'SMALL_DB', schema: 'PUBLIC', table: 'PEOPLE' }))
 const email = (n: number): string => `user${n}@example.com`
 const jsonRows = (from: number, to: number): string => Array.from({ length: to - from + 1 }, (_, i) => JSON.stringify([String(from + i), email(from + i)])).join(',')
-// Agents read, with no cap a million rows would run into; emails are redacted wherever they come from.
-const POLICY = `version: 1
-description: replicas test
-rules:
-  - id: agents-read
-    effect: allow
-    match: { roles: [agent], kinds: [select] }
-    limits: { maxRows: 2000000, statementTimeoutSeconds: 600 }
-masking:
-  - id: mask-email
-    columns: ["*.*.*.email"]
-    function: redact
-`
 const MB = 1024 * 1024
 
 type Json = Record<string, any>

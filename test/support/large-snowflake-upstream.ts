@@ -33,6 +33,23 @@ const QRMK = 'bGFyZ2UtcmVzdWx0LW1hc3Rlci1rZXktZm9yLXRlc3Rz'
 const PAD = 'lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore et dolore magna aliqua ut enim ad minim veniam quis'
 
 /** Row `i` (1-based) of the result: ID, EMAIL (masked by the test's policy), NOTE. */
+/**
+ * What reading a large result needs from policy: agents read with no row cap a million rows
+ * would run into, and emails are redacted wherever they come from.
+ */
+export const LARGE_RESULT_POLICY = `version: 1
+description: large results
+rules:
+  - id: agents-read
+    effect: allow
+    match: { roles: [agent], kinds: [select] }
+    limits: { maxRows: 2000000, statementTimeoutSeconds: 600 }
+masking:
+  - id: mask-email
+    columns: ["*.*.*.email"]
+    function: redact
+`
+
 export function largeRow (i: number): [string, string, string] {
   return [String(i), `user${i}@example.com`, `note ${i}: ${PAD}`]
 }
