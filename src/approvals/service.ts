@@ -157,6 +157,11 @@ export class ApprovalService {
     return { state: 'granted', approval: out.approval }
   }
 
+  /** The state of the requester's own approval (expiry applied on read); someone else's is not found. */
+  async statusFor (id: string, requester: Principal): Promise<ApprovalRecord['status']> {
+    return (await this.#own(id, requester)).status
+  }
+
   async get (id: string): Promise<ApprovalRecord> {
     const approval = await this.approvals.get(id)
     if (approval === undefined) throw new ERR_NOT_FOUND(`approval ${id}`)

@@ -5,6 +5,7 @@ import type { ConnectionKind } from '../config/types.js'
 import type { Principal } from '../identity/principal.js'
 import type { Decision } from '../policy/types.js'
 import type { Analysis, QualifyDefaults } from '../sql/types.js'
+import type { Estimator } from './estimate.js'
 
 export interface ClientInfo {
   sourceIp?: string
@@ -37,6 +38,8 @@ export interface Statement {
    * withdrawn — instead of asking again. It must be the same statement the approval was given for.
    */
   approvalId?: string
+  /** Asks the warehouse what the statement would cost without running it, where it can (estimate.ts). */
+  estimate?: Estimator
 }
 
 export interface ColumnMeta {
