@@ -66,14 +66,14 @@ export interface HeartbeatAnswer {
 }
 
 export interface StatementHandleStore {
-  /** A running statement; `finished` stores an already finished one in the same write. */
-  create: (handle: NewStatementHandle, ttlSeconds: number, finished?: HandleOutcome) => Promise<void>
+  /** A running statement; `finished` stores an already finished one in the same write. The row as stored. */
+  create: (handle: NewStatementHandle, ttlSeconds: number, finished?: HandleOutcome) => Promise<StatementHandleRow>
   /** The live handle if `owner` owns it: unknown, foreign and expired ids alike are undefined. */
   get: (id: string, owner: string) => Promise<StatementHandleRow | undefined>
   /** The live handle whatever its owner, for a caller that proves ownership otherwise (chunk tokens). */
   getAny: (id: string) => Promise<StatementHandleRow | undefined>
-  /** Records the end of a statement still running; false when it was cancelled (or marked lost) first. */
-  finish: (id: string, outcome: HandleOutcome, ttlSeconds: number) => Promise<boolean>
+  /** Records the end of a statement still running: the row as stored, undefined when it was cancelled (or marked lost) first. */
+  finish: (id: string, outcome: HandleOutcome, ttlSeconds: number) => Promise<StatementHandleRow | undefined>
   /** Marks a running statement aborted with the reason; false when it had already ended. */
   cancel: (id: string, owner: string, reason: CancelReason) => Promise<boolean>
   /** Marks a running statement failed when its replica's heartbeat is older than `staleSeconds`. */
@@ -102,12 +102,13 @@ const CREATE = `insert into statement_handles
      client_request_id, session_key, admitted, error, manifest, first_page, trip)
   values ($1::uuid, $2, $3, $4, $5, now(), case when $5 = 'running' then null else now() end,
     now() + make_interval(secs => $6::float8), $7, now(), $8, $9, $10::text::jsonb, $11::text::jsonb,
-    $12::text::jsonb, $13::text::jsonb, $14::text::jsonb)`
+    $12::text::jsonb, $13::text::jsonb, $14::text::jsonb)
+  returning ${COLUMNS}`
 
 const FINISH = `update statement_handles set state = $2, finished_at = now(),
     expires_at = now() + make_interval(secs => $3::float8), error = $4::text::jsonb, manifest = $5::text::jsonb,
     first_page = $6::text::jsonb, trip = $7::text::jsonb
-  where id = $1::uuid and state = 'running' returning 1 as ok`
+  where id = $1::uuid and state = 'running' returning ${COLUMNS}`
 
 const CANCEL = `update statement_handles set state = 'aborted', cancel_reason = $3, finished_at = now()
   where id = $1::uuid and owner = $2 and state = 'running' and ${LIVE} returning 1 as ok`
@@ -146,10 +147,12 @@ export class StoreStatementHandles implements StatementHandleStore {
     this.#store = store
   }
 
-  async create (handle: NewStatementHandle, ttlSeconds: number, finished?: HandleOutcome): Promise<void> {
-    await this.#store.query(CREATE, [handle.id, handle.owner, handle.connection, handle.sql, finished?.state ?? 'running',
+  // The writes return the row as stored, so the runner needs no read after them.
+  async create (handle: NewStatementHandle, ttlSeconds: number, finished?: HandleOutcome): Promise<StatementHandleRow> {
+    const [raw] = await this.#store.query<Raw>(CREATE, [handle.id, handle.owner, handle.connection, handle.sql, finished?.state ?? 'running',
       ttlSeconds, handle.replica, handle.clientRequestId ?? null, handle.sessionKey ?? null, json(handle.admitted),
       json(finished?.error), json(finished?.manifest), json(finished?.firstPage), json(finished?.trip)])
+    return rowOf(raw!)
   }
 
   async get (id: string, owner: string): Promise<StatementHandleRow | undefined> {
@@ -162,10 +165,10 @@ export class StoreStatementHandles implements StatementHandleStore {
     return raw === undefined ? undefined : rowOf(raw)
   }
 
-  async finish (id: string, outcome: HandleOutcome, ttlSeconds: number): Promise<boolean> {
-    const rows = await this.#store.query(FINISH, [id, outcome.state, ttlSeconds, json(outcome.error),
+  async finish (id: string, outcome: HandleOutcome, ttlSeconds: number): Promise<StatementHandleRow | undefined> {
+    const [raw] = await this.#store.query<Raw>(FINISH, [id, outcome.state, ttlSeconds, json(outcome.error),
       json(outcome.manifest), json(outcome.firstPage), json(outcome.trip)])
-    return rows.length > 0
+    return raw === undefined ? undefined : rowOf(raw)
   }
 
   async cancel (id: string, owner: string, reason: CancelReason): Promise<boolean> {

@@ -19,7 +19,7 @@ type Params = postgres.ParameterOrJSON<never>[]
 
 // `simple` is a postgres.js option its types omit. Without parameters it would pick the simple
 // protocol, which runs several statements; query() keeps to exactly one, as on PGlite.
-const ONE_STATEMENT = { prepare: false, simple: false } as postgres.UnsafeQueryOptions
+const ONE_STATEMENT = { prepare: true, simple: false } as postgres.UnsafeQueryOptions
 const SCRIPT = { prepare: false, simple: true } as postgres.UnsafeQueryOptions
 
 // Failures that mean "the database cannot be reached or will not take us", as opposed to an

@@ -42,12 +42,14 @@ describe.each(storeEngines())('statement handles on $name', slow, (engine) => {
     const ok = fresh()
     await handles.create(ok, 60)
     const manifest = { total: 3, pages: [{ rows: 1, offset: 0, bytes: 10 }, { rows: 2, chunk: 0, bytes: 20 }], upstreamQueryId: 'q-1' }
-    expect(await handles.finish(ok.id, { state: 'succeeded', manifest, firstPage: [['1', '****']], trip: { statementId: 's' } }, 60)).toBe(true)
-    expect(await handles.get(ok.id, 'alice-digest')).toMatchObject({ state: 'succeeded', manifest, firstPage: [['1', '****']], trip: { statementId: 's' } })
+    // The write answers with the row as stored, the same a later read finds.
+    const finished = await handles.finish(ok.id, { state: 'succeeded', manifest, firstPage: [['1', '****']], trip: { statementId: 's' } }, 60)
+    expect(finished).toMatchObject({ state: 'succeeded', manifest, firstPage: [['1', '****']], trip: { statementId: 's' } })
+    expect(await handles.get(ok.id, 'alice-digest')).toEqual(finished)
     // Finished once: a second outcome (a late runner) changes nothing.
-    expect(await handles.finish(ok.id, { state: 'failed', error: { code: 'X', message: 'late' } }, 60)).toBe(false)
+    expect(await handles.finish(ok.id, { state: 'failed', error: { code: 'X', message: 'late' } }, 60)).toBeUndefined()
     const bad = fresh()
-    await handles.create(bad, 60, { state: 'failed', error: { code: 'SLUICE_SNOWFLAKE_STATEMENT_FAILED', message: 'released text', snowflakeCode: '002003', sqlState: '42S02' } })
+    expect(await handles.create(bad, 60, { state: 'failed', error: { code: 'SLUICE_SNOWFLAKE_STATEMENT_FAILED', message: 'released text', snowflakeCode: '002003', sqlState: '42S02' } })).toEqual(await handles.get(bad.id, 'alice-digest'))
     expect(await handles.get(bad.id, 'alice-digest')).toMatchObject({ state: 'failed', error: { snowflakeCode: '002003', message: 'released text' } })
   })
 
@@ -57,7 +59,7 @@ describe.each(storeEngines())('statement handles on $name', slow, (engine) => {
     expect(await handles.cancel(h.id, 'bob-digest', 'client')).toBe(false)
     expect(await handles.cancel(h.id, 'alice-digest', 'timeout')).toBe(true)
     expect(await handles.cancel(h.id, 'alice-digest', 'client')).toBe(false)
-    expect(await handles.finish(h.id, { state: 'succeeded', manifest: {} }, 60)).toBe(false)
+    expect(await handles.finish(h.id, { state: 'succeeded', manifest: {} }, 60)).toBeUndefined()
     expect(await handles.get(h.id, 'alice-digest')).toMatchObject({ state: 'aborted', cancelReason: 'timeout' })
   })
 

@@ -54,6 +54,8 @@ export type Work = (signal: AbortSignal, id: string) => Promise<StoredResult>
 interface Running {
   abort: AbortController
   done: Promise<void>
+  /** The row as the run's last write stored it, so a wait here needs no read after it. */
+  finished?: StatementHandleRow
 }
 
 /**
@@ -103,7 +105,7 @@ export class SnowflakeStatements {
   async start (principal: Principal, connection: string, sql: string, work: Work, options: StartOptions = {}): Promise<Handle> {
     const id = options.id ?? randomUUID()
     const owner = ownerDigest(principal)
-    await this.#store.create({ id, owner, connection, sql, replica: this.replica, ...this.#optional(options) }, this.#ttl)
+    const created = await this.#store.create({ id, owner, connection, sql, replica: this.replica, ...this.#optional(options) }, this.#ttl)
     const abort = new AbortController()
     const running: Running = { abort, done: Promise.resolve() }
     this.#running.set(id, running)
@@ -111,28 +113,31 @@ export class SnowflakeStatements {
       ? setTimeout(() => { void this.cancel({ id, owner }, 'timeout') }, options.timeoutSeconds * 1000)
       : undefined
     timeout?.unref()
-    running.done = this.#run(id, work, abort, options.trip).finally(() => {
+    running.done = this.#run(id, work, abort, options.trip).then((finished) => {
+      if (finished !== undefined) running.finished = finished
+    }).finally(() => {
       clearTimeout(timeout)
       this.#running.delete(id)
     })
     this.#beat()
     this.#purgeNowAndThen()
-    const handle = await this.#store.get(id, owner)
-    return handleOf(handle ?? { id, owner, connection, sql, state: 'running', createdAt: Date.now(), expiresAt: 0, replica: this.replica, heartbeatAt: Date.now() })
+    return handleOf(created)
   }
 
-  async #run (id: string, work: Work, abort: AbortController, trip: RoundTrip | undefined): Promise<void> {
+  /** Runs `work` and stores how it ended; resolves with the stored row, undefined when cancelled or unstored. */
+  async #run (id: string, work: Work, abort: AbortController, trip: RoundTrip | undefined): Promise<StatementHandleRow | undefined> {
     try {
       const result = await work(abort.signal, id)
-      await this.#store.finish(id, { state: 'succeeded', manifest: result.manifest, firstPage: result.firstPage, trip: trip === undefined ? undefined : tripSummary(trip) }, this.#ttl)
+      return await this.#store.finish(id, { state: 'succeeded', manifest: result.manifest, firstPage: result.firstPage, trip: trip === undefined ? undefined : tripSummary(trip) }, this.#ttl)
     } catch (err) {
       // Cancelled: the row already says so (a cancel, a timeout, or a reader that found it lost).
-      if (abort.signal.aborted) return
+      if (abort.signal.aborted) return undefined
       const info = errorInfo(err, id, (message, codes) => this.#pipeline.releaseError(undefined, undefined, message, codes))
       if (info.catalogueCode === 'SLUICE_INTERNAL') this.#log?.warn({ err, statement: id }, 'snowflake statement failed')
       const outcome = { state: 'failed' as const, error: storedError(info, (err as { statusCode?: number }).statusCode), trip: trip === undefined ? undefined : tripSummary(trip) }
-      await this.#store.finish(id, outcome, this.#ttl).catch((e: unknown) => {
+      return await this.#store.finish(id, outcome, this.#ttl).catch((e: unknown) => {
         this.#log?.warn({ err: (e as Error).message, statement: id }, 'snowflake statement: its failure could not be stored; readers will find it lost')
+        return undefined
       })
     }
   }
@@ -151,10 +156,7 @@ export class SnowflakeStatements {
     const owner = ownerDigest(principal)
     const row = { id, owner, connection, sql, replica: this.replica, ...this.#optional(options) }
     if (options.admitted !== undefined && options.part !== undefined) row.admitted = { record: options.admitted, part: options.part }
-    await this.#store.create(row, this.#ttl, { state: 'succeeded', manifest: result.manifest, firstPage: result.firstPage, trip: options.trip === undefined ? undefined : tripSummary(options.trip) })
-    const stored = await this.#store.get(id, owner)
-    if (stored === undefined) return handleOf({ ...row, state: 'succeeded', createdAt: Date.now(), expiresAt: 0, heartbeatAt: Date.now(), manifest: result.manifest, firstPage: result.firstPage })
-    return handleOf(stored)
+    return handleOf(await this.#store.create(row, this.#ttl, { state: 'succeeded', manifest: result.manifest, firstPage: result.firstPage, trip: options.trip === undefined ? undefined : tripSummary(options.trip) }))
   }
 
   /** The handle if `principal` owns it; undefined for unknown, foreign and expired ids alike. */
@@ -189,7 +191,7 @@ export class SnowflakeStatements {
       let timer: NodeJS.Timeout | undefined
       await Promise.race([local.done, new Promise((resolve) => { timer = setTimeout(resolve, seconds * 1000) })])
       clearTimeout(timer)
-      return await this.#reread(handle)
+      return local.finished === undefined ? await this.#reread(handle) : handleOf(local.finished)
     }
     const until = Date.now() + seconds * 1000
     let current = handle
