@@ -8,6 +8,7 @@ import { compressCapture } from './capture.js'
 import { isoMicros, sha256, storable } from './chain.js'
 import { sqlFingerprint, type ParamRedactor } from './fingerprint.js'
 import { sqlSearchVector } from './fulltext.js'
+import { attachedTextFacts } from './text-facts.js'
 import { isCatalogIntrospection } from '../sql/introspection.js'
 import type { PendingEvent } from './writer.js'
 import type { TraceRef } from '../tracing/spans.js'
@@ -75,6 +76,8 @@ export async function buildEvent (facts: RoundTripFacts, options: BuildOptions):
   const masking = trip.maskedColumns ?? []
   const capture = await compressCapture(trip.capture?.result())
   const hold = trip.hold
+  // Computed off the event loop with the analysis when it was made of exactly this text.
+  const text = trip.sql === undefined ? undefined : attachedTextFacts(trip.analysis, trip.sql)
   const event: PendingEvent = {
     sessionId: facts.sessionId ?? null,
     occurredAt: isoMicros(facts.startedAtMicros),
@@ -97,7 +100,7 @@ export async function buildEvent (facts: RoundTripFacts, options: BuildOptions):
     sourceIp: facts.sourceIp ?? null,
     userAgent: facts.userAgent ?? null,
     sqlText: trip.sql ?? null,
-    sqlFingerprint: trip.sql === undefined ? null : fingerprintOf(trip.sql),
+    sqlFingerprint: trip.sql === undefined ? null : (text?.fingerprint ?? fingerprintOf(trip.sql)),
     bindParams: trip.params === undefined ? null : options.redact(trip.params),
     analysis: trip.analysis === undefined
       ? (facts.trace == null ? null : { trace: { ...facts.trace } })
@@ -144,7 +147,8 @@ export async function buildEvent (facts: RoundTripFacts, options: BuildOptions):
   // Everything hashed must be storable as is (no NUL, no lone surrogates); see storable().
   const { resultCapture, ...rest } = event
   const stored = storable(rest)
-  return { ...stored, resultCapture, sqlSearch: sqlSearchVector(stored.sqlText) }
+  const search = text !== undefined && stored.sqlText === trip.sql ? text.search : sqlSearchVector(stored.sqlText)
+  return { ...stored, resultCapture, sqlSearch: search }
 }
 
 /** A decision's reason, plus the row limit that cut the result (the trail says rows were withheld). */

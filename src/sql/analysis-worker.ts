@@ -2,14 +2,18 @@
 // The parse tree goes back as JSON text so the main thread pays for it only when lineage needs
 // it. A statement whose analysis throws (a walk deeper than the stack) is answered as an error;
 // one that runs past its deadline or its memory budget gets this thread terminated instead.
+// The text facts the trail keeps (fingerprint, search vector) are computed here as well, so a
+// large statement costs the event loop nothing but copying the answer.
 import { parentPort } from 'node:worker_threads'
+import { textFactsOf, type TextFacts } from '../recording/text-facts.js'
 import { analyzeWithTrees } from './analyzer.js'
 import { loadParser } from './parser.js'
+import { compactTree } from './tree-json.js'
 import type { Dialect, QualifyDefaults } from './types.js'
 
 export interface AnalysisJob { id: number, sql: string, dialect: Dialect, defaults: QualifyDefaults }
 export type AnalysisReply =
-  | { id: number, ok: true, analysis: unknown, trees: Array<string | null> }
+  | { id: number, ok: true, analysis: unknown, trees: Array<string | null>, text: TextFacts }
   | { id: number, ok: false, error: string }
   | { started: number }
   | { ready: true }
@@ -28,20 +32,11 @@ if (port !== null) {
     let reply: AnalysisReply
     try {
       const { analysis, trees } = analyzeWithTrees(job.sql, job.dialect, job.defaults)
-      reply = { id: job.id, ok: true, analysis, trees: trees.map((t) => t === undefined ? null : JSON.stringify(t, keepUnset)) }
+      reply = { id: job.id, ok: true, analysis, trees: trees.map((t) => t === undefined ? null : JSON.stringify(t, compactTree)), text: textFactsOf(job.sql) }
     } catch (err) {
       reply = { id: job.id, ok: false, error: err instanceof Error ? err.message : String(err) }
     }
     port.postMessage(reply)
   })
   port.postMessage({ ready: true })
-}
-
-/**
- * The parser writes a unit variant with no payload as a key whose value is undefined
- * (`{ Varchar: undefined }` for a VARCHAR without a length), which plain JSON drops, leaving `{}`:
- * the tree would lose the type name lineage reads. Such values travel as null instead.
- */
-function keepUnset (_key: string, value: unknown): unknown {
-  return value === undefined ? null : value
 }

@@ -10,6 +10,7 @@ import { createRequire } from 'node:module'
 import { pathToFileURL } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { ERR_STATEMENT_TOO_COMPLEX } from '../errors.js'
+import type { TextFacts } from '../recording/text-facts.js'
 import type { AnalysisJob, AnalysisReply } from './analysis-worker.js'
 import type { Analysis, Dialect, QualifyDefaults } from './types.js'
 
@@ -22,7 +23,7 @@ export interface ParserPoolOptions {
   memoryMb?: number
 }
 
-export interface PoolResult { analysis: Analysis, trees: Array<string | null> }
+export interface PoolResult { analysis: Analysis, trees: Array<string | null>, text: TextFacts }
 
 interface Pending {
   job: AnalysisJob
@@ -111,7 +112,7 @@ export class ParserPool {
       if (pending === undefined || pending.job.id !== msg.id) return
       clearTimeout(slot.timer)
       slot.current = undefined
-      if (msg.ok) pending.resolve({ analysis: msg.analysis as Analysis, trees: msg.trees })
+      if (msg.ok) pending.resolve({ analysis: msg.analysis as Analysis, trees: msg.trees, text: msg.text })
       else pending.reject(new ERR_STATEMENT_TOO_COMPLEX(`its analysis failed (${msg.error})`))
       this.#dispatch()
     })

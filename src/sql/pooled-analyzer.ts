@@ -1,5 +1,6 @@
 // The analyzer the gateway uses: the same analysis as analyzer.ts, computed on the parser
 // pool's threads (pool.ts) and cached here (LRU, frozen, as the in-thread analyzer does).
+import { attachTextFacts } from '../recording/text-facts.js'
 import { attachTree } from './ast.js'
 import { deepFreeze } from './analyzer.js'
 import { Lru } from './lru.js'
@@ -30,8 +31,9 @@ export function createPooledAnalyzer (options: PooledAnalyzerOptions = {}): Asyn
       const key = `${dialect}\u0000${defaults.database ?? ''}\u0000${defaults.schema ?? ''}\u0000${sql}`
       const hit = cache.get(key)
       if (hit !== undefined) return hit
-      const { analysis, trees } = await pool.analyze(sql, dialect, { ...defaults })
+      const { analysis, trees, text } = await pool.analyze(sql, dialect, { ...defaults })
       const frozen = deepFreeze(analysis)
+      attachTextFacts(frozen, sql, text)
       frozen.statements.forEach((s, i) => { const tree = trees[i]; if (typeof tree === 'string') attachTree(s, tree) })
       if (sql.length <= CACHED_UP_TO) cache.set(key, frozen)
       return frozen

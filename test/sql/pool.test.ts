@@ -3,6 +3,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { createPooledAnalyzer, type AsyncSqlAnalyzer } from '../../src/sql/pooled-analyzer.js'
 import { treeOf } from '../../src/sql/ast.js'
+import { attachedTextFacts, textFactsOf } from '../../src/recording/text-facts.js'
 
 // ~1 MB: takes the parser seconds, far past a 250 ms deadline.
 const HUGE_IN_LIST = `SELECT id FROM s.t WHERE id IN (${Array.from({ length: 150_000 }, (_, k) => String(k)).join(', ')})`
@@ -19,6 +20,14 @@ describe('parser pool', () => {
     expect(Object.keys(treeOf(analysis.statements[0]!) ?? {})).toEqual(['Query'])
     // Cached: the same frozen object again.
     expect(await analyzer.analyze('SELECT a FROM t WHERE b = 1', 'snowflake', { database: 'DB', schema: 'S' })).toBe(analysis)
+  })
+
+  it('computes the text facts the trail keeps on the thread, for exactly the text analysed', async () => {
+    analyzer = createPooledAnalyzer({ workers: 1 })
+    const sql = "SELECT name FROM s.customers WHERE email = 'a@b.c' AND id IN (1, 2, 3)"
+    const analysis = await analyzer.analyze(sql, 'snowflake')
+    expect(attachedTextFacts(analysis, sql)).toMatchObject(textFactsOf(sql))
+    expect(attachedTextFacts(analysis, `${sql} `)).toBeUndefined()
   })
 
   it('terminates a thread past its deadline, refuses that statement, and analyses the next one on a fresh thread', async () => {
