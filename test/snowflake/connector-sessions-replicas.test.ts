@@ -126,6 +126,26 @@ describe('connector sessions across two gateways on one store', () => {
     expect((await a.store.query('select 1 from connector_sessions where id = $1::bigint', [String(s.sessionId)])).length).toBe(0)
   })
 
+  it('a live session\'s request purges expired ones too, without any login: their upstream sessions are closed', async () => {
+    const live = await login(a)
+    const stale = await login(a)
+    await a.store.query("update connector_sessions set expires_at = now() - interval '1 second' where id = $1::bigint", [String(stale.sessionId)])
+    // A replica that has not purged yet (the purge runs at most once a minute per process).
+    const c = await startSnowflakeGateway({ connections: { stubbed: { kind: 'snowflake', url: stub.url, default: true, account: 'acme', user: 'svc', password: 'upstream-secret' } }, secretsKey: KEY, store: a.store, idp: a.idp })
+    try {
+      const logins = stub.logins
+      expect(await query(c, live.token, 'SELECT ONE')).toMatchObject({ success: true })
+      await c.app.snowflake.sessions.purging
+      for (let i = 0; i < 50 && !stub.loggedOut.includes(stale.upstreamSession); i++) await new Promise((resolve) => setTimeout(resolve, 100))
+      expect(stub.loggedOut).toContain(stale.upstreamSession)
+      expect(stub.logins).toBe(logins)
+      expect((await a.store.query('select 1 from connector_sessions where id = $1::bigint', [String(stale.sessionId)])).length).toBe(0)
+      expect(await query(c, live.token, 'SELECT ONE')).toMatchObject({ success: true })
+    } finally {
+      await c.close()
+    }
+  })
+
   it('renews the upstream session once when it expires: B renews and stores the tokens, A takes them without renewing', async () => {
     const s = await login(a)
     expect(await query(a, s.token, 'SELECT ONE')).toMatchObject({ success: true })

@@ -73,6 +73,7 @@ const newToken = (kind: string): string => `sluice-${kind}-${randomBytes(32).toS
 const aadOf = (id: number): string => `sluice connector session ${id}`
 /** Expired sessions closed per purge: a login never waits on more than this many. */
 const PURGE_BATCH = 50
+const PURGE_EVERY_MS = 60_000
 /** How long one replica's claim to renew an upstream session holds, and how long others wait on it. */
 const REFRESH_LEASE_SECONDS = 30
 const REFRESH_WAIT_MS = 10_000
@@ -95,6 +96,7 @@ export class ConnectorSessions {
   /** Session id → its live upstream session here; least recently used first. */
   readonly #cache = new Map<number, Cached>()
   #purging: Promise<void> | undefined
+  #lastPurge = 0
 
   constructor (options: ConnectorSessionsOptions) {
     this.#store = options.store
@@ -134,6 +136,7 @@ export class ConnectorSessions {
 
   /** The session behind a session token: valid, expired (renewable) or unknown. */
   async bySessionToken (token: string): Promise<Lookup> {
+    this.#purgeNowAndThen()
     const stored = await this.#store.byToken(hash(token))
     if (stored === undefined) return { state: 'unknown' }
     if (!stored.tokenLive) return { state: 'expired' }
@@ -165,6 +168,20 @@ export class ConnectorSessions {
   async purgeExpired (limit = PURGE_BATCH): Promise<void> {
     this.#purging ??= this.#purge(limit).finally(() => { this.#purging = undefined })
     await this.#purging
+  }
+
+  /**
+   * Logins purge too, but a gateway whose clients stay logged in for days would otherwise keep
+   * their expired neighbours' upstream sessions open until the warehouse times them out: the
+   * requests of live sessions start a bounded purge as well, at most once a minute, off their path.
+   */
+  #purgeNowAndThen (): void {
+    const now = Date.now()
+    if (now - this.#lastPurge < PURGE_EVERY_MS) return
+    this.#lastPurge = now
+    this.purgeExpired().catch((err: unknown) => {
+      this.#warn({ err: (err as Error).message }, 'purging expired connector sessions failed; lookups ignore them anyway')
+    })
   }
 
   /** A purge in flight, if any (the runtime waits for it when the gateway stops). */
