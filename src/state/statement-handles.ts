@@ -90,10 +90,13 @@ export interface StatementHandleStore {
 
 const ms = (column: string): string => `(extract(epoch from ${column}) * 1000)::float8`
 
-const COLUMNS = `id::text as id, owner, connection, sql, state, ${ms('created_at')} as "createdAt",
+// The row without the JSON the writer itself just sent (the first page alone can be megabytes):
+// what the writes return, completed from their own input.
+const SCALAR_COLUMNS = `id::text as id, owner, connection, sql, state, ${ms('created_at')} as "createdAt",
   ${ms('finished_at')} as "finishedAt", ${ms('expires_at')} as "expiresAt", replica, ${ms('heartbeat_at')} as "heartbeatAt",
-  cancel_reason as "cancelReason", client_request_id as "clientRequestId", session_key as "sessionKey",
-  error, admitted, manifest, first_page as "firstPage", trip`
+  cancel_reason as "cancelReason", client_request_id as "clientRequestId", session_key as "sessionKey"`
+
+const COLUMNS = `${SCALAR_COLUMNS}, error, admitted, manifest, first_page as "firstPage", trip`
 
 const LIVE = 'expires_at > now()'
 
@@ -103,12 +106,12 @@ const CREATE = `insert into statement_handles
   values ($1::uuid, $2, $3, $4, $5, now(), case when $5 = 'running' then null else now() end,
     now() + make_interval(secs => $6::float8), $7, now(), $8, $9, $10::text::jsonb, $11::text::jsonb,
     $12::text::jsonb, $13::text::jsonb, $14::text::jsonb)
-  returning ${COLUMNS}`
+  returning ${SCALAR_COLUMNS}`
 
 const FINISH = `update statement_handles set state = $2, finished_at = now(),
     expires_at = now() + make_interval(secs => $3::float8), error = $4::text::jsonb, manifest = $5::text::jsonb,
     first_page = $6::text::jsonb, trip = $7::text::jsonb
-  where id = $1::uuid and state = 'running' returning ${COLUMNS}`
+  where id = $1::uuid and state = 'running' returning ${SCALAR_COLUMNS}, admitted`
 
 const CANCEL = `update statement_handles set state = 'aborted', cancel_reason = $3, finished_at = now()
   where id = $1::uuid and owner = $2 and state = 'running' and ${LIVE} returning 1 as ok`
@@ -140,6 +143,21 @@ function rowOf (raw: Raw): StatementHandleRow {
   return row as unknown as StatementHandleRow
 }
 
+/**
+ * A row returned without its JSON columns, completed with the values just written: the small
+ * ones as a read would give them back (a JSON round trip), the first page (rows of plain JSON
+ * values, megabytes at times) as the very rows written.
+ */
+function withWritten (row: StatementHandleRow, written: Partial<Pick<StatementHandleRow, 'admitted' | 'error' | 'manifest' | 'firstPage' | 'trip'>>): StatementHandleRow {
+  const out = row as unknown as Record<string, unknown>
+  for (const key of ['admitted', 'error', 'manifest', 'trip'] as const) {
+    const value = written[key]
+    if (value !== undefined && value !== null) out[key] = JSON.parse(JSON.stringify(value))
+  }
+  if (written.firstPage !== undefined && written.firstPage !== null) out.firstPage = written.firstPage
+  return row
+}
+
 export class StoreStatementHandles implements StatementHandleStore {
   readonly #store: Store
 
@@ -152,7 +170,7 @@ export class StoreStatementHandles implements StatementHandleStore {
     const [raw] = await this.#store.query<Raw>(CREATE, [handle.id, handle.owner, handle.connection, handle.sql, finished?.state ?? 'running',
       ttlSeconds, handle.replica, handle.clientRequestId ?? null, handle.sessionKey ?? null, json(handle.admitted),
       json(finished?.error), json(finished?.manifest), json(finished?.firstPage), json(finished?.trip)])
-    return rowOf(raw!)
+    return withWritten(rowOf(raw!), { ...(handle.admitted !== undefined && { admitted: handle.admitted }), ...finished })
   }
 
   async get (id: string, owner: string): Promise<StatementHandleRow | undefined> {
@@ -168,7 +186,7 @@ export class StoreStatementHandles implements StatementHandleStore {
   async finish (id: string, outcome: HandleOutcome, ttlSeconds: number): Promise<StatementHandleRow | undefined> {
     const [raw] = await this.#store.query<Raw>(FINISH, [id, outcome.state, ttlSeconds, json(outcome.error),
       json(outcome.manifest), json(outcome.firstPage), json(outcome.trip)])
-    return raw === undefined ? undefined : rowOf(raw)
+    return raw === undefined ? undefined : withWritten(rowOf(raw), outcome)
   }
 
   async cancel (id: string, owner: string, reason: CancelReason): Promise<boolean> {
