@@ -42,6 +42,8 @@ export interface ExecuteRequest {
   client: ClientInfo
   sessionId?: string
   signal?: AbortSignal
+  /** A poll of the approval this statement is held under (pipeline/held.ts). */
+  approvalId?: string
   /** A front end's own refusals (the SQL API's unsupported statements), by leading keyword. */
   refuse?: (keyword: string, text: string) => string | undefined
 }
@@ -256,5 +258,6 @@ function statementOf (req: PrepareInput, sql: string): Statement {
   }
   if (req.bindings !== undefined) statement.params = req.bindings
   if (req.sessionId !== undefined) statement.sessionId = req.sessionId
+  if (req.approvalId !== undefined) statement.approvalId = req.approvalId
   return statement
 }
