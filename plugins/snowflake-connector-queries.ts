@@ -48,6 +48,8 @@ function executeRequestOf (request: FastifyRequest, session: ConnectorSession, b
   }
   if (body.bindings !== undefined && body.bindings !== null) req.bindings = body.bindings
   if (body.describeOnly === true) req.describeOnly = true
+  // Snowflake's EXPLAIN on the login's own session, asked only if a rule or a preview needs it.
+  req.estimateOn = async () => ({ session: session.upstreamSession, release: () => {} })
   return req
 }
 

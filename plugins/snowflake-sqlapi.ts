@@ -124,6 +124,11 @@ export function createSubmitHandler (fastify: FastifyInstance) {
         refuse: sqlApiRefusal
       }
       if (body.bindings !== undefined) input.bindings = body.bindings
+      // Snowflake's EXPLAIN, asked only if a rule or an approval's preview needs it.
+      input.estimateOn = async () => {
+        const session = await input.upstream.lease(ownerKey(principal), context)
+        return { session, release: () => { input.upstream.release(session) } }
+      }
       const deps = { pipeline: fastify.pipeline, statements: runtime.handles, idempotency: runtime.idempotency, approvals: fastify.approvals }
       const { handle, submitted } = await submitStatement(deps, input, {
         ...(query.requestId === undefined ? {} : { requestId: query.requestId }),

@@ -54,7 +54,9 @@ export async function startGateway (config: SluiceConfig): Promise<Gateway> {
     // An approver sees which masking rules guard the tables a held statement touches.
     const approvals = composeApprovals(config, store, logger, {
       maskedColumns: (statement, admission) => maskedColumnsFor(stages.policies.policySet.masking, statement.principal.roles, statement.connection.name,
-        [...new Set(admission.analysis.statements.flatMap((s) => [...s.tablesRead, ...s.tablesWritten]))])
+        [...new Set(admission.analysis.statements.flatMap((s) => [...s.tablesRead, ...s.tablesWritten]))]),
+      // The warehouse's own estimate where the front end can ask for one (Snowflake EXPLAIN, BigQuery dry run).
+      preview: async (statement) => await statement.estimate?.()
     })
     const pipeline = new Pipeline({ ...stages.stages, hold: approvals.hold, record: recordStage(recording, config.recording.admissionCheck) },
       { captureBudget: captureBudgets(config.recording.resultCaptureBytes, config.connections) })

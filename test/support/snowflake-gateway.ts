@@ -59,7 +59,8 @@ export interface SnowflakeGatewayOptions {
   logger?: FastifyBaseLogger
   /**
    * The approvals section (enabled: true is implied): held statements wait in the store, as
-   * src/gateway.ts composes them; `hold` passes options to the hold stage (preview).
+   * src/gateway.ts composes them (the preview is the statement's estimate); `hold` replaces
+   * the hold stage's options.
    */
   approvals?: Record<string, unknown>
   hold?: ApprovalHoldOptions
@@ -115,7 +116,7 @@ export async function startSnowflakeGateway (options: SnowflakeGatewayOptions): 
   const store: Store = options.store === undefined ? await engine!.open() : { ...options.store, close: async () => {} }
   await migrate(store)
   const composed = options.stages === 'configured' ? await createStages(config) : undefined
-  const approvals: ComposedApprovals | undefined = options.approvals === undefined ? undefined : composeApprovals(config, store, undefined, options.hold)
+  const approvals: ComposedApprovals | undefined = options.approvals === undefined ? undefined : composeApprovals(config, store, undefined, options.hold ?? { preview: async (statement) => await statement.estimate?.() })
   const stages = composed?.stages ?? {
     analyze: passThroughAnalyze,
     decide: passThroughDecide,
