@@ -63,8 +63,11 @@ describe('a held Snowflake statement waits in its protocol (snowflake-sdk, SQL A
       const running = runSdk(sdk, sql, { binds: [1] })
       const approval = await pendingApproval(admin, sql)
       expect(approval).toMatchObject({ status: 'pending', chain: 'claude-code acting for alice', ruleId: 'hold-customer-reads', frontEnd: 'snowflake-connector' })
-      // Nothing reached the warehouse while it waits.
+      // Nothing reached the warehouse while it waits. fakesnow refuses EXPLAIN USING JSON (a
+      // syntax error), so the estimate was asked for and there is none: no preview, still held.
       expect(upstreamRuns(sql)).toBe(0)
+      expect(sent).toContain(`EXPLAIN USING JSON ${sql}`)
+      expect(approval.preview).toBeUndefined()
       expect((await admin.post(`/approvals/${approval.id as string}/approve`, { reason: 'ticket 7' })).status).toBe(200)
       const { rows } = await running
       expect(rows).toEqual([{ ID: 1, EMAIL: '****' }])
