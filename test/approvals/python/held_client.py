@@ -39,7 +39,8 @@ def abort(sql):
     # Submitted without waiting (execute_async), then cancelled by its query id.
     def go():
         qid = cur.execute_async(sql)['queryId']
-        return {'queryId': qid, 'aborted': cur.abort_query(qid)}
+        status = conn.get_query_status(qid)
+        return {'queryId': qid, 'status': status.name, 'stillRunning': conn.is_still_running(status), 'aborted': cur.abort_query(qid)}
     return go
 
 
