@@ -96,6 +96,8 @@ export function createQueryHandler (fastify: FastifyInstance) {
         fingerprint: fp,
         async: asyncExec,
         sessionKey: `snowflake:${session.id}`,
+        // A held statement waits for its approval behind getResultUrl (333333).
+        hold: true,
         // The login's own upstream session: its state (USE, temp tables) is the client's.
         session: async () => ({ session: session.upstreamSession, release: () => {} })
       }, request.roundTrip)

@@ -135,6 +135,8 @@ export function createSubmitHandler (fastify: FastifyInstance) {
         fingerprint: fingerprint({ frontEnd: FRONT_END, sql: body.statement, rest: { bindings: body.bindings, parameters: forwarded, count, context } }),
         async: query.async,
         timeoutSeconds: timeout,
+        // A held statement waits for its approval behind statementStatusUrl.
+        hold: true,
         // A pooled session of the caller's own, in the requested context (pool.ts).
         session: async () => {
           const session = await input.upstream.lease(ownerKey(principal), context)

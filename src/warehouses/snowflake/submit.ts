@@ -32,6 +32,11 @@ export interface SubmitOptions {
   sessionKey?: string
   /** The SQL API's request timeout, kept by the replica that runs it. */
   timeoutSeconds?: number
+  /**
+   * The front end waits in its protocol (SQL API 202, connector 333333): a statement a rule holds
+   * gets a held handle instead of the refusal. A caller that cannot poll leaves it unset.
+   */
+  hold?: boolean
   /** The upstream session to run on, taken once admitted; `release` when the statement ends. */
   session: () => Promise<{ session: UpstreamSession, release: () => void }>
 }
@@ -57,7 +62,7 @@ export async function submit (deps: SubmitDeps, input: PrepareInput, options: Su
     prepared = await prepareRequest(execute, input, trip)
   } catch (err) {
     const approvalId = pendingApproval(err, trip)
-    if (approvalId === undefined) throw err
+    if (approvalId === undefined || options.hold !== true) throw err
     return await hold(deps, input, options, approvalId, trip)
   }
   const { session, release } = await options.session()
