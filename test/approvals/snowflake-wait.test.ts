@@ -189,6 +189,34 @@ describe('a held Snowflake statement waits in its protocol (snowflake-sdk, SQL A
       expect(upstreamRuns(sql)).toBe(0)
     })
 
+    it('fails closed on a gateway whose secrets.key cannot open the held request: nothing runs, the statement stays held', async () => {
+      const other = await startSnowflakeGateway({
+        connections: { fake: { kind: 'snowflake', url: fakesnow.url, secondaryRoles: 'keep', default: true, user: 'sluice', password: 'pw', database: SEED_DATABASE, schema: SEED_SCHEMA } },
+        stages: 'configured',
+        policiesDirectory: dir,
+        groupRoles: { approvers: ['approver'] },
+        approvals: {},
+        store: gw.store,
+        idp: gw.idp,
+        secretsKey: 'a-different-deployment-key-0123456789abcdef'
+      })
+      try {
+        const sql = 'SELECT EMAIL FROM CUSTOMERS WHERE ID = 2'
+        const held = await submit(sql)
+        const approval = await pendingApproval(admin, sql)
+        await admin.post(`/approvals/${approval.id as string}/approve`, {})
+        const res = await request(`${other.url}${held.body.statementStatusUrl as string}`, { headers: { authorization: `Bearer ${agent}`, accept: 'application/json' } })
+        expect(res.statusCode).toBe(503)
+        expect((await res.body.json() as Json).message).toMatch(/^statement .* is held for approval .*, but this gateway cannot open its stored request \(its secrets\.key differs/)
+        expect(upstreamRuns(sql)).toBe(0)
+        // The gateway that held it still can: the approval was not used up.
+        expect(await api('GET', held.body.statementStatusUrl as string)).toMatchObject({ status: 200, body: { data: [['****']] } })
+        expect(upstreamRuns(sql)).toBe(1)
+      } finally {
+        await other.close()
+      }
+    })
+
     it('does not let another principal poll or cancel a held handle', async () => {
       const sql = 'SELECT ID FROM CUSTOMERS WHERE ID = 1'
       const held = await submit(sql)
