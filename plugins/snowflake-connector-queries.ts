@@ -8,6 +8,7 @@ import type { ExecuteRequest } from '../src/warehouses/snowflake/execute.js'
 import type { Handle } from '../src/warehouses/snowflake/handles.js'
 import { sliceOf } from '../src/warehouses/snowflake/manifest.js'
 import { settle, submit as submitStatement } from '../src/warehouses/snowflake/submit.js'
+import { cancelHeld, pollHeld, waitingFor, type HeldPoll } from '../src/warehouses/snowflake/held.js'
 import { connectorRequestId, fingerprint, resubmitText } from '../src/warehouses/snowflake/idempotency.js'
 import { statementParameters } from '../src/warehouses/snowflake/parameters.js'
 import type { ConnectorSession } from '../src/warehouses/snowflake/sessions.js'
@@ -47,6 +48,8 @@ function executeRequestOf (request: FastifyRequest, session: ConnectorSession, b
   }
   if (body.bindings !== undefined && body.bindings !== null) req.bindings = body.bindings
   if (body.describeOnly === true) req.describeOnly = true
+  // Snowflake's EXPLAIN on the login's own session, asked only if a rule or a preview needs it.
+  req.estimateOn = async () => ({ session: session.upstreamSession, release: () => {} })
   return req
 }
 
@@ -87,12 +90,14 @@ export function createQueryHandler (fastify: FastifyInstance) {
         sql: req.sql,
         rest: { bindings: req.bindings, parameters: req.parameters, count: req.statementCount, describeOnly: req.describeOnly === true }
       })
-      const deps = { pipeline: fastify.pipeline, statements: fastify.snowflake.handles, idempotency }
+      const deps = { pipeline: fastify.pipeline, statements: fastify.snowflake.handles, idempotency, approvals: fastify.approvals }
       const { handle, submitted } = await submitStatement(deps, req, {
         ...(requestId === undefined ? {} : { requestId }),
         fingerprint: fp,
         async: asyncExec,
         sessionKey: `snowflake:${session.id}`,
+        // A held statement waits for its approval behind getResultUrl (333333).
+        hold: true,
         // The login's own upstream session: its state (USE, temp tables) is the client's.
         session: async () => ({ session: session.upstreamSession, release: () => {} })
       }, request.roundTrip)
@@ -109,17 +114,23 @@ export function createQueryHandler (fastify: FastifyInstance) {
  */
 export async function answer (request: FastifyRequest, reply: FastifyReply, found: Handle, session: ConnectorSession, submitted = false): Promise<FastifyReply> {
   const statements = request.server.snowflake.handles
-  const settled = await settle(statements, found, session.settings.syncWaitSeconds, request.roundTrip, submitted)
-  const handle = settled.handle
   const trip = request.roundTrip
-  if (settled.state === 'running') {
-    return await reply.send({
-      code: '333333',
-      message: 'Query execution in progress. Poll the result URL.',
-      success: true,
-      data: { queryId: handle.id, getResultUrl: `/queries/${handle.id}/result`, queryAbortsAfterSecs: 300, progressDesc: null }
-    })
+  if (found.state === 'held') {
+    // Held a moment ago by this request: the drivers poll getResultUrl, and each poll waits
+    // up to the sync wait for a decision (snowflake-sdk polls again at once).
+    if (submitted) return await reply.send(inProgress(found, waitingFor(found.approvalId ?? '', trip)))
+    const out = await pollHeld(heldDeps(request), found, heldPoll(request, session), trip, session.settings.syncWaitSeconds)
+    if (out.state === 'waiting') return await reply.send(inProgress(found, out.message))
+    // Released by a poll on another replica that has not started it yet: wait for that.
+    found = out.state === 'elsewhere' ? await statements.waitReleased(found, session.settings.syncWaitSeconds) : out.handle
+    if (found.state === 'held') {
+      trip.pending = true
+      return await reply.send(inProgress(found))
+    }
   }
+  const settled = await settle(statements, found, session.settings.syncWaitSeconds, trip, submitted)
+  const handle = settled.handle
+  if (settled.state === 'running') return await reply.send(inProgress(handle))
   if (settled.state !== 'succeeded') return sendConnectorError(request, reply, settled.error, handle.id)
   const result = settled.result
   const first = result.manifest.pages[0]
@@ -135,6 +146,40 @@ export async function answer (request: FastifyRequest, reply: FastifyReply, foun
   // A result cut at its row limit says so where Snowflake puts a statement's message.
   if (result.manifest.notice !== undefined) body.message = result.manifest.notice
   return await sendCompressible(request, reply, JSON.stringify(body))
+}
+
+/** Snowflake's "query in progress": both drivers GET getResultUrl until the answer changes. */
+function inProgress (handle: Pick<Handle, 'id'>, message = 'Query execution in progress. Poll the result URL.'): Record<string, unknown> {
+  return {
+    code: '333333',
+    message,
+    success: true,
+    data: { queryId: handle.id, getResultUrl: `/queries/${handle.id}/result`, queryAbortsAfterSecs: 300, progressDesc: null }
+  }
+}
+
+function heldDeps (request: FastifyRequest) {
+  const server = request.server
+  return { pipeline: server.pipeline, statements: server.snowflake.handles, approvals: server.approvals }
+}
+
+/** A held statement, once approved, runs on the polling login's own upstream session, in its context. */
+function heldPoll (request: FastifyRequest, session: ConnectorSession): HeldPoll {
+  return {
+    frontEnd: FRONT_END,
+    requestId: request.id,
+    principal: session.principal,
+    settings: session.settings,
+    upstream: session.upstream,
+    context: () => session.upstreamSession.context,
+    session: async () => ({ session: session.upstreamSession, release: () => {} })
+  }
+}
+
+/** A cancel by the client: a held statement's approval is withdrawn; a running one is cancelled. */
+async function cancelStatement (fastify: FastifyInstance, handle: Handle, principal: ConnectorSession['principal']): Promise<void> {
+  const now = handle.state === 'held' ? await cancelHeld({ approvals: fastify.approvals, statements: fastify.snowflake.handles }, handle, principal) : handle
+  if (now.state === 'running') await fastify.snowflake.handles.cancel(now)
 }
 
 async function ownedHandle (fastify: FastifyInstance, request: FastifyRequest<{ Params: { id: string } }>): Promise<Handle> {
@@ -161,7 +206,7 @@ export function createAbortHandler (fastify: FastifyInstance) {
     try {
       const handle = await ownedHandle(fastify, request)
       request.roundTrip.sql = handle.sql
-      await fastify.snowflake.handles.cancel(handle)
+      await cancelStatement(fastify, handle, (request.snowflakeSession as ConnectorSession).principal)
       return await reply.send(connectorOk())
     } catch (err) {
       return sendConnectorError(request, reply, err)
@@ -175,13 +220,14 @@ export function createAbortByRequestHandler (fastify: FastifyInstance) {
     const session = request.snowflakeSession as ConnectorSession
     const requestId = request.body?.requestId
     const handle = typeof requestId === 'string' ? await fastify.snowflake.handles.byClientRequest(session.principal, requestId) : undefined
-    if (handle !== undefined) await fastify.snowflake.handles.cancel(handle)
+    if (handle !== undefined) await cancelStatement(fastify, handle, session.principal)
     return await reply.send(connectorOk())
   }
 }
 
 const MONITOR_STATUS: Record<Handle['state'], string> = {
-  running: 'RUNNING', succeeded: 'SUCCESS', failed: 'FAILED_WITH_ERROR', aborted: 'ABORTED'
+  // Waiting for approval reads as queued: both drivers keep waiting on a queued query.
+  held: 'QUEUED', running: 'RUNNING', succeeded: 'SUCCESS', failed: 'FAILED_WITH_ERROR', aborted: 'ABORTED'
 }
 
 export function createMonitoringHandler (fastify: FastifyInstance) {

@@ -11,6 +11,7 @@ import type { Principal } from '../src/identity/principal.js'
 import type { PrepareInput } from '../src/warehouses/snowflake/execute.js'
 import { ownerKey, type Handle } from '../src/warehouses/snowflake/handles.js'
 import { settle, submit as submitStatement } from '../src/warehouses/snowflake/submit.js'
+import { cancelHeld, pollHeld, waitingFor, type HeldPoll } from '../src/warehouses/snowflake/held.js'
 import { fingerprint } from '../src/warehouses/snowflake/idempotency.js'
 import { statementParameters } from '../src/warehouses/snowflake/parameters.js'
 import { allowedContext } from '../src/warehouses/snowflake/runtime.js'
@@ -123,12 +124,19 @@ export function createSubmitHandler (fastify: FastifyInstance) {
         refuse: sqlApiRefusal
       }
       if (body.bindings !== undefined) input.bindings = body.bindings
-      const deps = { pipeline: fastify.pipeline, statements: runtime.handles, idempotency: runtime.idempotency }
+      // Snowflake's EXPLAIN, asked only if a rule or an approval's preview needs it.
+      input.estimateOn = async () => {
+        const session = await input.upstream.lease(ownerKey(principal), context)
+        return { session, release: () => { input.upstream.release(session) } }
+      }
+      const deps = { pipeline: fastify.pipeline, statements: runtime.handles, idempotency: runtime.idempotency, approvals: fastify.approvals }
       const { handle, submitted } = await submitStatement(deps, input, {
         ...(query.requestId === undefined ? {} : { requestId: query.requestId }),
         fingerprint: fingerprint({ frontEnd: FRONT_END, sql: body.statement, rest: { bindings: body.bindings, parameters: forwarded, count, context } }),
         async: query.async,
         timeoutSeconds: timeout,
+        // A held statement waits for its approval behind statementStatusUrl.
+        hold: true,
         // A pooled session of the caller's own, in the requested context (pool.ts).
         session: async () => {
           const session = await input.upstream.lease(ownerKey(principal), context)
@@ -137,7 +145,7 @@ export function createSubmitHandler (fastify: FastifyInstance) {
       }, request.roundTrip)
       // A retry of an async submission is not held for the sync wait: 202 while it runs.
       if (!submitted) return await answer(request, reply, handle, query.async ? 0 : settings.syncWaitSeconds, 0, query.nullable, false)
-      if (query.async) {
+      if (query.async && handle.state !== 'held') {
         request.roundTrip.pending = true
         return await sendJson(request, reply, 202, queryStatus(handle, statusUrl(request, handle.id)))
       }
@@ -154,6 +162,21 @@ export function createSubmitHandler (fastify: FastifyInstance) {
  */
 async function answer (request: Req, reply: FastifyReply, found: Handle, waitSeconds: number, partition: number, nullable: boolean, submitted: boolean): Promise<FastifyReply> {
   const statements = request.server.snowflake.handles
+  if (found.state === 'held') {
+    const url = statusUrl(request, found.id)
+    // Held a moment ago by this request: the client polls statementStatusUrl until someone decides.
+    if (submitted) return await sendJson(request, reply, 202, { ...queryStatus(found, url), message: waitingFor(found.approvalId ?? '', request.roundTrip) })
+    const settings = settingsOf(request, found)
+    const out = await pollHeld(heldDeps(request), found, heldPoll(request, settings), request.roundTrip, 0)
+    if (out.state === 'waiting') return await sendJson(request, reply, 202, { ...queryStatus(found, url), message: out.message })
+    if (out.state === 'elsewhere') {
+      request.roundTrip.pending = true
+      return await sendJson(request, reply, 202, queryStatus(found, url))
+    }
+    // Released: a run that started now gets the connection's sync wait, as a submission does.
+    found = out.handle
+    waitSeconds = settings.syncWaitSeconds
+  }
   const settled = await settle(statements, found, waitSeconds, request.roundTrip, submitted)
   const handle = settled.handle
   const url = statusUrl(request, handle.id)
@@ -175,6 +198,36 @@ async function answer (request: Req, reply: FastifyReply, found: Handle, waitSec
   const body = resultSet(handle, result, { statusUrl: url, nullAsText: !nullable }, partition, rows)
   reply.header('link', linkHeader(url, partitions, partition))
   return await sendJson(request, reply, 200, body)
+}
+
+function heldDeps (request: Req) {
+  const server = request.server
+  return { pipeline: server.pipeline, statements: server.snowflake.handles, approvals: server.approvals }
+}
+
+/** The connection a handle names, as this gateway configures it. */
+function settingsOf (request: Req, handle: Handle) {
+  const settings = request.server.snowflake.select(handle.connection)
+  if (settings === undefined || settings.name !== handle.connection) throw new ERR_UNKNOWN_CONNECTION(handle.connection)
+  return settings
+}
+
+/** A poll of a held statement runs it, once approved, on a pooled session of the caller's own. */
+function heldPoll (request: Req, settings: ReturnType<typeof settingsOf>): HeldPoll {
+  const principal = request.principal as Principal
+  const upstream = request.server.snowflake.upstream(settings)
+  return {
+    frontEnd: FRONT_END,
+    requestId: request.id,
+    principal,
+    settings,
+    upstream,
+    refuse: sqlApiRefusal,
+    session: async (held) => {
+      const session = await upstream.lease(ownerKey(principal), held.context)
+      return { session, release: () => { upstream.release(session) } }
+    }
+  }
 }
 
 async function ownedHandle (request: Req): Promise<Handle> {
@@ -201,10 +254,15 @@ export function createStatusHandler () {
 export function createCancelHandler (fastify: FastifyInstance) {
   return async function cancel (request: Req, reply: FastifyReply) {
     try {
-      const handle = await ownedHandle(request)
+      let handle = await ownedHandle(request)
       request.connectionName = handle.connection
       request.roundTrip.sql = handle.sql
       const url = statusUrl(request, handle.id)
+      // Held: the approval is withdrawn and nothing runs (unless a poll released it just now).
+      if (handle.state === 'held') {
+        handle = await cancelHeld({ approvals: fastify.approvals, statements: fastify.snowflake.handles }, handle, request.principal as Principal)
+        if (handle.state === 'aborted') return await sendJson(request, reply, 200, { code: '000604', sqlState: '57014', message: 'successfully canceled', statementHandle: handle.id, statementStatusUrl: url })
+      }
       // Cancelled in the store, which the replica running it (any of them) watches.
       if (handle.state !== 'running' || !await fastify.snowflake.handles.cancel(handle)) {
         const now = await fastify.snowflake.handles.get(handle.id, request.principal as Principal)

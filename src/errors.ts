@@ -224,6 +224,10 @@ export const ERR_APPROVAL_MISMATCH = createError<[string]>(
 // The approved statement already ran (claimed once, by one replica); its result comes from that run.
 export const ERR_APPROVAL_EXECUTED = createError<[string, string]>(
   'SLUICE_APPROVAL_EXECUTED', 'approval %s was already used: its statement was run by gateway %s and is not run again', 409, base(ApprovalError))
+// A held statement's stored request is sealed under secrets.key: a gateway configured with
+// another key cannot run it (and will not guess); a replica that shares the key can.
+export const ERR_APPROVAL_HELD_UNREADABLE = createError<[string, string]>(
+  'SLUICE_APPROVAL_HELD_UNREADABLE', 'statement %s is held for approval %s, but this gateway cannot open its stored request (its secrets.key differs from the gateway that held it); nothing was run', 503, base(ApprovalError))
 
 // ── postgres front end ────────────────────────────────────────────────────────────────────
 // Rendered as ErrorResponse with a SQLSTATE by the PostgreSQL listener (src/frontends/postgres).

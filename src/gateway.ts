@@ -54,7 +54,9 @@ export async function startGateway (config: SluiceConfig): Promise<Gateway> {
     // An approver sees which masking rules guard the tables a held statement touches.
     const approvals = composeApprovals(config, store, logger, {
       maskedColumns: (statement, admission) => maskedColumnsFor(stages.policies.policySet.masking, statement.principal.roles, statement.connection.name,
-        [...new Set(admission.analysis.statements.flatMap((s) => [...s.tablesRead, ...s.tablesWritten]))])
+        [...new Set(admission.analysis.statements.flatMap((s) => [...s.tablesRead, ...s.tablesWritten]))]),
+      // The warehouse's own estimate where the front end can ask for one (Snowflake EXPLAIN, BigQuery dry run).
+      preview: async (statement) => await statement.estimate?.()
     })
     const pipeline = new Pipeline({ ...stages.stages, hold: approvals.hold, record: recordStage(recording, config.recording.admissionCheck) },
       { captureBudget: captureBudgets(config.recording.resultCaptureBytes, config.connections) })
@@ -68,7 +70,7 @@ export async function startGateway (config: SluiceConfig): Promise<Gateway> {
     if (approvals.hold === refuseApprovals) {
       app.log.warn('approvals are off (approvals.enabled: false): statements a policy holds for approval (require_approval) are refused')
     } else {
-      app.log.warn('approvals are on, but the front ends do not wait in their protocols yet: a held statement is refused with its approval id, and runs when sent again after approval')
+      app.log.warn('approvals are on: Snowflake clients wait for a held statement in their protocols (SQL API 202, connector 333333); the other front ends refuse it with its approval id, and run it when sent again after approval')
     }
     await app.listen({ host: config.listen.host, port: config.listen.port })
     const address = app.server.address()

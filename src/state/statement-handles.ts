@@ -6,7 +6,8 @@
 // Expiry is part of every lookup (`expires_at > now()`); the purge is a bounded, indexed delete.
 import type { Store } from '../store/store.js'
 
-export type HandleState = 'running' | 'succeeded' | 'failed' | 'aborted'
+/** `held`: waiting for a human's approval (src/approvals); released, it runs as `running`. */
+export type HandleState = 'held' | 'running' | 'succeeded' | 'failed' | 'aborted'
 export type CancelReason = 'client' | 'timeout'
 
 /** How a statement failed, as it was released to the client (never the upstream's own text). */
@@ -44,11 +45,15 @@ export interface StatementHandleRow<M = unknown, A = unknown, T = unknown> {
   firstPage?: unknown[][]
   /** What the run recorded, for the answer that serves it. */
   trip?: T
+  /** The approval a held statement waits for (and, once released, was run under). */
+  approvalId?: string
+  /** A held statement's request as it must run once approved, sealed (src/state/sealed.ts). */
+  heldRequest?: Uint8Array
 }
 
 export type NewStatementHandle<M = unknown, A = unknown, T = unknown> =
   Pick<StatementHandleRow<M, A, T>, 'id' | 'owner' | 'connection' | 'sql' | 'replica'> &
-  Partial<Pick<StatementHandleRow<M, A, T>, 'clientRequestId' | 'sessionKey' | 'admitted'>>
+  Partial<Pick<StatementHandleRow<M, A, T>, 'clientRequestId' | 'sessionKey' | 'admitted' | 'approvalId' | 'heldRequest'>>
 
 export interface HandleOutcome<M = unknown, T = unknown> {
   state: 'succeeded' | 'failed'
@@ -80,10 +85,19 @@ export interface StatementHandleStore {
   failIfStale: (id: string, staleSeconds: number, error: StoredError, ttlSeconds: number) => Promise<boolean>
   /** One write for all of a replica's running statements: heartbeats them and says how each stands. */
   heartbeat: (ids: string[], ttlSeconds: number) => Promise<HeartbeatAnswer[]>
-  /** The owner's running statements submitted with this client requestId. */
+  /** The owner's running (or held) statements submitted with this client requestId. */
   runningByRequest: (owner: string, requestId: string) => Promise<StatementHandleRow[]>
   /** The owner's running statements of one Sluice session. */
   runningInSession: (owner: string, sessionKey: string) => Promise<StatementHandleRow[]>
+  /**
+   * A held statement released to run on `replica` (held → running, heartbeated from now); false
+   * when it is no longer held (ended by a cancel or a denial, or released by another poll).
+   */
+  release: (id: string, replica: string, ttlSeconds: number, admitted?: unknown) => Promise<boolean>
+  /** Ends a held statement without running it (denied, expired, withdrawn: failed; a cancel: aborted). */
+  endHeld: (id: string, outcome: { state: 'failed', error: StoredError } | { state: 'aborted', cancelReason: CancelReason }, ttlSeconds: number) => Promise<boolean>
+  /** The owner's handle of this approval that was released to run (not the held ones). */
+  releasedFor: (approvalId: string, owner: string) => Promise<StatementHandleRow | undefined>
   /** Deletes up to `limit` expired handles, oldest first; how many went. */
   purgeExpired: (limit: number) => Promise<number>
 }
@@ -94,19 +108,29 @@ const ms = (column: string): string => `(extract(epoch from ${column}) * 1000)::
 // what the writes return, completed from their own input.
 const SCALAR_COLUMNS = `id::text as id, owner, connection, sql, state, ${ms('created_at')} as "createdAt",
   ${ms('finished_at')} as "finishedAt", ${ms('expires_at')} as "expiresAt", replica, ${ms('heartbeat_at')} as "heartbeatAt",
-  cancel_reason as "cancelReason", client_request_id as "clientRequestId", session_key as "sessionKey"`
+  cancel_reason as "cancelReason", client_request_id as "clientRequestId", session_key as "sessionKey",
+  approval_id::text as "approvalId"`
 
-const COLUMNS = `${SCALAR_COLUMNS}, error, admitted, manifest, first_page as "firstPage", trip`
+const COLUMNS = `${SCALAR_COLUMNS}, error, admitted, manifest, first_page as "firstPage", trip, held_request as "heldRequest"`
 
 const LIVE = 'expires_at > now()'
 
 const CREATE = `insert into statement_handles
     (id, owner, connection, sql, state, created_at, finished_at, expires_at, replica, heartbeat_at,
-     client_request_id, session_key, admitted, error, manifest, first_page, trip)
-  values ($1::uuid, $2, $3, $4, $5, now(), case when $5 = 'running' then null else now() end,
+     client_request_id, session_key, admitted, error, manifest, first_page, trip, approval_id, held_request)
+  values ($1::uuid, $2, $3, $4, $5, now(), case when $5 in ('running', 'held') then null else now() end,
     now() + make_interval(secs => $6::float8), $7, now(), $8, $9, $10::text::jsonb, $11::text::jsonb,
-    $12::text::jsonb, $13::text::jsonb, $14::text::jsonb)
+    $12::text::jsonb, $13::text::jsonb, $14::text::jsonb, $15::uuid, $16)
   returning ${SCALAR_COLUMNS}`
+
+// Only a held row is released, once: the approval's claim already made this replica the runner.
+const RELEASE = `update statement_handles set state = 'running', replica = $2, heartbeat_at = now(),
+    expires_at = greatest(expires_at, now() + make_interval(secs => $3::float8)), admitted = $4::text::jsonb, held_request = null
+  where id = $1::uuid and state = 'held' and ${LIVE} returning 1 as ok`
+
+const END_HELD = `update statement_handles set state = $2, finished_at = now(), error = $3::text::jsonb, cancel_reason = $4,
+    expires_at = now() + make_interval(secs => $5::float8), held_request = null
+  where id = $1::uuid and state = 'held' returning 1 as ok`
 
 const FINISH = `update statement_handles set state = $2, finished_at = now(),
     expires_at = now() + make_interval(secs => $3::float8), error = $4::text::jsonb, manifest = $5::text::jsonb,
@@ -139,6 +163,7 @@ function rowOf (raw: Raw): StatementHandleRow {
   for (const [key, value] of Object.entries(raw)) {
     if (value === null || value === undefined) continue
     row[key] = typeof value === 'string' && ['error', 'admitted', 'manifest', 'firstPage', 'trip'].includes(key) ? JSON.parse(value) : value
+    if (key === 'heldRequest') row[key] = new Uint8Array(value as Uint8Array)
   }
   return row as unknown as StatementHandleRow
 }
@@ -167,9 +192,11 @@ export class StoreStatementHandles implements StatementHandleStore {
 
   // The writes return the row as stored, so the runner needs no read after them.
   async create (handle: NewStatementHandle, ttlSeconds: number, finished?: HandleOutcome): Promise<StatementHandleRow> {
-    const [raw] = await this.#store.query<Raw>(CREATE, [handle.id, handle.owner, handle.connection, handle.sql, finished?.state ?? 'running',
+    const state = finished?.state ?? (handle.heldRequest === undefined ? 'running' : 'held')
+    const [raw] = await this.#store.query<Raw>(CREATE, [handle.id, handle.owner, handle.connection, handle.sql, state,
       ttlSeconds, handle.replica, handle.clientRequestId ?? null, handle.sessionKey ?? null, json(handle.admitted),
-      json(finished?.error), json(finished?.manifest), json(finished?.firstPage), json(finished?.trip)])
+      json(finished?.error), json(finished?.manifest), json(finished?.firstPage), json(finished?.trip),
+      handle.approvalId ?? null, handle.heldRequest === undefined ? null : Buffer.from(handle.heldRequest)])
     return withWritten(rowOf(raw!), { ...(handle.admitted !== undefined && { admitted: handle.admitted }), ...finished })
   }
 
@@ -205,7 +232,7 @@ export class StoreStatementHandles implements StatementHandleStore {
 
   async runningByRequest (owner: string, requestId: string): Promise<StatementHandleRow[]> {
     const rows = await this.#store.query<Raw>(`select ${COLUMNS} from statement_handles
-      where owner = $1 and client_request_id = $2 and state = 'running' and ${LIVE}`, [owner, requestId])
+      where owner = $1 and client_request_id = $2 and state in ('running', 'held') and ${LIVE}`, [owner, requestId])
     return rows.map(rowOf)
   }
 
@@ -213,6 +240,22 @@ export class StoreStatementHandles implements StatementHandleStore {
     const rows = await this.#store.query<Raw>(`select ${COLUMNS} from statement_handles
       where owner = $1 and session_key = $2 and state = 'running' and ${LIVE}`, [owner, sessionKey])
     return rows.map(rowOf)
+  }
+
+  async release (id: string, replica: string, ttlSeconds: number, admitted?: unknown): Promise<boolean> {
+    return (await this.#store.query(RELEASE, [id, replica, ttlSeconds, json(admitted)])).length > 0
+  }
+
+  async endHeld (id: string, outcome: { state: 'failed', error: StoredError } | { state: 'aborted', cancelReason: CancelReason }, ttlSeconds: number): Promise<boolean> {
+    const error = outcome.state === 'failed' ? json(outcome.error) : null
+    const reason = outcome.state === 'aborted' ? outcome.cancelReason : null
+    return (await this.#store.query(END_HELD, [id, outcome.state, error, reason, ttlSeconds])).length > 0
+  }
+
+  async releasedFor (approvalId: string, owner: string): Promise<StatementHandleRow | undefined> {
+    const [raw] = await this.#store.query<Raw>(`select ${COLUMNS} from statement_handles
+      where approval_id = $1::uuid and owner = $2 and state <> 'held' and ${LIVE} order by created_at limit 1`, [approvalId, owner])
+    return raw === undefined ? undefined : rowOf(raw)
   }
 
   async purgeExpired (limit: number): Promise<number> {

@@ -1,6 +1,7 @@
 // The statement-handle records (src/state/statement-handles.ts) on both store engines: owner-
 // bound lookups, expiry as part of every lookup, a finish that loses to a cancel, one heartbeat
-// write for many rows, stale runners marked failed once, and a bounded purge by the expiry index.
+// write for many rows, stale runners marked failed once, a bounded purge by the expiry index, and
+// held statements (approval, sealed request) released once or ended unrun.
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { PURGE_HANDLES, StoreStatementHandles } from '../../src/state/statement-handles.js'
@@ -51,6 +52,44 @@ describe.each(storeEngines())('statement handles on $name', slow, (engine) => {
     const bad = fresh()
     expect(await handles.create(bad, 60, { state: 'failed', error: { code: 'SLUICE_SNOWFLAKE_STATEMENT_FAILED', message: 'released text', snowflakeCode: '002003', sqlState: '42S02' } })).toEqual(await handles.get(bad.id, 'alice-digest'))
     expect(await handles.get(bad.id, 'alice-digest')).toMatchObject({ state: 'failed', error: { snowflakeCode: '002003', message: 'released text' } })
+  })
+
+  it('a held statement: its approval and sealed request kept, released once (held → running), its twin found', async () => {
+    const approvalId = randomUUID()
+    const sealed = new Uint8Array([1, 2, 3, 250])
+    const h = fresh({ approvalId, heldRequest: sealed, clientRequestId: 'req-held' })
+    await handles.create(h, 60)
+    expect(await handles.get(h.id, 'alice-digest')).toMatchObject({ state: 'held', approvalId, heldRequest: sealed })
+    // Nothing runs while held: no heartbeat keeps it, a finish does not apply, but abort-request by requestId finds it.
+    expect(await handles.finish(h.id, { state: 'succeeded', manifest: {} }, 60)).toBeUndefined()
+    expect((await handles.runningByRequest('alice-digest', 'req-held')).map((r) => r.id)).toEqual([h.id])
+    expect(await handles.releasedFor(approvalId, 'alice-digest')).toBeUndefined()
+    // Released once, on the replica that claimed the approval; the sealed request goes with it.
+    expect(await handles.release(h.id, 'replica-b', 60, { record: { decision: { ruleId: 'r' } } })).toBe(true)
+    expect(await handles.release(h.id, 'replica-c', 60)).toBe(false)
+    const running = await handles.get(h.id, 'alice-digest')
+    expect(running).toMatchObject({ state: 'running', replica: 'replica-b', approvalId, admitted: { record: { decision: { ruleId: 'r' } } } })
+    expect(running?.heldRequest).toBeUndefined()
+    expect(await handles.endHeld(h.id, { state: 'aborted', cancelReason: 'client' }, 60)).toBe(false)
+    expect((await handles.releasedFor(approvalId, 'alice-digest'))?.id).toBe(h.id)
+    expect(await handles.releasedFor(approvalId, 'bob-digest')).toBeUndefined()
+  })
+
+  it('a held statement ends unrun: failed with the error the client is told, or aborted by a cancel', async () => {
+    const denied = fresh({ approvalId: randomUUID(), heldRequest: new Uint8Array([9]) })
+    await handles.create(denied, 60)
+    const error = { code: 'SLUICE_APPROVAL_DENIED', message: 'approval x denied by carol: no', statusCode: 403 }
+    expect(await handles.endHeld(denied.id, { state: 'failed', error }, 60)).toBe(true)
+    expect(await handles.endHeld(denied.id, { state: 'aborted', cancelReason: 'client' }, 60)).toBe(false)
+    expect(await handles.release(denied.id, 'replica-b', 60)).toBe(false)
+    const failed = await handles.get(denied.id, 'alice-digest')
+    expect(failed).toMatchObject({ state: 'failed', error })
+    expect(failed?.heldRequest).toBeUndefined()
+    const cancelled = fresh({ approvalId: randomUUID(), heldRequest: new Uint8Array([9]) })
+    await handles.create(cancelled, 60)
+    expect(await handles.endHeld(cancelled.id, { state: 'aborted', cancelReason: 'client' }, 60)).toBe(true)
+    expect(await handles.get(cancelled.id, 'alice-digest')).toMatchObject({ state: 'aborted', cancelReason: 'client' })
+    expect(await handles.release(cancelled.id, 'replica-b', 60)).toBe(false)
   })
 
   it('a cancel wins over a later finish, and only the owner can cancel', async () => {

@@ -7,7 +7,9 @@ import { pino } from 'pino'
 import { validateConfig } from '../../src/config/load.js'
 import { createTokenVerifier } from '../../src/identity/verifier.js'
 import { Pipeline } from '../../src/pipeline.js'
-import { createStages } from '../../src/pipeline/compose.js'
+import { composeApprovals, createStages, type ComposedApprovals } from '../../src/pipeline/compose.js'
+import type { ApprovalHoldOptions } from '../../src/pipeline/hold.js'
+import type { ApprovalService } from '../../src/approvals/service.js'
 import { captureBudgets } from '../../src/recording/capture.js'
 import {
   passThroughAnalyze, passThroughDecide, passThroughMask, refuseApprovals,
@@ -25,6 +27,8 @@ export interface SnowflakeGateway {
   port: number
   idp: TestIdp
   store: Store
+  /** The approvals service (store-backed) when `approvals` was given. */
+  approvals?: ApprovalService
   /** A fresh human token; `groups` default to ai-agents (role agent), stewards add data-steward. */
   token: (subject?: string, groups?: string[]) => Promise<string>
   close: () => Promise<void>
@@ -53,6 +57,13 @@ export interface SnowflakeGatewayOptions {
   traceExporter?: SpanExporter
   /** A logger to read the gateway's log lines from (instead of `logLevel`). */
   logger?: FastifyBaseLogger
+  /**
+   * The approvals section (enabled: true is implied): held statements wait in the store, as
+   * src/gateway.ts composes them (the preview is the statement's estimate); `hold` replaces
+   * the hold stage's options.
+   */
+  approvals?: Record<string, unknown>
+  hold?: ApprovalHoldOptions
 }
 
 /** A decide stage that denies one statement keyword (e.g. DELETE), as a policy rule would. */
@@ -97,21 +108,26 @@ export async function startSnowflakeGateway (options: SnowflakeGatewayOptions): 
     connections: options.connections,
     policies: { directory: options.policiesDirectory ?? 'policies', watch: false, ...options.policies },
     ...(options.secretsKey === undefined ? {} : { secrets: { key: options.secretsKey } }),
-    ...(options.tracing === undefined ? {} : { tracing: options.tracing })
+    ...(options.tracing === undefined ? {} : { tracing: options.tracing }),
+    ...(options.approvals === undefined ? {} : { approvals: { enabled: true, ...options.approvals } })
   })
   const engine = options.store === undefined ? postgresEngine({ poolSize: 4 }) : undefined
   // A borrowed store stays open when this gateway closes: its owner closes it.
   const store: Store = options.store === undefined ? await engine!.open() : { ...options.store, close: async () => {} }
   await migrate(store)
   const composed = options.stages === 'configured' ? await createStages(config) : undefined
-  const pipeline = new Pipeline(composed?.stages ?? {
+  const approvals: ComposedApprovals | undefined = options.approvals === undefined ? undefined : composeApprovals(config, store, undefined, options.hold ?? { preview: async (statement) => await statement.estimate?.() })
+  const stages = composed?.stages ?? {
     analyze: passThroughAnalyze,
     decide: passThroughDecide,
     hold: refuseApprovals,
     mask: passThroughMask,
     ...(options.stages === 'configured' ? {} : options.stages)
-  }, { captureBudget: captureBudgets(config.recording.resultCaptureBytes, config.connections) })
+  }
+  const pipeline = new Pipeline({ ...stages, ...(approvals !== undefined && { hold: approvals.hold }) },
+    { captureBudget: captureBudgets(config.recording.resultCaptureBytes, config.connections) })
   const app = await buildServer({ config, store, verifier: createTokenVerifier(config.identity!), pipeline,
+    ...(approvals !== undefined && { approvals: approvals.service }),
     logger: options.logger ?? (options.logLevel === undefined ? false : pino({ level: options.logLevel })),
     ...(options.traceExporter !== undefined && { traceExporter: options.traceExporter })
   })
@@ -124,9 +140,11 @@ export async function startSnowflakeGateway (options: SnowflakeGatewayOptions): 
     port,
     idp,
     store,
+    ...(approvals !== undefined && { approvals: approvals.service }),
     token: async (subject = 'alice', groups = ['ai-agents']) => await idp.userToken({ subject, groups }),
     close: async () => {
       await app.close()
+      await approvals?.close()
       if (options.idp === undefined) await idp.close()
       await engine?.cleanup()
       await composed?.close()

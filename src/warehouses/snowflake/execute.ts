@@ -16,6 +16,7 @@ import { rowsFromRowset, schemaFromRowtype } from './rowset.js'
 import type { SnowflakeStatements } from './statements.js'
 import type { FormatChoices } from './result-format.js'
 import { leadingKeyword, splitStatements } from './split.js'
+import { explainEstimator, type SessionLease } from './estimate.js'
 import { statementFailed, type QueryData, type QueryRequest, type SessionContext, type SnowflakeUpstream, type StatementFailedError, type UpstreamSession } from './upstream.js'
 import { inSpan } from '../../tracing/spans.js'
 import { timed } from '../../pipeline/timings.js'
@@ -42,6 +43,10 @@ export interface ExecuteRequest {
   client: ClientInfo
   sessionId?: string
   signal?: AbortSignal
+  /** An upstream session to ask EXPLAIN on, for the statement's estimate (estimate.ts). */
+  estimateOn?: SessionLease
+  /** A poll of the approval this statement is held under (pipeline/held.ts). */
+  approvalId?: string
   /** A front end's own refusals (the SQL API's unsupported statements), by leading keyword. */
   refuse?: (keyword: string, text: string) => string | undefined
 }
@@ -256,5 +261,7 @@ function statementOf (req: PrepareInput, sql: string): Statement {
   }
   if (req.bindings !== undefined) statement.params = req.bindings
   if (req.sessionId !== undefined) statement.sessionId = req.sessionId
+  if (req.approvalId !== undefined) statement.approvalId = req.approvalId
+  if (req.estimateOn !== undefined) statement.estimate = explainEstimator(req.upstream, req.estimateOn, sql, req.bindings)
   return statement
 }

@@ -48,6 +48,10 @@ export interface Handle {
   clientRequestId?: string
   /** The Sluice session that ran it (`snowflake:<id>`), for cancelling a session's statements. */
   sessionKey?: string
+  /** The approval a held statement waits for, or that released it. */
+  approvalId?: string
+  /** A held statement's request, sealed (statements.ts opens it). */
+  sealedRequest?: Uint8Array
 }
 
 export function ownerKey (p: Principal): string {
@@ -74,6 +78,8 @@ export function handleOf (row: StatementHandleRow): Handle {
   if (row.cancelReason !== undefined) handle.cancelReason = row.cancelReason
   if (row.clientRequestId !== undefined) handle.clientRequestId = row.clientRequestId
   if (row.sessionKey !== undefined) handle.sessionKey = row.sessionKey
+  if (row.approvalId !== undefined) handle.approvalId = row.approvalId
+  if (row.heldRequest !== undefined) handle.sealedRequest = row.heldRequest
   if (row.error !== undefined) handle.error = new RecordedFailure(row.error)
   if (row.trip !== undefined) handle.trip = row.trip as TripSummary
   if (row.manifest !== undefined) handle.result = { manifest: row.manifest as ResultManifest, firstPage: row.firstPage ?? [] }

@@ -65,6 +65,8 @@ export class SnowflakeRuntime {
       replica: randomUUID(),
       ttlSeconds: ttl,
       chunkKey: secrets.derive('snowflake-chunk-tokens'),
+      // A held statement's binds wait in the store until someone approves: sealed like tokens.
+      heldSealer: createSealer(secrets.derive('snowflake-held-statements')),
       ...(options.heartbeatMs === undefined ? {} : { heartbeatMs: options.heartbeatMs }),
       ...(options.log === undefined ? {} : { log: options.log })
     })

@@ -10,7 +10,8 @@ import { ERR_STATEMENT_RUNNER_LOST, RecordedFailure } from '../../errors.js'
 import type { Principal } from '../../identity/principal.js'
 import type { Pipeline, RoundTrip } from '../../pipeline.js'
 import type { AdmittedRecord } from '../../pipeline/admitted.js'
-import type { CancelReason, StatementHandleRow, StatementHandleStore } from '../../state/statement-handles.js'
+import type { Sealer } from '../../state/sealed.js'
+import type { CancelReason, StatementHandleRow, StatementHandleStore, StoredError } from '../../state/statement-handles.js'
 import { ChunkTokens, handleOf, ownerDigest, storedError, tripSummary, type Handle } from './handles.js'
 import type { StoredResult } from './manifest.js'
 import { ResultPages, type ResultPagesOptions } from './pages.js'
@@ -27,6 +28,8 @@ export interface StatementsOptions {
   ttlSeconds: number
   /** Signs chunk tokens; derived from secrets.key so every replica accepts them. */
   chunkKey: Buffer
+  /** Seals a held statement's request (binds, parameters, context) under a key every replica derives. */
+  heldSealer?: Sealer
   /** Heartbeat (and cancel watch) interval of running statements, default 2 s. */
   heartbeatMs?: number
   /** How often a poll on a replica that does not run the statement re-reads it, default 250 ms. */
@@ -46,6 +49,19 @@ export interface StartOptions {
   timeoutSeconds?: number
   /** The round trip the run fills in; what it recorded is kept with the handle. */
   trip?: RoundTrip
+}
+
+export interface HoldOptions {
+  id?: string
+  clientRequestId?: string
+  sessionKey?: string
+  /** How long the approval can stay undecided (its expiry); the row outlives it by the handle TTL. */
+  heldSeconds: number
+}
+
+/** The additional data a held request is sealed with: a sealed value copied to another row does not open. */
+function heldAad (id: string, owner: string): string {
+  return `snowflake-held\n${id}\n${owner}`
 }
 
 /** Runs the statement upstream under `signal` and hands back its manifest and masked first page. */
@@ -82,6 +98,7 @@ export class SnowflakeStatements {
   readonly #pollMs: number
   readonly #staleMs: number
   readonly #log: StatementsOptions['log']
+  readonly #sealer: Sealer | undefined
   /** Statements running in this process, only while they run. */
   readonly #running = new Map<string, Running>()
   #timer: NodeJS.Timeout | undefined
@@ -97,6 +114,7 @@ export class SnowflakeStatements {
     this.#pollMs = options.pollMs ?? 250
     this.#staleMs = this.#heartbeatMs * (options.staleBeats ?? 5)
     this.#log = options.log
+    this.#sealer = options.heldSealer
     this.tokens = new ChunkTokens(options.chunkKey)
     this.pages = new ResultPages({ pipeline: options.pipeline, upstreamOf: options.upstreamOf })
   }
@@ -106,6 +124,11 @@ export class SnowflakeStatements {
     const id = options.id ?? randomUUID()
     const owner = ownerDigest(principal)
     const created = await this.#store.create({ id, owner, connection, sql, replica: this.replica, ...this.#optional(options) }, this.#ttl)
+    this.#launch(id, owner, work, options)
+    return handleOf(created)
+  }
+
+  #launch (id: string, owner: string, work: Work, options: StartOptions): void {
     const abort = new AbortController()
     const running: Running = { abort, done: Promise.resolve() }
     this.#running.set(id, running)
@@ -121,7 +144,55 @@ export class SnowflakeStatements {
     })
     this.#beat()
     this.#purgeNowAndThen()
-    return handleOf(created)
+  }
+
+  /**
+   * Records a statement held for approval `approvalId`: nothing runs; `request` (what running it
+   * needs: binds, parameters, context) is sealed with the row, bound to its id and owner.
+   * `heldSeconds` keeps the row at least as long as the approval can be decided.
+   */
+  async hold (principal: Principal, connection: string, sql: string, approvalId: string, request: unknown, options: HoldOptions): Promise<Handle> {
+    if (this.#sealer === undefined) throw new TypeError('SnowflakeStatements needs heldSealer to hold statements')
+    const id = options.id ?? randomUUID()
+    const owner = ownerDigest(principal)
+    const row = {
+      id, owner, connection, sql, replica: this.replica, approvalId,
+      heldRequest: this.#sealer.seal(request, heldAad(id, owner)),
+      ...(options.clientRequestId === undefined ? {} : { clientRequestId: options.clientRequestId }),
+      ...(options.sessionKey === undefined ? {} : { sessionKey: options.sessionKey })
+    }
+    await this.#store.create(row, Math.max(this.#ttl, options.heldSeconds + this.#ttl))
+    const stored = await this.#store.get(id, owner)
+    return handleOf(stored ?? { ...row, state: 'held', createdAt: Date.now(), expiresAt: 0, heartbeatAt: Date.now() })
+  }
+
+  /** A held statement's request as it was sealed; undefined when this replica cannot open it (another secrets.key). */
+  heldRequest<T> (handle: Handle): T | undefined {
+    if (handle.sealedRequest === undefined || this.#sealer === undefined) return undefined
+    return this.#sealer.open<T>(handle.sealedRequest, heldAad(handle.id, handle.owner))
+  }
+
+  /**
+   * Runs a held statement here under its own handle, once its approval was claimed by this
+   * replica. Undefined when the row was no longer held (cancelled meanwhile): nothing runs.
+   */
+  async release (handle: Handle, work: Work, options: StartOptions = {}): Promise<Handle | undefined> {
+    const admitted = options.admitted === undefined ? undefined : { record: options.admitted }
+    if (!await this.#store.release(handle.id, this.replica, this.#ttl, admitted)) return undefined
+    this.#launch(handle.id, handle.owner, work, options)
+    return await this.#reread(handle)
+  }
+
+  /** Ends a held statement unrun (a denial, expiry or withdrawal: failed; a cancel: aborted), and reads it again. */
+  async endHeld (handle: Handle, outcome: { state: 'failed', error: StoredError } | { state: 'aborted', cancelReason: CancelReason }): Promise<Handle> {
+    await this.#store.endHeld(handle.id, outcome, this.#ttl)
+    return await this.#reread(handle)
+  }
+
+  /** The owner's handle that was released under this approval (a twin of a statement sent twice). */
+  async releasedFor (approvalId: string, owner: string): Promise<Handle | undefined> {
+    const row = await this.#store.releasedFor(approvalId, owner)
+    return row === undefined ? undefined : await this.#checked(row)
   }
 
   /** Runs `work` and stores how it ended; resolves with the stored row, undefined when cancelled or unstored. */
@@ -196,6 +267,17 @@ export class SnowflakeStatements {
     const until = Date.now() + seconds * 1000
     let current = handle
     while (current.state === 'running' && Date.now() < until) {
+      await sleep(Math.min(this.#pollMs, until - Date.now()))
+      current = await this.#reread(current)
+    }
+    return current
+  }
+
+  /** Waits up to `seconds` while a statement is still held (released by a poll elsewhere), re-reading its row. */
+  async waitReleased (handle: Handle, seconds: number): Promise<Handle> {
+    const until = Date.now() + seconds * 1000
+    let current = handle
+    while (current.state === 'held' && Date.now() < until) {
       await sleep(Math.min(this.#pollMs, until - Date.now()))
       current = await this.#reread(current)
     }

@@ -7,7 +7,9 @@
 import { ERR_SNOWFLAKE_CANCELLED } from '../../errors.js'
 import type { Pipeline, RoundTrip } from '../../pipeline.js'
 import { admittedRecord } from '../../pipeline/admitted.js'
-import { prepareRequest, runPrepared, type ExecuteRequest, type PrepareInput } from './execute.js'
+import { pendingApproval } from '../../pipeline/held.js'
+import { prepareRequest, runPrepared, type ExecuteRequest, type PrepareInput, type Prepared } from './execute.js'
+import { heldRequestOf } from './held.js'
 import { carryTrip, type Handle } from './handles.js'
 import type { Fingerprint, Idempotency } from './idempotency.js'
 import type { StoredResult } from './manifest.js'
@@ -30,6 +32,11 @@ export interface SubmitOptions {
   sessionKey?: string
   /** The SQL API's request timeout, kept by the replica that runs it. */
   timeoutSeconds?: number
+  /**
+   * The front end waits in its protocol (SQL API 202, connector 333333): a statement a rule holds
+   * gets a held handle instead of the refusal. A caller that cannot poll leaves it unset.
+   */
+  hold?: boolean
   /** The upstream session to run on, taken once admitted; `release` when the statement ends. */
   session: () => Promise<{ session: UpstreamSession, release: () => void }>
 }
@@ -50,7 +57,14 @@ export async function submit (deps: SubmitDeps, input: PrepareInput, options: Su
   const execute = { pipeline: deps.pipeline, statements: deps.statements }
   // Admitted first: a refused statement never takes an upstream session, nor binds its
   // requestId, so a retry of it is decided (and refused) again.
-  const prepared = await prepareRequest(execute, input, trip)
+  let prepared: Prepared
+  try {
+    prepared = await prepareRequest(execute, input, trip)
+  } catch (err) {
+    const approvalId = pendingApproval(err, trip)
+    if (approvalId === undefined || options.hold !== true) throw err
+    return await hold(deps, input, options, approvalId, trip)
+  }
   const { session, release } = await options.session()
   // An async statement's own trip is completed by the request that serves it (carryTrip).
   const runTrip: RoundTrip = options.async ? { statementId: prepared.admission.statementId } : trip
@@ -78,6 +92,27 @@ export async function submit (deps: SubmitDeps, input: PrepareInput, options: Su
     // Another request took the key meanwhile (or the handle could not be stored): nothing runs.
     if (!started) release()
   }
+}
+
+/**
+ * A statement a rule holds for approval: a handle in the store that waits (nothing runs, no
+ * upstream session is taken); the client polls it like a running statement (held.ts). Its
+ * requestId is bound to it, so a retry of the submission polls the same approval.
+ */
+async function hold (deps: SubmitDeps, input: PrepareInput, options: SubmitOptions, approvalId: string, trip: RoundTrip): Promise<Submitted> {
+  const { requestId, fingerprint: fp } = options
+  trip.pending = true
+  // The refusal admit() threw is the protocol's "still running" here, not an error.
+  delete trip.errorCode
+  const minutes = trip.decision?.approval?.expiresAfterMinutes ?? 30
+  const start = async (id?: string): Promise<Handle> => await deps.statements.hold(input.principal, input.settings.name, input.sql, approvalId, heldRequestOf(input, options.timeoutSeconds), {
+    heldSeconds: minutes * 60,
+    ...(id === undefined ? {} : { id }),
+    ...(requestId === undefined ? {} : { clientRequestId: requestId }),
+    ...(options.sessionKey === undefined ? {} : { sessionKey: options.sessionKey })
+  })
+  const handle = requestId === undefined ? await start() : await deps.idempotency.bind(input.principal, input.settings.name, requestId, fp, start)
+  return { handle, submitted: true }
 }
 
 /** How a statement stands, for the front end to render in its protocol. */

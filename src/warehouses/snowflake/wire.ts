@@ -23,6 +23,12 @@ const CODES: Record<string, [string, string]> = {
   SLUICE_STATEMENT_TOO_LARGE: ['001003', '54000'],
   SLUICE_STATEMENT_TOO_COMPLEX: ['001003', '54001'],
   SLUICE_APPROVAL_REQUIRED: ['003001', '42501'],
+  // A held statement that will not run: refused as a privilege error, as the hold itself is;
+  // withdrawn by the client's own cancel, it reads as Snowflake's cancelled statement.
+  SLUICE_APPROVAL_DENIED: ['003001', '42501'],
+  SLUICE_APPROVAL_EXPIRED: ['003001', '42501'],
+  SLUICE_APPROVAL_MISMATCH: ['003001', '42501'],
+  SLUICE_APPROVAL_WITHDRAWN: ['000604', '57014'],
   SLUICE_SNOWFLAKE_CONTEXT_REFUSED: ['390189', '08004'],
   SLUICE_SNOWFLAKE_FILE_TRANSFER: ['000002', '0A000'],
   SLUICE_SNOWFLAKE_STATEMENT_COUNT: ['000008', '0A000'],
