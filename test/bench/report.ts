@@ -5,6 +5,7 @@ import { cpus, loadavg, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Protocol, SideName } from './sides.js'
+import { targetLines } from './targets.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 
@@ -143,6 +144,7 @@ export function markdown (r: Report): string[] {
       lines.push(`| ${l.path} | ${int(l.rows)} | ${l.side} | ${l.mb.toFixed(1)} | ${l.mbPerSec.toFixed(1)} | ${l.side === 'direct' ? '' : ratio(l.ofDirect)} | ${ms(l.ttfbMs)} | ${rss(l)} | ${masked} |`)
     }
   }
+  if (r.small.length > 0 || r.sizes.length > 0 || r.large.length > 0) lines.push('', ...targetLines(r))
   return lines
 }
 
