@@ -53,6 +53,7 @@ export class StreamedResult {
   #next = 0
   #sent = 0
   #exhausted = false
+  #checked = false
   /** Rows written by the last `send`: the count of a SELECT's CommandComplete for that Execute. */
   lastWritten = 0
 
@@ -81,10 +82,40 @@ export class StreamedResult {
   }
 
   /**
+   * Under maxRowsAction: refuse, the result is refused whole or not at all, as the Snowflake and
+   * BigQuery front ends refuse it from the upstream's count before any row: PostgreSQL gives no
+   * count up front, so the rows up to one past the cap are fetched and masked here, before the
+   * first DataRow (and, for a Query, before its RowDescription). The look-ahead holds at most
+   * the cap's rows plus one batch; a cap too large to hold is the policy's to choose.
+   */
+  async check (): Promise<void> {
+    if (this.#checked) return
+    this.#checked = true
+    const cap = this.#cap
+    if (cap === undefined || !cap.refuse) return
+    const held: unknown[][] = []
+    while (held.length <= cap.rows) {
+      const next = await this.#pages.next()
+      if (next.done === true) { this.#exhausted = true; break }
+      for (const row of next.value.rows) held.push(row)
+    }
+    if (held.length > cap.rows) {
+      this.abandon()
+      // Nothing was released: the trail must not say rows were.
+      this.#trip.capture = undefined
+      this.#trip.rowsReturned = undefined
+      throw new ERR_ROWS_LIMIT(cap.rows, cap.rule)
+    }
+    this.#pending = held
+    this.#next = 0
+  }
+
+  /**
    * Writes up to `maxRows` rows (0: all). Resolves true when the result is complete (the
    * CommandComplete tag is then `execution.tag`), false when suspended with rows left.
    */
   async send (socket: Socket, maxRows: number): Promise<boolean> {
+    await this.check()
     this.lastWritten = 0
     // DataRows are written in chunks of about 64 KiB: one socket write per row costs more than
     // the row itself; the chunk is flushed before anything else is written or awaited.
@@ -124,11 +155,10 @@ export class StreamedResult {
     return formatAt(this.#formats, i) === 1 ? encodeBinary(text, (this.#fields[i] as UpstreamField).dataTypeID) : Buffer.from(text, 'utf8')
   }
 
-  /** More rows than the rule allows: cut and announced, or refused (maxRowsAction: refuse). */
+  /** More rows than the rule allows: cut and announced (a refusal was decided by `check`). */
   async #limited (socket: Socket): Promise<boolean> {
     const cap = this.#cap as RowCap
     this.abandon()
-    if (cap.refuse) throw new ERR_ROWS_LIMIT(cap.rows, cap.rule)
     this.#trip.rowsLimited = { rows: cap.rows, by: cap.by, rule: cap.rule }
     await write(socket, noticeResponse({ severity: 'NOTICE', code: '01000', message: limitedNotice(cap) }))
     this.#exhausted = true

@@ -233,8 +233,14 @@ export class WireSession {
     const fields = await execution.fields
     const trip: RoundTrip = {}
     if (fields !== null) {
-      await write(this.#socket, msg.rowDescription(wireFields(fields, [])))
       const result = new StreamedResult(this.#deps.pipeline, statement, admission, execution, fields, [], trip)
+      try {
+        await result.check()
+      } catch (err) {
+        await execution.ended
+        throw err
+      }
+      await write(this.#socket, msg.rowDescription(wireFields(fields, [])))
       await result.send(this.#socket, 0)
       await this.#finish(execution, result.rowsSent)
     } else {

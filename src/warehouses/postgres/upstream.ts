@@ -66,6 +66,7 @@ export class Execution {
   #waiting: { resolve: (b: Batch) => void, reject: (e: Error) => void } | undefined
   #ready: Batch | Error | undefined
   #finished = false
+  #abandoned = false
   #fieldsResolve!: (f: UpstreamField[] | null) => void
   #fieldsReject!: (e: Error) => void
   #endResolve!: () => void
@@ -173,7 +174,8 @@ export class Execution {
 
   /** Gives up a suspended portal: closes it and syncs, so the connection is free again. */
   abandon (): void {
-    if (this.#finished || this.tag !== undefined) return
+    if (this.#finished || this.#abandoned || this.tag !== undefined) return
+    this.#abandoned = true
     this.#con?.close({ type: 'P' })
     this.#con?.sync()
   }
