@@ -22,6 +22,13 @@ export const FRONT_END = 'postgres-wire'
 
 export interface SessionDeps {
   pipeline: Pipeline
+  /**
+   * The same analysis and policy without hold or recording: a Describe parses its statement
+   * upstream (names, types and errors come back), so it is decided first, and a statement the
+   * policy refuses never reaches the upstream even to be described. Its Execute is admitted,
+   * held and recorded by `pipeline` as usual.
+   */
+  preflight?: Pipeline
   recording: Recording
   log: { warn: (o: object, m: string) => void, error: (o: object, m: string) => void }
 }
@@ -274,10 +281,27 @@ export class WireSession {
 
   async #described (prepared: Prepared): Promise<Described> {
     if (prepared.described === undefined) {
+      await this.#preflight(prepared.sql)
       await this.#release()
       prepared.described = await this.#upstream.describe(prepared.sql, prepared.paramTypes)
     }
     return prepared.described
+  }
+
+  /** A refused Describe is a round trip of its own: recorded, answered with the refusal. */
+  async #preflight (sql: string): Promise<void> {
+    const preflight = this.#deps.preflight
+    if (preflight === undefined) return
+    const statement = this.#statement(sql)
+    const trip: RoundTrip = {}
+    try {
+      await preflight.admit(statement, trip)
+    } catch (err) {
+      const running = this.#begin(statement, 'Describe')
+      running.trip = { ...trip, ...(running.trip.onAdmitted !== undefined && { onAdmitted: running.trip.onAdmitted }) }
+      await this.#complete(running, err)
+      throw err
+    }
   }
 
   async #bind (body: Buffer): Promise<void> {
