@@ -1,8 +1,10 @@
 // The upstream side of one client session: a dedicated connection to the real database (so a
 // session's SET, temp tables, prepared state and transaction never meet another principal's),
 // opened with the connection's own credential and closed when the client goes. Statements run
-// through the extended protocol one at a time, fetched `fetchRows` rows per Execute, so memory
-// per session is one batch whatever the result size.
+// through the extended protocol one at a time, fetched `fetchRows` rows per Execute with one
+// batch read ahead (the next Execute is sent as soon as a batch arrives, so the upstream
+// produces it while the previous one is masked and written): memory per session is two
+// batches whatever the result size.
 import pg from 'pg'
 import type { DatabaseError } from 'pg-protocol'
 import type { PostgresSettings } from './connections.js'
@@ -65,6 +67,8 @@ export class Execution {
   #rows: Array<Array<string | null>> = []
   #waiting: { resolve: (b: Batch) => void, reject: (e: Error) => void } | undefined
   #ready: Batch | Error | undefined
+  /** An Execute is out and its batch not yet arrived. */
+  #fetching = false
   #finished = false
   #abandoned = false
   #fieldsResolve!: (f: UpstreamField[] | null) => void
@@ -96,6 +100,7 @@ export class Execution {
     con.parse({ text: this.#sql, types: this.#types })
     con.bind({ values: this.#values })
     con.describe({ type: 'P' })
+    this.#fetching = true
     con.execute({ rows: this.#fetch })
     con.flush()
   }
@@ -104,9 +109,22 @@ export class Execution {
   handleNoData (): void { this.#fieldsResolve(null) }
   handleDataRow (msg: { fields: Array<string | null> }): void { this.#rows.push(msg.fields) }
 
-  handlePortalSuspended (): void { this.#deliver({ rows: this.#take(), done: false }) }
+  handlePortalSuspended (): void {
+    this.#fetching = false
+    this.#deliver({ rows: this.#take(), done: false })
+    this.#readAhead()
+  }
+
+  /** Asks for the next batch while at most one is waiting to be consumed. */
+  #readAhead (): void {
+    if (this.#fetching || this.#abandoned || this.#finished || this.tag !== undefined || this.#ready !== undefined) return
+    this.#fetching = true
+    this.#con?.execute({ rows: this.#fetch })
+    this.#con?.flush()
+  }
 
   handleCommandComplete (msg: { text: string }): void {
+    this.#fetching = false
     this.tag = msg.text
     this.#fieldsResolve(null)
     this.#deliver({ rows: this.#take(), done: true })
@@ -155,21 +173,17 @@ export class Execution {
     else waiting.resolve(batch)
   }
 
-  /** The next batch; the first is already on its way, later ones are asked for here. */
+  /** The next batch; taking one that was read ahead asks for the one after it. */
   async next (): Promise<Batch> {
     const ready = this.#ready
     if (ready !== undefined) {
       this.#ready = undefined
       if (ready instanceof Error) throw ready
+      this.#readAhead()
       return ready
     }
+    this.#readAhead()
     return await new Promise<Batch>((resolve, reject) => { this.#waiting = { resolve, reject } })
-  }
-
-  /** Asks for the next batch after a suspended one (called once that batch was consumed). */
-  more (): void {
-    this.#con?.execute({ rows: this.#fetch })
-    this.#con?.flush()
   }
 
   /** Gives up a suspended portal: closes it and syncs, so the connection is free again. */
