@@ -2,7 +2,9 @@
 // Describe / Execute / Sync / Close / Flush) on one dedicated upstream connection. Every
 // statement goes through the pipeline: admitted (analysed, decided, its admitted event
 // committed) before the upstream sees it, its rows masked as they stream, its completion
-// recorded before the client learns the statement is complete.
+// recorded before the client learns the statement is complete: CommandComplete (of an Execute,
+// of a Query's last statement) leaves only after the completed event is committed, and a
+// completion that cannot be recorded is answered 58000 in its place (DESIGN.md §1, record ②).
 import { randomUUID } from 'node:crypto'
 import type { Socket } from 'node:net'
 import { ERR_POSTGRES_UNSUPPORTED, isSluiceError } from '../../errors.js'
@@ -180,9 +182,15 @@ export class WireSession {
     // Several statements in one Query run in one implicit transaction, as PostgreSQL runs them.
     const wrap = texts.length > 1 && this.#upstream.status === 'I' && !admission.analysis.statements.some((s) => s.kind === 'transaction')
     let failure: unknown
+    // The last statement's CommandComplete is what tells the client the message's answer is
+    // whole: it waits for the completed event (a failure to record replaces it by 58000).
+    let last: Buffer | undefined
     try {
       if (wrap) await this.#quiet('BEGIN')
-      for (const text of texts) await this.#runSimple({ ...statement, sql: text }, admission, running)
+      for (const text of texts) {
+        if (last !== undefined) await write(this.#socket, last)
+        last = await this.#runSimple({ ...statement, sql: text }, admission, running)
+      }
       if (wrap) await this.#quiet('COMMIT')
     } catch (err) {
       failure = err
@@ -190,6 +198,7 @@ export class WireSession {
     }
     await this.#complete(running, failure)
     if (failure !== undefined) throw failure
+    if (last !== undefined) await write(this.#socket, last)
     await write(this.#socket, msg.readyForQuery(this.#upstream.status))
   }
 
@@ -234,7 +243,8 @@ export class WireSession {
     void execution.ended.then(() => clearTimeout(timer))
   }
 
-  async #runSimple (statement: Statement, admission: Admission, running: Running): Promise<void> {
+  /** Runs one statement of a Query; returns its CommandComplete (or EmptyQueryResponse), unsent. */
+  async #runSimple (statement: Statement, admission: Admission, running: Running): Promise<Buffer> {
     const execution = this.#upstream.execute(statement.sql, [], [])
     this.#timeout(execution, admission)
     const fields = await execution.fields
@@ -249,19 +259,19 @@ export class WireSession {
       }
       await write(this.#socket, msg.rowDescription(wireFields(fields, [])))
       await result.send(this.#socket, 0)
-      await this.#finish(execution, result.rowsSent)
-    } else {
-      await execution.next()
-      await this.#finish(execution, 0)
+      merge(running.trip, trip)
+      return await this.#finish(execution, result.rowsSent)
     }
+    await execution.next()
     merge(running.trip, trip)
+    return await this.#finish(execution, 0)
   }
 
-  async #finish (execution: Execution, rows: number): Promise<void> {
+  /** The statement's completion message, once the upstream is done with it (not yet sent). */
+  async #finish (execution: Execution, rows: number): Promise<Buffer> {
     await execution.ended
     if (execution.error !== undefined) throw execution.error
-    if (execution.tag === '') await write(this.#socket, msg.emptyQueryResponse())
-    else await write(this.#socket, msg.commandComplete(completionTag(execution.tag, rows)))
+    return execution.tag === '' ? msg.emptyQueryResponse() : msg.commandComplete(completionTag(execution.tag, rows))
   }
 
   async #parse (body: Buffer): Promise<void> {
@@ -362,14 +372,16 @@ export class WireSession {
         throw err
       }
       if (fields === null) {
+        let done: Buffer
         try {
           await execution.next()
-          await this.#finish(execution, 0)
+          done = await this.#finish(execution, 0)
         } catch (err) {
           await this.#complete(running, err)
           throw err
         }
         await this.#complete(running)
+        await write(this.#socket, done)
         return
       }
       running.result = new StreamedResult(this.#deps.pipeline, statement, admission, execution, fields, portal.resultFormats, running.trip)
