@@ -22,6 +22,9 @@ import { merge, Refusal, type Portal, type Prepared, type Running } from './sess
 
 export const FRONT_END = 'postgres-wire'
 
+/** Statements that open or end a transaction block (the client's own, from then on). */
+const TRANSACTION_CONTROL = /^\s*(begin|start\s+transaction|commit|end|abort|rollback(?!\s+(?:work\s+|transaction\s+)?to\b))\b/i
+
 export interface SessionDeps {
   pipeline: Pipeline
   /**
@@ -51,6 +54,7 @@ export class WireSession {
   readonly #statements = new Map<string, Prepared>()
   readonly #portals = new Map<string, Portal>()
   #skipUntilSync = false
+  #portalSeq = 0
 
   constructor (socket: Socket, principal: Principal, connection: ConnectionRef, upstream: UpstreamSession, deps: SessionDeps, client: ClientFacts) {
     this.#socket = socket
@@ -74,7 +78,7 @@ export class WireSession {
         case 'B': await this.#bind(frame.body); break
         case 'D': await this.#describe(frame.body); break
         case 'E': await this.#execute(frame.body); break
-        case 'C': this.#close(frame.body); break
+        case 'C': await this.#close(frame.body); break
         case 'S': await this.#sync(); break
         case 'H': break // Flush: every message is written as soon as it is ready
         case 'd': case 'c': case 'f': break // stray COPY data: COPY FROM STDIN is never started
@@ -82,7 +86,7 @@ export class WireSession {
       }
     } catch (err) {
       await this.#fail(err)
-      if (frame.type === 'Q') await write(this.#socket, msg.readyForQuery(this.#upstream.status))
+      if (frame.type === 'Q') await write(this.#socket, msg.readyForQuery(this.#upstream.clientStatus))
       else this.#skipUntilSync = true
     }
     return true
@@ -148,23 +152,50 @@ export class WireSession {
     }
   }
 
-  /** A suspended upstream portal holds the upstream connection: given up before other work. */
-  async #release (): Promise<void> {
+  /**
+   * A suspended portal holds the one upstream connection; before other work it lets it go, its
+   * upstream portal kept open (src/warehouses/postgres/upstream.ts, Execution.park), so the
+   * client resumes it later as PostgreSQL lets it: until Close or the end of its transaction.
+   */
+  async #parkAll (keep?: Portal): Promise<void> {
     for (const portal of this.#portals.values()) {
-      const running = portal.running
-      if (running?.result === undefined) continue
-      running.result.abandon()
-      portal.running = undefined
-      await this.#complete(running)
+      if (portal === keep) continue
+      const execution = portal.running?.result?.execution
+      if (execution === undefined || !execution.holdsConnection) continue
+      if (execution.portal === '') await this.#abandon(portal)
+      else await this.#upstream.park(execution)
     }
   }
 
+  /** A portal given up (closed, replaced, its transaction over): its round trip is completed. */
+  async #abandon (portal: Portal): Promise<void> {
+    const running = portal.running
+    if (running?.result === undefined) return
+    running.result.abandon()
+    portal.running = undefined
+    await this.#complete(running)
+  }
+
+  /** The transaction the portals live in ended: every portal goes, as PostgreSQL drops them. */
+  async #dropAll (endImplicit = true): Promise<void> {
+    for (const portal of this.#portals.values()) await this.#abandon(portal)
+    this.#portals.clear()
+    if (endImplicit) await this.#upstream.endImplicit()
+  }
+
   async #simpleQuery (sql: string): Promise<void> {
-    await this.#release()
-    this.#portals.delete('')
+    // Outside a transaction block a Query ends the implicit transaction (portals and all); in
+    // one, named portals live on and only the unnamed portal, which the Query reuses, goes.
+    if (this.#upstream.clientStatus === 'I') await this.#dropAll()
+    else {
+      await this.#parkAll()
+      const unnamed = this.#portals.get('')
+      if (unnamed !== undefined) await this.#abandon(unnamed)
+      this.#portals.delete('')
+    }
     if (sql.trim() === '' || /^[\s;]*$/.test(sql)) {
       await write(this.#socket, msg.emptyQueryResponse())
-      await write(this.#socket, msg.readyForQuery(this.#upstream.status))
+      await write(this.#socket, msg.readyForQuery(this.#upstream.clientStatus))
       return
     }
     if (await this.#deallocate(sql)) return
@@ -197,9 +228,11 @@ export class WireSession {
       if (wrap && this.#upstream.status !== 'I') await this.#quiet('ROLLBACK').catch(() => {})
     }
     await this.#complete(running, failure)
+    // A COMMIT / ROLLBACK ended the transaction the remaining portals lived in.
+    if (this.#upstream.clientStatus === 'I') await this.#dropAll(false)
     if (failure !== undefined) throw failure
     if (last !== undefined) await write(this.#socket, last)
-    await write(this.#socket, msg.readyForQuery(this.#upstream.status))
+    await write(this.#socket, msg.readyForQuery(this.#upstream.clientStatus))
   }
 
   /**
@@ -219,7 +252,7 @@ export class WireSession {
       }
     }
     await write(this.#socket, msg.commandComplete('DEALLOCATE'))
-    await write(this.#socket, msg.readyForQuery(this.#upstream.status))
+    await write(this.#socket, msg.readyForQuery(this.#upstream.clientStatus))
     return true
   }
 
@@ -292,7 +325,7 @@ export class WireSession {
   async #described (prepared: Prepared): Promise<Described> {
     if (prepared.described === undefined) {
       await this.#preflight(prepared.sql)
-      await this.#release()
+      await this.#parkAll()
       prepared.described = await this.#upstream.describe(prepared.sql, prepared.paramTypes)
     }
     return prepared.described
@@ -347,8 +380,12 @@ export class WireSession {
     const portal = this.#portals.get(e.portal)
     if (portal === undefined) throw Object.assign(new Error(`portal "${e.portal}" does not exist`), { code: '34000' })
     let running = portal.running
+    if (running?.result === undefined && portal.done !== undefined) {
+      await write(this.#socket, msg.commandComplete(completionTag(portal.done, 0)))
+      return
+    }
     if (running?.result === undefined) {
-      await this.#release()
+      await this.#parkAll()
       const statement = this.#statement(portal.prepared.sql, portal.values.map((v) => Buffer.isBuffer(v) ? `\\x${v.toString('hex')}` : v))
       running = this.#begin(statement, 'Execute')
       let admission: Admission
@@ -359,7 +396,11 @@ export class WireSession {
         await this.#complete(running, err)
         throw err
       }
-      const execution = this.#upstream.execute(portal.prepared.sql, portal.prepared.paramTypes, portal.values)
+      if (TRANSACTION_CONTROL.test(statement.sql)) this.#upstream.adoptBlock()
+      // An Execute with a row limit may leave the portal suspended: its upstream portal is
+      // named, so it can stay open while the client runs other statements.
+      const upstreamPortal = e.maxRows > 0 ? `sluice_portal_${++this.#portalSeq}` : ''
+      const execution = this.#upstream.execute(portal.prepared.sql, portal.prepared.paramTypes, portal.values, undefined, upstreamPortal)
       this.#timeout(execution, admission)
       let fields
       try {
@@ -381,11 +422,15 @@ export class WireSession {
           throw err
         }
         await this.#complete(running)
+        portal.done = execution.tag ?? ''
         await write(this.#socket, done)
         return
       }
       running.result = new StreamedResult(this.#deps.pipeline, statement, admission, execution, fields, portal.resultFormats, running.trip)
       portal.running = running
+    } else {
+      // Resumed: another suspended portal may hold the connection now.
+      await this.#parkAll(portal)
     }
     const result = running.result as StreamedResult
     let complete: boolean
@@ -409,31 +454,33 @@ export class WireSession {
       throw execution.error
     }
     await this.#complete(running)
+    portal.done = execution.tag ?? ''
     await write(this.#socket, msg.commandComplete(completionTag(execution.tag, result.lastWritten)))
   }
 
-  #close (body: Buffer): void {
+  async #close (body: Buffer): Promise<void> {
     const t = readTarget(body)
     if (t.target === 'S') this.#statements.delete(t.name)
     else {
       const portal = this.#portals.get(t.name)
-      if (portal?.running?.result !== undefined) portal.running.result.abandon()
+      if (portal !== undefined) await this.#abandon(portal)
       this.#portals.delete(t.name)
     }
-    void write(this.#socket, msg.closeComplete())
+    await write(this.#socket, msg.closeComplete())
   }
 
   async #sync (): Promise<void> {
     this.#skipUntilSync = false
-    // Outside a transaction block Sync ends the implicit transaction, and its portals with it.
-    if (this.#upstream.status === 'I') await this.#release()
-    this.#portals.delete('')
-    await write(this.#socket, msg.readyForQuery(this.#upstream.status))
+    // Outside a transaction block Sync ends the implicit transaction, and its portals with it;
+    // in a block they live until it ends.
+    if (this.#upstream.clientStatus === 'I') await this.#dropAll()
+    await write(this.#socket, msg.readyForQuery(this.#upstream.clientStatus))
   }
 
   /** The client went away: what still streams is completed in the trail, the upstream closed. */
   async end (): Promise<void> {
-    try { await this.#release() } catch {}
+    // Not committed: a client that leaves mid-transaction has it rolled back, as PostgreSQL does.
+    try { await this.#dropAll(false) } catch {}
     await this.#upstream.close()
   }
 }
