@@ -6,6 +6,7 @@
 // and once through Sluice, and the two message sequences must be the same.
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { MAX_SUSPENDED_PORTALS } from '../../src/frontends/postgres/session.js'
 import { startWireGateway, type WireGateway } from './harness.js'
 
 let w: WireGateway
@@ -143,6 +144,22 @@ describe('suspended portals, through Sluice as on PostgreSQL', () => {
       expect(direct.filter((l) => l.startsWith('D ')).length).toBeGreaterThanOrEqual(3)
     })
   }
+
+  it(`keeps at most ${MAX_SUSPENDED_PORTALS} suspended portals per session (54000 past them), and goes on after a Close`, async () => {
+    const opened = Array.from({ length: MAX_SUSPENDED_PORTALS }, (_, i) => `q${i}`)
+    const lines = await run({ host: '127.0.0.1', port: w.port, database: 'app-db', user: 'agent', password: await w.token() }, [
+      (c) => { c.query('begin') },
+      (c) => {
+        c.parse({ name: 'two', text: numbers(2) })
+        for (const p of [...opened, 'extra']) { c.bind({ portal: p, statement: 'two' }); c.execute({ portal: p, rows: 1 }) }
+        c.sync()
+      },
+      (c) => { c.close({ type: 'P', name: 'q0' }); c.bind({ portal: 'after-close', statement: 'two' }); c.execute({ portal: 'after-close', rows: 1 }); c.sync() },
+      (c) => { c.query('rollback') }
+    ])
+    const answers = lines.filter((l) => l === 's' || l.startsWith('E '))
+    expect(answers).toEqual([...opened.map(() => 's'), 'E 54000', 's'])
+  })
 
   it('records each portal read as one round trip, completed', async () => {
     const events = await w.events`

@@ -22,6 +22,12 @@ import { merge, Refusal, type Portal, type Prepared, type Running } from './sess
 
 export const FRONT_END = 'postgres-wire'
 
+/**
+ * Suspended portals a session may keep at once: each holds up to two upstream batches while the
+ * client reads others, so the bound on a session's memory is this many times that.
+ */
+export const MAX_SUSPENDED_PORTALS = 16
+
 /** Statements that open or end a transaction block (the client's own, from then on). */
 const TRANSACTION_CONTROL = /^\s*(begin|start\s+transaction|commit|end|abort|rollback(?!\s+(?:work\s+|transaction\s+)?to\b))\b/i
 
@@ -385,6 +391,10 @@ export class WireSession {
       return
     }
     if (running?.result === undefined) {
+      const suspended = [...this.#portals.values()].filter((p) => p.running?.result !== undefined).length
+      if (e.maxRows > 0 && suspended >= MAX_SUSPENDED_PORTALS) {
+        throw Object.assign(new Error(`too many suspended portals: Sluice keeps at most ${MAX_SUSPENDED_PORTALS} per session; read one to its end or Close it first`), { code: '54000' })
+      }
       await this.#parkAll()
       const statement = this.#statement(portal.prepared.sql, portal.values.map((v) => Buffer.isBuffer(v) ? `\\x${v.toString('hex')}` : v))
       running = this.#begin(statement, 'Execute')
