@@ -20,9 +20,18 @@ rules:
 masking: []
 `
 
+const TRUNCATE_POLICY = CAP_POLICY.replace('maxRowsAction: refuse', 'maxRowsAction: truncate')
+
 let w: WireGateway
-beforeAll(async () => { w = await startWireGateway(CAP_POLICY) }, 120_000)
-afterAll(async () => { await w?.close() })
+let cut: WireGateway
+beforeAll(async () => {
+  w = await startWireGateway(CAP_POLICY)
+  cut = await startWireGateway(TRUNCATE_POLICY)
+}, 120_000)
+afterAll(async () => {
+  await w?.close()
+  await cut?.close()
+})
 
 /** Backend message types in the order received, from raw socket chunks. */
 function messageTypes (bytes: Buffer): string[] {
@@ -97,4 +106,20 @@ describe('maxRowsAction: refuse on the PostgreSQL listener', () => {
     expect(events.length).toBeGreaterThanOrEqual(3)
     for (const e of events) expect(e.rows_returned === null || Number(e.rows_returned) === 0).toBe(true)
   })
+})
+
+describe('maxRowsAction: truncate on the PostgreSQL listener', () => {
+  for (const [path, text, values] of [['simple query', 'select n from numbers order by n', undefined], ['extended query', 'select n from numbers where n > $1 order by n', [0]]] as const) {
+    it(`serves the first ${CAP} rows and says the result was cut (${path})`, async () => {
+      const client = new pg.Client({ host: '127.0.0.1', port: cut.port, database: 'app-db', user: 'agent', password: await cut.token() })
+      const notices: string[] = []
+      client.on('notice', (n) => notices.push(n.message ?? ''))
+      await client.connect()
+      try {
+        const r = await client.query(text, values as unknown[] | undefined)
+        expect(r.rows.map((row) => row.n)).toEqual(Array.from({ length: CAP }, (_, i) => i + 1))
+        expect(notices.join('\n')).toContain(`limited to its first ${CAP} rows by rule agents-capped`)
+      } finally { await client.end() }
+    })
+  }
 })
