@@ -9,7 +9,7 @@ import { startPostgresListener, type PostgresListener } from './frontends/postgr
 import { createTokenVerifier } from './identity/verifier.js'
 import { Pipeline } from './pipeline.js'
 import { composeApprovals, createStages, recordStage, type ComposedStages } from './pipeline/compose.js'
-import { refuseApprovals } from './pipeline/stages.js'
+import { describeOnlyHold, refuseApprovals } from './pipeline/stages.js'
 import { maskedColumnsFor } from './masking/summary.js'
 import { Recording } from './recording/recorder.js'
 import { loggerOptions } from './logging.js'
@@ -60,6 +60,9 @@ export async function startGateway (config: SluiceConfig): Promise<Gateway> {
     })
     const pipeline = new Pipeline({ ...stages.stages, hold: approvals.hold, record: recordStage(recording, config.recording.admissionCheck) },
       { captureBudget: captureBudgets(config.recording.resultCaptureBytes, config.connections) })
+    // Decides without holding or recording, for what the PostgreSQL front end must check before
+    // it may even describe a statement upstream (src/frontends/postgres/session.ts).
+    const preflight = new Pipeline({ ...stages.stages, hold: describeOnlyHold })
     app = await buildServer({ config, store, verifier, pipeline, logger, recording, approvals: approvals.service })
     app.addHook('onClose', async function closeStages () { await approvals.close(); await stages.close() })
     approvals.start()
@@ -79,7 +82,7 @@ export async function startGateway (config: SluiceConfig): Promise<Gateway> {
     const running = app
     const wire = config.listen.postgres === undefined
       ? undefined
-      : await startPostgresListener(config.listen.postgres, { config, verifier, pipeline, recording, store, log: app.log })
+      : await startPostgresListener(config.listen.postgres, { config, verifier, pipeline, preflight, recording, store, log: app.log })
     return {
       app: running,
       url: `http://${host}:${port}`,

@@ -69,23 +69,47 @@ const DETECTORS: Detector[] = [
   { kind: 'ip', label: '[redacted:ip]', re: new RegExp(`(?<![\\d.])(?:${OCTET}\\.){3}${OCTET}(?![\\d.])|(?<![:\\w])(?:(?:${H}:){7}${H}|(?:${H}:){1,6}:(?:${H}(?::${H}){0,5})?)(?![:\\w])`, 'g') }
 ]
 
-/** Character counts of a value: one pass decides which detectors could possibly match. */
-interface Shape { digits: number, at: boolean, dots: number, colons: number, dashes: number, upper: number }
+/**
+ * Character counts of a value: one pass decides which detectors could possibly match.
+ * `cardRun` / `phoneRun` are the longest chains of digits that a card number / a phone number
+ * could be made of: digits with at most one space or dash between them (the card pattern), or
+ * at most two of space . - ( ) (the phone patterns: `+1 (415) 555-0100`). Digits scattered
+ * through other text (hashes, ids, prose) never form one, so those values skip both patterns.
+ */
+interface Shape { digits: number, at: boolean, dots: number, colons: number, dashes: number, upper: number, cardRun: number, phoneRun: number }
 
 // One shape object reused by every scan (scans are synchronous): no allocation per value.
-const SHAPE: Shape = { digits: 0, at: false, dots: 0, colons: 0, dashes: 0, upper: 0 }
+const SHAPE: Shape = { digits: 0, at: false, dots: 0, colons: 0, dashes: 0, upper: 0, cardRun: 0, phoneRun: 0 }
+
+const BROKEN = 1 << 30
 
 function shapeOf (text: string): Shape {
   const s = SHAPE
-  s.digits = 0; s.at = false; s.dots = 0; s.colons = 0; s.dashes = 0; s.upper = 0
+  s.digits = 0; s.at = false; s.dots = 0; s.colons = 0; s.dashes = 0; s.upper = 0; s.cardRun = 0; s.phoneRun = 0
+  let card = 0
+  let cardGap = BROKEN
+  let phone = 0
+  let phoneGap = BROKEN
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i)
-    if (c >= 48 && c <= 57) s.digits++
-    else if (c >= 65 && c <= 90) s.upper++
+    if (c >= 48 && c <= 57) {
+      s.digits++
+      card = cardGap <= 1 ? card + 1 : 1
+      phone = phoneGap <= 2 ? phone + 1 : 1
+      cardGap = 0
+      phoneGap = 0
+      if (card > s.cardRun) s.cardRun = card
+      if (phone > s.phoneRun) s.phoneRun = phone
+      continue
+    }
+    if (c >= 65 && c <= 90) s.upper++
     else if (c === 64) s.at = true
     else if (c === 46) s.dots++
     else if (c === 58) s.colons++
     else if (c === 45) s.dashes++
+    // space and dash may sit inside a card number; those and . ( ) inside a phone number.
+    cardGap = c === 32 || c === 45 ? cardGap + 1 : BROKEN
+    phoneGap = c === 32 || c === 45 || c === 46 || c === 40 || c === 41 ? phoneGap + 1 : BROKEN
   }
   return s
 }
@@ -105,9 +129,10 @@ function candidates (s: Shape, t: string): number {
   if (s.upper >= 4 && t.length >= 20) bits |= BIT.aws_key
   if (s.at && s.dots >= 1) bits |= BIT.email
   if (s.digits >= 4 && s.upper >= 2 && t.length >= 15) bits |= BIT.iban
-  if (s.digits >= 13) bits |= BIT.credit_card
+  if (s.cardRun >= 13) bits |= BIT.credit_card
   if (s.digits >= 9 && s.dashes >= 2) bits |= BIT.ssn
-  if (s.digits >= 10) bits |= BIT.phone
+  // The shortest phone the patterns take has 8 digits (`+1 22 333 44`); 10 in all, as before.
+  if (s.digits >= 10 && s.phoneRun >= 8) bits |= BIT.phone
   if ((s.dots >= 3 && s.digits >= 4) || s.colons >= 2) bits |= BIT.ip
   return bits
 }

@@ -112,6 +112,19 @@ export const refuseApprovals: HoldStage = {
   }
 }
 
+/**
+ * The hold of a preflight pipeline only (the PostgreSQL front end deciding whether it may
+ * describe a statement upstream): a statement that needs approval may be described, never run;
+ * its Execute goes through the real hold stage.
+ */
+export const describeOnlyHold: HoldStage = {
+  name: 'hold',
+  enforcing: true,
+  async hold () {
+    return { state: 'granted' }
+  }
+}
+
 export const passThroughMask: MaskStage = {
   name: 'mask',
   enforcing: false,

@@ -124,7 +124,7 @@ function statementMatches (rule: CompiledRule, stmt: StatementAnalysis): Stateme
 const KIND_WORD: Record<StatementKind, string> = {
   select: 'SELECT', insert: 'INSERT', update: 'UPDATE', delete: 'DELETE', merge: 'MERGE',
   ddl: 'DDL', dcl: 'DCL', copy: 'data transfer', call: 'procedure call', transaction: 'transaction control',
-  session: 'session command', show: 'metadata command', scripting: 'script block', unknown: 'unknown'
+  session: 'session command', show: 'metadata command', notify: 'notification command', scripting: 'script block', unknown: 'unknown'
 }
 const PLAIN_KINDS = new Set<StatementKind>(['select', 'insert', 'update', 'delete', 'merge'])
 

@@ -14,7 +14,7 @@ export const WEEKDAYS: readonly Weekday[] = ['sun', 'mon', 'tue', 'wed', 'thu', 
 /** Every statement kind the analyzer can produce, in the order the schema lists them. */
 export const STATEMENT_KINDS: readonly StatementKind[] = [
   'select', 'insert', 'update', 'delete', 'merge', 'ddl', 'dcl', 'copy', 'call',
-  'transaction', 'session', 'show', 'scripting', 'unknown'
+  'transaction', 'session', 'show', 'notify', 'scripting', 'unknown'
 ]
 
 /** The rule id reported when no rule matched. Reserved: a file may not use it. */

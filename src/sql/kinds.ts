@@ -42,7 +42,10 @@ const BY_VARIANT: Record<string, StatementKind> = {
 
   Set: 'session', Use: 'session', AlterSession: 'session', Declare: 'session', Reset: 'session',
   Discard: 'session', Prepare: 'session', Deallocate: 'session', Open: 'session',
-  Close: 'session', Fetch: 'session', LISTEN: 'session', UNLISTEN: 'session', NOTIFY: 'session',
+  Close: 'session', Fetch: 'session',
+
+  // PostgreSQL's asynchronous notifications: a channel between sessions, not a setting of this one.
+  LISTEN: 'notify', UNLISTEN: 'notify', NOTIFY: 'notify',
 
   ShowFunctions: 'show', ShowVariable: 'show', ShowStatus: 'show', ShowVariables: 'show',
   ShowCreate: 'show', ShowColumns: 'show', ShowCatalogs: 'show', ShowDatabases: 'show',

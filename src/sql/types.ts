@@ -12,6 +12,7 @@ export type StatementKind =
   | 'call' // CALL, EXECUTE IMMEDIATE, EXECUTE
   | 'transaction' | 'session' // session: USE, SET, ALTER SESSION, DECLARE
   | 'show' // SHOW, DESCRIBE, EXPLAIN
+  | 'notify' // PostgreSQL LISTEN, UNLISTEN, NOTIFY
   | 'scripting' // BEGIN … END blocks, procedural scripts
   | 'unknown'
 

@@ -75,3 +75,41 @@ test('the enabled kinds are respected', () => {
   const emailOnly = createScanner(['email'])
   expect(emailOnly('alice@example.com 123-45-6789')?.text).toBe('[redacted:email] 123-45-6789')
 })
+
+// The shape prefilter skips the card and phone patterns for values whose digits never form a
+// chain those patterns could match (hex hashes, ids in prose). Generated over every separator
+// the patterns allow, at every position, each value must still be found.
+describe('the digit-chain prefilter never hides a card or phone number', () => {
+  const CARDS = ['4111111111111111', '5500000000000004', '378282246310005', '4222222222222', '6011111111111117']
+  const groupings = (d: string): string[] => {
+    const out = [d]
+    for (const sep of [' ', '-']) {
+      out.push(d.replace(/(\d{4})(?=\d)/g, `$1${sep}`))
+      out.push(d.split('').join(sep))
+      out.push(d.replace(/(\d{3})(?=\d)/g, `$1${sep}`))
+    }
+    out.push(d.split('').map((c, i) => i % 2 === 0 ? c : ` ${c}`).join('').replace(/ /g, (_, i: number) => i % 4 === 0 ? '-' : ' '))
+    return out
+  }
+  const embed = (v: string): string[] => [v, `card ${v} end`, `id=${v};x`, `abc ${v}`, `${v} fed`]
+  test.each(CARDS.flatMap(groupings).flatMap(embed))('card %s', (text) => {
+    expect(kinds(text)).toContain('credit_card')
+  })
+
+  // Every form the phone patterns take (the detector's own limits, such as no match before a
+  // trailing full stop, are not this test's subject).
+  const PHONES = [
+    '+1 415 555 0100', '+1 (415) 555-0100', '+44 20 7946 0958', '+1.415.555.0100', '+1-415-555-0100',
+    '(415) 555-0100', '(415)555-0100', '(415) 555.0100', '415-555-0100', '415.555.0100', '+14155550100'
+  ]
+  test.each(PHONES.flatMap((p) => [p, `call ${p} now`, `tel:${p}`, `a ${p}, b`]))('phone %s', (text) => {
+    const found = scan(text)
+    // Some of these are also read as other kinds; the phone pattern must at least have run.
+    expect(found?.findings ?? []).toEqual(expect.arrayContaining([expect.stringMatching(/phone|credit_card/)]))
+  })
+
+  test('a hex hash with many digits is no card and no phone', () => {
+    const md5 = 'c4ca4238a0b923820dcc509a6f75849b'
+    expect(kinds(md5.repeat(4))).toEqual([])
+  })
+})

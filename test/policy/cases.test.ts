@@ -43,8 +43,9 @@ const FIXTURES: Record<string, StatementAnalysis[]> = {
   "SELECT pg_read_file('/etc/passwd')": [stmt('call', { functions: ['pg_read_file'], acting: ['pg_read_file'] })],
   "SELECT lo_import('/etc/passwd')": [stmt('call', { functions: ['lo_import'], acting: ['lo_import'] })],
   "SELECT * FROM dblink('host=elsewhere', 'select 1') AS t(x int)": [stmt('call', { functions: ['dblink'], acting: ['dblink'] })],
-  'LISTEN orders': [stmt('session')],
-  "NOTIFY orders, 'x'": [stmt('session')],
+  'LISTEN orders': [stmt('notify')],
+  'UNLISTEN *': [stmt('notify')],
+  "NOTIFY orders, 'x'": [stmt('notify')],
   [PSQL_DT]: [stmt('select', { tablesRead: ['app.pg_catalog.pg_class', 'app.pg_catalog.pg_namespace'], functions: ['pg_catalog.pg_get_userbyid', 'pg_catalog.pg_table_is_visible'] })],
   "SELECT table_name, column_name, data_type FROM information_schema.columns WHERE table_schema = 'public'": [stmt('select', { tablesRead: ['app.information_schema.columns'] })]
 }

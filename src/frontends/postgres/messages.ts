@@ -30,7 +30,6 @@ const TYPE = {
   bindComplete: 0x32, // 2
   closeComplete: 0x33, // 3
   commandComplete: 0x43, // C
-  dataRow: 0x44, // D
   emptyQuery: 0x49, // I
   error: 0x45, // E
   noData: 0x6e, // n
@@ -75,16 +74,6 @@ export function rowDescription (fields: readonly WireField[]): Buffer {
       .addInt16(f.typeSize).addInt32(f.typeModifier).addInt16(f.format)
   }
   return w.flush(TYPE.rowDescription)
-}
-
-/** One row; each value already encoded in its column's format, null for SQL NULL. */
-export function dataRow (values: ReadonlyArray<Buffer | null>): Buffer {
-  const w = new Writer().addInt16(values.length)
-  for (const v of values) {
-    if (v === null) w.addInt32(-1)
-    else w.addInt32(v.length).add(v)
-  }
-  return w.flush(TYPE.dataRow)
 }
 
 function fields (w: Writer, e: WireError): Writer {

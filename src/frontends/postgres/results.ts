@@ -7,10 +7,14 @@ import type { Admission, NeutralResult, Pipeline, ResultPage, RoundTrip, Stateme
 import { limitedNotice, rowCap, type RowCap } from '../../pipeline/limits.js'
 import { ERR_ROWS_LIMIT } from '../../errors.js'
 import { BinaryFormatRefused, binaryEncodable, encodeBinary, toNeutral, toText } from '../../warehouses/postgres/codec.js'
-import { typeName } from '../../warehouses/postgres/types.js'
+import { isArrayType, typeName } from '../../warehouses/postgres/types.js'
 import type { Execution, UpstreamField } from '../../warehouses/postgres/upstream.js'
 import { formatAt } from './frames.js'
-import { dataRow, noticeResponse, type WireField } from './messages.js'
+import { DataRowChunks, type WireValue } from './data-rows.js'
+import { noticeResponse, type WireField } from './messages.js'
+
+/** A chunk of DataRows goes to the socket once it holds this much. */
+const FLUSH_BYTES = 60 * 1024
 
 export function wireFields (fields: readonly UpstreamField[], formats: readonly number[]): WireField[] {
   return fields.map((f, i) => ({
@@ -53,6 +57,10 @@ export class StreamedResult {
   #next = 0
   #sent = 0
   #exhausted = false
+  #checked = false
+  readonly #chunks = new DataRowChunks()
+  /** Per column: written in binary format (the client's result formats, resolved once). */
+  readonly #binary: boolean[]
   /** Rows written by the last `send`: the count of a SELECT's CommandComplete for that Execute. */
   lastWritten = 0
 
@@ -62,14 +70,18 @@ export class StreamedResult {
     this.#formats = formats
     this.#trip = trip
     this.#cap = rowCap(admission)
-    const oids = fields.map((f) => f.dataTypeID)
-    let first = true
+    this.#binary = fields.map((_, i) => formatAt(formats, i) === 1)
+    // Only array columns change shape (text → JS array); the upstream's row arrays are Sluice's
+    // own and are converted in place, so a row costs no new array on its way to the masker.
+    const arrays = fields.flatMap((f, i) => isArrayType(f.dataTypeID) ? [i] : [])
     async function * pages (): AsyncIterable<ResultPage> {
       for (;;) {
-        if (!first) execution.more()
-        first = false
         const batch = await execution.next()
-        yield { rows: batch.rows.map((row) => row.map((v, i) => toNeutral(v, oids[i] as number))) }
+        const rows = batch.rows as unknown[][]
+        if (arrays.length > 0) {
+          for (const row of rows) for (const i of arrays) row[i] = toNeutral(row[i] as string | null, fields[i]?.dataTypeID as number)
+        }
+        yield { rows }
         if (batch.done) return
       }
     }
@@ -81,31 +93,58 @@ export class StreamedResult {
   }
 
   /**
+   * Under maxRowsAction: refuse, the result is refused whole or not at all, as the Snowflake and
+   * BigQuery front ends refuse it from the upstream's count before any row: PostgreSQL gives no
+   * count up front, so the rows up to one past the cap are fetched and masked here, before the
+   * first DataRow (and, for a Query, before its RowDescription). The look-ahead holds at most
+   * the cap's rows plus one batch; a cap too large to hold is the policy's to choose.
+   */
+  async check (): Promise<void> {
+    if (this.#checked) return
+    this.#checked = true
+    const cap = this.#cap
+    if (cap === undefined || !cap.refuse) return
+    const held: unknown[][] = []
+    while (held.length <= cap.rows) {
+      const next = await this.#pages.next()
+      if (next.done === true) { this.#exhausted = true; break }
+      for (const row of next.value.rows) held.push(row)
+    }
+    if (held.length > cap.rows) {
+      this.abandon()
+      // Nothing was released: the trail must not say rows were.
+      this.#trip.capture = undefined
+      this.#trip.rowsReturned = undefined
+      throw new ERR_ROWS_LIMIT(cap.rows, cap.rule)
+    }
+    this.#pending = held
+    this.#next = 0
+  }
+
+  /**
    * Writes up to `maxRows` rows (0: all). Resolves true when the result is complete (the
    * CommandComplete tag is then `execution.tag`), false when suspended with rows left.
    */
   async send (socket: Socket, maxRows: number): Promise<boolean> {
+    await this.check()
     this.lastWritten = 0
-    // DataRows are written in chunks of about 64 KiB: one socket write per row costs more than
-    // the row itself; the chunk is flushed before anything else is written or awaited.
-    let chunk: Buffer[] = []
-    let size = 0
+    // DataRows are written in chunks of about 64 KiB (src/frontends/postgres/data-rows.ts): one
+    // socket write per row costs more than the row itself; the chunk is flushed before anything
+    // else is written or awaited.
+    const chunks = this.#chunks
+    const values: WireValue[] = new Array(this.#fields.length)
     const flush = async (): Promise<void> => {
-      if (chunk.length === 0) return
-      const out = chunk.length === 1 ? chunk[0] as Buffer : Buffer.concat(chunk, size)
-      chunk = []
-      size = 0
-      await write(socket, out)
+      const out = chunks.take()
+      if (out !== undefined) await write(socket, out)
     }
     for (;;) {
       while (this.#next < this.#pending.length) {
         if (maxRows > 0 && this.lastWritten >= maxRows) { await flush(); return false }
         const row = this.#pending[this.#next++] as unknown[]
         if (this.#cap !== undefined && this.#sent >= this.#cap.rows) { await flush(); return await this.#limited(socket) }
-        const encoded = dataRow(row.map((v, i) => this.#encode(v, i)))
-        chunk.push(encoded)
-        size += encoded.length
-        if (size >= 65536) await flush()
+        for (let i = 0; i < values.length; i++) values[i] = this.#encode(row[i], i)
+        chunks.add(values)
+        if (chunks.bytes >= FLUSH_BYTES) await flush()
         this.#sent++
         this.lastWritten++
       }
@@ -118,17 +157,16 @@ export class StreamedResult {
     }
   }
 
-  #encode (v: unknown, i: number): Buffer | null {
-    const text = toText(v)
+  #encode (v: unknown, i: number): WireValue {
+    const text = typeof v === 'string' ? v : toText(v)
     if (text === null) return null
-    return formatAt(this.#formats, i) === 1 ? encodeBinary(text, (this.#fields[i] as UpstreamField).dataTypeID) : Buffer.from(text, 'utf8')
+    return this.#binary[i] === true ? encodeBinary(text, (this.#fields[i] as UpstreamField).dataTypeID) : text
   }
 
-  /** More rows than the rule allows: cut and announced, or refused (maxRowsAction: refuse). */
+  /** More rows than the rule allows: cut and announced (a refusal was decided by `check`). */
   async #limited (socket: Socket): Promise<boolean> {
     const cap = this.#cap as RowCap
     this.abandon()
-    if (cap.refuse) throw new ERR_ROWS_LIMIT(cap.rows, cap.rule)
     this.#trip.rowsLimited = { rows: cap.rows, by: cap.by, rule: cap.rule }
     await write(socket, noticeResponse({ severity: 'NOTICE', code: '01000', message: limitedNotice(cap) }))
     this.#exhausted = true

@@ -12,6 +12,8 @@ export interface Portal {
   values: UpstreamValue[]
   resultFormats: number[]
   running?: Running
+  /** The portal was read to its end (its upstream tag): executed again, it answers no rows. */
+  done?: string
 }
 
 /** A round trip in flight: its trip, its context and the result still streaming. */

@@ -2,7 +2,9 @@
 // Describe / Execute / Sync / Close / Flush) on one dedicated upstream connection. Every
 // statement goes through the pipeline: admitted (analysed, decided, its admitted event
 // committed) before the upstream sees it, its rows masked as they stream, its completion
-// recorded before the client learns the statement is complete.
+// recorded before the client learns the statement is complete: CommandComplete (of an Execute,
+// of a Query's last statement) leaves only after the completed event is committed, and a
+// completion that cannot be recorded is answered 58000 in its place (DESIGN.md §1, record ②).
 import { randomUUID } from 'node:crypto'
 import type { Socket } from 'node:net'
 import { ERR_POSTGRES_UNSUPPORTED, isSluiceError } from '../../errors.js'
@@ -20,8 +22,24 @@ import { merge, Refusal, type Portal, type Prepared, type Running } from './sess
 
 export const FRONT_END = 'postgres-wire'
 
+/**
+ * Suspended portals a session may keep at once: each holds up to two upstream batches while the
+ * client reads others, so the bound on a session's memory is this many times that.
+ */
+export const MAX_SUSPENDED_PORTALS = 16
+
+/** Statements that open or end a transaction block (the client's own, from then on). */
+const TRANSACTION_CONTROL = /^\s*(begin|start\s+transaction|commit|end|abort|rollback(?!\s+(?:work\s+|transaction\s+)?to\b))\b/i
+
 export interface SessionDeps {
   pipeline: Pipeline
+  /**
+   * The same analysis and policy without hold or recording: a Describe parses its statement
+   * upstream (names, types and errors come back), so it is decided first, and a statement the
+   * policy refuses never reaches the upstream even to be described. Its Execute is admitted,
+   * held and recorded by `pipeline` as usual.
+   */
+  preflight?: Pipeline
   recording: Recording
   log: { warn: (o: object, m: string) => void, error: (o: object, m: string) => void }
 }
@@ -42,6 +60,7 @@ export class WireSession {
   readonly #statements = new Map<string, Prepared>()
   readonly #portals = new Map<string, Portal>()
   #skipUntilSync = false
+  #portalSeq = 0
 
   constructor (socket: Socket, principal: Principal, connection: ConnectionRef, upstream: UpstreamSession, deps: SessionDeps, client: ClientFacts) {
     this.#socket = socket
@@ -65,7 +84,7 @@ export class WireSession {
         case 'B': await this.#bind(frame.body); break
         case 'D': await this.#describe(frame.body); break
         case 'E': await this.#execute(frame.body); break
-        case 'C': this.#close(frame.body); break
+        case 'C': await this.#close(frame.body); break
         case 'S': await this.#sync(); break
         case 'H': break // Flush: every message is written as soon as it is ready
         case 'd': case 'c': case 'f': break // stray COPY data: COPY FROM STDIN is never started
@@ -73,7 +92,7 @@ export class WireSession {
       }
     } catch (err) {
       await this.#fail(err)
-      if (frame.type === 'Q') await write(this.#socket, msg.readyForQuery(this.#upstream.status))
+      if (frame.type === 'Q') await write(this.#socket, msg.readyForQuery(this.#upstream.clientStatus))
       else this.#skipUntilSync = true
     }
     return true
@@ -139,23 +158,50 @@ export class WireSession {
     }
   }
 
-  /** A suspended upstream portal holds the upstream connection: given up before other work. */
-  async #release (): Promise<void> {
+  /**
+   * A suspended portal holds the one upstream connection; before other work it lets it go, its
+   * upstream portal kept open (src/warehouses/postgres/upstream.ts, Execution.park), so the
+   * client resumes it later as PostgreSQL lets it: until Close or the end of its transaction.
+   */
+  async #parkAll (keep?: Portal): Promise<void> {
     for (const portal of this.#portals.values()) {
-      const running = portal.running
-      if (running?.result === undefined) continue
-      running.result.abandon()
-      portal.running = undefined
-      await this.#complete(running)
+      if (portal === keep) continue
+      const execution = portal.running?.result?.execution
+      if (execution === undefined || !execution.holdsConnection) continue
+      if (execution.portal === '') await this.#abandon(portal)
+      else await this.#upstream.park(execution)
     }
   }
 
+  /** A portal given up (closed, replaced, its transaction over): its round trip is completed. */
+  async #abandon (portal: Portal): Promise<void> {
+    const running = portal.running
+    if (running?.result === undefined) return
+    running.result.abandon()
+    portal.running = undefined
+    await this.#complete(running)
+  }
+
+  /** The transaction the portals live in ended: every portal goes, as PostgreSQL drops them. */
+  async #dropAll (endImplicit = true): Promise<void> {
+    for (const portal of this.#portals.values()) await this.#abandon(portal)
+    this.#portals.clear()
+    if (endImplicit) await this.#upstream.endImplicit()
+  }
+
   async #simpleQuery (sql: string): Promise<void> {
-    await this.#release()
-    this.#portals.delete('')
+    // Outside a transaction block a Query ends the implicit transaction (portals and all); in
+    // one, named portals live on and only the unnamed portal, which the Query reuses, goes.
+    if (this.#upstream.clientStatus === 'I') await this.#dropAll()
+    else {
+      await this.#parkAll()
+      const unnamed = this.#portals.get('')
+      if (unnamed !== undefined) await this.#abandon(unnamed)
+      this.#portals.delete('')
+    }
     if (sql.trim() === '' || /^[\s;]*$/.test(sql)) {
       await write(this.#socket, msg.emptyQueryResponse())
-      await write(this.#socket, msg.readyForQuery(this.#upstream.status))
+      await write(this.#socket, msg.readyForQuery(this.#upstream.clientStatus))
       return
     }
     if (await this.#deallocate(sql)) return
@@ -173,17 +219,26 @@ export class WireSession {
     // Several statements in one Query run in one implicit transaction, as PostgreSQL runs them.
     const wrap = texts.length > 1 && this.#upstream.status === 'I' && !admission.analysis.statements.some((s) => s.kind === 'transaction')
     let failure: unknown
+    // The last statement's CommandComplete is what tells the client the message's answer is
+    // whole: it waits for the completed event (a failure to record replaces it by 58000).
+    let last: Buffer | undefined
     try {
       if (wrap) await this.#quiet('BEGIN')
-      for (const text of texts) await this.#runSimple({ ...statement, sql: text }, admission, running)
+      for (const text of texts) {
+        if (last !== undefined) await write(this.#socket, last)
+        last = await this.#runSimple({ ...statement, sql: text }, admission, running)
+      }
       if (wrap) await this.#quiet('COMMIT')
     } catch (err) {
       failure = err
       if (wrap && this.#upstream.status !== 'I') await this.#quiet('ROLLBACK').catch(() => {})
     }
     await this.#complete(running, failure)
+    // A COMMIT / ROLLBACK ended the transaction the remaining portals lived in.
+    if (this.#upstream.clientStatus === 'I') await this.#dropAll(false)
     if (failure !== undefined) throw failure
-    await write(this.#socket, msg.readyForQuery(this.#upstream.status))
+    if (last !== undefined) await write(this.#socket, last)
+    await write(this.#socket, msg.readyForQuery(this.#upstream.clientStatus))
   }
 
   /**
@@ -203,7 +258,7 @@ export class WireSession {
       }
     }
     await write(this.#socket, msg.commandComplete('DEALLOCATE'))
-    await write(this.#socket, msg.readyForQuery(this.#upstream.status))
+    await write(this.#socket, msg.readyForQuery(this.#upstream.clientStatus))
     return true
   }
 
@@ -227,28 +282,35 @@ export class WireSession {
     void execution.ended.then(() => clearTimeout(timer))
   }
 
-  async #runSimple (statement: Statement, admission: Admission, running: Running): Promise<void> {
+  /** Runs one statement of a Query; returns its CommandComplete (or EmptyQueryResponse), unsent. */
+  async #runSimple (statement: Statement, admission: Admission, running: Running): Promise<Buffer> {
     const execution = this.#upstream.execute(statement.sql, [], [])
     this.#timeout(execution, admission)
     const fields = await execution.fields
     const trip: RoundTrip = {}
     if (fields !== null) {
-      await write(this.#socket, msg.rowDescription(wireFields(fields, [])))
       const result = new StreamedResult(this.#deps.pipeline, statement, admission, execution, fields, [], trip)
+      try {
+        await result.check()
+      } catch (err) {
+        await execution.ended
+        throw err
+      }
+      await write(this.#socket, msg.rowDescription(wireFields(fields, [])))
       await result.send(this.#socket, 0)
-      await this.#finish(execution, result.rowsSent)
-    } else {
-      await execution.next()
-      await this.#finish(execution, 0)
+      merge(running.trip, trip)
+      return await this.#finish(execution, result.rowsSent)
     }
+    await execution.next()
     merge(running.trip, trip)
+    return await this.#finish(execution, 0)
   }
 
-  async #finish (execution: Execution, rows: number): Promise<void> {
+  /** The statement's completion message, once the upstream is done with it (not yet sent). */
+  async #finish (execution: Execution, rows: number): Promise<Buffer> {
     await execution.ended
     if (execution.error !== undefined) throw execution.error
-    if (execution.tag === '') await write(this.#socket, msg.emptyQueryResponse())
-    else await write(this.#socket, msg.commandComplete(completionTag(execution.tag, rows)))
+    return execution.tag === '' ? msg.emptyQueryResponse() : msg.commandComplete(completionTag(execution.tag, rows))
   }
 
   async #parse (body: Buffer): Promise<void> {
@@ -268,10 +330,27 @@ export class WireSession {
 
   async #described (prepared: Prepared): Promise<Described> {
     if (prepared.described === undefined) {
-      await this.#release()
+      await this.#preflight(prepared.sql)
+      await this.#parkAll()
       prepared.described = await this.#upstream.describe(prepared.sql, prepared.paramTypes)
     }
     return prepared.described
+  }
+
+  /** A refused Describe is a round trip of its own: recorded, answered with the refusal. */
+  async #preflight (sql: string): Promise<void> {
+    const preflight = this.#deps.preflight
+    if (preflight === undefined) return
+    const statement = this.#statement(sql)
+    const trip: RoundTrip = {}
+    try {
+      await preflight.admit(statement, trip)
+    } catch (err) {
+      const running = this.#begin(statement, 'Describe')
+      running.trip = { ...trip, ...(running.trip.onAdmitted !== undefined && { onAdmitted: running.trip.onAdmitted }) }
+      await this.#complete(running, err)
+      throw err
+    }
   }
 
   async #bind (body: Buffer): Promise<void> {
@@ -307,8 +386,16 @@ export class WireSession {
     const portal = this.#portals.get(e.portal)
     if (portal === undefined) throw Object.assign(new Error(`portal "${e.portal}" does not exist`), { code: '34000' })
     let running = portal.running
+    if (running?.result === undefined && portal.done !== undefined) {
+      await write(this.#socket, msg.commandComplete(completionTag(portal.done, 0)))
+      return
+    }
     if (running?.result === undefined) {
-      await this.#release()
+      const suspended = [...this.#portals.values()].filter((p) => p.running?.result !== undefined).length
+      if (e.maxRows > 0 && suspended >= MAX_SUSPENDED_PORTALS) {
+        throw Object.assign(new Error(`too many suspended portals: Sluice keeps at most ${MAX_SUSPENDED_PORTALS} per session; read one to its end or Close it first`), { code: '54000' })
+      }
+      await this.#parkAll()
       const statement = this.#statement(portal.prepared.sql, portal.values.map((v) => Buffer.isBuffer(v) ? `\\x${v.toString('hex')}` : v))
       running = this.#begin(statement, 'Execute')
       let admission: Admission
@@ -319,7 +406,11 @@ export class WireSession {
         await this.#complete(running, err)
         throw err
       }
-      const execution = this.#upstream.execute(portal.prepared.sql, portal.prepared.paramTypes, portal.values)
+      if (TRANSACTION_CONTROL.test(statement.sql)) this.#upstream.adoptBlock()
+      // An Execute with a row limit may leave the portal suspended: its upstream portal is
+      // named, so it can stay open while the client runs other statements.
+      const upstreamPortal = e.maxRows > 0 ? `sluice_portal_${++this.#portalSeq}` : ''
+      const execution = this.#upstream.execute(portal.prepared.sql, portal.prepared.paramTypes, portal.values, undefined, upstreamPortal)
       this.#timeout(execution, admission)
       let fields
       try {
@@ -332,18 +423,24 @@ export class WireSession {
         throw err
       }
       if (fields === null) {
+        let done: Buffer
         try {
           await execution.next()
-          await this.#finish(execution, 0)
+          done = await this.#finish(execution, 0)
         } catch (err) {
           await this.#complete(running, err)
           throw err
         }
         await this.#complete(running)
+        portal.done = execution.tag ?? ''
+        await write(this.#socket, done)
         return
       }
       running.result = new StreamedResult(this.#deps.pipeline, statement, admission, execution, fields, portal.resultFormats, running.trip)
       portal.running = running
+    } else {
+      // Resumed: another suspended portal may hold the connection now.
+      await this.#parkAll(portal)
     }
     const result = running.result as StreamedResult
     let complete: boolean
@@ -367,31 +464,33 @@ export class WireSession {
       throw execution.error
     }
     await this.#complete(running)
+    portal.done = execution.tag ?? ''
     await write(this.#socket, msg.commandComplete(completionTag(execution.tag, result.lastWritten)))
   }
 
-  #close (body: Buffer): void {
+  async #close (body: Buffer): Promise<void> {
     const t = readTarget(body)
     if (t.target === 'S') this.#statements.delete(t.name)
     else {
       const portal = this.#portals.get(t.name)
-      if (portal?.running?.result !== undefined) portal.running.result.abandon()
+      if (portal !== undefined) await this.#abandon(portal)
       this.#portals.delete(t.name)
     }
-    void write(this.#socket, msg.closeComplete())
+    await write(this.#socket, msg.closeComplete())
   }
 
   async #sync (): Promise<void> {
     this.#skipUntilSync = false
-    // Outside a transaction block Sync ends the implicit transaction, and its portals with it.
-    if (this.#upstream.status === 'I') await this.#release()
-    this.#portals.delete('')
-    await write(this.#socket, msg.readyForQuery(this.#upstream.status))
+    // Outside a transaction block Sync ends the implicit transaction, and its portals with it;
+    // in a block they live until it ends.
+    if (this.#upstream.clientStatus === 'I') await this.#dropAll()
+    await write(this.#socket, msg.readyForQuery(this.#upstream.clientStatus))
   }
 
   /** The client went away: what still streams is completed in the trail, the upstream closed. */
   async end (): Promise<void> {
-    try { await this.#release() } catch {}
+    // Not committed: a client that leaves mid-transaction has it rolled back, as PostgreSQL does.
+    try { await this.#dropAll(false) } catch {}
     await this.#upstream.close()
   }
 }

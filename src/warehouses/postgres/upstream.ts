@@ -1,8 +1,10 @@
 // The upstream side of one client session: a dedicated connection to the real database (so a
 // session's SET, temp tables, prepared state and transaction never meet another principal's),
 // opened with the connection's own credential and closed when the client goes. Statements run
-// through the extended protocol one at a time, fetched `fetchRows` rows per Execute, so memory
-// per session is one batch whatever the result size.
+// through the extended protocol one at a time, fetched `fetchRows` rows per Execute with one
+// batch read ahead (the next Execute is sent as soon as a batch arrives, so the upstream
+// produces it while the previous one is masked and written): memory per session is two
+// batches whatever the result size.
 import pg from 'pg'
 import type { DatabaseError } from 'pg-protocol'
 import type { PostgresSettings } from './connections.js'
@@ -34,10 +36,10 @@ export interface Batch {
 
 type Connection = {
   parse: (q: { text: string, types?: number[] }) => void
-  bind: (c: { values: UpstreamValue[] }) => void
+  bind: (c: { portal?: string, values: UpstreamValue[] }) => void
   describe: (m: { type: 'S' | 'P', name?: string }) => void
-  execute: (c: { rows: number }) => void
-  close: (m: { type: 'S' | 'P' }) => void
+  execute: (c: { portal?: string, rows: number }) => void
+  close: (m: { type: 'S' | 'P', name?: string }) => void
   flush: () => void
   sync: () => void
   on: (event: string, fn: (msg: never) => void) => void
@@ -55,17 +57,34 @@ interface Handler {
 /**
  * A pg Submittable (the interface pg-cursor uses) that drives one statement: Parse, Bind,
  * Describe portal, then Execute `fetchRows` at a time as the consumer asks for batches.
+ *
+ * An execution with an upstream portal name can be parked: the client left its own portal
+ * suspended and runs other statements meanwhile, which need the one upstream connection. The
+ * upstream portal stays open inside a transaction block (PostgreSQL keeps portals until the
+ * transaction ends, and a client's portals live as long as its implicit or explicit
+ * transaction), the connection is synced free, and the next batch asked for resubmits the
+ * execution, which goes on with Execute on that portal.
  */
 export class Execution {
   readonly #sql: string
   readonly #types: number[]
   readonly #values: UpstreamValue[]
   readonly #fetch: number
+  readonly #portal: string
   #con: Connection | undefined
   #rows: Array<Array<string | null>> = []
   #waiting: { resolve: (b: Batch) => void, reject: (e: Error) => void } | undefined
   #ready: Batch | Error | undefined
+  /** An Execute is out and its batch not yet arrived. */
+  #fetching = false
   #finished = false
+  #abandoned = false
+  #started = false
+  /** The connection is being synced free (a BEGIN first when `#beginOnPark`) with the portal open. */
+  #parking = false
+  #parked = false
+  #parkedResolve: (() => void) | undefined
+  #arrived: (() => void) | undefined
   #fieldsResolve!: (f: UpstreamField[] | null) => void
   #fieldsReject!: (e: Error) => void
   #endResolve!: () => void
@@ -76,12 +95,15 @@ export class Execution {
   /** The CommandComplete tag, once done; `''` for an empty query. */
   tag: string | undefined
   error: DatabaseError | undefined
+  /** Queues this execution on the session's connection again (set by the session). */
+  requeue?: () => void
 
-  constructor (sql: string, types: number[], values: UpstreamValue[], fetchRows: number) {
+  constructor (sql: string, types: number[], values: UpstreamValue[], fetchRows: number, portal = '') {
     this.#sql = sql
     this.#types = types
     this.#values = values
     this.#fetch = fetchRows
+    this.#portal = portal
     this.fields = new Promise((resolve, reject) => { this.#fieldsResolve = resolve; this.#fieldsReject = reject })
     this.fields.catch(() => {})
     this.ended = new Promise((resolve) => { this.#endResolve = resolve })
@@ -92,10 +114,21 @@ export class Execution {
   submit (con: Connection): void {
     this.onSubmit?.()
     this.#con = con
+    if (this.#started) {
+      // Resumed after being parked: the portal is open upstream.
+      this.#parked = false
+      if (this.#abandoned) { con.sync(); return }
+      this.#fetching = true
+      con.execute({ portal: this.#portal, rows: this.#fetch })
+      con.flush()
+      return
+    }
+    this.#started = true
     con.parse({ text: this.#sql, types: this.#types })
-    con.bind({ values: this.#values })
-    con.describe({ type: 'P' })
-    con.execute({ rows: this.#fetch })
+    con.bind({ portal: this.#portal, values: this.#values })
+    con.describe({ type: 'P', name: this.#portal })
+    this.#fetching = true
+    con.execute({ portal: this.#portal, rows: this.#fetch })
     con.flush()
   }
 
@@ -103,34 +136,70 @@ export class Execution {
   handleNoData (): void { this.#fieldsResolve(null) }
   handleDataRow (msg: { fields: Array<string | null> }): void { this.#rows.push(msg.fields) }
 
-  handlePortalSuspended (): void { this.#deliver({ rows: this.#take(), done: false }) }
+  handlePortalSuspended (): void {
+    this.#fetching = false
+    this.#deliver({ rows: this.#take(), done: false })
+    this.#arrivedNow()
+    this.#readAhead()
+  }
+
+  /** Asks for the next batch while at most one is waiting to be consumed. */
+  #readAhead (): void {
+    if (this.#fetching || this.#parking || this.#parked || this.#abandoned || this.#finished || this.tag !== undefined || this.#ready !== undefined) return
+    this.#fetching = true
+    this.#con?.execute({ portal: this.#portal, rows: this.#fetch })
+    this.#con?.flush()
+  }
 
   handleCommandComplete (msg: { text: string }): void {
+    // The BEGIN a park sends before its Sync: not this statement's completion.
+    if (this.#parking && !this.#fetching) return
+    this.#fetching = false
     this.tag = msg.text
     this.#fieldsResolve(null)
     this.#deliver({ rows: this.#take(), done: true })
-    this.#con?.sync()
+    this.#arrivedNow()
+    if (!this.#parking) this.#con?.sync()
   }
 
   handleEmptyQuery (): void {
+    this.#fetching = false
     this.tag = ''
     this.#fieldsResolve(null)
     this.#deliver({ rows: [], done: true })
-    this.#con?.sync()
+    this.#arrivedNow()
+    if (!this.#parking) this.#con?.sync()
   }
 
   handleError (err: DatabaseError): void {
     // An error before the Sync: ask for ReadyForQuery so the connection can be used again.
-    if (this.error === undefined && !this.#finished) this.#con?.sync()
+    if (this.error === undefined && !this.#finished && !this.#parking) this.#con?.sync()
+    this.#parking = false
     this.error = err
     this.#finished = true
+    this.#fetching = false
     this.#fieldsReject(err)
     this.#deliver(err)
+    this.#arrivedNow()
   }
 
   handleReadyForQuery (): void {
+    if (this.#parking && this.tag === undefined && this.error === undefined) {
+      // Synced free with the portal kept: the connection serves other statements now.
+      this.#parking = false
+      this.#parked = true
+      this.#con = undefined
+      const parked = this.#parkedResolve
+      this.#parkedResolve = undefined
+      parked?.()
+      return
+    }
+    this.#parking = false
     this.#finished = true
     this.#endResolve()
+    const parked = this.#parkedResolve
+    this.#parkedResolve = undefined
+    parked?.()
   }
 
   handleCopyInResponse (): void {
@@ -146,6 +215,12 @@ export class Execution {
     return rows
   }
 
+  #arrivedNow (): void {
+    const arrived = this.#arrived
+    this.#arrived = undefined
+    arrived?.()
+  }
+
   #deliver (batch: Batch | Error): void {
     const waiting = this.#waiting
     if (waiting === undefined) { this.#ready = batch; return }
@@ -154,27 +229,58 @@ export class Execution {
     else waiting.resolve(batch)
   }
 
-  /** The next batch; the first is already on its way, later ones are asked for here. */
+  /** The next batch; taking one that was read ahead asks for the one after it. */
   async next (): Promise<Batch> {
     const ready = this.#ready
     if (ready !== undefined) {
       this.#ready = undefined
       if (ready instanceof Error) throw ready
+      this.#readAhead()
       return ready
     }
+    if (this.#parked) this.requeue?.()
+    else this.#readAhead()
     return await new Promise<Batch>((resolve, reject) => { this.#waiting = { resolve, reject } })
   }
 
-  /** Asks for the next batch after a suspended one (called once that batch was consumed). */
-  more (): void {
-    this.#con?.execute({ rows: this.#fetch })
-    this.#con?.flush()
+  /** True while the upstream portal is open and the connection is held for it. */
+  get holdsConnection (): boolean {
+    return this.#started && !this.#parked && !this.#finished && this.#con !== undefined
+  }
+
+  get portal (): string { return this.#portal }
+
+  /**
+   * Frees the connection, keeping the upstream portal open: `begin` first opens a transaction
+   * block (the client's implicit transaction, which a Sync would otherwise end, portal and all).
+   * Resolves once the connection is free (at once when the statement already finished).
+   */
+  async park (begin: boolean): Promise<boolean> {
+    if (!this.holdsConnection) return false
+    if (this.#portal === '') throw new Error('only a named upstream portal can be parked')
+    // A read-ahead batch on its way arrives first: its rows are kept with the execution.
+    if (this.#fetching) await new Promise<void>((resolve) => { this.#arrived = resolve })
+    if (!this.holdsConnection || this.tag !== undefined || this.error !== undefined) { await this.ended; return false }
+    const parked = new Promise<void>((resolve) => { this.#parkedResolve = resolve })
+    this.#parking = true
+    const con = this.#con as Connection
+    if (begin) {
+      con.parse({ text: 'BEGIN', types: [] })
+      con.bind({ values: [] })
+      con.execute({ rows: 0 })
+    }
+    con.sync()
+    await parked
+    return begin
   }
 
   /** Gives up a suspended portal: closes it and syncs, so the connection is free again. */
   abandon (): void {
-    if (this.#finished || this.tag !== undefined) return
-    this.#con?.close({ type: 'P' })
+    if (this.#finished || this.#abandoned || this.tag !== undefined) return
+    this.#abandoned = true
+    // Parked: the portal closes with its transaction; nothing is sent on a connection it does not hold.
+    if (this.#parked) { this.#finished = true; this.#endResolve(); return }
+    this.#con?.close({ type: 'P', name: this.#portal })
     this.#con?.sync()
   }
 }
@@ -226,6 +332,12 @@ export class UpstreamSession {
   /** pg forgets a statement at its ErrorResponse; its ReadyForQuery is delivered from here. */
   #errored: Handler | undefined
   #closed = false
+  /**
+   * Sluice opened the transaction block the upstream is in, to keep a parked portal open through
+   * the client's implicit transaction: ended (COMMIT, or ROLLBACK after an error) where that
+   * implicit transaction ends, and reported to the client as no block at all.
+   */
+  #implicitBlock = false
 
   private constructor (settings: PostgresSettings, applicationName: string) {
     this.#settings = settings
@@ -264,10 +376,36 @@ export class UpstreamSession {
     this.#client.query(handler as unknown as pg.Submittable)
   }
 
-  execute (sql: string, types: number[], values: UpstreamValue[], fetchRows = this.#settings.fetchRows): Execution {
-    const execution = new Execution(sql, types, values, fetchRows)
+  execute (sql: string, types: number[], values: UpstreamValue[], fetchRows = this.#settings.fetchRows, portal = ''): Execution {
+    const execution = new Execution(sql, types, values, fetchRows, portal)
+    execution.requeue = () => { this.#submit(execution as unknown as Handler) }
     this.#submit(execution as unknown as Handler)
     return execution
+  }
+
+  /** Frees the connection from a suspended execution, its upstream portal kept open. */
+  async park (execution: Execution): Promise<void> {
+    if (await execution.park(this.#status === 'I')) this.#implicitBlock = true
+  }
+
+  /** The transaction status as the client must see it: Sluice's own block is not the client's. */
+  get clientStatus (): 'I' | 'T' | 'E' {
+    return this.#implicitBlock ? 'I' : this.#status
+  }
+
+  /** The client's implicit transaction ends (Sync, a Query outside a block): so does Sluice's block. */
+  async endImplicit (): Promise<void> {
+    if (!this.#implicitBlock) return
+    this.#implicitBlock = false
+    const execution = this.execute(this.#status === 'T' ? 'COMMIT' : 'ROLLBACK', [], [])
+    await execution.next().catch(() => {})
+    await execution.ended
+    if (execution.error !== undefined) throw execution.error
+  }
+
+  /** The client ran transaction control itself: the block (or its end) is now the client's. */
+  adoptBlock (): void {
+    this.#implicitBlock = false
   }
 
   async describe (sql: string, types: number[]): Promise<Described> {
