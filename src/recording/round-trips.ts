@@ -44,7 +44,7 @@ export function sessionRef (ctx: RoundTripContext): SessionRef {
  */
 export async function recordAdmitted (recording: Recording, ctx: RoundTripContext, trip: RoundTrip): Promise<void> {
   const admitted: RoundTrip = {}
-  for (const key of ['sql', 'analysis', 'decision', 'hold', 'params', 'policyVersion', 'statementId'] as const) {
+  for (const key of ['sql', 'analysis', 'decision', 'hold', 'params', 'policyVersion', 'statementId', 'estimate'] as const) {
     if (trip[key] !== undefined) (admitted as Record<string, unknown>)[key] = trip[key]
   }
   await recording.record({
@@ -60,6 +60,32 @@ export async function recordAdmitted (recording: Recording, ctx: RoundTripContex
     sourceIp: ctx.sourceIp,
     userAgent: ctx.userAgent ?? null,
     trip: admitted
+  }, sessionRef(ctx))
+}
+
+/**
+ * Commits the event of a statement a rule just held (a new pending approval): who asked, the
+ * SQL, its analysis, the decision and the approval it waits on ("held, approval <id>"), before
+ * the client hears it waits. A front end that waits in its protocol may release the statement
+ * in the same request; this event keeps the moment it was held in the trail.
+ */
+export async function recordHeld (recording: Recording, ctx: RoundTripContext, trip: RoundTrip): Promise<void> {
+  const held: RoundTrip = {}
+  for (const key of ['sql', 'analysis', 'decision', 'hold', 'params', 'policyVersion', 'estimate'] as const) {
+    if (trip[key] !== undefined) (held as Record<string, unknown>)[key] = trip[key]
+  }
+  await recording.record({
+    requestId: ctx.requestId,
+    frontEnd: ctx.frontEnd,
+    principal: ctx.principal,
+    connection: ctx.connection,
+    route: ctx.route,
+    method: ctx.method,
+    outcome: 'held',
+    startedAtMicros: nowMicros(),
+    sourceIp: ctx.sourceIp,
+    userAgent: ctx.userAgent ?? null,
+    trip: held
   }, sessionRef(ctx))
 }
 
