@@ -84,7 +84,7 @@ describe('a held BigQuery query waits in its protocol', { timeout: 240_000 }, ()
     const config = validateConfig({
       listen: { host: '127.0.0.1', port: 0 },
       log: { level: 'silent' },
-      identity: { ...idp.identityConfig(), groupRoles: { 'ai-agents': ['agent'], approvers: ['approver'] } },
+      identity: { ...idp.identityConfig(), groupRoles: { 'ai-agents': ['agent'], approvers: ['approver'], auditors: ['auditor'] } },
       connections: { 'bq-test': { kind: 'bigquery', url: emulator.url, project: SEED_PROJECT, default: true } },
       policies: { directory: dir, watch: false },
       approvals: { enabled: true }
@@ -152,8 +152,8 @@ describe('a held BigQuery query waits in its protocol', { timeout: 240_000 }, ()
     expect((await admin('GET', `/approvals/${id}`)).json.status).toBe('executed')
 
     // The trail tells the whole story of the held statement, in order.
-    const trail = await store.query<{ outcome: string, phase: string | null, reason: string, approver: string | null, front_end: string, rows_returned: string | null }>(
-      'select outcome, phase, reason, approver, front_end, rows_returned from session_events where approval_id = $1 order by id', [id])
+    const trail = await store.query<{ id: string, outcome: string, phase: string | null, reason: string, approver: string | null, front_end: string, rows_returned: string | null }>(
+      'select id::text, outcome, phase, reason, approver, front_end, rows_returned from session_events where approval_id = $1 order by id', [id])
     expect(trail.map((e) => [e.front_end, e.outcome, e.phase])).toEqual([
       ['bigquery', 'held', null],
       ['admin', 'ok', null],
@@ -165,6 +165,12 @@ describe('a held BigQuery query waits in its protocol', { timeout: 240_000 }, ()
     expect(approval).toMatchObject({ approver: 'carol' })
     expect(admitted?.reason).toContain(`released by approval ${id} (approved by carol)`)
     expect(released).toMatchObject({ approver: 'carol', rows_returned: '1' })
+    // The same story through the admin API, by approval id.
+    const auditor = await idp.userToken({ subject: 'dave', groups: ['auditors'] })
+    const res = await fetch(`${url}/admin/v1/events?approvalId=${id}`, { headers: { authorization: `Bearer ${auditor}` } })
+    const listed = await res.json() as { items: Array<{ id: string | number }> }
+    expect(res.status, JSON.stringify(listed)).toBe(200)
+    expect(listed.items.map((e) => String(e.id)).sort()).toEqual(trail.map((e) => e.id).sort())
   })
 
   it('jobs.insert: PENDING on jobs.get until approved, then the job runs once and its results are masked', async () => {
