@@ -12,6 +12,7 @@ import { composeApprovals, createStages, recordStage, type ComposedStages } from
 import { refuseApprovals } from './pipeline/stages.js'
 import { maskedColumnsFor } from './masking/summary.js'
 import { Recording } from './recording/recorder.js'
+import { recordNotified } from './recording/round-trips.js'
 import { loggerOptions } from './logging.js'
 import { buildServer } from './server.js'
 import { captureBudgets } from './recording/capture.js'
@@ -60,6 +61,10 @@ export async function startGateway (config: SluiceConfig): Promise<Gateway> {
       { captureBudget: captureBudgets(config.recording.resultCaptureBytes, config.connections) })
     app = await buildServer({ config, store, verifier, pipeline, logger, recording, approvals: approvals.service })
     app.addHook('onClose', async function closeStages () { await approvals.close(); await stages.close() })
+    // The trail's "notified" step: each notification delivered (or given up on) is an event.
+    approvals.onNotified((n) => {
+      recordNotified(recording, n).catch((err: unknown) => { app?.log.warn({ err: (err as Error).message, approval: n.approvalId }, 'approvals: could not record a notification') })
+    })
     approvals.start()
     warnUnknownWebhooks(app, config, stages)
 

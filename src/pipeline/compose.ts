@@ -12,7 +12,7 @@ import type { Analysis, Dialect, SqlAnalyzer } from '../sql/types.js'
 import type { DecisionInput, PolicyEngine } from '../policy/types.js'
 import type { Statement } from './types.js'
 import { createMaskStage } from '../masking/stage.js'
-import { ApprovalWebhooks } from '../approvals/notify.js'
+import { ApprovalWebhooks, type Notified } from '../approvals/notify.js'
 import { ApprovalService } from '../approvals/service.js'
 import { createParamRedactor } from '../recording/fingerprint.js'
 import type { Store, StoreLog } from '../store/store.js'
@@ -128,6 +128,8 @@ export interface ComposedApprovals {
   start: () => void
   /** Stops the sweep and gives queued notifications a moment to leave. */
   close: () => Promise<void>
+  /** Who is told of each notification delivered (or given up on): the recording layer. */
+  onNotified: (listener: (n: Notified) => void) => void
 }
 
 /**
@@ -156,6 +158,9 @@ export function composeApprovals (config: SluiceConfig, store: Store, log?: Stor
     async close () {
       if (timer !== undefined) clearInterval(timer)
       await webhooks.close()
+    },
+    onNotified (listener) {
+      webhooks.onSettled(listener)
     }
   }
 }

@@ -1,6 +1,7 @@
 // How one round trip becomes session events, protocol-free: the HTTP recording plugin and the
 // PostgreSQL listener describe the request (who, which front end, where from) and call these,
 // so every front end writes the same admitted / completed / unauthenticated events.
+import { randomUUID } from 'node:crypto'
 import { ERR_RESULT_UNRECORDED, ERR_STORE_UNAVAILABLE } from '../errors.js'
 import type { Principal } from '../identity/principal.js'
 import type { RoundTrip } from '../pipeline.js'
@@ -87,6 +88,28 @@ export async function recordHeld (recording: Recording, ctx: RoundTripContext, t
     userAgent: ctx.userAgent ?? null,
     trip: held
   }, sessionRef(ctx))
+}
+
+/**
+ * The trail's "notified" step of a held statement: a webhook the rule names was told of its
+ * approval (or gave up after its retries). Not a client's round trip: no principal, no session.
+ */
+export async function recordNotified (recording: Recording, n: { approvalId: string, connection: string, webhook: string, delivered: boolean }): Promise<void> {
+  await recording.record({
+    requestId: randomUUID(),
+    frontEnd: 'approvals',
+    connection: n.connection,
+    outcome: n.delivered ? 'ok' : 'error',
+    startedAtMicros: nowMicros(),
+    trip: {
+      approvalAction: {
+        approvalId: n.approvalId,
+        summary: n.delivered
+          ? `approval ${n.approvalId}: notified through webhook ${n.webhook}`
+          : `approval ${n.approvalId}: the notification through webhook ${n.webhook} was given up on after its retries`
+      }
+    }
+  })
 }
 
 /** The outcome an event records; `statusCode` is the HTTP status, absent for other protocols. */

@@ -7,6 +7,8 @@
 // the client gets the approval's error. A rule on the dry run's estimate holds a query that
 // would read more than 10 GiB and lets a small one through.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -21,6 +23,7 @@ import { composeApprovals, createStages, type ComposedApprovals, type ComposedSt
 import { maskedColumnsFor } from '../../src/masking/summary.js'
 import { buildServer } from '../../src/server.js'
 import { migrate } from '../../src/store/migrate.js'
+import { recordNotified } from '../../src/recording/round-trips.js'
 import { MEMORY, openPgliteStore } from '../../src/store/pglite.js'
 import type { Store } from '../../src/store/store.js'
 import { BigQueryUpstream } from '../../src/warehouses/bigquery/upstream.js'
@@ -36,7 +39,7 @@ rules:
   - id: hold-customer-reads
     effect: require_approval
     match: { roles: [agent], kinds: [select], tables: ['${T}.customers'] }
-    approval: { grant: { maxMinutes: 10 } }
+    approval: { grant: { maxMinutes: 10 }, notify: [ops] }
   - id: hold-big-scans
     effect: require_approval
     match: { roles: [agent], estimatedBytesOver: 10GiB }
@@ -75,8 +78,17 @@ describe('a held BigQuery query waits in its protocol', { timeout: 240_000 }, ()
   let url: string
   let agent: string
   let carol: string
+  let receiver: Server
+  const notified: string[] = []
 
   beforeAll(async () => {
+    // The rule's webhook: a receiver that takes every notification.
+    receiver = createServer((req, res) => {
+      let body = ''
+      req.on('data', (chunk: Buffer) => { body += chunk.toString() })
+      req.on('end', () => { notified.push(body); res.end() })
+    })
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve))
     dir = await mkdtemp(join(tmpdir(), 'sluice-approvals-bq-'))
     await writeFile(join(dir, 'policy.yaml'), POLICY)
     emulator = await startBqEmulator()
@@ -87,7 +99,7 @@ describe('a held BigQuery query waits in its protocol', { timeout: 240_000 }, ()
       identity: { ...idp.identityConfig(), groupRoles: { 'ai-agents': ['agent'], approvers: ['approver'], auditors: ['auditor'] } },
       connections: { 'bq-test': { kind: 'bigquery', url: emulator.url, project: SEED_PROJECT, default: true } },
       policies: { directory: dir, watch: false },
-      approvals: { enabled: true }
+      approvals: { enabled: true, webhooks: { ops: { url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`, secret: 'a-webhook-secret-of-length' } } }
     })
     store = await openPgliteStore({ dataDir: MEMORY })
     await migrate(store)
@@ -100,6 +112,8 @@ describe('a held BigQuery query waits in its protocol', { timeout: 240_000 }, ()
     const pipeline = new Pipeline({ ...stages.stages, hold: approvals.hold })
     app = await buildServer({ config, store, verifier: createTokenVerifier(config.identity!), pipeline, logger: false, approvals: approvals.service })
     url = await app.listen({ host: '127.0.0.1', port: 0 })
+    // As src/gateway.ts wires it: each notification delivered is an event of the trail.
+    approvals.onNotified((n) => { recordNotified(app.recording, n).catch(() => {}) })
     agent = await idp.userToken({ subject: 'alice', groups: ['ai-agents'], act: { sub: 'claude-code', client_id: 'claude-code' } })
     carol = await idp.userToken({ subject: 'carol', groups: ['approvers'] })
   })
@@ -110,6 +124,7 @@ describe('a held BigQuery query waits in its protocol', { timeout: 240_000 }, ()
     await stages?.close()
     await idp?.close()
     await emulator?.close()
+    await new Promise((resolve) => receiver?.close(resolve))
     if (dir !== undefined) await rm(dir, { recursive: true, force: true })
   })
 
@@ -151,9 +166,22 @@ describe('a held BigQuery query waits in its protocol', { timeout: 240_000 }, ()
     expect(ran(upstream, sql)).toHaveLength(1)
     expect((await admin('GET', `/approvals/${id}`)).json.status).toBe('executed')
 
-    // The trail tells the whole story of the held statement, in order.
-    const trail = await store.query<{ id: string, outcome: string, phase: string | null, reason: string, approver: string | null, front_end: string, rows_returned: string | null }>(
-      'select id::text, outcome, phase, reason, approver, front_end, rows_returned from session_events where approval_id = $1 order by id', [id])
+    // The trail tells the whole story of the held statement, in the writer's chain order (one
+    // gateway, one chain); the notification's
+    // delivery runs beside the request, so its event is somewhere after the hold.
+    type Row = { id: string, outcome: string, phase: string | null, reason: string, approver: string | null, front_end: string, rows_returned: string | null }
+    const read = async (): Promise<Row[]> => await store.query<Row>(
+      'select id::text, outcome, phase, reason, approver, front_end, rows_returned from session_events where approval_id = $1 order by chain, seq', [id])
+    let all = await read()
+    while (!all.some((e) => e.front_end === 'approvals')) {
+      await sleep(100)
+      all = await read()
+    }
+    expect(notified.some((body) => body.includes(id))).toBe(true)
+    const notice = all.findIndex((e) => e.front_end === 'approvals')
+    expect(notice).toBeGreaterThan(0)
+    expect(all[notice]).toMatchObject({ outcome: 'ok', reason: `approval ${id}: notified through webhook ops` })
+    const trail = all.filter((e) => e.front_end !== 'approvals')
     expect(trail.map((e) => [e.front_end, e.outcome, e.phase])).toEqual([
       ['bigquery', 'held', null],
       ['admin', 'ok', null],
@@ -170,7 +198,7 @@ describe('a held BigQuery query waits in its protocol', { timeout: 240_000 }, ()
     const res = await fetch(`${url}/admin/v1/events?approvalId=${id}`, { headers: { authorization: `Bearer ${auditor}` } })
     const listed = await res.json() as { items: Array<{ id: string | number }> }
     expect(res.status, JSON.stringify(listed)).toBe(200)
-    expect(listed.items.map((e) => String(e.id)).sort()).toEqual(trail.map((e) => e.id).sort())
+    expect(listed.items.map((e) => String(e.id)).sort()).toEqual(all.map((e) => e.id).sort())
   })
 
   it('jobs.insert: PENDING on jobs.get until approved, then the job runs once and its results are masked', async () => {
@@ -199,6 +227,9 @@ describe('a held BigQuery query waits in its protocol', { timeout: 240_000 }, ()
     expect((await admin('POST', `/approvals/${id}/deny`, { reason: 'not for this ticket' })).json.result).toBe('denied')
     const err = await waiting
     expect(err?.message).toBe(`approval ${id} denied by carol: not for this ticket`)
+    // The poll that learned of it is in the trail: the approval, who denied it and why.
+    const [ended] = await store.query<{ reason: string, approver: string }>("select reason, approver from session_events where approval_id = $1 and error_code = 'SLUICE_APPROVAL_DENIED'", [id])
+    expect(ended).toEqual({ reason: `approval ${id} denied by carol: not for this ticket`, approver: 'carol' })
   })
 
   it('expired: the client is told to ask again', async () => {
@@ -209,6 +240,8 @@ describe('a held BigQuery query waits in its protocol', { timeout: 240_000 }, ()
     await store.query("update approvals set expires_at = now() - interval '1 second' where id = $1", [id])
     const err = await waiting
     expect(err?.message).toBe(`approval ${id} expired after 30 min; ask again or change the statement`)
+    const [ended] = await store.query<{ reason: string, approver: string | null }>("select reason, approver from session_events where approval_id = $1 and error_code = 'SLUICE_APPROVAL_EXPIRED'", [id])
+    expect(ended).toEqual({ reason: `approval ${id} expired after 30 min; ask again or change the statement`, approver: null })
   })
 
   it('cancelled by the client: the approval is withdrawn and the job reads cancelled', async () => {
