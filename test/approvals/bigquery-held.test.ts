@@ -255,6 +255,17 @@ describe('a held BigQuery query waits in its protocol', { timeout: 240_000 }, ()
     expect(meta.status.state).toBe('DONE')
   })
 
+  it('a dry run of a held statement is refused with its approval, never held (holding it would run it)', async () => {
+    const upstream = spyBigQueryCalls({ jobs: true })
+    const sql = `SELECT id, email FROM ${SEED_DATASET}.customers WHERE id = 6`
+    const err = await client().query({ query: sql, dryRun: true }).then(() => undefined, (e: Error) => e)
+    expect(err?.message).toMatch(/^approval required by rule hold-customer-reads: .* waiting for approval [0-9a-f-]{36} \(rule hold-customer-reads\)/)
+    // Only the approval's preview reached the warehouse (a dry run of its own).
+    expect(ran(upstream, sql)).toEqual([])
+    const jobs = await store.query<{ n: string }>('select count(*) as n from bigquery_jobs where held is not null and admitted::text like $1', ['%id = 6%'])
+    expect(jobs[0]?.n).toBe('0')
+  })
+
   it('cost-aware: a query the dry run says reads over 10 GiB is held, a small one runs, one without an estimate is refused', async () => {
     const upstream = spyBigQueryCalls({ jobs: true })
     estimateLikeBigQuery()

@@ -125,7 +125,7 @@ export class BigQueryService {
     const upstream = this.upstream(projectId, ctx)
     const { request, transfer } = checkQueryRequest(body)
     const statement = this.statement(ctx, upstream, request.query as string, statementParams(request.queryParameters), request.defaultDataset, request.queryParameters, request.location)
-    const admitted = await this.#admit(ctx, statement, transfer)
+    const admitted = await this.#admit(ctx, statement, transfer, request.dryRun === true)
     if ('held' in admitted) {
       // Held: a Sluice job id now, and the client polls it as a query still running.
       const id = `sluice_${randomUUID().replace(/-/g, '')}`
@@ -177,7 +177,7 @@ export class BigQueryService {
    * enforcing policy: with no policy in force, or any other verdict, it is refused, and the
    * refusal says what the transfer is, what the policy (or masking) said and what to do instead.
    */
-  async #admit (ctx: CallContext, statement: Statement, transfer: Transfer | undefined): Promise<Admission | Held> {
+  async #admit (ctx: CallContext, statement: Statement, transfer: Transfer | undefined, dryRun = false): Promise<Admission | Held> {
     if (transfer !== undefined) {
       if (!transfer.allowable) {
         ctx.trip.sql = statement.sql
@@ -189,7 +189,8 @@ export class BigQueryService {
       return await this.pipeline.admit(statement, ctx.trip)
     } catch (err) {
       // Held for a human: the client waits for the decision in BigQuery's own protocol.
-      const approvalId = pendingApproval(err, ctx.trip)
+      // A dry run is never held: holding it would run the statement for real once approved.
+      const approvalId = dryRun ? undefined : pendingApproval(err, ctx.trip)
       if (approvalId !== undefined) {
         await ctx.trip.onHeld?.(ctx.trip)
         return { held: approvalId }
@@ -214,7 +215,7 @@ export class BigQueryService {
       statement = this.statement(ctx, upstream, checked.transfer.sql, undefined)
       job = checked.job
     }
-    const admitted = await this.#admit(ctx, statement, checked.transfer)
+    const admitted = await this.#admit(ctx, statement, checked.transfer, job.configuration?.dryRun === true)
     const jobId = job.jobReference?.jobId ?? `sluice_${randomUUID().replace(/-/g, '')}`
     const location = job.jobReference?.location ?? upstream.settings.location
     if ('held' in admitted) {
