@@ -90,7 +90,8 @@ export function heldJobResource (binding: JobBinding, poll: Exclude<HeldPoll, { 
     : { state: poll.state === 'pending' ? 'PENDING' : 'RUNNING' }
   return {
     kind: 'bigquery#job',
-    id: `${binding.projectId}:${binding.location ?? ''}.${binding.id}`.replace(':.', ':'),
+    // BigQuery's own form: project:location.job, or project:job without a location.
+    id: binding.location === undefined ? `${binding.projectId}:${binding.id}` : `${binding.projectId}:${binding.location}.${binding.id}`,
     jobReference: reference,
     configuration: { ...configuration, jobType: jobType(configuration) },
     status,
