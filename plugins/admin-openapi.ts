@@ -29,6 +29,7 @@ export const eventQuery = {
     frontEnd: text,
     sessionId: { type: 'string', format: 'uuid' },
     requestId: text,
+    approvalId: { ...text, description: 'every event of one held statement (held, decided, admitted, completed)' },
     // A URL must fit in listen.maxHeaderBytes with the token; longer fingerprints are found with q.
     fingerprint: { type: 'string', minLength: 1, maxLength: 8192, pattern: NO_NUL },
     q: { type: 'string', minLength: 1, maxLength: 1000, pattern: NO_NUL, description: 'full-text search of the SQL (web search syntax)' },

@@ -194,7 +194,8 @@ async function bigqueryPlugin (fastify: FastifyInstance, opts: BigQueryPluginOpt
     connections: bigqueryConnections(fastify.config),
     upstreams: opts.upstreams,
     jobs: new StoreBigQueryJobs(fastify.store),
-    log: fastify.log
+    log: fastify.log,
+    ...(fastify.hasDecorator('approvals') && { approvals: fastify.approvals })
   })
   fastify.decorate('bigquery', service)
   // Public: the document describes the API, holds no data, and clients fetch it before they auth.

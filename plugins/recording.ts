@@ -11,7 +11,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Principal } from '../src/identity/principal.js'
 import type { RoundTrip } from '../src/pipeline.js'
 import { Recording } from '../src/recording/recorder.js'
-import { recordAdmitted, recordAuthFailure, recordCompleted, unrecordedRefusal, type RoundTripContext } from '../src/recording/round-trips.js'
+import { recordAdmitted, recordAuthFailure, recordHeld, recordCompleted, unrecordedRefusal, type RoundTripContext } from '../src/recording/round-trips.js'
 import type { SessionRecorder } from '../src/recording/sessions.js'
 
 declare module 'fastify' {
@@ -78,6 +78,16 @@ export function createAdmittedRecorder (recording: Recording, request: FastifyRe
   }
 }
 
+/** Commits the event of a statement a rule just held for approval (round-trips.ts recordHeld). */
+export function createHeldRecorder (recording: Recording, request: FastifyRequest) {
+  return async function recordHeldEvent (trip: RoundTrip): Promise<void> {
+    const frontEnd = request.routeOptions.config.frontEnd
+    const principal = request.principal
+    if (frontEnd === undefined || principal === null || principal === undefined) return
+    await recordHeld(recording, contextOf(request, frontEnd, principal), trip)
+  }
+}
+
 export interface RecordHookOptions {
   recording: Recording
 }
@@ -135,7 +145,7 @@ async function recordingPlugin (fastify: FastifyInstance, options: RecordingPlug
   fastify.decorateRequest('connectionName', null)
 
   fastify.addHook('onRequest', async function startRoundTrip (request) {
-    request.roundTrip = { onAdmitted: createAdmittedRecorder(recording, request) }
+    request.roundTrip = { onAdmitted: createAdmittedRecorder(recording, request), onHeld: createHeldRecorder(recording, request) }
   })
   fastify.addHook('onSend', createRecordHook({ recording }))
   fastify.addHook('onReady', async function startRecording () { recording.start() })

@@ -12,6 +12,7 @@ import { composeApprovals, createStages, recordStage, type ComposedStages } from
 import { describeOnlyHold, refuseApprovals } from './pipeline/stages.js'
 import { maskedColumnsFor } from './masking/summary.js'
 import { Recording } from './recording/recorder.js'
+import { recordNotified } from './recording/round-trips.js'
 import { loggerOptions } from './logging.js'
 import { buildServer } from './server.js'
 import { captureBudgets } from './recording/capture.js'
@@ -54,9 +55,7 @@ export async function startGateway (config: SluiceConfig): Promise<Gateway> {
     // An approver sees which masking rules guard the tables a held statement touches.
     const approvals = composeApprovals(config, store, logger, {
       maskedColumns: (statement, admission) => maskedColumnsFor(stages.policies.policySet.masking, statement.principal.roles, statement.connection.name,
-        [...new Set(admission.analysis.statements.flatMap((s) => [...s.tablesRead, ...s.tablesWritten]))]),
-      // The warehouse's own estimate where the front end can ask for one (Snowflake EXPLAIN, BigQuery dry run).
-      preview: async (statement) => await statement.estimate?.()
+        [...new Set(admission.analysis.statements.flatMap((s) => [...s.tablesRead, ...s.tablesWritten]))])
     })
     const pipeline = new Pipeline({ ...stages.stages, hold: approvals.hold, record: recordStage(recording, config.recording.admissionCheck) },
       { captureBudget: captureBudgets(config.recording.resultCaptureBytes, config.connections) })
@@ -65,6 +64,10 @@ export async function startGateway (config: SluiceConfig): Promise<Gateway> {
     const preflight = new Pipeline({ ...stages.stages, hold: describeOnlyHold })
     app = await buildServer({ config, store, verifier, pipeline, logger, recording, approvals: approvals.service })
     app.addHook('onClose', async function closeStages () { await approvals.close(); await stages.close() })
+    // The trail's "notified" step: each notification delivered (or given up on) is an event.
+    approvals.onNotified((n) => {
+      recordNotified(recording, n).catch((err: unknown) => { app?.log.warn({ err: (err as Error).message, approval: n.approvalId }, 'approvals: could not record a notification') })
+    })
     approvals.start()
     warnUnknownWebhooks(app, config, stages)
 
@@ -73,7 +76,7 @@ export async function startGateway (config: SluiceConfig): Promise<Gateway> {
     if (approvals.hold === refuseApprovals) {
       app.log.warn('approvals are off (approvals.enabled: false): statements a policy holds for approval (require_approval) are refused')
     } else {
-      app.log.warn('approvals are on: Snowflake clients wait for a held statement in their protocols (SQL API 202, connector 333333); the other front ends refuse it with its approval id, and run it when sent again after approval')
+      app.log.info('approvals are on: Snowflake, BigQuery and MCP clients wait for a held statement in their protocols; the PostgreSQL front end refuses it with its approval id and runs it when sent again after approval')
     }
     await app.listen({ host: config.listen.host, port: config.listen.port })
     const address = app.server.address()

@@ -14,6 +14,7 @@ import type { Decision } from './policy/types.js'
 import type { HoldOutcome, PipelineStages, UpstreamErrorCodes } from './pipeline/stages.js'
 import type { Admission, NeutralResult, ResultPage, ResultSchema, Statement } from './pipeline/types.js'
 import type { AdmittedRecord } from './pipeline/admitted.js'
+import type { WarehouseEstimate } from './pipeline/estimate.js'
 import { timed, type Timings } from './pipeline/timings.js'
 
 export type * from './pipeline/types.js'
@@ -51,16 +52,35 @@ export interface RoundTrip {
   pending?: boolean
   /**
    * An approver's action through the admin API (approve, deny, revoke a grant): the event names
-   * the approval and the approver, and says what was decided (or refused) as its reason.
+   * the approval and the approver, and says what was decided (or refused) as its reason. Also
+   * the end of a held statement its poll learned of (denied: by whom; expired; withdrawn).
    */
-  approvalAction?: { approvalId: string, approver: string, summary?: string }
+  approvalAction?: { approvalId: string, approver?: string, summary?: string }
   /**
    * Commits the statement's admitted event (set by the recording layer, which knows the
    * request's session); admission awaits it before anything can reach the upstream.
    */
   onAdmitted?: (trip: RoundTrip) => Promise<void>
+  /**
+   * Commits the event of a statement just held for approval (set by the recording layer). A
+   * front end that waits in its protocol calls it before the client hears it waits, so the
+   * trail keeps the hold even when the same request goes on to run the released statement.
+   */
+  onHeld?: (trip: RoundTrip) => Promise<void>
   /** The round trip's span (set by the tracing plugin when tracing is on): stages are its children. */
   traceContext?: TraceContext
+  /** The warehouse's estimate a cost-aware rule asked for (null: none could be had). */
+  estimate?: WarehouseEstimate | null
+}
+
+/** The statement's estimate, or null when it has no estimator or the warehouse could not say. */
+async function askEstimate (statement: Statement): Promise<WarehouseEstimate | null> {
+  if (statement.estimate === undefined) return null
+  try {
+    return (await statement.estimate()) ?? null
+  } catch {
+    return null
+  }
 }
 
 export interface PipelineOptions {
@@ -110,8 +130,14 @@ export class Pipeline {
       return analysis
     })
     trip.analysis = analysis
+    // Asked only when a rule that could decide matches on it (the common path never waits for it).
+    let estimate: WarehouseEstimate | null | undefined
+    if (this.#stages.decide.needsEstimate?.(statement) === true) {
+      estimate = await inSpan(trip.traceContext, 'sluice.estimate', ids, async () => await askEstimate(statement))
+      trip.estimate = estimate
+    }
     const decision = inSpanSync(trip.traceContext, 'sluice.decide', ids, (span) => {
-      const decision = this.#stages.decide.decide(statement, analysis)
+      const decision = this.#stages.decide.decide(statement, analysis, estimate)
       span?.setAttributes({ 'sluice.decision': decision.effect, 'sluice.rule_id': decision.ruleId })
       return decision
     })

@@ -17,6 +17,14 @@ export interface NotifyOptions {
   log?: StoreLog
 }
 
+/** One approval's notification through one webhook, delivered or given up on after retries. */
+export interface Notified {
+  approvalId: string
+  connection: string
+  webhook: string
+  delivered: boolean
+}
+
 export function approvalLink (id: string, baseUrl?: string): string {
   const path = `/admin/v1/approvals/${id}`
   return baseUrl === undefined ? path : `${baseUrl.replace(/\/+$/, '')}${path}`
@@ -102,15 +110,24 @@ export function slackMessage (item: WebhookItem): Record<string, unknown> {
 export class ApprovalWebhooks implements ApprovalNotifier {
   readonly #sinks = new Map<string, WebhookSink>()
   readonly #options: NotifyOptions
+  #listener: ((n: Notified) => void) | undefined
 
   constructor (webhooks: Record<string, ApprovalWebhookConfig>, options: NotifyOptions = {}) {
     this.#options = options
     for (const [name, config] of Object.entries(webhooks)) {
       const slack = config.format === 'slack'
+      const settled = (batch: WebhookItem[], delivered: boolean): void => {
+        for (const item of batch) this.#listener?.({ approvalId: String(item.id), connection: String(item.connection), webhook: name, delivered })
+      }
       // A Slack message carries one approval; the JSON body batches like the SIEM webhook.
       this.#sinks.set(name, new WebhookSink({ ...config, batchSize: slack ? 1 : 50 }, options.log,
-        slack ? { encode: (batch) => JSON.stringify(slackMessage(batch[0] as WebhookItem)) } : {}))
+        slack ? { encode: (batch) => JSON.stringify(slackMessage(batch[0] as WebhookItem)), settled } : { settled }))
     }
+  }
+
+  /** Told of every notification once delivered or given up on (the trail's "notified" step). */
+  onSettled (listener: (n: Notified) => void): void {
+    this.#listener = listener
   }
 
   /** Queues the notification for every webhook the rule names; never waits, never throws. */

@@ -9,9 +9,10 @@ import { PolicyStore } from '../policy/watch.js'
 import { ERR_STATEMENT_TOO_COMPLEX, ERR_STATEMENT_TOO_LARGE } from '../errors.js'
 import { createPooledAnalyzer, type AsyncSqlAnalyzer } from '../sql/pooled-analyzer.js'
 import type { Analysis, Dialect, SqlAnalyzer } from '../sql/types.js'
-import type { PolicyEngine } from '../policy/types.js'
+import type { DecisionInput, PolicyEngine } from '../policy/types.js'
+import type { Statement } from './types.js'
 import { createMaskStage } from '../masking/stage.js'
-import { ApprovalWebhooks } from '../approvals/notify.js'
+import { ApprovalWebhooks, type Notified } from '../approvals/notify.js'
 import { ApprovalService } from '../approvals/service.js'
 import { createParamRedactor } from '../recording/fingerprint.js'
 import type { Store, StoreLog } from '../store/store.js'
@@ -61,18 +62,24 @@ function tooDeep (analysis: Analysis): Analysis {
   return analysis
 }
 
+function policyInput (statement: Statement): Omit<DecisionInput, 'analysis' | 'estimate'> {
+  const { principal, connection } = statement
+  return {
+    principal: { subject: principal.subject, type: principal.type, groups: principal.groups, roles: principal.roles, clientId: principal.clientId },
+    connection: { name: connection.name, kind: connection.kind },
+    now: new Date()
+  }
+}
+
 export function decideStage (engine: PolicyEngine): DecideStage {
   return {
     name: 'decide',
     enforcing: true,
-    decide (statement, analysis) {
-      const { principal, connection } = statement
-      return engine.decide({
-        principal: { subject: principal.subject, type: principal.type, groups: principal.groups, roles: principal.roles, clientId: principal.clientId },
-        connection: { name: connection.name, kind: connection.kind },
-        analysis,
-        now: new Date()
-      })
+    decide (statement, analysis, estimate) {
+      return engine.decide({ ...policyInput(statement), analysis, ...(estimate !== undefined && { estimate }) })
+    },
+    needsEstimate (statement) {
+      return engine.needsEstimate?.(policyInput(statement)) ?? false
     },
     get version () { return engine.version }
   }
@@ -121,6 +128,8 @@ export interface ComposedApprovals {
   start: () => void
   /** Stops the sweep and gives queued notifications a moment to leave. */
   close: () => Promise<void>
+  /** Who is told of each notification delivered (or given up on): the recording layer. */
+  onNotified: (listener: (n: Notified) => void) => void
 }
 
 /**
@@ -136,7 +145,8 @@ export function composeApprovals (config: SluiceConfig, store: Store, log?: Stor
   let timer: NodeJS.Timeout | undefined
   const interval = settings.expireIntervalSeconds ?? 60
   return {
-    hold: settings.enabled === true ? approvalHoldStage(service, options) : refuseApprovals,
+    // The approval's preview: the warehouse's estimate, where the front end can ask for one.
+    hold: settings.enabled === true ? approvalHoldStage(service, { preview: async (statement) => await statement.estimate?.(), ...options }) : refuseApprovals,
     service,
     start () {
       if (settings.enabled !== true || interval === 0 || timer !== undefined) return
@@ -148,6 +158,9 @@ export function composeApprovals (config: SluiceConfig, store: Store, log?: Stor
     async close () {
       if (timer !== undefined) clearInterval(timer)
       await webhooks.close()
+    },
+    onNotified (listener) {
+      webhooks.onSettled(listener)
     }
   }
 }

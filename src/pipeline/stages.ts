@@ -1,6 +1,7 @@
 // The stage interfaces of the one pipeline (DESIGN.md §1). Each later capability (policy,
 // approvals, masking) plugs in an implementation; until then a pass-through stands in and
 // says so (`enforcing: false`), and the server announces every non-enforcing stage at start.
+import type { WarehouseEstimate } from './estimate.js'
 import type { Decision } from '../policy/types.js'
 import type { Analysis, Dialect } from '../sql/types.js'
 import type { Admission, MaskPlan, ResultPage, ResultSchema, Statement } from './types.js'
@@ -17,7 +18,13 @@ export interface AnalyzeStage extends Stage {
 }
 
 export interface DecideStage extends Stage {
-  decide (statement: Statement, analysis: Analysis): Decision
+  /** `estimate`: the warehouse's, when `needsEstimate` asked for it (null: none could be had). */
+  decide (statement: Statement, analysis: Analysis, estimate?: WarehouseEstimate | null): Decision
+  /**
+   * Whether a rule that could decide this statement matches on the warehouse's estimate; the
+   * pipeline asks the warehouse (statement.estimate) only then. Absent: never.
+   */
+  needsEstimate? (statement: Statement): boolean
   /** Identifies the policy set deciding now, recorded with each event. */
   readonly version?: string
 }

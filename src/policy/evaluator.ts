@@ -8,6 +8,8 @@ import { UNKNOWN_PART } from '../sql/names.js'
 import { REREAD_WHAT } from '../sql/rereads.js'
 import type { Dialect, ParseFailure, StatementAnalysis, StatementKind } from '../sql/types.js'
 import { ERR_APPROVAL_REQUIRED, ERR_POLICY_DENIED, ERR_SQL_SYNTAX } from '../errors.js'
+import { approvalSettings } from './approval.js'
+import { formatBytes } from './bytes.js'
 import { DEFAULT_DENY_RULE_ID, REREAD_RULE_ID, type CompiledRule, type CompiledTimeWindow, type PolicySet } from './model.js'
 import { UNPARSED_RULE_ID, type Decision, type DecisionInput, type Effect, type Limits, type PolicyEngine, type PolicySubject } from './types.js'
 
@@ -25,6 +27,8 @@ export interface StatementDecision {
   unknownTables?: boolean
   /** Set when Sluice itself refused the statement (the rule allowed it): why, in full. */
   builtin?: string
+  /** The rule matched on the warehouse's estimate: the bytes over its limit, or none to be had. */
+  estimated?: { bytes: number, over: number } | { none: true, over: number }
 }
 
 /** `match.functions`: the statement calls a listed function (an allow: calls only listed ones). */
@@ -46,6 +50,16 @@ function rereadsMatch (rule: CompiledRule, stmt: StatementAnalysis): boolean {
 }
 
 /**
+ * `match.estimatedBytesOver`: the request's estimate is over the limit. Without an estimate the
+ * rule still claims the statement, as `onNoEstimate` says (deny by default: fail closed).
+ */
+function estimateMatch (rule: CompiledRule, over: number, input: DecisionInput): { matched: false } | { matched: true, effect: Effect, estimated: NonNullable<StatementDecision['estimated']> } {
+  const bytes = input.estimate?.bytes
+  if (bytes === undefined) return { matched: true, effect: rule.onNoEstimate === 'hold' ? 'require_approval' : 'deny', estimated: { none: true, over } }
+  return bytes > over ? { matched: true, effect: rule.effect, estimated: { bytes, over } } : { matched: false }
+}
+
+/**
  * Sources that re-read results or other sessions' SQL are refused even where a rule allows the
  * statement, unless that rule names them: lineage cannot see through them to any masking rule.
  */
@@ -62,6 +76,7 @@ export interface CompiledPolicyEngine extends PolicyEngine {
   readonly policySet: PolicySet
   /** Per-statement decisions behind `decide`, for `explain` and audit detail. */
   decideStatements (input: DecisionInput): StatementDecision[]
+  needsEstimate (input: Omit<DecisionInput, 'analysis' | 'estimate'>): boolean
 }
 
 const SEVERITY: Record<Effect, number> = { allow: 0, require_approval: 1, deny: 2 }
@@ -216,6 +231,18 @@ function explainOne (d: StatementDecision, input: DecisionInput, total: number):
   const who = describeWho(input.principal, d.rule)
   const where = `on connection ${input.connection.name}`
   const extra = d.rule?.message !== undefined ? sentence(d.rule.message) : undefined
+  const e = d.estimated
+  if (e !== undefined && 'none' in e) {
+    const prefix = d.effect === 'deny' ? `denied by rule ${d.ruleId}` : `approval required by rule ${d.ruleId}`
+    const then = d.effect === 'deny' ? HINT.deny : HINT.require_approval
+    return { prefix, detail: `${what} for ${who} ${where}: the warehouse gave no estimate of the bytes it would read, and the rule guards statements over ${formatBytes(e.over)}. ${then}` }
+  }
+  if (e !== undefined) {
+    const size = ` would read ${formatBytes(e.bytes)} by the warehouse's estimate, over the rule's ${formatBytes(e.over)}`
+    const prefix = d.effect === 'deny' ? `denied by rule ${d.ruleId}` : `approval required by rule ${d.ruleId}`
+    const then = d.effect === 'deny' ? HINT.deny : HINT.require_approval
+    return { prefix, detail: `${what} for ${who} ${where}${size}. ${extra ?? then}` }
+  }
   if (d.builtin !== undefined) return { prefix: `denied by rule ${d.ruleId}`, detail: d.builtin }
   if (d.rule === undefined) {
     return { prefix: `denied by rule ${d.ruleId}`, detail: `no rule allows ${what} for ${who} ${where}. ${HINT.default}` }
@@ -271,6 +298,11 @@ export function createPolicyEngine (policySet: PolicySet): CompiledPolicyEngine 
         }
         const builtin = rule.effect === 'allow' ? unallowedReread(rule, statement) : undefined
         if (builtin !== undefined) return { index, statement, effect: 'deny' as const, rule: undefined, ruleId: REREAD_RULE_ID, builtin }
+        if (rule.estimatedBytesOver !== undefined) {
+          const e = estimateMatch(rule, rule.estimatedBytesOver, input)
+          if (!e.matched) continue
+          return { index, statement, effect: e.effect, rule, ruleId: rule.id, estimated: e.estimated, ...(m.table !== undefined && { table: m.table }) }
+        }
         return { index, statement, effect: rule.effect, rule, ruleId: rule.id, ...(m.table !== undefined && { table: m.table }) }
       }
       return { index, statement, effect: 'deny' as const, rule: undefined, ruleId: DEFAULT_DENY_RULE_ID }
@@ -292,14 +324,19 @@ export function createPolicyEngine (policySet: PolicySet): CompiledPolicyEngine 
         (others.length > 0 ? ` (also by rule${others.length > 1 ? 's' : ''} ${others.join(', ')})` : '')
     }
     const limits = decider.effect === 'deny' ? {} : mergeLimits(policySet.defaults.limits, each)
-    const approval = decider.effect === 'require_approval' ? decider.rule?.approval : undefined
+    // A deny rule holding what it cannot measure (onNoEstimate: hold) has no settings of its own.
+    const approval = decider.effect === 'require_approval' ? decider.rule?.approval ?? (decider.rule === undefined ? undefined : approvalSettings()) : undefined
     return {
       effect: decider.effect, ruleId: decider.ruleId, reason: `${prefix}: ${detail}`, detail, limits, statementIndex: decider.index,
       ...(approval !== undefined && { approval })
     }
   }
 
-  return { decide, decideStatements, policySet, version: policySet.version }
+  function needsEstimate (input: Omit<DecisionInput, 'analysis' | 'estimate'>): boolean {
+    return rules.some((r) => r.estimatedBytesOver !== undefined && principalMatches(r, input as DecisionInput))
+  }
+
+  return { decide, decideStatements, needsEstimate, policySet, version: policySet.version }
 }
 
 /**

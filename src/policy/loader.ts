@@ -9,6 +9,7 @@ import { Ajv, type ErrorObject } from 'ajv'
 import { LineCounter, parseDocument, type Document } from 'yaml'
 import { ERR_POLICY_INVALID } from '../errors.js'
 import policySchema from '../../policies/schema.json' with { type: 'json' }
+import { parseBytes } from './bytes.js'
 import { compileGlobs, compileGlobsLoose } from './glob.js'
 import {
   DEFAULT_DENY_RULE_ID, REREAD_RULE_ID, WEEKDAYS,
@@ -196,6 +197,16 @@ function parseOne (source: PolicySource, state: MergeState): void {
     }
     const m = spec.match ?? {}
     const time = m.time !== undefined ? compileTime(m.time, `${pointer}/match/time`, problems) : undefined
+    const overBytes = m.estimatedBytesOver === undefined ? undefined : parseBytes(m.estimatedBytesOver)
+    if (m.estimatedBytesOver !== undefined && overBytes === undefined) {
+      problems.add(`${pointer}/match/estimatedBytesOver`, `"${String(m.estimatedBytesOver)}" is not a size; write bytes (a whole number) or a size such as 10GiB or 500MB`)
+    }
+    if (m.estimatedBytesOver !== undefined && spec.effect === 'allow') {
+      problems.add(`${pointer}/match/estimatedBytesOver`, 'an allow rule cannot match on the estimate (a statement it does not measure would be let through); use it on a deny or require_approval rule before the allow')
+    }
+    if (spec.onNoEstimate !== undefined && m.estimatedBytesOver === undefined) {
+      problems.add(`${pointer}/onNoEstimate`, 'onNoEstimate says what a rule with match.estimatedBytesOver does without an estimate; this rule has none')
+    }
     fileRules.push({
       id: spec.id,
       effect: spec.effect,
@@ -215,7 +226,8 @@ function parseOne (source: PolicySource, state: MergeState): void {
       ...(m.tables !== undefined && { tables: spec.effect === 'allow' ? compileGlobs(m.tables) : compileGlobsLoose(m.tables) }),
       ...(m.rereads !== undefined && { rereads: new Set(m.rereads) }),
       ...(m.functions !== undefined && { functions: compileGlobs(m.functions.map((f) => f.toLowerCase())) }),
-      ...(time !== undefined && { time })
+      ...(time !== undefined && { time }),
+      ...(overBytes !== undefined && { estimatedBytesOver: overBytes, onNoEstimate: spec.onNoEstimate ?? 'deny' })
     })
   }
 

@@ -52,6 +52,8 @@ export interface MatchSpec {
    */
   functions?: string[]
   time?: TimeWindowSpec
+  /** The warehouse's estimate of bytes read is over this (`10GiB` or bytes); see bytes.ts. */
+  estimatedBytesOver?: number | string
 }
 
 export interface RuleSpec {
@@ -64,6 +66,8 @@ export interface RuleSpec {
   limits?: Limits
   /** Only on require_approval rules: who may approve and how; defaults in `approvalSettings`. */
   approval?: ApprovalSpec
+  /** With `match.estimatedBytesOver`, when the warehouse gives no estimate: refuse (default) or hold. */
+  onNoEstimate?: 'deny' | 'hold'
 }
 
 export interface ApprovalSpec {
@@ -153,6 +157,10 @@ export interface CompiledRule {
   rereads?: ReadonlySet<RereadKind>
   functions?: (name: string) => boolean
   time?: CompiledTimeWindow
+  /** Bytes; the rule matches a request the warehouse estimates above this. */
+  estimatedBytesOver?: number
+  /** What the rule does when no estimate can be had (always set with estimatedBytesOver). */
+  onNoEstimate?: 'deny' | 'hold'
 }
 
 export interface CompiledMaskingRule {

@@ -1,4 +1,5 @@
 // The decision contract between the policy engine and the pipeline.
+import type { WarehouseEstimate } from '../pipeline/estimate.js'
 import type { Analysis } from '../sql/types.js'
 
 export type Effect = 'allow' | 'deny' | 'require_approval'
@@ -23,6 +24,11 @@ export interface DecisionInput {
   connection: { name: string, kind: string }
   analysis: Analysis
   now: Date
+  /**
+   * The warehouse's estimate, asked only when `needsEstimate` said a rule could use it; null:
+   * asked, and none could be had. A rule on the estimate treats absent like null (fails closed).
+   */
+  estimate?: WarehouseEstimate | null
 }
 
 export type MaxRowsAction = 'truncate' | 'refuse'
@@ -82,6 +88,11 @@ export interface Decision {
 
 export interface PolicyEngine {
   decide (input: DecisionInput): Decision
+  /**
+   * Whether a rule that could decide this request matches on the warehouse's estimate (the
+   * pipeline asks the warehouse only then). Absent: the engine never uses one.
+   */
+  needsEstimate? (input: Omit<DecisionInput, 'analysis' | 'estimate'>): boolean
   /** Identifies the loaded policy set (content hash), recorded with each decision. */
   readonly version: string
 }

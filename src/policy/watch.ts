@@ -56,6 +56,7 @@ export class PolicyStore extends EventEmitter<PolicyStoreEvents> {
     const self = this
     this.engine = {
       decide: (input: DecisionInput): Decision => self.#current.decide(input),
+      needsEstimate: (input: Omit<DecisionInput, 'analysis' | 'estimate'>): boolean => self.#current.needsEstimate(input),
       get version () { return self.#current.version }
     }
   }

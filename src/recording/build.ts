@@ -109,6 +109,8 @@ export async function buildEvent (facts: RoundTripFacts, options: BuildOptions):
           dialect: trip.analysis.dialect,
           // Driver type lookups, psql's \d, information_schema: marked so a reader can set them aside.
           ...(isCatalogIntrospection(statements) && { introspection: true }),
+          // What a cost-aware rule decided on (null: the warehouse could give none).
+          ...(trip.estimate !== undefined && { estimate: trip.estimate === null ? null : { bytes: trip.estimate.bytes ?? null, source: trip.estimate.source } }),
           statements: statements.map((s) => ({
             kind: s.kind,
             tablesRead: s.tablesRead,
@@ -154,6 +156,8 @@ export async function buildEvent (facts: RoundTripFacts, options: BuildOptions):
 /** A decision's reason, plus the row limit that cut the result (the trail says rows were withheld). */
 /** A held statement that runs says what released it: the grant (each use is in the trail), or the approval. */
 function withRelease (reason: string | undefined, hold: RoundTrip['hold']): string | undefined {
+  // Waiting for a human: the trail says which approval it waits on.
+  if (hold?.state === 'pending') return reason === undefined ? `held, approval ${hold.approvalId}` : `${reason}; held, approval ${hold.approvalId}`
   if (hold?.state !== 'granted' || hold.approvalId === undefined) return reason
   const note = hold.grant !== undefined
     ? `released by grant ${hold.grant.id} (given by ${hold.approver ?? '?'}) as approval ${hold.approvalId}`

@@ -72,7 +72,7 @@ export function checkText (value: unknown, name: string): string | undefined {
   return value
 }
 
-const TEXT_FIELDS = ['principal', 'agent', 'connection', 'decision', 'rule', 'table', 'maskedColumn', 'outcome', 'frontEnd', 'requestId', 'fingerprint', 'q'] as const
+const TEXT_FIELDS = ['principal', 'agent', 'connection', 'decision', 'rule', 'table', 'maskedColumn', 'outcome', 'frontEnd', 'requestId', 'approvalId', 'fingerprint', 'q'] as const
 
 export function normaliseEventFilter (f: EventFilter): EventFilter {
   const out: EventFilter = {}

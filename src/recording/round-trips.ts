@@ -1,6 +1,7 @@
 // How one round trip becomes session events, protocol-free: the HTTP recording plugin and the
 // PostgreSQL listener describe the request (who, which front end, where from) and call these,
 // so every front end writes the same admitted / completed / unauthenticated events.
+import { randomUUID } from 'node:crypto'
 import { ERR_RESULT_UNRECORDED, ERR_STORE_UNAVAILABLE } from '../errors.js'
 import type { Principal } from '../identity/principal.js'
 import type { RoundTrip } from '../pipeline.js'
@@ -44,7 +45,7 @@ export function sessionRef (ctx: RoundTripContext): SessionRef {
  */
 export async function recordAdmitted (recording: Recording, ctx: RoundTripContext, trip: RoundTrip): Promise<void> {
   const admitted: RoundTrip = {}
-  for (const key of ['sql', 'analysis', 'decision', 'hold', 'params', 'policyVersion', 'statementId'] as const) {
+  for (const key of ['sql', 'analysis', 'decision', 'hold', 'params', 'policyVersion', 'statementId', 'estimate'] as const) {
     if (trip[key] !== undefined) (admitted as Record<string, unknown>)[key] = trip[key]
   }
   await recording.record({
@@ -61,6 +62,54 @@ export async function recordAdmitted (recording: Recording, ctx: RoundTripContex
     userAgent: ctx.userAgent ?? null,
     trip: admitted
   }, sessionRef(ctx))
+}
+
+/**
+ * Commits the event of a statement a rule just held (a new pending approval): who asked, the
+ * SQL, its analysis, the decision and the approval it waits on ("held, approval <id>"), before
+ * the client hears it waits. A front end that waits in its protocol may release the statement
+ * in the same request; this event keeps the moment it was held in the trail.
+ */
+export async function recordHeld (recording: Recording, ctx: RoundTripContext, trip: RoundTrip): Promise<void> {
+  const held: RoundTrip = {}
+  for (const key of ['sql', 'analysis', 'decision', 'hold', 'params', 'policyVersion', 'estimate'] as const) {
+    if (trip[key] !== undefined) (held as Record<string, unknown>)[key] = trip[key]
+  }
+  await recording.record({
+    requestId: ctx.requestId,
+    frontEnd: ctx.frontEnd,
+    principal: ctx.principal,
+    connection: ctx.connection,
+    route: ctx.route,
+    method: ctx.method,
+    outcome: 'held',
+    startedAtMicros: nowMicros(),
+    sourceIp: ctx.sourceIp,
+    userAgent: ctx.userAgent ?? null,
+    trip: held
+  }, sessionRef(ctx))
+}
+
+/**
+ * The trail's "notified" step of a held statement: a webhook the rule names was told of its
+ * approval (or gave up after its retries). Not a client's round trip: no principal, no session.
+ */
+export async function recordNotified (recording: Recording, n: { approvalId: string, connection: string, webhook: string, delivered: boolean }): Promise<void> {
+  await recording.record({
+    requestId: randomUUID(),
+    frontEnd: 'approvals',
+    connection: n.connection,
+    outcome: n.delivered ? 'ok' : 'error',
+    startedAtMicros: nowMicros(),
+    trip: {
+      approvalAction: {
+        approvalId: n.approvalId,
+        summary: n.delivered
+          ? `approval ${n.approvalId}: notified through webhook ${n.webhook}`
+          : `approval ${n.approvalId}: the notification through webhook ${n.webhook} was given up on after its retries`
+      }
+    }
+  })
 }
 
 /** The outcome an event records; `statusCode` is the HTTP status, absent for other protocols. */

@@ -25,6 +25,8 @@ export interface EventFilter {
   frontEnd?: string
   sessionId?: string
   requestId?: string
+  /** Every event of one held statement: held, decided, admitted, completed. */
+  approvalId?: string
   fingerprint?: string
   /** Full-text search of the SQL (web search syntax: words, "phrases", -exclusions, or). */
   q?: string
@@ -115,6 +117,7 @@ function eventWhere (filter: EventFilter): Where {
   if (f.frontEnd !== undefined) w.add((b) => `e.front_end = ${b(f.frontEnd)}`)
   if (f.sessionId !== undefined) w.add((b) => `e.session_id = ${b(f.sessionId)}::uuid`)
   if (f.requestId !== undefined) w.add((b) => `e.request_id = ${b(f.requestId)}`)
+  if (f.approvalId !== undefined) w.add((b) => `e.approval_id = ${b(f.approvalId)}`)
   if (f.fingerprint !== undefined) w.add((b) => `e.sql_fingerprint = ${b(f.fingerprint)}`)
   if (f.incomplete === true) w.add(() => `(${INCOMPLETE_CONDITION})`)
   if (f.q !== undefined) {

@@ -18,6 +18,8 @@ export interface WebhookItem {
 export interface WebhookSinkOptions {
   /** The request body of a batch; default `{ items: [...] }`. */
   encode?: (batch: WebhookItem[]) => string
+  /** Told of each batch once it is delivered or given up on (the approvals trail records it). */
+  settled?: (batch: WebhookItem[], delivered: boolean) => void
 }
 
 export const SIGNATURE_HEADER = 'x-sluice-signature'
@@ -41,11 +43,13 @@ export class WebhookSink {
   readonly stats: WebhookStats = { delivered: 0, dropped: 0, failedAttempts: 0, queued: 0 }
 
   readonly #encode: (batch: WebhookItem[]) => string
+  readonly #settled: WebhookSinkOptions['settled']
 
   constructor (config: WebhookConfig, log?: StoreLog, options: WebhookSinkOptions = {}) {
     this.#config = config
     this.#log = log
     this.#encode = options.encode ?? ((batch) => JSON.stringify({ items: batch }))
+    this.#settled = options.settled
   }
 
   push (items: WebhookItem[]): void {
@@ -73,6 +77,11 @@ export class WebhookSink {
       }
       this.#queue.splice(0, batch.length)
       this.stats.queued = this.#queue.length
+      try {
+        this.#settled?.(batch, ok)
+      } catch {
+        // A listener's failure is its own; delivery goes on.
+      }
     }
   }
 

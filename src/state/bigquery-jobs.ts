@@ -24,6 +24,16 @@ export interface JobKey {
   id: string
 }
 
+/**
+ * A job a rule holds for approval (migrations/0011_bigquery_held_jobs.sql): nothing ran upstream
+ * yet. What runs once it is approved is this job configuration, binds included.
+ */
+export interface HeldJob {
+  approvalId: string
+  /** The job to insert upstream under the binding's id (the statement's query parameters in it). */
+  configuration: Record<string, unknown>
+}
+
 export interface NewJobBinding extends JobKey {
   /** A digest of the principal (issuer and subject), never the subject in clear. */
   owner: string
@@ -31,6 +41,8 @@ export interface NewJobBinding extends JobKey {
   location?: string
   destination?: ResultTable
   admitted: AdmittedRecord
+  /** Set while the job waits for approval; binding the id again without it clears it. */
+  held?: HeldJob
 }
 
 export interface StoredJobBinding extends NewJobBinding {
@@ -84,24 +96,25 @@ interface Row {
   destinationDataset: string | null
   destinationTable: string | null
   admitted: string | AdmittedRecord
+  held: string | HeldJob | null
   createdAt: number | string
   expiresAt: number | string
 }
 
 const COLUMNS = `connection, kind, id, binding_id::text as "bindingId", owner, project, location,
   destination_project as "destinationProject", destination_dataset as "destinationDataset",
-  destination_table as "destinationTable", admitted,
+  destination_table as "destinationTable", admitted, held,
   (extract(epoch from created_at) * 1000)::float8 as "createdAt", (extract(epoch from expires_at) * 1000)::float8 as "expiresAt"`
 
 // A row that expired, or the caller's own, is as good as absent: the conflict branch takes it
 // over. Another principal's live row stays, atomically, whichever replica asks.
 const BIND = `insert into bigquery_jobs as j
-    (connection, kind, id, binding_id, owner, project, location, destination_project, destination_dataset, destination_table, admitted, created_at, expires_at)
-  values ($1, $2, $3, $4::uuid, $5, $6, $7, $8, $9, $10, $11::text::jsonb, now(), now() + make_interval(secs => $12::float8))
+    (connection, kind, id, binding_id, owner, project, location, destination_project, destination_dataset, destination_table, admitted, held, created_at, expires_at)
+  values ($1, $2, $3, $4::uuid, $5, $6, $7, $8, $9, $10, $11::text::jsonb, $13::text::jsonb, now(), now() + make_interval(secs => $12::float8))
   on conflict (connection, kind, id) do update set
     binding_id = excluded.binding_id, owner = excluded.owner, project = excluded.project, location = excluded.location,
     destination_project = excluded.destination_project, destination_dataset = excluded.destination_dataset,
-    destination_table = excluded.destination_table, admitted = excluded.admitted,
+    destination_table = excluded.destination_table, admitted = excluded.admitted, held = excluded.held,
     created_at = excluded.created_at, expires_at = excluded.expires_at
   where j.expires_at <= now() or j.owner = excluded.owner
   returning ${COLUMNS}`
@@ -145,6 +158,7 @@ function fromRow (row: Row): StoredJobBinding {
     expiresAt: Number(row.expiresAt)
   }
   if (row.location !== null) binding.location = row.location
+  if (row.held !== null) binding.held = typeof row.held === 'string' ? JSON.parse(row.held) as HeldJob : row.held
   if (row.destinationProject !== null && row.destinationDataset !== null && row.destinationTable !== null) {
     binding.destination = { projectId: row.destinationProject, datasetId: row.destinationDataset, tableId: row.destinationTable }
   }
@@ -164,7 +178,7 @@ export class StoreBigQueryJobs implements BigQueryJobStore {
     for (let attempt = 0; attempt < 3; attempt++) {
       const [mine] = await this.#store.query<Row>(BIND, [binding.connection, binding.kind, binding.id, randomUUID(), binding.owner,
         binding.project, binding.location ?? null, d?.projectId ?? null, d?.datasetId ?? null, d?.tableId ?? null,
-        encodeAdmitted(binding.admitted), ttlSeconds])
+        encodeAdmitted(binding.admitted), ttlSeconds, binding.held === undefined ? null : JSON.stringify(binding.held)])
       if (mine !== undefined) return { bound: true, binding: fromRow(mine) }
       const held = await this.find(binding)
       if (held !== undefined) return { bound: false, binding: held }

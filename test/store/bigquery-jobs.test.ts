@@ -54,6 +54,19 @@ describe.each(storeEngines())('bigquery job bindings on $name', slow, (engine) =
   })
   afterAll(async () => { await engine.cleanup() })
 
+  it('keeps a held job\'s approval and configuration (its binds) until the id is bound again without them', async () => {
+    const configuration = { query: { query: statement.sql, queryParameters: [{ name: 'id', parameterType: { type: 'INT64' }, parameterValue: { value: '42' } }] } }
+    const held = { approvalId: randomUUID(), configuration }
+    const { binding } = await jobs.bind(job({ held }), 60)
+    expect((await jobs.find(binding))?.held).toEqual(held)
+    // Released: bound again for the upstream job, the binds leave the store.
+    const { bound } = await jobs.bind({ ...job({ id: binding.id }) }, 60)
+    expect(bound).toBe(true)
+    expect((await jobs.find(binding))?.held).toBeUndefined()
+    const [row] = await store.query<{ held: unknown }>('select held from bigquery_jobs where id = $1', [binding.id])
+    expect(row?.held).toBeNull()
+  })
+
   it('keeps the admitted statement without its bind values, and the decision as made', async () => {
     const { bound, binding } = await jobs.bind(job({ destination: { projectId: 'proj', datasetId: '_anon', tableId: 'anon1' } }), 60)
     expect(bound).toBe(true)

@@ -5,6 +5,7 @@
 // or under a synthetic `SELECT … FROM table` admitted like any query (a named table).
 import { ERR_NOT_FOUND } from '../../errors.js'
 import type { Admission, Statement } from '../../pipeline/types.js'
+import { cancelHeld, heldJobResource, pollHeld } from './held.js'
 import { ownerOf } from './registry.js'
 import { releaseJob, releasing } from './released-errors.js'
 import { rowCap } from '../../pipeline/limits.js'
@@ -21,7 +22,16 @@ export function isAnonymousDataset (datasetId: string): boolean {
 
 export async function getJob (svc: BigQueryService, ctx: CallContext, projectId: string, jobId: string, query: Query): Promise<Job> {
   const upstream = svc.upstream(projectId, ctx)
-  const binding = await svc.ownedJob(ctx, upstream, projectId, jobId)
+  let binding = await svc.ownedJob(ctx, upstream, projectId, jobId)
+  if (binding.held !== undefined) {
+    // Held for approval: PENDING while nobody decided; approved, this poll starts it.
+    const poll = await pollHeld(svc, ctx, upstream, binding)
+    if (poll.state !== 'released') {
+      if (poll.state !== 'failed') ctx.trip.pending = true
+      return heldJobResource(binding, poll)
+    }
+    binding = poll.binding
+  }
   const scope = { pipeline: svc.pipeline, statement: binding.statement, admission: binding.admission }
   let job = releaseJob(scope, await releasing(scope, async () => await upstream.getJob(jobId, query.location ?? binding.location)))
   // Still running past the rule's timeout: cancelled, and reported as BigQuery reports a job
@@ -44,7 +54,13 @@ export async function getJob (svc: BigQueryService, ctx: CallContext, projectId:
 
 export async function cancelJob (svc: BigQueryService, ctx: CallContext, projectId: string, jobId: string, query: Query): Promise<unknown> {
   const upstream = svc.upstream(projectId, ctx)
-  const binding = await svc.ownedJob(ctx, upstream, projectId, jobId)
+  let binding = await svc.ownedJob(ctx, upstream, projectId, jobId)
+  if (binding.held !== undefined) {
+    // A held job's cancel withdraws its approval; one released meanwhile is cancelled upstream.
+    const withdrawn = await cancelHeld(svc, ctx, upstream, binding)
+    if (withdrawn !== undefined) return withdrawn
+    binding = await svc.ownedJob(ctx, upstream, projectId, jobId)
+  }
   const scope = { pipeline: svc.pipeline, statement: binding.statement, admission: binding.admission }
   const answer = await releasing(scope, async () => await upstream.cancelJob(jobId, query.location ?? binding.location))
   return answer.job === undefined ? answer : { ...answer, job: releaseJob(scope, answer.job) }

@@ -13,7 +13,7 @@ import type { Principal } from '../../identity/principal.js'
 import type { Pipeline } from '../../pipeline.js'
 import { admittedRecord } from '../../pipeline/admitted.js'
 import type { Admission, Statement } from '../../pipeline/types.js'
-import type { BigQueryJobStore, JobKind, PageCursor, StoredJobBinding } from '../../state/bigquery-jobs.js'
+import type { BigQueryJobStore, HeldJob, JobKind, PageCursor, StoredJobBinding } from '../../state/bigquery-jobs.js'
 import type { TableReference } from './wire.js'
 
 export interface JobBinding {
@@ -32,6 +32,8 @@ export interface JobBinding {
   destination?: TableReference
   /** Epoch milliseconds (the store's clock): the rule's statement timeout counts from here. */
   createdAt: number
+  /** Waiting for approval: nothing ran upstream under this id yet (held.ts). */
+  held?: HeldJob
 }
 
 export interface NewBinding {
@@ -44,6 +46,7 @@ export interface NewBinding {
   destination?: TableReference
   statement: Statement
   admission: Admission
+  held?: HeldJob
 }
 
 /** sha256 of issuer + subject: the same person through two IdPs is two principals. */
@@ -95,7 +98,8 @@ export class JobRegistry {
       project: binding.projectId,
       location: binding.location,
       destination: binding.destination,
-      admitted: admittedRecord(binding.statement, binding.admission)
+      admitted: admittedRecord(binding.statement, binding.admission),
+      ...(binding.held !== undefined && { held: binding.held })
     }, this.#ttlSeconds)
     if (!bound) return undefined
     this.#remember(stored.bindingId, Promise.resolve(binding.admission))
@@ -165,6 +169,7 @@ export class JobRegistry {
     }
     if (stored.location !== undefined) binding.location = stored.location
     if (stored.destination !== undefined) binding.destination = stored.destination
+    if (stored.held !== undefined) binding.held = stored.held
     return binding
   }
 

@@ -17,7 +17,11 @@ import type { TimestampForm } from './codec.js'
 import { releaseJob, releaseQueryResults, releaseThrown, releasing } from './released-errors.js'
 import { renderError, type RenderedError } from './google-errors.js'
 import { BigQueryUpstream } from './upstream.js'
-import type { DatasetReference, Job, QueryResults } from './wire.js'
+import type { DatasetReference, Job, QueryParameter, QueryResults } from './wire.js'
+import type { ApprovalService } from '../../approvals/service.js'
+import type { Estimator, WarehouseEstimate } from '../../pipeline/estimate.js'
+import { pendingApproval } from '../../pipeline/held.js'
+import { heldJobResource, heldWaitMs, holdJob, limitedConfiguration, pendingResults, pollHeld, queryConfiguration, tighter, waitForHeld } from './held.js'
 import { inSpan } from '../../tracing/spans.js'
 import { timed } from '../../pipeline/timings.js'
 
@@ -38,16 +42,23 @@ export interface BigQueryServiceDeps {
   /** Job bindings and page cursors (the store's, so any replica serves any request). */
   jobs: BigQueryJobStore
   log?: { warn: (obj: object, msg?: string) => void }
+  /** Held statements wait on their approvals here (getQueryResults timeoutMs). */
+  approvals?: ApprovalService
 }
+
+/** A statement a rule holds: admitted later, once an approver releases it (held.ts). */
+interface Held { held: string }
 
 export class BigQueryService {
   readonly pipeline: Pipeline
   readonly registry: JobRegistry
+  readonly approvals: ApprovalService | undefined
   readonly #connections: BigQuerySettings[]
   readonly #upstreams: Map<string, BigQueryUpstream>
 
   constructor (deps: BigQueryServiceDeps) {
     this.pipeline = deps.pipeline
+    this.approvals = deps.approvals
     this.#connections = deps.connections
     this.#upstreams = deps.upstreams ?? new Map(deps.connections.map((c) => [c.name, new BigQueryUpstream(c)]))
     // One registry serves every connection: it keeps bindings as long as the longest setting.
@@ -82,8 +93,9 @@ export class BigQueryService {
     return upstream
   }
 
-  statement (ctx: CallContext, upstream: BigQueryUpstream, sql: string, params: Statement['params'], defaultDataset?: DatasetReference): Statement {
+  statement (ctx: CallContext, upstream: BigQueryUpstream, sql: string, params: Statement['params'], defaultDataset?: DatasetReference, queryParameters?: QueryParameter[], location?: string): Statement {
     return {
+      estimate: dryRunEstimate(upstream, sql, { defaultDataset, queryParameters, location: location ?? upstream.settings.location }),
       requestId: ctx.requestId,
       frontEnd: 'bigquery',
       principal: ctx.principal,
@@ -112,8 +124,23 @@ export class BigQueryService {
   async query (ctx: CallContext, projectId: string, body: unknown): Promise<QueryResults> {
     const upstream = this.upstream(projectId, ctx)
     const { request, transfer } = checkQueryRequest(body)
-    const statement = this.statement(ctx, upstream, request.query as string, statementParams(request.queryParameters), request.defaultDataset)
-    const admission = await this.#admit(ctx, statement, transfer)
+    const statement = this.statement(ctx, upstream, request.query as string, statementParams(request.queryParameters), request.defaultDataset, request.queryParameters, request.location)
+    const admitted = await this.#admit(ctx, statement, transfer, request.dryRun === true)
+    if ('held' in admitted) {
+      // Held: a Sluice job id now, and the client polls it as a query still running.
+      const id = `sluice_${randomUUID().replace(/-/g, '')}`
+      const location = request.location ?? upstream.settings.location
+      await holdJob(this, ctx, upstream, { id, ...(location !== undefined && { location }), statement, configuration: queryConfiguration(request), approvalId: admitted.held })
+      const answer = await this.getQueryResults(ctx, projectId, id, {
+        timeoutMs: String(request.timeoutMs ?? 10_000),
+        ...(request.maxResults !== undefined && { maxResults: String(request.maxResults) }),
+        ...(location !== undefined && { location }),
+        'formatOptions.useInt64Timestamp': request.formatOptions?.useInt64Timestamp === true ? 'true' : undefined,
+        'formatOptions.timestampOutputFormat': request.formatOptions?.timestampOutputFormat as string | undefined
+      })
+      return { ...answer, kind: 'bigquery#queryResponse' }
+    }
+    const admission = admitted
     const limits = admission.decision.limits
     const timestamps = timestampForm(request.formatOptions?.useInt64Timestamp, request.formatOptions?.timestampOutputFormat)
     const scope = { pipeline: this.pipeline, statement, admission }
@@ -150,17 +177,25 @@ export class BigQueryService {
    * enforcing policy: with no policy in force, or any other verdict, it is refused, and the
    * refusal says what the transfer is, what the policy (or masking) said and what to do instead.
    */
-  async #admit (ctx: CallContext, statement: Statement, transfer: Transfer | undefined): Promise<Admission> {
-    if (transfer === undefined) return await this.pipeline.admit(statement, ctx.trip)
-    if (!transfer.allowable) {
-      ctx.trip.sql = statement.sql
-      refuse(transferRefusal(transfer))
+  async #admit (ctx: CallContext, statement: Statement, transfer: Transfer | undefined, dryRun = false): Promise<Admission | Held> {
+    if (transfer !== undefined) {
+      if (!transfer.allowable) {
+        ctx.trip.sql = statement.sql
+        refuse(transferRefusal(transfer))
+      }
+      if (this.pipeline.notEnforcing().includes('decide')) refuse(transferRefusal(transfer, 'no policy is enforcing, so no rule can allow it'))
     }
-    if (this.pipeline.notEnforcing().includes('decide')) refuse(transferRefusal(transfer, 'no policy is enforcing, so no rule can allow it'))
     try {
       return await this.pipeline.admit(statement, ctx.trip)
     } catch (err) {
-      if (err instanceof PolicyError) refuse(transferRefusal(transfer, err.message))
+      // Held for a human: the client waits for the decision in BigQuery's own protocol.
+      // A dry run is never held: holding it would run the statement for real once approved.
+      const approvalId = dryRun ? undefined : pendingApproval(err, ctx.trip)
+      if (approvalId !== undefined) {
+        await ctx.trip.onHeld?.(ctx.trip)
+        return { held: approvalId }
+      }
+      if (transfer !== undefined && err instanceof PolicyError) refuse(transferRefusal(transfer, err.message))
       throw err
     }
   }
@@ -174,27 +209,29 @@ export class BigQueryService {
     let job: Job
     if (checked.type === 'query') {
       const q = checked.job.configuration.query
-      statement = this.statement(ctx, upstream, q.query as string, statementParams(q.queryParameters), q.defaultDataset)
+      statement = this.statement(ctx, upstream, q.query as string, statementParams(q.queryParameters), q.defaultDataset, q.queryParameters, checked.job.jobReference?.location)
       job = checked.job
     } else {
       statement = this.statement(ctx, upstream, checked.transfer.sql, undefined)
       job = checked.job
     }
-    const admission = await this.#admit(ctx, statement, checked.transfer)
-    const limits = admission.decision.limits
+    const admitted = await this.#admit(ctx, statement, checked.transfer, job.configuration?.dryRun === true)
     const jobId = job.jobReference?.jobId ?? `sluice_${randomUUID().replace(/-/g, '')}`
     const location = job.jobReference?.location ?? upstream.settings.location
+    if ('held' in admitted) {
+      const held = await holdJob(this, ctx, upstream, { id: jobId, ...(location !== undefined && { location }), statement, configuration: job.configuration ?? {}, approvalId: admitted.held })
+      if (held === undefined) throw new ERR_BIGQUERY_DUPLICATE_JOB(`${projectId}:${jobId}`)
+      return heldJobResource(held, { state: 'pending' })
+    }
+    const admission = admitted
+    const limits = admission.decision.limits
     const bind = { owner, connection: upstream.settings.name, projectId: upstream.project, kind: 'job' as const, statement, admission }
     // BigQuery refuses a reused job id with 409; not every upstream does (bqemulator reruns it),
     // and another principal's id must never be rerun into its results. The id is bound before
     // the upstream sees it, atomically in the store, so two replicas cannot both let it run.
     let binding = await this.registry.bind({ ...bind, id: jobId, location })
     if (binding === undefined) throw new ERR_BIGQUERY_DUPLICATE_JOB(`${projectId}:${jobId}`)
-    const configuration = { ...job.configuration, jobTimeoutMs: tighter(job.configuration?.jobTimeoutMs, secondsToMs(limits.statementTimeoutSeconds)) }
-    if (checked.type === 'query') {
-      const q = checked.job.configuration.query
-      configuration.query = { ...q, maximumBytesBilled: tighter(q.maximumBytesBilled, limits.maximumBytesBilled) }
-    }
+    const configuration = limitedConfiguration(job.configuration ?? {}, limits)
     // BigQuery (and bqemulator) may answer a query that failed at once with a DONE job whose
     // errorResult quotes the value that broke it.
     const scope = { pipeline: this.pipeline, statement, admission }
@@ -237,9 +274,26 @@ export class BigQueryService {
   }
 
   /** jobs.getQueryResults */
-  async getQueryResults (ctx: CallContext, projectId: string, jobId: string, query: Record<string, string | undefined>): Promise<QueryResults> {
+  async getQueryResults (ctx: CallContext, projectId: string, jobId: string, asked: Record<string, string | undefined>): Promise<QueryResults> {
     const upstream = this.upstream(projectId, ctx)
-    const binding = await this.ownedJob(ctx, upstream, projectId, jobId)
+    let binding = await this.ownedJob(ctx, upstream, projectId, jobId)
+    let query = asked
+    if (binding.held !== undefined) {
+      // Waits for a decision up to the client's timeoutMs, as BigQuery waits for a running query.
+      const until = Date.now() + heldWaitMs(query.timeoutMs)
+      await waitForHeld(this, ctx, binding, until)
+      const poll = await pollHeld(this, ctx, upstream, binding)
+      if (poll.state === 'failed') throw poll.error
+      if (poll.state !== 'released') {
+        ctx.trip.pending = true
+        return pendingResults(binding, 'bigquery#getQueryResultsResponse')
+      }
+      binding = poll.binding
+      // Pending until this answer says otherwise: a complete page completes the statement.
+      delete ctx.trip.pending
+      // The job just started: what is left of the client's wait is the upstream's.
+      query = { ...query, timeoutMs: String(Math.max(0, until - Date.now())) }
+    }
     const scope = this.pageScope(ctx, upstream, jobId)
     const start = await pageStartOf(this.registry, scope, query, rowLimit(binding.admission))
     const errors = { pipeline: this.pipeline, statement: binding.statement, admission: binding.admission }
@@ -257,6 +311,13 @@ export class BigQueryService {
     await this.#keepTimeout(upstream, binding, result)
     const timestamps = timestampForm(query['formatOptions.useInt64Timestamp'], query['formatOptions.timestampOutputFormat'])
     return await this.#withRows(ctx, result, binding, start, timestamps, scope)
+  }
+
+  /** Store writes after the upstream ran the statement (see afterRun below). */
+  async afterRun<T> (ctx: CallContext, write: () => Promise<T>): Promise<T> {
+    let out: T | undefined
+    await afterRun(ctx, async () => { out = await write() })
+    return out as T
   }
 
   /** Page tokens are placed per caller and per result: a job (its result table included) or a table. */
@@ -303,12 +364,6 @@ async function afterRun (ctx: CallContext, write: () => Promise<void>): Promise<
   }
 }
 
-/** The stricter of what the client asked and what policy allows (int64 strings on the wire). */
-function tighter (client: string | undefined, limit: number | undefined): string | undefined {
-  if (limit === undefined) return client
-  if (client === undefined || !/^\d+$/.test(client)) return String(limit)
-  return BigInt(client) < BigInt(limit) ? client : String(limit)
-}
 
 /** BigQuery's own answer for a job past its timeout: 400 `timeout`, which clients do not retry. */
 function jobTimedOut (seconds: number, connection: string): Error {
@@ -320,4 +375,28 @@ function jobTimedOut (seconds: number, connection: string): Error {
 
 function secondsToMs (seconds: number | undefined): number | undefined {
   return seconds === undefined ? undefined : seconds * 1000
+}
+
+/**
+ * The statement's estimate by a dry run upstream (totalBytesProcessed, referenced tables), asked
+ * at most once per statement (a cost-aware rule and the approval's preview share it); a dry run
+ * that fails gives no estimate, which the rules asking for one treat as they say (fail closed).
+ */
+function dryRunEstimate (upstream: BigQueryUpstream, sql: string, options: { defaultDataset?: DatasetReference, queryParameters?: QueryParameter[], location?: string }): Estimator {
+  let asked: Promise<WarehouseEstimate | undefined> | undefined
+  return async () => {
+    asked ??= upstream.dryRun(sql, options).then((dry) => {
+      const bytes = dry.totalBytesProcessed === undefined ? undefined : Number(dry.totalBytesProcessed)
+      return {
+        ...(bytes !== undefined && Number.isFinite(bytes) && { bytes }),
+        source: 'bigquery-dry-run' as const,
+        detail: {
+          totalBytesProcessed: dry.totalBytesProcessed ?? null,
+          statementType: dry.statementType ?? null,
+          referencedTables: dry.referencedTables.map((t) => `${t.projectId}.${t.datasetId}.${t.tableId}`)
+        }
+      }
+    }, () => undefined)
+    return await asked
+  }
 }

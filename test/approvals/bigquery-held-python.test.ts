@@ -1,0 +1,90 @@
+// google-cloud-bigquery (Python, the test venv) waiting for a held statement, unchanged: its
+// client.query().result() (jobs.insert, then jobs.get and getQueryResults with timeoutMs) and
+// query_and_wait() (jobs.query) return the masked rows once an approver approves through the
+// admin API; a denial raises with the approver and the reason; job.cancel() withdraws the
+// approval. python_held.py runs the client; the outcomes are asserted here.
+import { execFile } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { SEED_DATASET, SEED_PROJECT, startBqEmulator, type BqEmulator } from '../support/bqemulator.js'
+import { startTestIdp, type TestIdp } from '../support/oidc-provider.js'
+import { startHeldGateway, type HeldGateway } from './held-gateway.js'
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+const PYTHON = `${ROOT}.venv/bin/python`
+const SCRIPT = fileURLToPath(new URL('./python_held.py', import.meta.url))
+const T = `${SEED_PROJECT}.${SEED_DATASET}`
+const POLICY = `
+version: 1
+rules:
+  - id: hold-customer-reads
+    effect: require_approval
+    match: { roles: [agent], kinds: [select], tables: ['${T}.customers'] }
+  - id: agents-read
+    effect: allow
+    match: { roles: [agent], kinds: [select] }
+masking:
+  - id: mask-email
+    columns: ['${T}.customers.email']
+    function: redact
+`
+
+describe('google-cloud-bigquery waits for a held statement', { timeout: 300_000 }, () => {
+  let emulator: BqEmulator
+  let idp: TestIdp
+  let gateway: HeldGateway
+  let dir: string
+  let results: Record<string, any>
+
+  beforeAll(async () => {
+    if (!existsSync(PYTHON)) throw new Error('the Python venv is missing: run test/support/setup-python.sh')
+    dir = await mkdtemp(join(tmpdir(), 'sluice-held-python-'))
+    await writeFile(join(dir, 'policy.yaml'), POLICY)
+    emulator = await startBqEmulator()
+    idp = await startTestIdp()
+    gateway = await startHeldGateway({ idp, policiesDirectory: dir, connections: { 'bq-test': { kind: 'bigquery', url: emulator.url, project: SEED_PROJECT, default: true } } })
+    const env = {
+      SLUICE_URL: gateway.url,
+      BQ_PROJECT: SEED_PROJECT,
+      BQ_DATASET: SEED_DATASET,
+      AGENT_TOKEN: await idp.userToken({ subject: 'alice', groups: ['ai-agents'] }),
+      APPROVER_TOKEN: await idp.userToken({ subject: 'carol', groups: ['approvers'] })
+    }
+    results = await new Promise((resolve, reject) => {
+      execFile(PYTHON, [SCRIPT], { env: { ...process.env, ...env }, timeout: 240_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+        if (err !== null) reject(new Error(`python_held.py failed: ${err.message}\n${stderr}`))
+        else resolve(JSON.parse(stdout) as Record<string, any>)
+      })
+    })
+  })
+  afterAll(async () => {
+    await gateway?.close()
+    await idp?.close()
+    await emulator?.close()
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true })
+  })
+
+  it('client.query().result(): approved, the masked rows, run once', () => {
+    expect(results.insert_approved).toMatchObject({ ok: [{ id: 1, email: '****' }], status: 'executed' })
+  })
+
+  it('query_and_wait(): approved, the masked rows, run once', () => {
+    expect(results.query_and_wait_approved).toMatchObject({ ok: [{ id: 2, email: '****' }], status: 'executed' })
+  })
+
+  it('denied: raised with the approver and the reason', () => {
+    const r = results.denied
+    expect(r.ok).toBeUndefined()
+    expect(r.message).toContain(`approval ${r.approval as string} denied by carol: wrong customer`)
+  })
+
+  it('job.cancel(): the approval is withdrawn and result() raises', () => {
+    const r = results.cancelled
+    expect(r).toMatchObject({ state: 'PENDING', status: 'withdrawn' })
+    expect(r.message).toContain(`approval ${r.approval as string} was withdrawn by the requester`)
+  })
+})
