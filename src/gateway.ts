@@ -58,7 +58,7 @@ export async function startGateway (config: SluiceConfig): Promise<Gateway> {
     })
     const pipeline = new Pipeline({ ...stages.stages, hold: approvals.hold, record: recordStage(recording, config.recording.admissionCheck) },
       { captureBudget: captureBudgets(config.recording.resultCaptureBytes, config.connections) })
-    app = await buildServer({ config, store, verifier, pipeline, logger, recording, approvals: approvals.service })
+    app = await buildServer({ config, store, verifier, pipeline, logger, recording, approvals: approvals.service, policies: () => stages.policies.policySet })
     app.addHook('onClose', async function closeStages () { await approvals.close(); await stages.close() })
     approvals.start()
     warnUnknownWebhooks(app, config, stages)

@@ -1,0 +1,135 @@
+// The MCP front end: Streamable HTTP at /mcp (the official SDK's transport, stateless per request,
+// with session ids Sluice keeps in the store so any replica answers), OAuth resource-server
+// behaviour per the MCP authorization spec (401 + `WWW-Authenticate: Bearer resource_metadata=…`,
+// the RFC 9728 protected resource metadata naming the configured issuer), and every connection
+// exposed as tools through the warehouse ports (src/warehouses/port.ts). Thin wiring: the tools
+// live in src/frontends/mcp.
+import fp from 'fastify-plugin'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js'
+import type { McpConfig } from '../src/config/types.js'
+import { ERR_AUTH_MISSING, ERR_MCP_SESSION_UNKNOWN } from '../src/errors.js'
+import { FRONT_END, type McpDeps } from '../src/frontends/mcp/context.js'
+import { protectedResourceMetadata, publicOrigin, resourceUrl, metadataUrl } from '../src/frontends/mcp/metadata.js'
+import { createMcpServer, type RequestFacts } from '../src/frontends/mcp/server.js'
+import { storeMcpSessions, type McpSessionStore } from '../src/frontends/mcp/sessions.js'
+import type { PolicySet } from '../src/policy/model.js'
+import { warehousePorts } from '../src/warehouses/ports.js'
+
+export interface McpPluginOptions {
+  /** The policy set deciding now (the gateway's watcher), for which connections a principal may use. */
+  policies?: () => PolicySet
+}
+
+const DEFAULTS: McpConfig = { enabled: true, approvalWaitSeconds: 120, maxRows: 500 }
+/** Idle MCP sessions are forgotten after this long (each request renews it). */
+const SESSION_TTL_SECONDS = 24 * 3600
+
+function jsonRpcError (reply: FastifyReply, status: number, code: number, message: string): FastifyReply {
+  return reply.code(status).type('application/json').send({ jsonrpc: '2.0', error: { code, message }, id: null })
+}
+
+interface InitializeFacts { clientInfo?: { name?: unknown, version?: unknown }, capabilities?: unknown, protocolVersion?: unknown }
+
+/** The initialize request of a POST body (a single message or a batch), if there is one. */
+function initializeOf (body: unknown): InitializeFacts | undefined {
+  const messages = Array.isArray(body) ? body : [body]
+  const init = messages.find((m) => m !== null && typeof m === 'object' && (m as { method?: unknown }).method === 'initialize') as { params?: InitializeFacts } | undefined
+  return init === undefined ? undefined : init.params ?? {}
+}
+
+function text (v: unknown): string | undefined {
+  return typeof v === 'string' && v !== '' ? v.slice(0, 200) : undefined
+}
+
+async function mcpPlugin (fastify: FastifyInstance, opts: McpPluginOptions): Promise<void> {
+  const config: McpConfig = { ...DEFAULTS, ...fastify.config.mcp }
+  if (!config.enabled) return
+  const ports = warehousePorts(fastify.config, { ...(fastify.hasDecorator('snowflake') && { snowflake: fastify.snowflake }) })
+  fastify.addHook('onClose', async function closePorts () { await Promise.all([...ports.values()].map(async (p) => { await p.close() })) })
+  const sessions: McpSessionStore = storeMcpSessions(fastify.store, SESSION_TTL_SECONDS)
+  const deps: McpDeps = {
+    pipeline: fastify.pipeline,
+    recording: fastify.recording,
+    ...(fastify.hasDecorator('approvals') && { approvals: fastify.approvals }),
+    ports,
+    ...(opts.policies !== undefined && { policies: opts.policies }),
+    config,
+    descriptions: new Map(Object.entries(fastify.config.connections).map(([name, c]) => [name, { ...(c.description !== undefined && { description: c.description }), default: c.default }])),
+    log: fastify.log
+  }
+  const issuer = fastify.config.identity?.issuer
+
+  // RFC 9728 §3: at the root, and with the resource's path appended (/mcp), which is where an MCP
+  // client looks first for the resource https://host/mcp.
+  const document = async function protectedResource (request: FastifyRequest) {
+    return protectedResourceMetadata(resourceUrl(config, request), issuer, config.scopes)
+  }
+  fastify.get('/.well-known/oauth-protected-resource', document)
+  fastify.get('/.well-known/oauth-protected-resource/mcp', document)
+
+  const routeConfig = {
+    authenticate: true,
+    frontEnd: FRONT_END,
+    authChallengeParams: (request: FastifyRequest) => `resource_metadata="${metadataUrl(config, request)}"`
+  }
+
+  fastify.post('/mcp', { config: routeConfig }, async function mcpPost (request, reply) {
+    const principal = request.principal
+    if (principal === null) throw new ERR_AUTH_MISSING()
+    const facts: RequestFacts = { principal, sourceIp: request.ip }
+    const init = initializeOf(request.body)
+    const sessionId = request.headers['mcp-session-id']
+    if (init !== undefined) {
+      const clientName = text(init.clientInfo?.name)
+      const clientVersion = text(init.clientInfo?.version)
+      const protocolVersion = text(init.protocolVersion)
+      const session = await sessions.open(principal, {
+        ...(clientName !== undefined && { clientName }),
+        ...(clientVersion !== undefined && { clientVersion }),
+        ...(protocolVersion !== undefined && { protocolVersion }),
+        capabilities: init.capabilities !== null && typeof init.capabilities === 'object' ? init.capabilities as Record<string, unknown> : {}
+      })
+      facts.session = session
+      facts.client = { ...(clientName !== undefined && { name: clientName }), ...(clientVersion !== undefined && { version: clientVersion }) }
+      reply.raw.setHeader('mcp-session-id', session.id)
+    } else if (typeof sessionId === 'string') {
+      const session = await sessions.find(principal, sessionId)
+      // The spec's answer to a session the server no longer has: 404, and the client starts over.
+      if (session === undefined) return jsonRpcError(reply, 404, -32001, new ERR_MCP_SESSION_UNKNOWN(sessionId.slice(0, 64)).message)
+      facts.session = session
+      reply.raw.setHeader('mcp-session-id', session.id)
+    }
+    const server = createMcpServer(deps, facts)
+    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined })
+    reply.raw.on('close', () => { void transport.close().catch(() => undefined); void server.close().catch(() => undefined) })
+    await server.connect(transport)
+    reply.hijack()
+    await transport.handleRequest(request.raw, reply.raw, request.body)
+    return reply
+  })
+
+  // No standalone server-to-client stream: every notification Sluice sends (progress) belongs to
+  // a tool call and travels on that call's own response stream. The spec's answer is 405.
+  fastify.get('/mcp', { config: routeConfig }, async function mcpGet (_request, reply) {
+    reply.header('allow', 'POST, DELETE')
+    return jsonRpcError(reply, 405, -32000, 'Method not allowed: Sluice sends no server-initiated stream; notifications arrive on each call\'s response')
+  })
+
+  fastify.delete('/mcp', { config: routeConfig }, async function mcpDelete (request, reply) {
+    const principal = request.principal
+    if (principal === null) throw new ERR_AUTH_MISSING()
+    const sessionId = request.headers['mcp-session-id']
+    if (typeof sessionId !== 'string') return jsonRpcError(reply, 400, -32000, 'Bad Request: the Mcp-Session-Id header names the session to end')
+    if (!await sessions.remove(principal, sessionId)) return jsonRpcError(reply, 404, -32001, new ERR_MCP_SESSION_UNKNOWN(sessionId.slice(0, 64)).message)
+    return reply.code(200).send({ ended: sessionId })
+  })
+
+  fastify.log.info({ path: '/mcp', origin: publicOrigin(config) ?? 'from each request', tools: 7, connections: [...ports.keys()] }, 'mcp endpoint ready')
+}
+
+export default fp(mcpPlugin, {
+  name: 'sluice-mcp',
+  fastify: '5.x',
+  dependencies: ['sluice-store', 'sluice-auth', 'sluice-recording', 'sluice-approvals']
+})
