@@ -26,8 +26,8 @@ export interface Answer {
 
 const TOOL = 'query'
 
-export function refused (err: unknown, connection: string | undefined, message?: string): Answer {
-  const failure = failureOf(err, message)
+export function refused (err: unknown, connection: string | undefined, message?: string, rule?: string): Answer {
+  const failure = failureOf(err, message, rule)
   const denied = failure.code === 'SLUICE_POLICY_DENIED' || failure.code === 'SLUICE_APPROVAL_REQUIRED' || failure.code === 'SLUICE_ROWS_LIMIT'
   return {
     result: errorResult(failure),
@@ -75,7 +75,7 @@ async function admitOrWait (deps: McpDeps, call: ToolCall, statement: Statement)
           await call.progress?.(Math.floor(waitedMs / 1000), wait, `held for approval ${approvalId} (rule ${trip.decision?.ruleId ?? '?'}): waiting for an approver`).catch(() => undefined)
         }
       })
-    if (status === 'pending') return { answer: refused(new ERR_MCP_HELD(approvalId, reason), name) }
+    if (status === 'pending') return { answer: refused(new ERR_MCP_HELD(approvalId, reason), name, undefined, trip.decision?.ruleId) }
     const again = performance.now()
     const next = statementTrip(deps, call, TOOL, name)
     try {

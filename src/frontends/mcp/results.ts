@@ -43,10 +43,10 @@ const NEXT: Record<string, string> = {
 }
 
 /** A thrown error as the tool result the agent sees; `message` is already safe to show. */
-export function failureOf (err: unknown, message?: string): ToolFailure {
+export function failureOf (err: unknown, message?: string, ruleId?: string): ToolFailure {
   const code = isSluiceError(err) ? (err as { code: string }).code : 'SLUICE_INTERNAL'
   const text = message ?? (isSluiceError(err) ? (err as Error).message : 'internal error')
-  const rule = err instanceof PolicyError ? ruleOf(text) : undefined
+  const rule = ruleId ?? (err instanceof PolicyError ? ruleOf(text) : undefined)
   const next = NEXT[code]
   return { code, message: text, ...(rule !== undefined && { rule }), ...(next !== undefined && { next }) }
 }

@@ -1,7 +1,8 @@
 // MCP sessions in the store (migration 0012): the `Mcp-Session-Id` Sluice issues at initialize,
 // bound to its principal, so any replica serves the session's next request and a principal
-// presenting another's session id is refused as if it did not exist. A small bounded cache in
-// front saves the store read of a session this replica has just seen (DESIGN.md §5.11).
+// presenting another's session id is refused as if it did not exist. Every request reads (and
+// renews) its session in the store, without a local cache: a session ended through one replica
+// must be gone on all of them at once.
 import { createHash, randomUUID } from 'node:crypto'
 import type { Principal } from '../../identity/principal.js'
 import type { Store } from '../../store/store.js'
@@ -21,19 +22,11 @@ export interface McpSessionStore {
   remove: (principal: Principal, id: string) => Promise<boolean>
 }
 
-const CACHE_MAX = 1000
-const CACHE_MS = 5000
-
 export function ownerOf (p: Principal): string {
   return createHash('sha256').update(`${p.issuer}\n${p.subject}`, 'utf8').digest('hex')
 }
 
 export function storeMcpSessions (store: Store, ttlSeconds: number): McpSessionStore {
-  const cache = new Map<string, { owner: string, session: McpSession, at: number }>()
-  const remember = (owner: string, session: McpSession): void => {
-    if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value as string)
-    cache.set(session.id, { owner, session, at: Date.now() })
-  }
   return {
     async open (principal, facts) {
       const session: McpSession = { id: randomUUID(), ...facts }
@@ -42,20 +35,17 @@ export function storeMcpSessions (store: Store, ttlSeconds: number): McpSessionS
         `insert into mcp_sessions (id, owner, client_name, client_version, protocol_version, capabilities, expires_at)
          values ($1, $2, $3, $4, $5, $6::text::jsonb, now() + make_interval(secs => $7::int))`,
         [session.id, owner, facts.clientName ?? null, facts.clientVersion ?? null, facts.protocolVersion ?? null, JSON.stringify(facts.capabilities), ttlSeconds])
-      remember(owner, session)
       return session
     },
     async find (principal, id) {
       const owner = ownerOf(principal)
-      const hit = cache.get(id)
-      if (hit !== undefined && Date.now() - hit.at < CACHE_MS) return hit.owner === owner ? hit.session : undefined
       // Used: its expiry moves on, in the same statement that reads it.
       const rows = await store.query<{ client_name: string | null, client_version: string | null, protocol_version: string | null, capabilities: Record<string, unknown> | string }>(
         `update mcp_sessions set expires_at = now() + make_interval(secs => $3::int)
          where id = $1 and owner = $2 and expires_at > now()
          returning client_name, client_version, protocol_version, capabilities`, [id, owner, ttlSeconds])
       const row = rows[0]
-      if (row === undefined) { cache.delete(id); return undefined }
+      if (row === undefined) return undefined
       const session: McpSession = {
         id,
         ...(row.client_name !== null && { clientName: row.client_name }),
@@ -63,11 +53,9 @@ export function storeMcpSessions (store: Store, ttlSeconds: number): McpSessionS
         ...(row.protocol_version !== null && { protocolVersion: row.protocol_version }),
         capabilities: typeof row.capabilities === 'string' ? JSON.parse(row.capabilities) as Record<string, unknown> : row.capabilities
       }
-      remember(owner, session)
       return session
     },
     async remove (principal, id) {
-      cache.delete(id)
       const rows = await store.query<{ id: string }>('delete from mcp_sessions where id = $1 and owner = $2 returning id', [id, ownerOf(principal)])
       return rows.length === 1
     }
