@@ -17,3 +17,18 @@ create table mcp_sessions (
 );
 
 create index mcp_sessions_expires on mcp_sessions (expires_at);
+
+-- The messages Sluice sent on each MCP response stream (SSE), for resumption: a client whose
+-- stream broke reconnects with `Last-Event-ID` to any replica and gets what it missed, the tool
+-- call's result included, while the call finishes on the replica that started it. Bound to the
+-- principal that opened the stream; kept a day.
+create table mcp_events (
+  id bigserial primary key,
+  stream_id text not null,
+  owner text not null,
+  message jsonb not null,
+  created_at timestamptz not null default now()
+);
+
+create index mcp_events_stream on mcp_events (stream_id, id);
+create index mcp_events_created on mcp_events (created_at);

@@ -1,5 +1,6 @@
 // The MCP front end: Streamable HTTP at /mcp (the official SDK's transport, stateless per request,
-// with session ids Sluice keeps in the store so any replica answers), OAuth resource-server
+// with session ids and resumable response streams Sluice keeps in the store so any replica
+// answers), OAuth resource-server
 // behaviour per the MCP authorization spec (401 + `WWW-Authenticate: Bearer resource_metadata=…`,
 // the RFC 9728 protected resource metadata naming the configured issuer), and every connection
 // exposed as tools through the warehouse ports (src/warehouses/port.ts). Thin wiring: the tools
@@ -12,7 +13,9 @@ import { ERR_AUTH_MISSING, ERR_MCP_SESSION_UNKNOWN } from '../src/errors.js'
 import { FRONT_END, type McpDeps } from '../src/frontends/mcp/context.js'
 import { protectedResourceMetadata, publicOrigin, resourceUrl, metadataUrl } from '../src/frontends/mcp/metadata.js'
 import { createMcpServer, type RequestFacts } from '../src/frontends/mcp/server.js'
-import { storeMcpSessions, type McpSessionStore } from '../src/frontends/mcp/sessions.js'
+import { isResponse, StoreEventLog } from '../src/frontends/mcp/events.js'
+import { ownerOf, storeMcpSessions, type McpSessionStore } from '../src/frontends/mcp/sessions.js'
+import type { Server } from '@modelcontextprotocol/sdk/server/index.js'
 import type { PolicySet } from '../src/policy/model.js'
 import { warehousePorts } from '../src/warehouses/ports.js'
 
@@ -24,6 +27,41 @@ export interface McpPluginOptions {
 const DEFAULTS: McpConfig = { enabled: true, approvalWaitSeconds: 120, maxRows: 500 }
 /** Idle MCP sessions are forgotten after this long (each request renews it). */
 const SESSION_TTL_SECONDS = 24 * 3600
+/** A resumed stream is followed this much longer than a held call can wait. */
+const RESUME_MARGIN_SECONDS = 120
+
+/** The ids of the JSON-RPC requests in a POST body (a message or a batch): each gets one response. */
+function requestCount (body: unknown): number {
+  const messages = Array.isArray(body) ? body : [body]
+  return messages.filter((m) => m !== null && typeof m === 'object' && 'method' in m && 'id' in m).length
+}
+
+/**
+ * The per-request server and transport are closed once the client has gone and every request of
+ * the body was answered: a client that disconnects does not cancel its call (an explicit
+ * notifications/cancelled does), so the answer is stored for it to resume from any replica.
+ */
+function closeWhenAnswered (transport: StreamableHTTPServerTransport, server: Server, body: unknown, reply: FastifyReply): void {
+  const expected = requestCount(body)
+  let answered = 0
+  let gone = false
+  let closed = false
+  const close = (): void => {
+    if (closed || !gone || answered < expected) return
+    closed = true
+    void transport.close().catch(() => undefined)
+    void server.close().catch(() => undefined)
+  }
+  const send = transport.send.bind(transport)
+  transport.send = async (message, options) => {
+    try {
+      await send(message, options)
+    } finally {
+      if (isResponse(message)) { answered++; close() }
+    }
+  }
+  reply.raw.on('close', () => { gone = true; close() })
+}
 
 function jsonRpcError (reply: FastifyReply, status: number, code: number, message: string): FastifyReply {
   return reply.code(status).type('application/json').send({ jsonrpc: '2.0', error: { code, message }, id: null })
@@ -48,6 +86,7 @@ async function mcpPlugin (fastify: FastifyInstance, opts: McpPluginOptions): Pro
   const ports = warehousePorts(fastify.config, { ...(fastify.hasDecorator('snowflake') && { snowflake: fastify.snowflake }) })
   fastify.addHook('onClose', async function closePorts () { await Promise.all([...ports.values()].map(async (p) => { await p.close() })) })
   const sessions: McpSessionStore = storeMcpSessions(fastify.store, SESSION_TTL_SECONDS)
+  const events = new StoreEventLog(fastify.store)
   const deps: McpDeps = {
     pipeline: fastify.pipeline,
     recording: fastify.recording,
@@ -101,19 +140,47 @@ async function mcpPlugin (fastify: FastifyInstance, opts: McpPluginOptions): Pro
       reply.raw.setHeader('mcp-session-id', session.id)
     }
     const server = createMcpServer(deps, facts)
-    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined })
-    reply.raw.on('close', () => { void transport.close().catch(() => undefined); void server.close().catch(() => undefined) })
+    // Every message of the response stream goes to the store first, so a client whose stream
+    // breaks resumes it on any replica (GET with Last-Event-ID, below).
+    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, eventStore: events.forOwner(ownerOf(principal)) })
+    closeWhenAnswered(transport, server, request.body, reply)
     await server.connect(transport)
     reply.hijack()
     await transport.handleRequest(request.raw, reply.raw, request.body)
     return reply
   })
 
-  // No standalone server-to-client stream: every notification Sluice sends (progress) belongs to
-  // a tool call and travels on that call's own response stream. The spec's answer is 405.
-  fastify.get('/mcp', { config: routeConfig }, async function mcpGet (_request, reply) {
-    reply.header('allow', 'POST, DELETE')
-    return jsonRpcError(reply, 405, -32000, 'Method not allowed: Sluice sends no server-initiated stream; notifications arrive on each call\'s response')
+  // Only to resume a response stream (Last-Event-ID): every notification Sluice sends (progress)
+  // belongs to a tool call and travels on that call's own stream, so there is no standalone
+  // server-to-client stream, and the spec's answer to a plain GET is 405.
+  fastify.get('/mcp', { config: routeConfig }, async function mcpGet (request, reply) {
+    const principal = request.principal
+    if (principal === null) throw new ERR_AUTH_MISSING()
+    const lastEventId = request.headers['last-event-id']
+    if (typeof lastEventId !== 'string') {
+      reply.header('allow', 'POST, DELETE')
+      return jsonRpcError(reply, 405, -32000, 'Method not allowed: Sluice sends no server-initiated stream; notifications arrive on each call\'s response (GET only resumes one, with Last-Event-ID)')
+    }
+    const streamId = await events.streamOf(ownerOf(principal), lastEventId)
+    if (streamId === undefined) return jsonRpcError(reply, 404, -32001, `no response stream has event ${lastEventId.slice(0, 40)} for this caller`)
+    reply.hijack()
+    const raw = reply.raw
+    raw.writeHead(200, {
+      'content-type': 'text/event-stream',
+      'cache-control': 'no-cache, no-transform',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+      ...(typeof request.headers['mcp-session-id'] === 'string' && { 'mcp-session-id': request.headers['mcp-session-id'] })
+    })
+    const gone = new AbortController()
+    raw.on('close', () => { gone.abort() })
+    try {
+      await events.follow(streamId, lastEventId, (chunk) => raw.write(chunk), { until: Date.now() + (config.approvalWaitSeconds + RESUME_MARGIN_SECONDS) * 1000, signal: gone.signal })
+    } catch (err) {
+      request.log.warn({ err: (err as Error).message }, 'mcp: resuming a stream failed')
+    }
+    raw.end()
+    return reply
   })
 
   fastify.delete('/mcp', { config: routeConfig }, async function mcpDelete (request, reply) {

@@ -83,6 +83,48 @@ describe('MCP authorization, sessions across replicas, and held queries', { time
     expect(after.status).toBe(404)
   })
 
+  it('a response stream broken while its call waits is resumed on the other replica, result included', async () => {
+    const token = await env.agentToken()
+    const auth = { authorization: `Bearer ${token}` }
+    // Protocol 2025-11-25: the stream starts with a priming event id, so even a stream broken
+    // before any message can be resumed.
+    const init = await post(token, { ...INIT, params: { ...INIT.params, protocolVersion: '2025-11-25' } })
+    const sessionId = init.headers.get('mcp-session-id') as string
+    await init.text()
+    const session = { 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' }
+    await (await post(token, { jsonrpc: '2.0', method: 'notifications/initialized' }, url, session)).text()
+    const sql = 'SELECT ID FROM ORDERS WHERE ID = 1'
+    const broken = new AbortController()
+    const res = await fetch(`${url}/mcp`, {
+      method: 'POST',
+      headers: { ...HEADERS, ...auth, ...session },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'query', arguments: { connection: 'snow', sql }, _meta: { progressToken: 'p7' } } }),
+      signal: broken.signal
+    })
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader()
+    const decoder = new TextDecoder()
+    let seen = ''
+    while (!seen.includes('notifications/progress')) seen += decoder.decode((await reader.read()).value)
+    const ids = [...seen.matchAll(/^id: (\d+)$/gm)].map((m) => m[1] as string)
+    expect(ids.length).toBeGreaterThanOrEqual(2)
+    broken.abort()
+
+    const id = await pendingApprovalFor(sql)
+    expect((await env.admin('POST', `/approvals/${id}/approve`, { reason: 'resume test' })).status).toBe(200)
+    const lastEventId = ids[ids.length - 1] as string
+    // Someone else cannot resume it.
+    const foreign = await fetch(`${env.replica?.url ?? ''}/mcp`, { headers: { authorization: `Bearer ${await env.agentToken('mallory')}`, accept: 'text/event-stream', 'last-event-id': lastEventId } })
+    expect(foreign.status).toBe(404)
+    await foreign.text()
+    const resumed = await fetch(`${env.replica?.url ?? ''}/mcp`, { headers: { ...auth, ...session, accept: 'text/event-stream', 'last-event-id': lastEventId } })
+    expect(resumed.status).toBe(200)
+    expect(resumed.headers.get('content-type')).toMatch(/text\/event-stream/)
+    const messages = (await resumed.text()).split('\n').filter((l) => l.startsWith('data: ') && l.length > 6).map((l) => JSON.parse(l.slice(6)) as { id?: number, result?: { structuredContent?: unknown, isError?: boolean } })
+    const answer = messages.find((m) => m.id === 7)
+    expect(answer?.result?.isError, JSON.stringify(answer)).not.toBe(true)
+    expect(answer?.result?.structuredContent).toMatchObject({ approvalId: id, rows: [['1']] })
+  })
+
   it('GET /mcp is 405: notifications travel on each call\'s own response', async () => {
     const res = await fetch(`${url}/mcp`, { headers: { authorization: `Bearer ${await env.agentToken()}`, accept: 'text/event-stream' } })
     expect(res.status).toBe(405)
