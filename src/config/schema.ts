@@ -235,7 +235,9 @@ export const configSchema = {
         // The endpoint's public URL (RFC 9728 `resource`), when a proxy in front changes it.
         resourceUrl: { type: 'string', pattern: '^https?://' },
         // Scopes named in the protected resource metadata for clients that ask for them.
-        scopes: { type: 'array', items: { type: 'string', minLength: 1 } }
+        scopes: { type: 'array', items: { type: 'string', minLength: 1 } },
+        // Browser origins (besides the endpoint's own) that may call /mcp; others get 403.
+        allowedOrigins: { type: 'array', items: { type: 'string', pattern: '^https?://[^/]+$' } }
       }
     },
     approvals: {

@@ -219,6 +219,7 @@ export interface McpConfig {
   maxRows: number
   resourceUrl?: string
   scopes?: string[]
+  allowedOrigins?: string[]
 }
 
 export interface TracingConfig {

@@ -125,6 +125,19 @@ describe('MCP authorization, sessions across replicas, and held queries', { time
     expect(answer?.result?.structuredContent).toMatchObject({ approvalId: id, rows: [['1']] })
   })
 
+  it('refuses a foreign browser Origin (DNS rebinding) and answers a malformed body as a JSON-RPC error', async () => {
+    const token = await env.agentToken()
+    const foreign = await post(token, INIT, url, { origin: 'http://evil.example' })
+    expect(foreign.status).toBe(403)
+    expect(await foreign.json()).toMatchObject({ jsonrpc: '2.0', error: { code: -32000, message: expect.stringMatching(/origin http:\/\/evil\.example may not call/) } })
+    const own = await post(token, INIT, url, { origin: new URL(url).origin })
+    expect(own.status).toBe(200)
+    await own.text()
+    const malformed = await fetch(`${url}/mcp`, { method: 'POST', headers: { ...HEADERS, authorization: `Bearer ${token}` }, body: '{"jsonrpc": "2.0", "id": 1, "method": ' })
+    expect(malformed.status).toBe(400)
+    expect(await malformed.json()).toMatchObject({ jsonrpc: '2.0', error: { code: -32700, message: expect.stringMatching(/^Parse error/) }, id: null })
+  })
+
   it('GET /mcp is 405: notifications travel on each call\'s own response', async () => {
     const res = await fetch(`${url}/mcp`, { headers: { authorization: `Bearer ${await env.agentToken()}`, accept: 'text/event-stream' } })
     expect(res.status).toBe(405)
