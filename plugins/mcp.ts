@@ -30,10 +30,25 @@ const SESSION_TTL_SECONDS = 24 * 3600
 /** A resumed stream is followed this much longer than a held call can wait. */
 const RESUME_MARGIN_SECONDS = 120
 
+function messagesOf (body: unknown): Array<Record<string, unknown>> {
+  return (Array.isArray(body) ? body : [body]).filter((m): m is Record<string, unknown> => m !== null && typeof m === 'object')
+}
+
 /** The ids of the JSON-RPC requests in a POST body (a message or a batch): each gets one response. */
+function requestIdsOf (body: unknown): Array<string | number> {
+  return messagesOf(body).filter((m) => typeof m.method === 'string' && (typeof m.id === 'string' || typeof m.id === 'number')).map((m) => m.id as string | number)
+}
+
 function requestCount (body: unknown): number {
-  const messages = Array.isArray(body) ? body : [body]
-  return messages.filter((m) => m !== null && typeof m === 'object' && 'method' in m && 'id' in m).length
+  return requestIdsOf(body).length
+}
+
+/** The request ids `notifications/cancelled` messages in a POST body name. */
+function cancelledIds (body: unknown): Array<string | number> {
+  return messagesOf(body)
+    .filter((m) => m.method === 'notifications/cancelled')
+    .map((m) => (m.params as { requestId?: unknown } | undefined)?.requestId)
+    .filter((id): id is string | number => typeof id === 'string' || typeof id === 'number')
 }
 
 /**
@@ -87,6 +102,9 @@ async function mcpPlugin (fastify: FastifyInstance, opts: McpPluginOptions): Pro
   fastify.addHook('onClose', async function closePorts () { await Promise.all([...ports.values()].map(async (p) => { await p.close() })) })
   const sessions: McpSessionStore = storeMcpSessions(fastify.store, SESSION_TTL_SECONDS)
   const events = new StoreEventLog(fastify.store)
+  // Calls running on this replica, by caller, session and JSON-RPC id, for cancellations: an
+  // entry lives exactly as long as its POST (DESIGN.md §5.11), so it holds no session state.
+  const running = new Map<string, AbortController>()
   const deps: McpDeps = {
     pipeline: fastify.pipeline,
     recording: fastify.recording,
@@ -154,6 +172,18 @@ async function mcpPlugin (fastify: FastifyInstance, opts: McpPluginOptions): Pro
       facts.session = session
       reply.raw.setHeader('mcp-session-id', session.id)
     }
+    // Each POST has its own server, so a cancellation (another POST) is routed here, by caller,
+    // session and JSON-RPC id, to the call it names while that call runs on this replica.
+    const scope = `${ownerOf(principal)}\u0000${facts.session?.id ?? ''}`
+    for (const id of cancelledIds(request.body)) running.get(`${scope}\u0000${String(id)}`)?.abort()
+    const mine = requestIdsOf(request.body).map((id) => {
+      const key = `${scope}\u0000${String(id)}`
+      const controller = new AbortController()
+      running.set(key, controller)
+      return { id, key, controller }
+    })
+    reply.raw.once('close', () => { for (const m of mine) if (running.get(m.key) === m.controller) running.delete(m.key) })
+    facts.cancelled = (id) => mine.find((m) => m.id === id)?.controller.signal
     const server = createMcpServer(deps, facts)
     // Every message of the response stream goes to the store first, so a client whose stream
     // breaks resumes it on any replica (GET with Last-Event-ID, below).

@@ -4,6 +4,7 @@
 // byte of any tool result), a denied statement as an isError result naming its rule, and every
 // call in the audit trail with its MCP session, clientInfo and the statements it caused.
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js'
+import postgres from 'postgres'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { canaryLeak } from '../support/canary.js'
 import { CANARIES, SEED_PROJECT, startMcpGateway, type McpGateway } from './harness.js'
@@ -171,6 +172,33 @@ describe('MCP tools through the official TypeScript client', { timeout: 240_000 
     await expect(client.callTool({ name: 'query', arguments: { connection: 'pg' } })).rejects.toThrow(/missing argument sql/)
     await expect(client.callTool({ name: 'query', arguments: { connection: 'pg', sql: 'select 1', extra: 1 } })).rejects.toThrow(/unknown argument extra/)
     await expect(client.callTool({ name: 'no_such_tool', arguments: {} })).rejects.toThrow(/unknown tool/)
+  })
+
+  it('a call the client cancels cancels its statement upstream', async () => {
+    const direct = postgres(env.upstream.url, { max: 1, onnotice: () => {} })
+    const sql = 'select count(*) as n from generate_series(1, 100000000000) as g'
+    const running = async (): Promise<number> => (await direct`select count(*)::int as n from pg_stat_activity where state = 'active' and query = ${sql}`)[0]?.n as number
+    try {
+      const cancel = new AbortController()
+      let settled: unknown
+      const calling = client.callTool({ name: 'query', arguments: { connection: 'pg', sql } }, undefined, { signal: cancel.signal })
+      calling.then((r) => { settled = r }, (e: unknown) => { settled = e })
+      while (await running() === 0) {
+        expect(settled, 'the call ended before its statement ran').toBeUndefined()
+        await new Promise((resolve) => setTimeout(resolve, 100))
+      }
+      cancel.abort()
+      await expect(calling).rejects.toThrow(/abort/i)
+      // Long before the statement would finish (it counts to 10^11).
+      for (let i = 0; await running() > 0; i++) {
+        expect(i, 'the statement still runs upstream').toBeLessThan(600)
+        await new Promise((resolve) => setTimeout(resolve, 100))
+      }
+      const [event] = await env.events<Array<{ outcome: string }>>`select outcome from session_events where sql_text = ${sql} and phase = 'completed'`
+      expect(event?.outcome).toBe('error')
+    } finally {
+      await direct.end({ timeout: 5 })
+    }
   })
 
   it('no tool result carried a canary in any byte', () => {

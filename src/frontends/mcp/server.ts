@@ -26,6 +26,8 @@ export interface RequestFacts {
   /** clientInfo of an initialize request (before the session exists). */
   client?: { name?: string, version?: string }
   sourceIp?: string
+  /** The abort signal a `notifications/cancelled` for this JSON-RPC request id fires (another request carries it). */
+  cancelled?: (requestId: string | number) => AbortSignal | undefined
 }
 
 export function createMcpServer (deps: McpDeps, facts: RequestFacts): Server {
@@ -45,7 +47,7 @@ export function createMcpServer (deps: McpDeps, facts: RequestFacts): Server {
       ...(facts.session !== undefined && { mcpSessionId: facts.session.id }),
       client,
       ...(facts.sourceIp !== undefined && { sourceIp: facts.sourceIp }),
-      signal: extra.signal,
+      signal: withCancel(extra.signal, facts.cancelled?.(extra.requestId)),
       statementIds: [],
       ...(token !== undefined && {
         progress: async (progress: number, total: number | undefined, message: string) => {
@@ -65,6 +67,10 @@ export function createMcpServer (deps: McpDeps, facts: RequestFacts): Server {
     return answer.result
   })
   return server
+}
+
+function withCancel (signal: AbortSignal, cancelled: AbortSignal | undefined): AbortSignal {
+  return cancelled === undefined ? signal : AbortSignal.any([signal, cancelled])
 }
 
 async function dispatch (deps: McpDeps, call: ToolCall, name: string, args: Record<string, unknown>): Promise<Answer> {
