@@ -210,14 +210,16 @@ describe('MCP tools through the official TypeScript client', { timeout: 240_000 
     const calls = await env.events<Array<{ method: string, route: string, user_agent: string, session_id: string, tool: { name: string, protocolSession: string, client: { name: string, version: string }, statementIds: string[] }, request_id: string, outcome: string, rule_id: string | null }>>`
       select method, route, user_agent, session_id, analysis->'tool' as tool, request_id, outcome, rule_id
       from session_events where front_end = 'mcp' and route = 'tools/call' and phase is null and analysis ? 'tool' order by seq`
-    expect(calls.length).toBe(results.length)
+    // The results seen, the cancelled call, and the three malformed calls (protocol errors).
+    expect(calls.length).toBe(results.length + 4)
+    expect(calls.filter((c) => c.outcome === 'error' && c.method === 'unknown')).toHaveLength(1)
     const sessions = new Set(calls.map((c) => c.session_id))
     expect(sessions.size).toBe(1)
     for (const c of calls) {
       expect(c.user_agent).toBe('mcp-test-client/1.2.3')
       expect(c.tool.client).toEqual({ name: 'mcp-test-client', version: '1.2.3' })
       expect(c.tool.protocolSession).toMatch(/^[0-9a-f-]{36}$/)
-      expect(c.tool.name).toBe(c.method)
+      expect(c.tool.name).toBe(c.method === 'unknown' ? 'unknown' : c.method)
     }
     // A query call links to its statement's events: same request id, the statement id listed.
     const query = calls.find((c) => c.method === 'query' && c.outcome === 'ok')

@@ -36,9 +36,6 @@ export function createMcpServer (deps: McpDeps, facts: RequestFacts): Server {
   server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
     const { name } = request.params
     const args = request.params.arguments ?? {}
-    if (toolNamed(name) === undefined) throw new McpError(ErrorCode.InvalidParams, `unknown tool ${name}: tools/list names the tools Sluice serves`)
-    const problems = argumentProblems(name, args)
-    if (problems !== undefined) throw new McpError(ErrorCode.InvalidParams, `invalid arguments for ${name}: ${problems}`)
     const token = request.params._meta?.progressToken
     const client = facts.session === undefined ? facts.client ?? {} : { ...(facts.session.clientName !== undefined && { name: facts.session.clientName }), ...(facts.session.clientVersion !== undefined && { version: facts.session.clientVersion }) }
     const call: ToolCall = {
@@ -56,6 +53,14 @@ export function createMcpServer (deps: McpDeps, facts: RequestFacts): Server {
       })
     }
     const started = performance.now()
+    // A malformed call is a protocol error, and in the trail like every other call.
+    const malformed = toolNamed(name) === undefined
+      ? `unknown tool ${name.slice(0, 100)}: tools/list names the tools Sluice serves`
+      : argumentProblems(name, args) === undefined ? undefined : `invalid arguments for ${name}: ${argumentProblems(name, args) ?? ''}`
+    if (malformed !== undefined) {
+      await recordToolCall(deps, call, toolNamed(name) === undefined ? 'unknown' : name, { outcome: 'error', errorCode: 'SLUICE_BAD_REQUEST', reason: malformed }, started)
+      throw new McpError(ErrorCode.InvalidParams, malformed)
+    }
     const answer = await dispatch(deps, call, name, args as Record<string, unknown>)
     try {
       await recordToolCall(deps, call, name, answer.outcome, started)
