@@ -153,6 +153,8 @@ async function execute (deps: McpDeps, call: ToolCall, port: WarehousePort, stat
     await execution.cancel().catch(() => undefined)
   }
   if (limited && cap !== undefined) trip.rowsLimited = { rows: cap.rows, by: cap.by, rule: cap.rule }
+  // Pages are pulled whole: the trail counts the rows the agent got, not the rest of the last page.
+  trip.rowsReturned = rows.length
   try {
     await completeStatement(deps, call, TOOL, name, trip, started)
   } catch (err) {

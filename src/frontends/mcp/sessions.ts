@@ -26,9 +26,17 @@ export function ownerOf (p: Principal): string {
   return createHash('sha256').update(`${p.issuer}\n${p.subject}`, 'utf8').digest('hex')
 }
 
+const PRUNE_EVERY_MS = 60_000
+
 export function storeMcpSessions (store: Store, ttlSeconds: number): McpSessionStore {
+  let pruned = 0
   return {
     async open (principal, facts) {
+      // Expired sessions are already refused; their rows go once a minute, as new ones open.
+      if (Date.now() - pruned > PRUNE_EVERY_MS) {
+        pruned = Date.now()
+        await store.query('delete from mcp_sessions where expires_at < now()').catch(() => undefined)
+      }
       const session: McpSession = { id: randomUUID(), ...facts }
       const owner = ownerOf(principal)
       await store.query(
