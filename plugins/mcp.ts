@@ -132,12 +132,11 @@ async function mcpPlugin (fastify: FastifyInstance, opts: McpPluginOptions): Pro
   }
   // The MCP transport spec: validate Origin against DNS rebinding. A request a browser sends on a
   // page's behalf carries one; only the endpoint's own origin and mcp.allowedOrigins may call.
-  fastify.addHook('onRequest', async function checkOrigin (request, reply) {
-    if (request.routeOptions.url !== '/mcp') return undefined
+  const checkOrigin = async function checkOrigin (request: FastifyRequest, reply: FastifyReply) {
     const origin = request.headers.origin
     if (origin === undefined || origin === new URL(resourceUrl(config, request)).origin || (config.allowedOrigins ?? []).includes(origin)) return undefined
     return jsonRpcError(reply, 403, -32000, `Forbidden: origin ${origin.slice(0, 200)} may not call this MCP endpoint (mcp.allowedOrigins)`)
-  })
+  }
   // Malformed bodies (not JSON, not UTF-8, too large) are answered as JSON-RPC errors, the client's own protocol.
   const errorHandler = function mcpError (error: Error & { statusCode?: number, code?: string }, _request: FastifyRequest, reply: FastifyReply) {
     const status = error.statusCode ?? 500
@@ -146,7 +145,7 @@ async function mcpPlugin (fastify: FastifyInstance, opts: McpPluginOptions): Pro
     return jsonRpcError(reply, status, parse ? -32700 : -32600, `${parse ? 'Parse error' : 'Invalid Request'}: ${error.message}`)
   }
 
-  fastify.post('/mcp', { config: routeConfig, errorHandler }, async function mcpPost (request, reply) {
+  fastify.post('/mcp', { config: routeConfig, errorHandler, onRequest: checkOrigin }, async function mcpPost (request, reply) {
     const principal = request.principal
     if (principal === null) throw new ERR_AUTH_MISSING()
     const facts: RequestFacts = { principal, sourceIp: request.ip }
@@ -198,7 +197,7 @@ async function mcpPlugin (fastify: FastifyInstance, opts: McpPluginOptions): Pro
   // Only to resume a response stream (Last-Event-ID): every notification Sluice sends (progress)
   // belongs to a tool call and travels on that call's own stream, so there is no standalone
   // server-to-client stream, and the spec's answer to a plain GET is 405.
-  fastify.get('/mcp', { config: routeConfig, errorHandler }, async function mcpGet (request, reply) {
+  fastify.get('/mcp', { config: routeConfig, errorHandler, onRequest: checkOrigin }, async function mcpGet (request, reply) {
     const principal = request.principal
     if (principal === null) throw new ERR_AUTH_MISSING()
     const lastEventId = request.headers['last-event-id']
@@ -228,7 +227,7 @@ async function mcpPlugin (fastify: FastifyInstance, opts: McpPluginOptions): Pro
     return reply
   })
 
-  fastify.delete('/mcp', { config: routeConfig, errorHandler }, async function mcpDelete (request, reply) {
+  fastify.delete('/mcp', { config: routeConfig, errorHandler, onRequest: checkOrigin }, async function mcpDelete (request, reply) {
     const principal = request.principal
     if (principal === null) throw new ERR_AUTH_MISSING()
     const sessionId = request.headers['mcp-session-id']
