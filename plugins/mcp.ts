@@ -1,7 +1,6 @@
 // The MCP front end: Streamable HTTP at /mcp (the official SDK's transport, stateless per request,
 // with session ids and resumable response streams Sluice keeps in the store so any replica
-// answers), OAuth resource-server
-// behaviour per the MCP authorization spec (401 + `WWW-Authenticate: Bearer resource_metadata=…`,
+// answers), OAuth resource-server behaviour per the MCP authorization spec (401 + `WWW-Authenticate: Bearer resource_metadata=…`,
 // the RFC 9728 protected resource metadata naming the configured issuer), and every connection
 // exposed as tools through the warehouse ports (src/warehouses/port.ts). Thin wiring: the tools
 // live in src/frontends/mcp.
@@ -13,9 +12,9 @@ import { ERR_AUTH_MISSING, ERR_MCP_SESSION_UNKNOWN } from '../src/errors.js'
 import { FRONT_END, type McpDeps } from '../src/frontends/mcp/context.js'
 import { protectedResourceMetadata, publicOrigin, resourceUrl, metadataUrl } from '../src/frontends/mcp/metadata.js'
 import { createMcpServer, type RequestFacts } from '../src/frontends/mcp/server.js'
-import { isResponse, StoreEventLog } from '../src/frontends/mcp/events.js'
+import { StoreEventLog } from '../src/frontends/mcp/events.js'
+import { cancelledIds, closeWhenAnswered, initializeOf, jsonRpcError, requestIdsOf, text } from '../src/frontends/mcp/transport.js'
 import { ownerOf, storeMcpSessions, type McpSessionStore } from '../src/frontends/mcp/sessions.js'
-import type { Server } from '@modelcontextprotocol/sdk/server/index.js'
 import type { PolicySet } from '../src/policy/model.js'
 import { warehousePorts } from '../src/warehouses/ports.js'
 
@@ -29,71 +28,6 @@ const DEFAULTS: McpConfig = { enabled: true, approvalWaitSeconds: 120, maxRows: 
 const SESSION_TTL_SECONDS = 24 * 3600
 /** A resumed stream is followed this much longer than a held call can wait. */
 const RESUME_MARGIN_SECONDS = 120
-
-function messagesOf (body: unknown): Array<Record<string, unknown>> {
-  return (Array.isArray(body) ? body : [body]).filter((m): m is Record<string, unknown> => m !== null && typeof m === 'object')
-}
-
-/** The ids of the JSON-RPC requests in a POST body (a message or a batch): each gets one response. */
-function requestIdsOf (body: unknown): Array<string | number> {
-  return messagesOf(body).filter((m) => typeof m.method === 'string' && (typeof m.id === 'string' || typeof m.id === 'number')).map((m) => m.id as string | number)
-}
-
-function requestCount (body: unknown): number {
-  return requestIdsOf(body).length
-}
-
-/** The request ids `notifications/cancelled` messages in a POST body name. */
-function cancelledIds (body: unknown): Array<string | number> {
-  return messagesOf(body)
-    .filter((m) => m.method === 'notifications/cancelled')
-    .map((m) => (m.params as { requestId?: unknown } | undefined)?.requestId)
-    .filter((id): id is string | number => typeof id === 'string' || typeof id === 'number')
-}
-
-/**
- * The per-request server and transport are closed once the client has gone and every request of
- * the body was answered: a client that disconnects does not cancel its call (an explicit
- * notifications/cancelled does), so the answer is stored for it to resume from any replica.
- */
-function closeWhenAnswered (transport: StreamableHTTPServerTransport, server: Server, body: unknown, reply: FastifyReply): void {
-  const expected = requestCount(body)
-  let answered = 0
-  let gone = false
-  let closed = false
-  const close = (): void => {
-    if (closed || !gone || answered < expected) return
-    closed = true
-    void transport.close().catch(() => undefined)
-    void server.close().catch(() => undefined)
-  }
-  const send = transport.send.bind(transport)
-  transport.send = async (message, options) => {
-    try {
-      await send(message, options)
-    } finally {
-      if (isResponse(message)) { answered++; close() }
-    }
-  }
-  reply.raw.on('close', () => { gone = true; close() })
-}
-
-function jsonRpcError (reply: FastifyReply, status: number, code: number, message: string): FastifyReply {
-  return reply.code(status).type('application/json').send({ jsonrpc: '2.0', error: { code, message }, id: null })
-}
-
-interface InitializeFacts { clientInfo?: { name?: unknown, version?: unknown }, capabilities?: unknown, protocolVersion?: unknown }
-
-/** The initialize request of a POST body (a single message or a batch), if there is one. */
-function initializeOf (body: unknown): InitializeFacts | undefined {
-  const messages = Array.isArray(body) ? body : [body]
-  const init = messages.find((m) => m !== null && typeof m === 'object' && (m as { method?: unknown }).method === 'initialize') as { params?: InitializeFacts } | undefined
-  return init === undefined ? undefined : init.params ?? {}
-}
-
-function text (v: unknown): string | undefined {
-  return typeof v === 'string' && v !== '' ? v.slice(0, 200) : undefined
-}
 
 async function mcpPlugin (fastify: FastifyInstance, opts: McpPluginOptions): Promise<void> {
   const config: McpConfig = { ...DEFAULTS, ...fastify.config.mcp }
