@@ -6,6 +6,8 @@
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import postgres from 'postgres'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { verifyStore } from '../../src/recording/audit.js'
+import { openPostgresStore } from '../../src/store/postgres.js'
 import { canaryLeak } from '../support/canary.js'
 import { CANARIES, SEED_PROJECT, startMcpGateway, type McpGateway } from './harness.js'
 
@@ -230,5 +232,16 @@ describe('MCP tools through the official TypeScript client', { timeout: 240_000 
     expect(linked.every((l) => l.request_id === query?.request_id && l.session_id === query?.session_id)).toBe(true)
     const denied = calls.find((c) => c.method === 'query' && c.outcome === 'denied')
     expect(denied).toBeDefined()
+  })
+
+  it('the trail with the tool-call events verifies: the hash chain is intact', async () => {
+    const store = openPostgresStore({ url: env.store.url, poolSize: 1 })
+    try {
+      const report = await verifyStore(store)
+      expect(report.issues).toEqual([])
+      expect(report.events).toBeGreaterThan(results.length)
+    } finally {
+      await store.close()
+    }
   })
 })
