@@ -23,6 +23,11 @@ declare module 'fastify' {
      * and WWW-Authenticate stay as RFC 6750 has them. `message` is the one to show (scrubbed).
      */
     authFailureBody?: (failure: AuthFailure, message: string, request: FastifyRequest) => unknown
+    /**
+     * Further auth-params of the 401 challenge, e.g. MCP's `resource_metadata="…"` (RFC 9728
+     * §5.1), so a client that does the OAuth flow finds the authorization server.
+     */
+    authChallengeParams?: (request: FastifyRequest) => string
   }
 }
 
@@ -93,7 +98,10 @@ async function refuse (
       request.log.error({ code: failure.code, listenerError: errorName(err) }, 'recording an authentication failure failed')
     }
   }
-  if (failure.statusCode === 401) reply.header('www-authenticate', challenge(message, errorCode))
+  if (failure.statusCode === 401) {
+    const extra = request.routeOptions.config.authChallengeParams?.(request)
+    reply.header('www-authenticate', challenge(message, errorCode) + (extra === undefined ? '' : `, ${extra}`))
+  }
   const render = request.routeOptions.config.authFailureBody
   return reply.code(failure.statusCode).send(render === undefined ? { code: failure.code, message } : render(failure, message, request))
 }

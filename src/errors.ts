@@ -235,3 +235,14 @@ export const ERR_POSTGRES_UNSUPPORTED = createError<[string]>(
   'SLUICE_POSTGRES_UNSUPPORTED', '%s', 400, base(RequestError))
 export const ERR_POSTGRES_UPSTREAM = createError<[string, string]>(
   'SLUICE_POSTGRES_UPSTREAM', 'PostgreSQL (connection %s): %s', 502, base(UpstreamError))
+
+// ── mcp front end ─────────────────────────────────────────────────────────────────────────
+// Tool failures are tool results (isError) carrying these codes; session errors are HTTP answers.
+export const ERR_MCP_SESSION_UNKNOWN = createError<[string]>(
+  'SLUICE_MCP_SESSION_UNKNOWN', 'MCP session %s is not known (ended, expired, or opened by someone else): initialize a new session', 404, base(RequestError))
+export const ERR_MCP_ONE_STATEMENT = createError<[number]>(
+  'SLUICE_MCP_ONE_STATEMENT', 'the query tool runs one statement per call; this SQL has %d: call query once per statement', 400, base(RequestError))
+export const ERR_MCP_HELD = createError<[string, string]>(
+  'SLUICE_MCP_HELD', 'held for approval %s: %s; call approval_status with this id, or run exactly the same query again once it is approved', 403, base(PolicyError))
+export const ERR_MCP_UPSTREAM = createError<[string, string]>(
+  'SLUICE_MCP_UPSTREAM', 'the warehouse refused the statement on connection %s: %s', 502, base(UpstreamError))

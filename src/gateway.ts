@@ -62,7 +62,7 @@ export async function startGateway (config: SluiceConfig): Promise<Gateway> {
     // Decides without holding or recording, for what the PostgreSQL front end must check before
     // it may even describe a statement upstream (src/frontends/postgres/session.ts).
     const preflight = new Pipeline({ ...stages.stages, hold: describeOnlyHold })
-    app = await buildServer({ config, store, verifier, pipeline, logger, recording, approvals: approvals.service })
+    app = await buildServer({ config, store, verifier, pipeline, logger, recording, approvals: approvals.service, policies: () => stages.policies.policySet })
     app.addHook('onClose', async function closeStages () { await approvals.close(); await stages.close() })
     // The trail's "notified" step: each notification delivered (or given up on) is an event.
     approvals.onNotified((n) => {

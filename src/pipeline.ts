@@ -183,6 +183,18 @@ export class Pipeline {
   }
 
   /**
+   * What admission would decide for a statement (analysis and decision, the inference check
+   * included), without holding, recording or running anything: for a front end that answers
+   * "would this run?" (MCP's explain) or filters a catalogue by policy.
+   */
+  async explain (statement: Statement): Promise<Admission> {
+    const analysis = await this.#stages.analyze.analyze(statement)
+    const admission: Admission = { analysis, decision: this.#stages.decide.decide(statement, analysis) }
+    if (admission.decision.effect !== 'deny') this.#stages.mask.check?.(statement, admission)
+    return admission
+  }
+
+  /**
    * The admission of a statement admitted earlier, possibly by another replica, from its stored
    * record: the analysis is made again (on the parser pool, so lineage has its parse tree), the
    * decision is the one that was made. `release` under it masks exactly as the first release did.

@@ -23,6 +23,7 @@ import approvalsPlugin from '../plugins/approvals.js'
 import type { ApprovalService } from './approvals/service.js'
 import type { Recording } from './recording/recorder.js'
 import type { SpanExporter } from '@opentelemetry/sdk-trace'
+import type { PolicySet } from './policy/model.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -46,6 +47,8 @@ export interface ServerDeps {
   logger?: FastifyBaseLogger | false
   /** Where spans go instead of OTLP when `tracing.enabled` (tests: an in-memory exporter). */
   traceExporter?: SpanExporter
+  /** The policy set deciding now, for front ends that say what a principal may use (MCP). */
+  policies?: () => PolicySet
 }
 
 export async function buildServer (deps: ServerDeps): Promise<FastifyInstance> {
@@ -102,6 +105,7 @@ export async function buildServer (deps: ServerDeps): Promise<FastifyInstance> {
   await app.register(approvalsPlugin, { ...(deps.approvals !== undefined && { approvals: deps.approvals }) })
   await app.register(import('../plugins/bigquery.js'))
   await app.register(import('../plugins/snowflake.js'))
+  await app.register(import('../plugins/mcp.js'), { ...(deps.policies !== undefined && { policies: deps.policies }) })
   return app
 }
 

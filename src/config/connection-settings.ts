@@ -12,7 +12,7 @@ export function connectionSettingsCheck (kindLabel: string, schema: object): (na
   const validate = ajv.compile(schema)
   return function checkConnectionSettings (name, raw) {
     // Settings every kind shares are validated by the configuration schema itself.
-    const { masking: _masking, recording: _recording, ...own } = raw
+    const { masking: _masking, recording: _recording, description: _description, ...own } = raw
     if (validate(own)) return
     const problems = (validate.errors ?? []).map((e) => {
       const unknown = e.keyword === 'additionalProperties'

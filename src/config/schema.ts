@@ -117,6 +117,8 @@ export const configSchema = {
           kind: { enum: ['snowflake', 'bigquery', 'postgres'] },
           url: { type: 'string', pattern: '^[a-z]+://' },
           default: { type: 'boolean', default: false },
+          // Shown to agents (MCP list_connections): what the data is and what it is for.
+          description: { type: 'string', minLength: 1, maxLength: 1000 },
           masking: { type: 'object', additionalProperties: false, properties: maskingProperties(false) },
           // Overrides of recording.resultCaptureBytes; the connection's events are always written.
           recording: {
@@ -217,6 +219,25 @@ export const configSchema = {
             batchSize: { type: 'integer', minimum: 1, maximum: 1000, default: 100 }
           }
         }
+      }
+    },
+    mcp: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        // The Streamable HTTP endpoint at /mcp and its protected resource metadata.
+        enabled: { type: 'boolean', default: true },
+        // How long a held query tool call waits for an approver (progress notifications meanwhile).
+        approvalWaitSeconds: { type: 'integer', minimum: 0, maximum: 3600, default: 120 },
+        // Rows one query tool call returns at most; the result says truncated and how to page.
+        maxRows: { type: 'integer', minimum: 1, maximum: 10000, default: 500 },
+        // The endpoint's public URL (RFC 9728 `resource`), when a proxy in front changes it.
+        resourceUrl: { type: 'string', pattern: '^https?://' },
+        // Scopes named in the protected resource metadata for clients that ask for them.
+        scopes: { type: 'array', items: { type: 'string', minLength: 1 } },
+        // Browser origins (besides the endpoint's own) that may call /mcp; others get 403.
+        allowedOrigins: { type: 'array', items: { type: 'string', pattern: '^https?://[^/]+$' } }
       }
     },
     approvals: {

@@ -74,6 +74,8 @@ export interface ConnectionConfig {
   url?: string
   /** The connection a client gets when it names none (one per kind). */
   default: boolean
+  /** What the connection holds, shown to agents (MCP list_connections). */
+  description?: string
   /** Overrides of the top-level masking settings for this connection. */
   masking?: Partial<MaskingConfig>
   /** Overrides of the top-level recording settings for this connection. */
@@ -201,12 +203,23 @@ export interface SluiceConfig {
   policies: PoliciesConfig
   recording: RecordingConfig
   approvals: ApprovalsConfig
+  /** Optional so configurations built in code before MCP existed stay valid (absent: defaults). */
+  mcp?: McpConfig
   /** Optional so configurations built in code before masking existed stay valid. */
   masking?: MaskingConfig
   /** Optional for the same reason; see src/config/secrets.ts. */
   secrets?: SecretsConfig
   /** Optional for the same reason: absent or `enabled: false` means no traces. */
   tracing?: TracingConfig
+}
+
+export interface McpConfig {
+  enabled: boolean
+  approvalWaitSeconds: number
+  maxRows: number
+  resourceUrl?: string
+  scopes?: string[]
+  allowedOrigins?: string[]
 }
 
 export interface TracingConfig {

@@ -41,6 +41,23 @@ export interface RoundTripFacts {
    * the digest's field list, so chains written before verify exactly as they did.
    */
   trace?: TraceRef | null
+  /**
+   * A tool protocol's call (MCP tools/call): the tool, the protocol session and the client as it
+   * named itself, and the statements the call caused. Kept in the `analysis` JSON column, as the
+   * trace is, for the same reason: no migration, no change to the digest's field list.
+   */
+  tool?: ToolCallRef | null
+}
+
+export interface ToolCallRef {
+  name: string
+  /** The protocol's own session id (MCP `Mcp-Session-Id`). */
+  protocolSession?: string
+  client?: { name?: string, version?: string }
+  /** The admitted statements this call caused (their events carry the same statement ids). */
+  statementIds?: string[]
+  /** An approval the call waited on or reported. */
+  approvalId?: string
 }
 
 export interface BuildOptions {
@@ -103,8 +120,9 @@ export async function buildEvent (facts: RoundTripFacts, options: BuildOptions):
     sqlFingerprint: trip.sql === undefined ? null : (text?.fingerprint ?? fingerprintOf(trip.sql)),
     bindParams: trip.params === undefined ? null : options.redact(trip.params),
     analysis: trip.analysis === undefined
-      ? (facts.trace == null ? null : { trace: { ...facts.trace } })
+      ? (facts.trace == null && facts.tool == null ? null : { ...(facts.trace != null && { trace: { ...facts.trace } }), ...(facts.tool != null && { tool: { ...facts.tool } }) })
       : {
+          ...(facts.tool != null && { tool: { ...facts.tool } }),
           ...(facts.trace != null && { trace: { ...facts.trace } }),
           dialect: trip.analysis.dialect,
           // Driver type lookups, psql's \d, information_schema: marked so a reader can set them aside.

@@ -1,0 +1,93 @@
+// The MCP server of one HTTP request: the official SDK's low-level Server (protocol version
+// negotiation, JSON-RPC, progress plumbing) with Sluice's tools behind tools/list and
+// tools/call. Built per request over a stateless transport, so no protocol state lives in this
+// process between requests: the session is the store's (sessions.ts) and any replica answers.
+import { randomUUID } from 'node:crypto'
+import { Server } from '@modelcontextprotocol/sdk/server/index.js'
+import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, McpError } from '@modelcontextprotocol/sdk/types.js'
+import type { Principal } from '../../identity/principal.js'
+import { approvalStatus, describeTable, explain, listConnections, listSchemas, listTables } from './catalog.js'
+import { recordToolCall, type McpDeps, type ToolCall } from './context.js'
+import { runQuery, type Answer } from './query.js'
+import { errorResult } from './results.js'
+import type { McpSession } from './sessions.js'
+import { argumentProblems, TOOLS, toolNamed } from './tools.js'
+
+export const SERVER_INFO = { name: 'sluice', version: '0.1.0' }
+
+const INSTRUCTIONS = 'Sluice gives you the data warehouse connections you may use, under your own identity and policy. ' +
+  'Call list_connections first; explore with list_schemas, list_tables and describe_table; run SQL with query. ' +
+  'A refused statement says which rule refused it and what to do; explain tells you in advance what policy would decide. ' +
+  'A statement held for a human\'s approval waits in the call for a while; if it is still held, call approval_status or run the same query again later.'
+
+export interface RequestFacts {
+  principal: Principal
+  session?: McpSession
+  /** clientInfo of an initialize request (before the session exists). */
+  client?: { name?: string, version?: string }
+  sourceIp?: string
+  /** The abort signal a `notifications/cancelled` for this JSON-RPC request id fires (another request carries it). */
+  cancelled?: (requestId: string | number) => AbortSignal | undefined
+}
+
+export function createMcpServer (deps: McpDeps, facts: RequestFacts): Server {
+  const server = new Server(SERVER_INFO, { capabilities: { tools: { listChanged: false } }, instructions: INSTRUCTIONS })
+  server.setRequestHandler(ListToolsRequestSchema, async () => ({ tools: TOOLS.map((t) => ({ ...t })) }))
+  server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
+    const { name } = request.params
+    const args = request.params.arguments ?? {}
+    const token = request.params._meta?.progressToken
+    const client = facts.session === undefined ? facts.client ?? {} : { ...(facts.session.clientName !== undefined && { name: facts.session.clientName }), ...(facts.session.clientVersion !== undefined && { version: facts.session.clientVersion }) }
+    const call: ToolCall = {
+      principal: facts.principal,
+      requestId: randomUUID(),
+      ...(facts.session !== undefined && { mcpSessionId: facts.session.id }),
+      client,
+      ...(facts.sourceIp !== undefined && { sourceIp: facts.sourceIp }),
+      signal: withCancel(extra.signal, facts.cancelled?.(extra.requestId)),
+      statementIds: [],
+      ...(token !== undefined && {
+        progress: async (progress: number, total: number | undefined, message: string) => {
+          await extra.sendNotification({ method: 'notifications/progress', params: { progressToken: token, progress, ...(total !== undefined && { total }), message } })
+        }
+      })
+    }
+    const started = performance.now()
+    // A malformed call is a protocol error, and in the trail like every other call.
+    const malformed = toolNamed(name) === undefined
+      ? `unknown tool ${name.slice(0, 100)}: tools/list names the tools Sluice serves`
+      : argumentProblems(name, args) === undefined ? undefined : `invalid arguments for ${name}: ${argumentProblems(name, args) ?? ''}`
+    if (malformed !== undefined) {
+      await recordToolCall(deps, call, toolNamed(name) === undefined ? 'unknown' : name, { outcome: 'error', errorCode: 'SLUICE_BAD_REQUEST', reason: malformed }, started)
+      throw new McpError(ErrorCode.InvalidParams, malformed)
+    }
+    const answer = await dispatch(deps, call, name, args as Record<string, unknown>)
+    try {
+      await recordToolCall(deps, call, name, answer.outcome, started)
+    } catch (err) {
+      // Fail closed: a call the trail does not have is not answered with its result.
+      deps.log.error({ err: (err as Error).message, tool: name }, 'mcp: recording the tool call failed; result withheld')
+      return errorResult({ code: 'SLUICE_STORE_UNAVAILABLE', message: `the tool call could not be recorded, so its result is withheld (request ${call.requestId})`, next: call.statementIds.length > 0 ? 'the statement may have run: check before repeating a write' : 'retry in a few seconds' })
+    }
+    return answer.result
+  })
+  return server
+}
+
+function withCancel (signal: AbortSignal, cancelled: AbortSignal | undefined): AbortSignal {
+  return cancelled === undefined ? signal : AbortSignal.any([signal, cancelled])
+}
+
+async function dispatch (deps: McpDeps, call: ToolCall, name: string, args: Record<string, unknown>): Promise<Answer> {
+  const a = args as never
+  switch (name) {
+    case 'list_connections': return listConnections(deps, call)
+    case 'list_schemas': return await listSchemas(deps, call, a)
+    case 'list_tables': return await listTables(deps, call, a)
+    case 'describe_table': return await describeTable(deps, call, a)
+    case 'query': return await runQuery(deps, call, a)
+    case 'explain': return await explain(deps, call, a)
+    case 'approval_status': return await approvalStatus(deps, call, a)
+    default: throw new McpError(ErrorCode.InvalidParams, `unknown tool ${name}`)
+  }
+}
