@@ -39,14 +39,13 @@ export function sessionRef (ctx: RoundTripContext): SessionRef {
   }
 }
 
-/**
- * Commits a statement's admitted event: who, which agent, the SQL, its analysis and the
- * decision (rule included), before the warehouse is called.
- */
-export async function recordAdmitted (recording: Recording, ctx: RoundTripContext, trip: RoundTrip): Promise<void> {
-  const admitted: RoundTrip = {}
-  for (const key of ['sql', 'analysis', 'decision', 'hold', 'params', 'policyVersion', 'statementId', 'estimate'] as const) {
-    if (trip[key] !== undefined) (admitted as Record<string, unknown>)[key] = trip[key]
+/** Commits an event of a statement before it runs: the trip's decision-time facts only. */
+async function recordBeforeRun (recording: Recording, ctx: RoundTripContext, trip: RoundTrip, outcome: 'admitted' | 'held'): Promise<void> {
+  const kept: RoundTrip = {}
+  // A held statement has no statement id yet: it is given one when it is admitted.
+  const keys = ['sql', 'analysis', 'decision', 'hold', 'params', 'policyVersion', 'estimate', ...(outcome === 'admitted' ? ['statementId'] as const : [])] as const
+  for (const key of keys) {
+    if (trip[key] !== undefined) (kept as Record<string, unknown>)[key] = trip[key]
   }
   await recording.record({
     requestId: ctx.requestId,
@@ -55,13 +54,21 @@ export async function recordAdmitted (recording: Recording, ctx: RoundTripContex
     connection: ctx.connection,
     route: ctx.route,
     method: ctx.method,
-    outcome: 'admitted',
-    phase: 'admitted',
+    outcome,
+    ...(outcome === 'admitted' && { phase: 'admitted' as const }),
     startedAtMicros: nowMicros(),
     sourceIp: ctx.sourceIp,
     userAgent: ctx.userAgent ?? null,
-    trip: admitted
+    trip: kept
   }, sessionRef(ctx))
+}
+
+/**
+ * Commits a statement's admitted event: who, which agent, the SQL, its analysis and the
+ * decision (rule included), before the warehouse is called.
+ */
+export async function recordAdmitted (recording: Recording, ctx: RoundTripContext, trip: RoundTrip): Promise<void> {
+  await recordBeforeRun(recording, ctx, trip, 'admitted')
 }
 
 /**
@@ -71,23 +78,7 @@ export async function recordAdmitted (recording: Recording, ctx: RoundTripContex
  * in the same request; this event keeps the moment it was held in the trail.
  */
 export async function recordHeld (recording: Recording, ctx: RoundTripContext, trip: RoundTrip): Promise<void> {
-  const held: RoundTrip = {}
-  for (const key of ['sql', 'analysis', 'decision', 'hold', 'params', 'policyVersion', 'estimate'] as const) {
-    if (trip[key] !== undefined) (held as Record<string, unknown>)[key] = trip[key]
-  }
-  await recording.record({
-    requestId: ctx.requestId,
-    frontEnd: ctx.frontEnd,
-    principal: ctx.principal,
-    connection: ctx.connection,
-    route: ctx.route,
-    method: ctx.method,
-    outcome: 'held',
-    startedAtMicros: nowMicros(),
-    sourceIp: ctx.sourceIp,
-    userAgent: ctx.userAgent ?? null,
-    trip: held
-  }, sessionRef(ctx))
+  await recordBeforeRun(recording, ctx, trip, 'held')
 }
 
 /**

@@ -48,7 +48,7 @@ describe.skipIf(!existsSync(BQ))('bq waits for a held statement', { timeout: 240
     gateway = await startHeldGateway({ idp, policiesDirectory: home, connections: { 'bq-test': { kind: 'bigquery', url: emulator.url, project: SEED_PROJECT, default: true } } })
     agent = await idp.userToken({ subject: 'alice', groups: ['ai-agents'] })
     carol = await idp.userToken({ subject: 'carol', groups: ['approvers'] })
-  })
+  }, 120_000) // the emulator is a Python process: its start alone can take most of a minute on a busy machine
   afterAll(async () => {
     await gateway?.close()
     await idp?.close()

@@ -116,7 +116,7 @@ describe('a held BigQuery query waits in its protocol', { timeout: 240_000 }, ()
     approvals.onNotified((n) => { recordNotified(app.recording, n).catch(() => {}) })
     agent = await idp.userToken({ subject: 'alice', groups: ['ai-agents'], act: { sub: 'claude-code', client_id: 'claude-code' } })
     carol = await idp.userToken({ subject: 'carol', groups: ['approvers'] })
-  })
+  }, 120_000) // the emulator is a Python process: its start alone can take most of a minute on a busy machine
   afterAll(async () => {
     vi.restoreAllMocks()
     await app?.close()
