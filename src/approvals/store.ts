@@ -62,6 +62,17 @@ export interface ApprovalStore {
    * replicas race, and only while it is approved and unexpired. The row is `executed` after.
    */
   claim: (id: string, replica: string) => Promise<ApprovalRecord | undefined>
+  /**
+   * A claim whose replica never started the statement: the approval when it was claimed at
+   * least `leaseSeconds` ago (the store's clock, so no replica's clock skews it), else undefined.
+   */
+  staleClaim: (id: string, leaseSeconds: number) => Promise<ApprovalRecord | undefined>
+  /**
+   * Takes over a stale claim for `replica` (claimed_by and claimed_at renewed): exactly one of
+   * racing callers wins. Only for a statement that cannot run twice whoever starts it (a
+   * BigQuery job under its fixed id).
+   */
+  reclaim: (id: string, replica: string, leaseSeconds: number) => Promise<ApprovalRecord | undefined>
   /** Marks up to `limit` live approvals past their expiry as expired, oldest first; those it marked. */
   expire: (limit: number) => Promise<ApprovalRecord[]>
   /** How many statements wait for a decision now (pending and unexpired), for monitoring. */
@@ -310,6 +321,22 @@ export class StoreApprovals implements ApprovalStore {
     // finds it executed — so exactly one caller gets the row back.
     const rows = await this.#store.query<Row>(`update approvals a set status = 'executed', claimed_by = $2, claimed_at = now()
       where a.id = $1::uuid and a.status = 'approved' and a.expires_at > now() returning ${COLUMNS}`, [id, replica])
+    return (await this.#withDecisions(rows))[0]
+  }
+
+  async staleClaim (id: string, leaseSeconds: number): Promise<ApprovalRecord | undefined> {
+    if (!isUuid(id)) return undefined
+    const rows = await this.#store.query<Row>(`select ${COLUMNS} from approvals a where a.id = $1::uuid and a.status = 'executed'
+      and a.claimed_at <= now() - make_interval(secs => $2::float8)`, [id, leaseSeconds])
+    return (await this.#withDecisions(rows))[0]
+  }
+
+  async reclaim (id: string, replica: string, leaseSeconds: number): Promise<ApprovalRecord | undefined> {
+    if (!isUuid(id)) return undefined
+    // As `claim`: one UPDATE, and a racing caller re-checks claimed_at after the row lock.
+    const rows = await this.#store.query<Row>(`update approvals a set claimed_by = $2, claimed_at = now()
+      where a.id = $1::uuid and a.status = 'executed' and a.claimed_at <= now() - make_interval(secs => $3::float8) returning ${COLUMNS}`,
+    [id, replica, leaseSeconds])
     return (await this.#withDecisions(rows))[0]
   }
 
