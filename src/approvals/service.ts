@@ -267,7 +267,8 @@ export class ApprovalService {
     if (ended !== undefined) throw ended
     if (approval.status === 'pending') return { state: 'pending', approval, message: waitingMessage(approval) }
     if (approval.status === 'approved') {
-      const claimed = await this.approvals.claim(id, this.replica)
+      // A lease: the poll's front end starts the held statement next (staleClaim, reclaim).
+      const claimed = await this.approvals.claim(id, this.replica, { lease: true })
       if (claimed !== undefined) return { state: 'granted', approval: claimed }
       return await this.resolve(id, requester)
     }

@@ -26,9 +26,9 @@ import { HOLD_POLICY, adminOf, pendingApproval, type Admin } from './snowflake-f
 type Json = Record<string, any>
 const DEAD = 'replica-that-died'
 
-/** The dead replica's claim: taken through the service as a replica takes it, then never followed up. */
+/** The dead replica's claim: leased, as a poll of the held statement takes it, then never followed up. */
 async function claimAndDie (store: Store, id: string): Promise<void> {
-  const claimed = await new ApprovalService({ store, replica: DEAD }).approvals.claim(id, DEAD)
+  const claimed = await new ApprovalService({ store, replica: DEAD }).approvals.claim(id, DEAD, { lease: true })
   expect(claimed).toMatchObject({ status: 'executed', claimedBy: DEAD })
 }
 
