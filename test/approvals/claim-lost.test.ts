@@ -19,6 +19,7 @@ import { SEED_DATASET, SEED_PROJECT, startBqEmulator, type BqEmulator } from '..
 import { SEED_DATABASE, SEED_SCHEMA, startFakesnow, type Fakesnow } from '../support/fakesnow.js'
 import { startTestIdp, type TestIdp } from '../support/oidc-provider.js'
 import { startSnowflakeGateway, type SnowflakeGateway } from '../support/snowflake-gateway.js'
+import { connectSdk, destroySdk, runSdk, type SdkConnection } from '../support/snowflake-node-client.js'
 import { spySnowflakeStatements } from '../support/upstream-spy.js'
 import { startHeldGateway, type HeldGateway } from './held-gateway.js'
 import { HOLD_POLICY, adminOf, pendingApproval, type Admin } from './snowflake-fixtures.js'
@@ -43,6 +44,7 @@ describe('Snowflake: a claim whose replica stopped before running the statement'
   let dir: string
   let agent: string
   let admin: Admin
+  let sdk: SdkConnection
   let sent: string[]
 
   beforeAll(async () => {
@@ -58,8 +60,10 @@ describe('Snowflake: a claim whose replica stopped before running the statement'
     })
     agent = await gw.idp.userToken({ subject: 'alice', groups: ['ai-agents'] })
     admin = adminOf(gw.url, await gw.idp.userToken({ subject: 'carol', groups: ['approvers'] }))
+    sdk = await connectSdk({ accessUrl: gw.url, token: agent, database: SEED_DATABASE, schema: SEED_SCHEMA })
   }, 600_000)
   afterAll(async () => {
+    if (sdk !== undefined) await destroySdk(sdk)
     await gw?.close()
     await fakesnow?.close()
     if (dir !== undefined) await rm(dir, { recursive: true, force: true })
@@ -93,6 +97,19 @@ describe('Snowflake: a claim whose replica stopped before running the statement'
     expect(await api('GET', url)).toMatchObject({ status: 422, body: { message } })
     expect(sent.filter((s) => s === sql)).toEqual([])
     expect((await admin.get(`/approvals/${id}`)).body).toMatchObject({ status: 'executed', claimedBy: DEAD })
+  })
+
+  it('snowflake-sdk: the waiting execute() raises the claim-lost error once the lease lapsed', async () => {
+    const sql = 'SELECT ID, EMAIL FROM CUSTOMERS WHERE ID = 2'
+    const running = runSdk(sdk, sql).then(() => undefined, (e: Error) => e)
+    const approval = await pendingApproval(admin, sql)
+    const id = approval.id as string
+    expect((await admin.post(`/approvals/${id}/approve`, {})).status).toBe(200)
+    await claimAndDie(gw.store, id)
+    await ageClaim(gw.store, id)
+    const err = await running
+    expect(err?.message).toBe(`approval ${id} was approved, but gateway ${DEAD}, which took the statement to run it, stopped before running it; the statement was not run: send it again`)
+    expect(sent.filter((s) => s === sql)).toEqual([])
   })
 })
 
