@@ -111,6 +111,22 @@ describe('Snowflake: a claim whose replica stopped before running the statement'
     expect(err?.message).toBe(`approval ${id} was approved, but gateway ${DEAD}, which took the statement to run it, stopped before running it; the statement was not run: send it again`)
     expect(sent.filter((s) => s === sql)).toEqual([])
   })
+
+  it('a resend after the approval claims and runs it in its own request: the held handle serves that run, and never reads as lost', async () => {
+    const sql = 'SELECT ID, EMAIL FROM CUSTOMERS WHERE ID = 3'
+    const submit = async (): Promise<{ status: number, body: Json }> => await api('POST', '/api/v2/statements', { statement: sql, database: SEED_DATABASE, schema: SEED_SCHEMA })
+    const held = await submit()
+    expect(held.status).toBe(202)
+    const approval = await pendingApproval(admin, sql)
+    const id = approval.id as string
+    expect((await admin.post(`/approvals/${id}/approve`, {})).status).toBe(200)
+    const resent = await submit()
+    expect(resent).toMatchObject({ status: 200, body: { data: [['3', '****']] } })
+    // However old that claim grows, it was no lease: the held handle answers with the resend's run.
+    await ageClaim(gw.store, id)
+    expect(await api('GET', held.body.statementStatusUrl as string)).toMatchObject({ status: 200, body: { data: [['3', '****']], statementHandle: resent.body.statementHandle } })
+    expect(sent.filter((s) => s === sql)).toHaveLength(1)
+  })
 })
 
 const T = `${SEED_PROJECT}.${SEED_DATASET}`
