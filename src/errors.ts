@@ -224,6 +224,12 @@ export const ERR_APPROVAL_MISMATCH = createError<[string]>(
 // The approved statement already ran (claimed once, by one replica); its result comes from that run.
 export const ERR_APPROVAL_EXECUTED = createError<[string, string]>(
   'SLUICE_APPROVAL_EXECUTED', 'approval %s was already used: its statement was run by gateway %s and is not run again', 409, base(ApprovalError))
+// Approved and claimed by a replica that stopped (killed, or its store write failed) before it
+// started the statement: what the client is told once the claim's lease lapsed, where running it
+// again could run it twice (Snowflake). A statement failure (422, as the SQL API answers one):
+// nothing is known to have run, and a resend asks again.
+export const ERR_APPROVAL_CLAIM_LOST = createError<[string, string]>(
+  'SLUICE_APPROVAL_CLAIM_LOST', 'approval %s was approved, but gateway %s, which took the statement to run it, stopped before running it; the statement was not run: send it again', 422, base(ApprovalError))
 // A held statement's stored request is sealed under secrets.key: a gateway configured with
 // another key cannot run it (and will not guess); a replica that shares the key can.
 export const ERR_APPROVAL_HELD_UNREADABLE = createError<[string, string]>(

@@ -72,6 +72,20 @@ export interface ApprovalServiceOptions {
   notifier?: ApprovalNotifier
   /** Bind values as the trail keeps them (recording.redaction); default: not kept. */
   redact?: (params: unknown) => unknown
+  /**
+   * How long a claim may stand with its statement not started before a poll counts the claimer
+   * as gone (seconds). Default 10: five of the Snowflake runner's 2 s heartbeats.
+   */
+  claimLeaseSeconds?: number
+}
+
+/** What a poll of a held statement may do beyond resolving it. */
+export interface PollOptions {
+  /**
+   * Take over a claim whose replica stopped before starting the statement. Only for a front end
+   * whose statement cannot run twice whoever starts it (BigQuery: one job id, inserted once).
+   */
+  reclaimStale?: boolean
 }
 
 /** sha256 (hex) of the exact text and binds (object keys sorted): what an approval releases. */
@@ -88,6 +102,7 @@ export class ApprovalService {
   readonly approvals: ApprovalStore
   readonly grants: GrantStore
   readonly replica: string
+  readonly claimLeaseSeconds: number
   readonly #notifier: ApprovalNotifier | undefined
   readonly #redact: (params: unknown) => unknown
 
@@ -95,6 +110,7 @@ export class ApprovalService {
     this.approvals = new StoreApprovals(options.store)
     this.grants = new StoreGrants(options.store)
     this.replica = options.replica ?? randomUUID()
+    this.claimLeaseSeconds = options.claimLeaseSeconds ?? 10
     this.#notifier = options.notifier
     this.#redact = options.redact ?? (() => undefined)
   }
@@ -103,11 +119,11 @@ export class ApprovalService {
    * A held statement: the approval this exact statement already has (claimed when approved, so
    * a resend after approval runs once), a grant in force for its shape, or a new pending one.
    */
-  async request (held: HeldStatement, approvalId?: string): Promise<RequestOutcome> {
+  async request (held: HeldStatement, approvalId?: string, poll: PollOptions = {}): Promise<RequestOutcome> {
     const requester = requesterOf(held.principal)
     const key = requesterKey(requester)
     const hash = statementHash(held.sql, held.params)
-    if (approvalId !== undefined) return await this.#poll(approvalId, held, hash)
+    if (approvalId !== undefined) return await this.#poll(approvalId, held, hash, poll)
     const open = await this.approvals.findOpen(key, held.connection.name, hash)
     if (open?.status === 'pending') return { state: 'pending', approval: open, created: false }
     if (open?.status === 'approved') {
@@ -148,10 +164,14 @@ export class ApprovalService {
    * A front end polling the approval it holds a statement under: exactly that statement, by its
    * requester. Waiting, run now (claimed here, once), or the error that ends it.
    */
-  async #poll (id: string, held: HeldStatement, hash: string): Promise<RequestOutcome> {
+  async #poll (id: string, held: HeldStatement, hash: string, poll: PollOptions): Promise<RequestOutcome> {
     const approval = await this.#own(id, held.principal)
     if (approval.statementHash !== hash || approval.connection !== held.connection.name) throw new ERR_APPROVAL_MISMATCH(id)
     const out = await this.resolve(id, held.principal)
+    if (out.state === 'executed' && poll.reclaimStale === true) {
+      const taken = await this.approvals.reclaim(id, this.replica, this.claimLeaseSeconds)
+      if (taken !== undefined) return { state: 'granted', approval: taken }
+    }
     if (out.state === 'executed') throw new ERR_APPROVAL_EXECUTED(id, out.approval.claimedBy ?? '?')
     if (out.state === 'pending') return { state: 'pending', approval: out.approval, created: false }
     return { state: 'granted', approval: out.approval }
@@ -247,11 +267,21 @@ export class ApprovalService {
     if (ended !== undefined) throw ended
     if (approval.status === 'pending') return { state: 'pending', approval, message: waitingMessage(approval) }
     if (approval.status === 'approved') {
-      const claimed = await this.approvals.claim(id, this.replica)
+      // A lease: the poll's front end starts the held statement next (staleClaim, reclaim).
+      const claimed = await this.approvals.claim(id, this.replica, { lease: true })
       if (claimed !== undefined) return { state: 'granted', approval: claimed }
       return await this.resolve(id, requester)
     }
     return { state: 'executed', approval }
+  }
+
+  /**
+   * The requester's approval when it was claimed more than the lease ago: a front end whose
+   * statement still reads held then knows the claimer stopped before starting it.
+   */
+  async staleClaim (id: string, requester: Principal, leaseSeconds = this.claimLeaseSeconds): Promise<ApprovalRecord | undefined> {
+    await this.#own(id, requester)
+    return await this.approvals.staleClaim(id, leaseSeconds)
   }
 
   /** Housekeeping: marks approvals past their expiry (reads already treat them as expired). */

@@ -60,8 +60,20 @@ export interface ApprovalStore {
   /**
    * Takes the approved statement for execution: succeeds for exactly one caller, whichever
    * replicas race, and only while it is approved and unexpired. The row is `executed` after.
+   * `lease`: a poll of the held statement claims it, to start it next (migrations/0015).
    */
-  claim: (id: string, replica: string) => Promise<ApprovalRecord | undefined>
+  claim: (id: string, replica: string, options?: { lease?: boolean }) => Promise<ApprovalRecord | undefined>
+  /**
+   * A leased claim whose replica never started the statement: the approval when it was claimed at
+   * least `leaseSeconds` ago (the store's clock, so no replica's clock skews it), else undefined.
+   */
+  staleClaim: (id: string, leaseSeconds: number) => Promise<ApprovalRecord | undefined>
+  /**
+   * Takes over a stale claim for `replica` (claimed_by and claimed_at renewed): exactly one of
+   * racing callers wins. Only for a statement that cannot run twice whoever starts it (a
+   * BigQuery job under its fixed id).
+   */
+  reclaim: (id: string, replica: string, leaseSeconds: number) => Promise<ApprovalRecord | undefined>
   /** Marks up to `limit` live approvals past their expiry as expired, oldest first; those it marked. */
   expire: (limit: number) => Promise<ApprovalRecord[]>
   /** How many statements wait for a decision now (pending and unexpired), for monitoring. */
@@ -304,12 +316,29 @@ export class StoreApprovals implements ApprovalStore {
     return (await this.#withDecisions(rows))[0]
   }
 
-  async claim (id: string, replica: string): Promise<ApprovalRecord | undefined> {
+  async claim (id: string, replica: string, options: { lease?: boolean } = {}): Promise<ApprovalRecord | undefined> {
     if (!isUuid(id)) return undefined
     // One UPDATE: a racing replica's statement waits on the row lock, re-checks `status`, and
     // finds it executed — so exactly one caller gets the row back.
-    const rows = await this.#store.query<Row>(`update approvals a set status = 'executed', claimed_by = $2, claimed_at = now()
-      where a.id = $1::uuid and a.status = 'approved' and a.expires_at > now() returning ${COLUMNS}`, [id, replica])
+    const rows = await this.#store.query<Row>(`update approvals a set status = 'executed', claimed_by = $2, claimed_at = now(), claim_leased = $3
+      where a.id = $1::uuid and a.status = 'approved' and a.expires_at > now() returning ${COLUMNS}`, [id, replica, options.lease === true])
+    return (await this.#withDecisions(rows))[0]
+  }
+
+  async staleClaim (id: string, leaseSeconds: number): Promise<ApprovalRecord | undefined> {
+    if (!isUuid(id)) return undefined
+    const rows = await this.#store.query<Row>(`select ${COLUMNS} from approvals a where a.id = $1::uuid and a.status = 'executed'
+      and a.claim_leased and a.claimed_at <= now() - make_interval(secs => $2::float8)`, [id, leaseSeconds])
+    return (await this.#withDecisions(rows))[0]
+  }
+
+  async reclaim (id: string, replica: string, leaseSeconds: number): Promise<ApprovalRecord | undefined> {
+    if (!isUuid(id)) return undefined
+    // As `claim`: one UPDATE, and a racing caller re-checks claimed_at after the row lock.
+    const rows = await this.#store.query<Row>(`update approvals a set claimed_by = $2, claimed_at = now()
+      where a.id = $1::uuid and a.status = 'executed' and a.claim_leased and a.claimed_at <= now() - make_interval(secs => $3::float8)
+      returning ${COLUMNS}`,
+    [id, replica, leaseSeconds])
     return (await this.#withDecisions(rows))[0]
   }
 

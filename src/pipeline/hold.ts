@@ -47,7 +47,7 @@ export function approvalHoldStage (service: ApprovalService, options: ApprovalHo
         // A decision from an engine without approval settings (tests, custom engines): the defaults.
         settings: decision.approval ?? approvalSettings(),
         ...(preview !== undefined && { preview })
-      }, statement.approvalId)
+      }, statement.approvalId, { reclaimStale: statement.reclaimStaleClaim === true })
       if (out.state === 'pending') return { state: 'pending', approvalId: out.approval.id }
       const approver = out.grant?.grantedBy ?? out.approval.decidedBy
       return {

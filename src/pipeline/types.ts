@@ -38,6 +38,11 @@ export interface Statement {
    * withdrawn — instead of asking again. It must be the same statement the approval was given for.
    */
   approvalId?: string
+  /**
+   * With `approvalId`: take over the approval when the replica that claimed it stopped before
+   * starting it (approvals/service.ts PollOptions), for a statement that cannot run twice.
+   */
+  reclaimStaleClaim?: boolean
   /** Asks the warehouse what the statement would cost without running it, where it can (estimate.ts). */
   estimate?: Estimator
 }

@@ -1,9 +1,10 @@
 // google-cloud-bigquery (Python, the test venv) waiting for a held statement, unchanged: its
 // client.query().result() (jobs.insert, then jobs.get and getQueryResults with timeoutMs) and
 // query_and_wait() (jobs.query) return the masked rows once an approver approves through the
-// admin API; a denial raises with the approver and the reason; job.cancel() withdraws the
-// approval. python_held.py runs the client; the outcomes are asserted here.
-import { execFile } from 'node:child_process'
+// admin API; a denial raises with the approver and the reason; an approval nobody decided in time
+// raises the expiry (the script asks this side to age it in the store); job.cancel() withdraws
+// the approval. python_held.py runs the client; the outcomes are asserted here.
+import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -13,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { SEED_DATASET, SEED_PROJECT, startBqEmulator, type BqEmulator } from '../support/bqemulator.js'
 import { startTestIdp, type TestIdp } from '../support/oidc-provider.js'
 import { startHeldGateway, type HeldGateway } from './held-gateway.js'
+import { expireApproval } from './snowflake-fixtures.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const PYTHON = `${ROOT}.venv/bin/python`
@@ -55,8 +57,18 @@ describe('google-cloud-bigquery waits for a held statement', { timeout: 300_000 
       APPROVER_TOKEN: await idp.userToken({ subject: 'carol', groups: ['approvers'] })
     }
     results = await new Promise((resolve, reject) => {
-      execFile(PYTHON, [SCRIPT], { env: { ...process.env, ...env }, timeout: 240_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-        if (err !== null) reject(new Error(`python_held.py failed: ${err.message}\n${stderr}`))
+      const child = spawn(PYTHON, [SCRIPT], { env: { ...process.env, ...env }, timeout: 240_000 })
+      let stdout = ''
+      let stderr = ''
+      child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
+      child.stderr.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString()
+        // "expire <id>": the script waits on an approval nobody decides; its time runs out here.
+        for (const m of chunk.toString().matchAll(/^expire (\S+)$/gm)) void expireApproval(gateway.store, m[1] as string)
+      })
+      child.on('error', reject)
+      child.on('close', (code) => {
+        if (code !== 0) reject(new Error(`python_held.py exited ${String(code)}\n${stderr}`))
         else resolve(JSON.parse(stdout) as Record<string, any>)
       })
     })
@@ -80,6 +92,13 @@ describe('google-cloud-bigquery waits for a held statement', { timeout: 300_000 
     const r = results.denied
     expect(r.ok).toBeUndefined()
     expect(r.message).toContain(`approval ${r.approval as string} denied by carol: wrong customer`)
+  })
+
+  it('expired: the waiting result() raises the expiry', () => {
+    const r = results.expired
+    expect(r.ok).toBeUndefined()
+    expect(r.message).toContain(`approval ${r.approval as string} expired after 30 min; ask again or change the statement`)
+    expect(r.status).toBe('expired')
   })
 
   it('job.cancel(): the approval is withdrawn and result() raises', () => {

@@ -5,6 +5,7 @@ person would from another machine. Run by bigquery-held-python.test.ts; prints o
 """
 import json
 import os
+import sys
 import threading
 import time
 import traceback
@@ -97,6 +98,15 @@ def main():
         thread.join(120)
         return {"approval": approval, **out}
 
+    def expired():
+        sql = f"SELECT id, email FROM {DATASET}.customers WHERE id = 5"
+        thread, out = in_thread(lambda: rows_of(client().query(sql).result()))
+        approval = pending_for(sql)
+        # Nobody decides: the TypeScript side ages the approval past its expiry in the store.
+        print(f"expire {approval}", file=sys.stderr, flush=True)
+        thread.join(120)
+        return {"approval": approval, **out, "status": admin("GET", f"/approvals/{approval}")["status"]}
+
     def cancelled():
         sql = f"SELECT id, email FROM {DATASET}.customers WHERE id = 4"
         job = client().query(sql)
@@ -110,7 +120,7 @@ def main():
             outcome = {"error": type(exc).__name__, "message": str(getattr(exc, "message", None) or exc)}
         return {"approval": approval, "state": state, **outcome, "status": admin("GET", f"/approvals/{approval}")["status"]}
 
-    scenarios.update(insert_approved=insert_approved, query_and_wait_approved=query_and_wait_approved, denied=denied, cancelled=cancelled)
+    scenarios.update(insert_approved=insert_approved, query_and_wait_approved=query_and_wait_approved, denied=denied, expired=expired, cancelled=cancelled)
     for name, fn in scenarios.items():
         try:
             results[name] = fn()

@@ -170,6 +170,38 @@ describe.each(storeEngines())('approval records on $name', slow, (engine) => {
     expect(await approvals.claim(b.id, 'late')).toBeUndefined()
   })
 
+  it('reads a poll\'s claim as stale only past the lease, and lets exactly one racing caller take it over', async () => {
+    const approved = async (): Promise<NewApproval> => {
+      const a = fresh({ settings: approvalSettings() })
+      await approvals.create(a)
+      await approvals.decide(a.id, carol, { minApprovals: 1, expiresAfterMinutes: 30 })
+      return a
+    }
+    const agedClaim = async (id: string): Promise<void> => {
+      await store.query("update approvals set claimed_at = now() - interval '1 hour' where id = $1::uuid", [id])
+    }
+    const a = await approved()
+    expect(await approvals.staleClaim(a.id, 10)).toBeUndefined() // not claimed yet
+    await approvals.claim(a.id, 'stopped', { lease: true })
+    expect(await approvals.staleClaim(a.id, 10)).toBeUndefined() // within its lease
+    expect(await approvals.reclaim(a.id, 'early', 10)).toBeUndefined()
+    await agedClaim(a.id)
+    expect(await approvals.staleClaim(a.id, 10)).toMatchObject({ status: 'executed', claimedBy: 'stopped' })
+    const other = engine.name === 'postgres' ? new StoreApprovals(await engine.open()) : approvals
+    const results = await Promise.all(Array.from({ length: 8 }, async (_, i) => await (i % 2 === 0 ? approvals : other).reclaim(a.id, `replica-${i % 2}`, 10)))
+    const winners = results.filter((r) => r !== undefined)
+    expect(winners).toHaveLength(1)
+    expect(winners[0]).toMatchObject({ status: 'executed', claimedBy: expect.stringMatching(/^replica-[01]$/) })
+    // Taken over, the claim is fresh again: within the new lease, not stale.
+    expect(await approvals.staleClaim(a.id, 10)).toBeUndefined()
+    // A claim that is no lease (a resend, a grant: run in the claiming request) never reads stale.
+    const b = await approved()
+    await approvals.claim(b.id, 'resend')
+    await agedClaim(b.id)
+    expect(await approvals.staleClaim(b.id, 10)).toBeUndefined()
+    expect(await approvals.reclaim(b.id, 'poller', 10)).toBeUndefined()
+  })
+
   it('matches a grant by fingerprint, principal and chain, and connection; records each use; honours expiry and revocation', async () => {
     const source = fresh({ settings: approvalSettings() })
     await approvals.create(source)

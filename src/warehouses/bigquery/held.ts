@@ -4,7 +4,9 @@
 // replica. Nothing runs upstream until an approver releases it; then the next poll, on whichever
 // replica it reaches, claims the approval (once, in the store) and inserts exactly the held job
 // (its text and query parameters, kept with the binding) under the same id, so every later call
-// is the upstream's own job. Denied, expired or withdrawn (jobs.cancel), the job reads DONE with
+// is the upstream's own job. A claimer that stops before inserting it leaves the job PENDING only
+// for the claim's lease: the next poll after it takes the claim over and inserts the same id
+// (BigQuery refuses a second job under one id, so it cannot run twice). Denied, expired or withdrawn (jobs.cancel), the job reads DONE with
 // the approval's error, and getQueryResults answers that error.
 import { ERR_APPROVAL_DENIED, ERR_APPROVAL_EXECUTED, ERR_APPROVAL_EXPIRED, ERR_APPROVAL_WITHDRAWN } from '../../errors.js'
 import { waitForDecision } from '../../approvals/wait.js'
@@ -15,7 +17,7 @@ import { ownerOf, type JobBinding } from './registry.js'
 import { releaseJob, releasing } from './released-errors.js'
 import { statementParams } from './requests.js'
 import type { BigQueryService, CallContext } from './service.js'
-import type { BigQueryUpstream } from './upstream.js'
+import type { BigQueryUpstream, BigQueryUpstreamError } from './upstream.js'
 import type { Job, JobConfiguration, JobConfigurationQuery, QueryRequest, QueryResults } from './wire.js'
 
 /** What a poll of a held job found. */
@@ -113,7 +115,23 @@ function heldStatement (svc: BigQueryService, ctx: CallContext, upstream: BigQue
   const held = binding.held as NonNullable<JobBinding['held']>
   const query = (held.configuration as JobConfiguration).query
   const fresh = svc.statement(ctx, upstream, binding.statement.sql, statementParams(query?.queryParameters), query?.defaultDataset, query?.queryParameters)
-  return { ...fresh, connection: binding.statement.connection, approvalId: held.approvalId }
+  // A claim whose replica stopped before inserting the job may be taken over: the job id is
+  // fixed, and BigQuery refuses a second job under it, so the statement still runs once.
+  return { ...fresh, connection: binding.statement.connection, approvalId: held.approvalId, reclaimStaleClaim: true }
+}
+
+/**
+ * Inserts the held job under its id. A 409 `duplicate` means a replica that claimed it before
+ * (and then stopped) did insert it: that job is the one, read back instead of run again.
+ */
+async function insertOnce (upstream: BigQueryUpstream, job: Job): Promise<Job> {
+  try {
+    return await upstream.insertJob(job)
+  } catch (err) {
+    const e = err as BigQueryUpstreamError
+    if (e.statusCode !== 409 || e.reason !== 'duplicate') throw err
+    return await upstream.getJob(job.jobReference?.jobId as string, job.jobReference?.location)
+  }
 }
 
 /** Binds a new held job: nothing runs upstream, its binds wait in the store with the approval id. */
@@ -178,7 +196,7 @@ export async function pollHeld (svc: BigQueryService, ctx: CallContext, upstream
   const base = { owner: binding.owner, connection: binding.connection, projectId: binding.projectId, kind: 'job' as const, id: binding.id, statement, admission }
   let created: Job
   try {
-    created = releaseJob(scope, await releasing(scope, async () => await upstream.insertJob({
+    created = releaseJob(scope, await releasing(scope, async () => await insertOnce(upstream, {
       jobReference: { projectId: upstream.project, jobId: binding.id, ...(binding.location !== undefined && { location: binding.location }) },
       configuration
     })))

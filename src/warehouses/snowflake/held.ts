@@ -8,7 +8,7 @@
 import { waitForDecision } from '../../approvals/wait.js'
 import { waitingMessage } from '../../approvals/messages.js'
 import type { ApprovalService } from '../../approvals/service.js'
-import { ApprovalError, ERR_APPROVAL_CLOSED, ERR_APPROVAL_EXECUTED, ERR_APPROVAL_HELD_UNREADABLE, ERR_NOT_FOUND, PolicyError, RequestError } from '../../errors.js'
+import { ApprovalError, ERR_APPROVAL_CLAIM_LOST, ERR_APPROVAL_CLOSED, ERR_APPROVAL_EXECUTED, ERR_APPROVAL_HELD_UNREADABLE, ERR_NOT_FOUND, PolicyError, RequestError } from '../../errors.js'
 import type { Principal } from '../../identity/principal.js'
 import type { RoundTrip } from '../../pipeline.js'
 import { admittedRecord } from '../../pipeline/admitted.js'
@@ -166,7 +166,15 @@ async function ranElsewhere (deps: HeldDeps, handle: Handle, principal: Principa
   // The same statement sent twice holds two handles of one approval: the other one ran it.
   const twin = await deps.statements.releasedFor(approvalId, handle.owner)
   if (twin !== undefined) return { state: 'released', handle: twin }
-  return { state: 'elsewhere', handle }
+  // Claimed, yet no handle of it started within the lease: the claimer stopped between its claim
+  // and the release (killed, or a store write failed). Running it here could run it twice (the
+  // claimer may have reached Snowflake before it died), so the statement ends, saying so. The
+  // store arbitrates a claimer that was only slow: its release and this end both require `held`.
+  const lost = await deps.approvals.staleClaim(approvalId, principal)
+  if (lost === undefined) return { state: 'elsewhere', handle }
+  const err = new ERR_APPROVAL_CLAIM_LOST(approvalId, lost.claimedBy ?? '?')
+  const ended = await deps.statements.endHeld(handle, { state: 'failed', error: storedError(errorInfo(err, handle.id), err.statusCode) })
+  return ended.state === 'held' ? { state: 'elsewhere', handle: ended } : { state: 'released', handle: ended }
 }
 
 /**

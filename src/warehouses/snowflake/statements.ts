@@ -49,6 +49,11 @@ export interface StartOptions {
   timeoutSeconds?: number
   /** The round trip the run fills in; what it recorded is kept with the handle. */
   trip?: RoundTrip
+  /**
+   * The approval that released it, when a resend claimed one: a handle held under the same
+   * approval then serves this run's result (releasedFor) instead of waiting on it.
+   */
+  approvalId?: string
 }
 
 export interface HoldOptions {
@@ -213,8 +218,9 @@ export class SnowflakeStatements {
     }
   }
 
-  #optional (options: StartOptions): { clientRequestId?: string, sessionKey?: string, admitted?: unknown } {
-    const out: { clientRequestId?: string, sessionKey?: string, admitted?: unknown } = {}
+  #optional (options: StartOptions): { clientRequestId?: string, sessionKey?: string, admitted?: unknown, approvalId?: string } {
+    const out: { clientRequestId?: string, sessionKey?: string, admitted?: unknown, approvalId?: string } = {}
+    if (options.approvalId !== undefined) out.approvalId = options.approvalId
     if (options.clientRequestId !== undefined) out.clientRequestId = options.clientRequestId
     if (options.sessionKey !== undefined) out.sessionKey = options.sessionKey
     if (options.admitted !== undefined) out.admitted = { record: options.admitted }

@@ -83,7 +83,9 @@ export async function submit (deps: SubmitDeps, input: PrepareInput, options: Su
     ...(options.sessionKey === undefined ? {} : { sessionKey: options.sessionKey }),
     ...(options.timeoutSeconds === undefined ? {} : { timeoutSeconds: options.timeoutSeconds }),
     admitted: admittedRecord(prepared.statement, prepared.admission),
-    trip: runTrip
+    trip: runTrip,
+    // Released by an approval (a resend of a held statement): its held handle serves this run.
+    ...(trip.hold?.state === 'granted' && trip.hold.approvalId !== undefined && { approvalId: trip.hold.approvalId })
   })
   try {
     const handle = requestId === undefined ? await start() : await deps.idempotency.bind(input.principal, connection, requestId, fp, start)
