@@ -57,7 +57,7 @@ describe('approvers and grants of held BigQuery queries, through the client', { 
     aliceApprover = await idp.userToken({ subject: 'alice', groups: ['approvers'] })
     carol = await idp.userToken({ subject: 'carol', groups: ['approvers'] })
     dave = await idp.userToken({ subject: 'dave', groups: ['approvers'] })
-  })
+  }, 120_000) // the emulators are Python processes: their start alone can take most of a minute on a busy machine
   afterAll(async () => {
     await gw?.close()
     await idp?.close()

@@ -70,7 +70,7 @@ describe('a held BigQuery job across two gateway processes on one Postgres', { t
     await idp?.close()
     await emulator?.close()
     if (dir !== undefined) await rm(dir, { recursive: true, force: true })
-  })
+  }, 120_000) // the emulators are Python processes: their start alone can take most of a minute on a busy machine
 
   const replica = (i: number): string => cluster.replicas[i]!.url
   const client = (i: number): BigQuery => {

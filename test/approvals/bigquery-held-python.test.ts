@@ -72,7 +72,7 @@ describe('google-cloud-bigquery waits for a held statement', { timeout: 300_000 
         else resolve(JSON.parse(stdout) as Record<string, any>)
       })
     })
-  })
+  }, 120_000) // the emulators are Python processes: their start alone can take most of a minute on a busy machine
   afterAll(async () => {
     await gateway?.close()
     await idp?.close()

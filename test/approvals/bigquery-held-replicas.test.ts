@@ -51,7 +51,7 @@ describe('a held BigQuery job across two replicas on one store', { timeout: 240_
     b = await startHeldGateway(options)
     agent = await idp.userToken({ subject: 'alice', groups: ['ai-agents'] })
     carol = await idp.userToken({ subject: 'carol', groups: ['approvers'] })
-  })
+  }, 120_000) // the emulators are Python processes: their start alone can take most of a minute on a busy machine
   afterAll(async () => {
     await a?.close()
     await b?.close()

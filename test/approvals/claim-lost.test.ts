@@ -67,7 +67,7 @@ describe('Snowflake: a claim whose replica stopped before running the statement'
     await gw?.close()
     await fakesnow?.close()
     if (dir !== undefined) await rm(dir, { recursive: true, force: true })
-  })
+  }, 120_000) // the emulators are Python processes: their start alone can take most of a minute on a busy machine
   beforeEach(() => { sent = spySnowflakeStatements() })
 
   const api = async (method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number, body: Json }> => {
