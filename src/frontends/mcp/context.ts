@@ -11,6 +11,7 @@ import { recordAdmitted, recordCompleted, type RoundTripContext } from '../../re
 import { nowMicros } from '../../recording/chain.js'
 import type { ChainedEvent } from '../../recording/event.js'
 import type { WarehousePort } from '../../warehouses/port.js'
+import type { Elicit } from './justification.js'
 
 export const FRONT_END = 'mcp'
 
@@ -37,6 +38,8 @@ export interface ToolCall {
   signal: AbortSignal
   /** Sends a progress notification when the client asked for them (a progressToken). */
   progress?: (progress: number, total: number | undefined, message: string) => Promise<void>
+  /** Asks the client through elicitation; absent when its session did not declare the capability. */
+  elicit?: Elicit
   /** Filled as the call admits statements: the tool-call event links to them. */
   statementIds: string[]
   approvalId?: string

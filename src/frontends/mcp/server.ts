@@ -4,13 +4,15 @@
 // process between requests: the session is the store's (sessions.ts) and any replica answers.
 import { randomUUID } from 'node:crypto'
 import { Server } from '@modelcontextprotocol/sdk/server/index.js'
-import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, McpError } from '@modelcontextprotocol/sdk/types.js'
+import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, McpError, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js'
 import type { Principal } from '../../identity/principal.js'
 import { approvalStatus, describeTable, explain, listConnections, listSchemas, listTables } from './catalog.js'
 import { recordToolCall, type McpDeps, type ToolCall } from './context.js'
 import { runQuery, type Answer } from './query.js'
 import { errorResult } from './results.js'
-import type { McpSession } from './sessions.js'
+import type { Elicit } from './justification.js'
+import { ownerOf, type McpSession } from './sessions.js'
+import { ELICITATION_ID_PREFIX, type McpSignals } from './signals.js'
 import { argumentProblems, TOOLS, toolNamed } from './tools.js'
 
 export const SERVER_INFO = { name: 'sluice', version: '0.1.0' }
@@ -28,6 +30,35 @@ export interface RequestFacts {
   sourceIp?: string
   /** The abort signal a `notifications/cancelled` for this JSON-RPC request id fires (another request carries it). */
   cancelled?: (requestId: string | number) => AbortSignal | undefined
+  /** Where a client's answers to Sluice's own requests (elicitation) arrive, on any replica. */
+  signals?: McpSignals
+}
+
+/** How long an elicitation waits for the person at the client to answer. */
+const ELICIT_WAIT_SECONDS = 300
+
+/**
+ * The call's elicitation, when its session declared the capability (form mode): the request
+ * goes out on the call's own response stream with an id of Sluice's (each POST has its own
+ * server, so the SDK's per-server ids would collide), and its answer, a POST of its own, may
+ * reach any replica (signals.ts).
+ */
+function elicitFor (server: Server, facts: RequestFacts, relatedRequestId: string | number, signal: AbortSignal): Elicit | undefined {
+  const session = facts.session
+  const signals = facts.signals
+  const cap = session?.capabilities.elicitation
+  if (session === undefined || signals === undefined || cap === null || typeof cap !== 'object') return undefined
+  if (Object.keys(cap).length > 0 && !('form' in cap)) return undefined
+  const target = { owner: ownerOf(facts.principal), session: session.id }
+  return async (params) => {
+    const id = `${ELICITATION_ID_PREFIX}${randomUUID()}`
+    const answer = signals.awaitReply(target, id, { until: Date.now() + ELICIT_WAIT_SECONDS * 1000, signal })
+    await server.transport?.send({ jsonrpc: '2.0', id, method: 'elicitation/create', params: { mode: 'form', ...params } } as JSONRPCMessage, { relatedRequestId })
+    const reply = await answer
+    const result = reply?.result as { action?: unknown, content?: unknown } | undefined
+    if (result === undefined || (result.action !== 'accept' && result.action !== 'decline' && result.action !== 'cancel')) return undefined
+    return { action: result.action, ...(result.content !== null && typeof result.content === 'object' && { content: result.content as Record<string, unknown> }) }
+  }
 }
 
 export function createMcpServer (deps: McpDeps, facts: RequestFacts): Server {
@@ -38,13 +69,16 @@ export function createMcpServer (deps: McpDeps, facts: RequestFacts): Server {
     const args = request.params.arguments ?? {}
     const token = request.params._meta?.progressToken
     const client = facts.session === undefined ? facts.client ?? {} : { ...(facts.session.clientName !== undefined && { name: facts.session.clientName }), ...(facts.session.clientVersion !== undefined && { version: facts.session.clientVersion }) }
+    const signal = withCancel(extra.signal, facts.cancelled?.(extra.requestId))
+    const elicit = elicitFor(server, facts, extra.requestId, signal)
     const call: ToolCall = {
       principal: facts.principal,
       requestId: randomUUID(),
       ...(facts.session !== undefined && { mcpSessionId: facts.session.id }),
       client,
       ...(facts.sourceIp !== undefined && { sourceIp: facts.sourceIp }),
-      signal: withCancel(extra.signal, facts.cancelled?.(extra.requestId)),
+      signal,
+      ...(elicit !== undefined && { elicit }),
       statementIds: [],
       ...(token !== undefined && {
         progress: async (progress: number, total: number | undefined, message: string) => {
