@@ -14,7 +14,7 @@ import { protectedResourceMetadata, publicOrigin, resourceUrl, metadataUrl } fro
 import { createMcpServer, type RequestFacts } from '../src/frontends/mcp/server.js'
 import { StoreEventLog } from '../src/frontends/mcp/events.js'
 import { McpSignals } from '../src/frontends/mcp/signals.js'
-import { cancelledIds, closeWhenAnswered, initializeOf, jsonRpcError, requestIdsOf, responsesOf, text } from '../src/frontends/mcp/transport.js'
+import { cancelledIds, closeWhenAnswered, initializeOf, jsonRpcError, responsesOf, text } from '../src/frontends/mcp/transport.js'
 import { ownerOf, storeMcpSessions, type McpSessionStore } from '../src/frontends/mcp/sessions.js'
 import type { PolicySet } from '../src/policy/model.js'
 import { warehousePorts } from '../src/warehouses/ports.js'
@@ -112,12 +112,11 @@ async function mcpPlugin (fastify: FastifyInstance, opts: McpPluginOptions): Pro
     const target = { owner: ownerOf(principal), session: facts.session?.id ?? '' }
     for (const id of cancelledIds(request.body)) await signals.cancel(target, id)
     for (const answer of responsesOf(request.body)) await signals.reply(target, answer)
-    const mine = requestIdsOf(request.body).map((id) => {
+    // Watched while the call runs: a client that went away may still cancel it.
+    facts.cancelled = (id) => {
       const controller = new AbortController()
-      return { id, controller, stop: signals.running(target, id, controller) }
-    })
-    reply.raw.once('close', () => { for (const m of mine) m.stop() })
-    facts.cancelled = (id) => mine.find((m) => m.id === id)?.controller.signal
+      return { signal: controller.signal, stop: signals.running(target, id, controller) }
+    }
     facts.signals = signals
     const server = createMcpServer(deps, facts)
     // Every message of the response stream goes to the store first, so a client whose stream

@@ -4,7 +4,11 @@
 // process between requests: the session is the store's (sessions.ts) and any replica answers.
 import { randomUUID } from 'node:crypto'
 import { Server } from '@modelcontextprotocol/sdk/server/index.js'
-import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, McpError, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js'
+import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js'
+import {
+  CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, McpError,
+  type CallToolRequest, type CallToolResult, type JSONRPCMessage, type ServerNotification, type ServerRequest
+} from '@modelcontextprotocol/sdk/types.js'
 import type { Principal } from '../../identity/principal.js'
 import { approvalStatus, describeTable, explain, listConnections, listSchemas, listTables } from './catalog.js'
 import { recordToolCall, type McpDeps, type ToolCall } from './context.js'
@@ -28,8 +32,11 @@ export interface RequestFacts {
   /** clientInfo of an initialize request (before the session exists). */
   client?: { name?: string, version?: string }
   sourceIp?: string
-  /** The abort signal a `notifications/cancelled` for this JSON-RPC request id fires (another request carries it). */
-  cancelled?: (requestId: string | number) => AbortSignal | undefined
+  /**
+   * Watches for a `notifications/cancelled` naming this JSON-RPC request id (another POST carries
+   * it, to this replica or another): its signal fires then; `stop` ends the watch once the call is done.
+   */
+  cancelled?: (requestId: string | number) => { signal: AbortSignal, stop: () => void }
   /** Where a client's answers to Sluice's own requests (elicitation) arrive, on any replica. */
   signals?: McpSignals
 }
@@ -65,47 +72,57 @@ export function createMcpServer (deps: McpDeps, facts: RequestFacts): Server {
   const server = new Server(SERVER_INFO, { capabilities: { tools: { listChanged: false } }, instructions: INSTRUCTIONS })
   server.setRequestHandler(ListToolsRequestSchema, async () => ({ tools: TOOLS.map((t) => ({ ...t })) }))
   server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
-    const { name } = request.params
-    const args = request.params.arguments ?? {}
-    const token = request.params._meta?.progressToken
-    const client = facts.session === undefined ? facts.client ?? {} : { ...(facts.session.clientName !== undefined && { name: facts.session.clientName }), ...(facts.session.clientVersion !== undefined && { version: facts.session.clientVersion }) }
-    const signal = withCancel(extra.signal, facts.cancelled?.(extra.requestId))
-    const elicit = elicitFor(server, facts, extra.requestId, signal)
-    const call: ToolCall = {
-      principal: facts.principal,
-      requestId: randomUUID(),
-      ...(facts.session !== undefined && { mcpSessionId: facts.session.id }),
-      client,
-      ...(facts.sourceIp !== undefined && { sourceIp: facts.sourceIp }),
-      signal,
-      ...(elicit !== undefined && { elicit }),
-      statementIds: [],
-      ...(token !== undefined && {
-        progress: async (progress: number, total: number | undefined, message: string) => {
-          await extra.sendNotification({ method: 'notifications/progress', params: { progressToken: token, progress, ...(total !== undefined && { total }), message } })
-        }
-      })
-    }
-    const started = performance.now()
-    // A malformed call is a protocol error, and in the trail like every other call.
-    const malformed = toolNamed(name) === undefined
-      ? `unknown tool ${name.slice(0, 100)}: tools/list names the tools Sluice serves`
-      : argumentProblems(name, args) === undefined ? undefined : `invalid arguments for ${name}: ${argumentProblems(name, args) ?? ''}`
-    if (malformed !== undefined) {
-      await recordToolCall(deps, call, toolNamed(name) === undefined ? 'unknown' : name, { outcome: 'error', errorCode: 'SLUICE_BAD_REQUEST', reason: malformed }, started)
-      throw new McpError(ErrorCode.InvalidParams, malformed)
-    }
-    const answer = await dispatch(deps, call, name, args as Record<string, unknown>)
+    const watch = facts.cancelled?.(extra.requestId)
     try {
-      await recordToolCall(deps, call, name, answer.outcome, started)
-    } catch (err) {
-      // Fail closed: a call the trail does not have is not answered with its result.
-      deps.log.error({ err: (err as Error).message, tool: name }, 'mcp: recording the tool call failed; result withheld')
-      return errorResult({ code: 'SLUICE_STORE_UNAVAILABLE', message: `the tool call could not be recorded, so its result is withheld (request ${call.requestId})`, next: call.statementIds.length > 0 ? 'the statement may have run: check before repeating a write' : 'retry in a few seconds' })
+      return await callTool(deps, facts, server, request, extra, withCancel(extra.signal, watch?.signal))
+    } finally {
+      watch?.stop()
     }
-    return answer.result
   })
   return server
+}
+
+type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>
+
+async function callTool (deps: McpDeps, facts: RequestFacts, server: Server, request: CallToolRequest, extra: Extra, signal: AbortSignal): Promise<CallToolResult> {
+  const { name } = request.params
+  const args = request.params.arguments ?? {}
+  const token = request.params._meta?.progressToken
+  const client = facts.session === undefined ? facts.client ?? {} : { ...(facts.session.clientName !== undefined && { name: facts.session.clientName }), ...(facts.session.clientVersion !== undefined && { version: facts.session.clientVersion }) }
+  const elicit = elicitFor(server, facts, extra.requestId, signal)
+  const call: ToolCall = {
+    principal: facts.principal,
+    requestId: randomUUID(),
+    ...(facts.session !== undefined && { mcpSessionId: facts.session.id }),
+    client,
+    ...(facts.sourceIp !== undefined && { sourceIp: facts.sourceIp }),
+    signal,
+    ...(elicit !== undefined && { elicit }),
+    statementIds: [],
+    ...(token !== undefined && {
+      progress: async (progress: number, total: number | undefined, message: string) => {
+        await extra.sendNotification({ method: 'notifications/progress', params: { progressToken: token, progress, ...(total !== undefined && { total }), message } })
+      }
+    })
+  }
+  const started = performance.now()
+  // A malformed call is a protocol error, and in the trail like every other call.
+  const malformed = toolNamed(name) === undefined
+    ? `unknown tool ${name.slice(0, 100)}: tools/list names the tools Sluice serves`
+    : argumentProblems(name, args) === undefined ? undefined : `invalid arguments for ${name}: ${argumentProblems(name, args) ?? ''}`
+  if (malformed !== undefined) {
+    await recordToolCall(deps, call, toolNamed(name) === undefined ? 'unknown' : name, { outcome: 'error', errorCode: 'SLUICE_BAD_REQUEST', reason: malformed }, started)
+    throw new McpError(ErrorCode.InvalidParams, malformed)
+  }
+  const answer = await dispatch(deps, call, name, args as Record<string, unknown>)
+  try {
+    await recordToolCall(deps, call, name, answer.outcome, started)
+  } catch (err) {
+    // Fail closed: a call the trail does not have is not answered with its result.
+    deps.log.error({ err: (err as Error).message, tool: name }, 'mcp: recording the tool call failed; result withheld')
+    return errorResult({ code: 'SLUICE_STORE_UNAVAILABLE', message: `the tool call could not be recorded, so its result is withheld (request ${call.requestId})`, next: call.statementIds.length > 0 ? 'the statement may have run: check before repeating a write' : 'retry in a few seconds' })
+  }
+  return answer.result
 }
 
 function withCancel (signal: AbortSignal, cancelled: AbortSignal | undefined): AbortSignal {
