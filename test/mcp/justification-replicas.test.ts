@@ -139,6 +139,16 @@ describe('MCP justifications, schemas by policy, and messages across replicas', 
     // The tables of the hidden schema are not listed either.
     const tables = await client.callTool({ name: 'list_tables', arguments: { connection: 'pg', schema: 'vault' } })
     expect((tables.structuredContent as { tables: unknown[] }).tables).toEqual([])
+    await client.callTool({ name: 'describe_table', arguments: { connection: 'pg', schema: 'public', table: 'customers' } })
+    // Each catalogue read is recorded as introspection: what metadata it read, and no statement.
+    const reads = await env.events<Array<{ method: string, introspection: unknown, statements: number }>>`
+      select method, analysis->'tool'->'introspection' as introspection, jsonb_array_length(analysis->'tool'->'statementIds') as statements
+      from session_events where front_end = 'mcp' and route = 'tools/call' and method in ('list_schemas', 'list_tables', 'describe_table') order by seq`
+    expect(reads).toEqual([
+      { method: 'list_schemas', introspection: { reads: 'schemas' }, statements: 0 },
+      { method: 'list_tables', introspection: { reads: 'tables', schema: 'vault' }, statements: 0 },
+      { method: 'describe_table', introspection: { reads: 'columns', schema: 'public', table: 'customers' }, statements: 0 }
+    ])
   })
 
   it('a cancellation reaching the replica that does not run the call stops its statement upstream', async () => {

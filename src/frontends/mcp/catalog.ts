@@ -60,6 +60,7 @@ function catalogFailure (deps: McpDeps, name: string, err: unknown): Answer {
 export async function listSchemas (deps: McpDeps, call: ToolCall, args: { connection: string }): Promise<Answer> {
   const port = visiblePort(deps, call, args.connection)
   if (port === undefined) return unknown(args.connection)
+  call.introspection = { reads: 'schemas' }
   let schemas
   try {
     schemas = await port.listSchemas(call.principal)
@@ -102,6 +103,7 @@ async function accessOf (deps: McpDeps, call: ToolCall, port: WarehousePort, sch
 export async function listTables (deps: McpDeps, call: ToolCall, args: { connection: string, schema: string }): Promise<Answer> {
   const port = visiblePort(deps, call, args.connection)
   if (port === undefined) return unknown(args.connection)
+  call.introspection = { reads: 'tables', schema: args.schema }
   let tables
   try {
     tables = await port.listTables(call.principal, args.schema)
@@ -122,6 +124,7 @@ export async function listTables (deps: McpDeps, call: ToolCall, args: { connect
 export async function describeTable (deps: McpDeps, call: ToolCall, args: { connection: string, schema: string, table: string }): Promise<Answer> {
   const port = visiblePort(deps, call, args.connection)
   if (port === undefined) return unknown(args.connection)
+  call.introspection = { reads: 'columns', schema: args.schema, table: args.table }
   const qualifiedName = port.qualified(args.schema, args.table)
   const access = await accessOf(deps, call, port, args.schema, args.table)
   const notFound = (): Answer => ({
