@@ -15,6 +15,10 @@ const RULES = `  - id: hold-numbers-justified
     effect: require_approval
     match: { roles: [agent], kinds: [select], tables: ['*.public.numbers'] }
     approval: { justification: required }
+  - id: hold-ledger-optional
+    effect: require_approval
+    match: { roles: [agent], kinds: [select], tables: ['*.public.ledger'] }
+    approval: { justification: optional }
   - id: deny-vault
     effect: deny
     match: { tables: ['*.vault.*'] }
@@ -33,7 +37,7 @@ describe('MCP justifications, schemas by policy, and messages across replicas', 
   beforeAll(async () => {
     env = await startMcpGateway({ rules: RULES, mcp: { approvalWaitSeconds: 1 }, replicaMcp: { approvalWaitSeconds: 1 } })
     const direct = postgres(env.upstream.url, { max: 1, onnotice: () => {} })
-    await direct.unsafe('create schema vault; create table vault.keys (k text); create schema empty_one;')
+    await direct.unsafe('create schema vault; create table vault.keys (k text); create schema empty_one; create table ledger (n int);')
     await direct.end({ timeout: 5 })
   })
   afterAll(async () => { await env?.close() })
@@ -106,6 +110,20 @@ describe('MCP justifications, schemas by policy, and messages across replicas', 
     expect(textOf(result)).toMatch(/^approval required by rule hold-numbers-justified, which needs a justification .*the user chose decline/)
     expect(textOf(result)).toMatch(/SLUICE_MCP_JUSTIFICATION_REQUIRED/)
     expect(await pendingFor(sql)).toEqual([])
+  })
+
+  it('under an optional justification, holds what the user declines to justify, and asks a client without elicitation nothing', async () => {
+    const { client, asked } = await elicitingClient(() => ({ action: 'decline' }))
+    const declined = await client.callTool({ name: 'query', arguments: { connection: 'pg', sql: 'select n from ledger where n = 1' } })
+    expect(asked).toHaveLength(1)
+    expect(asked[0]?.requestedSchema).not.toHaveProperty('required')
+    const id = heldId(declined)
+    expect(id, textOf(declined)).toBeDefined()
+    const { json } = await env.admin('GET', `/approvals/${id ?? ''}`)
+    expect(json.settings.justification).toBe('optional')
+    expect(json).not.toHaveProperty('justification')
+    const plain = await env.connect(await env.agentToken(), env.gateway.url, 'plain-client')
+    expect(heldId(await plain.callTool({ name: 'query', arguments: { connection: 'pg', sql: 'select n from ledger where n = 2' } }))).toBeDefined()
   })
 
   it('tells a client without elicitation how to give the justification, and holds once it is given as the argument', async () => {
