@@ -24,7 +24,8 @@ export const SERVER_INFO = { name: 'sluice', version: '0.1.0' }
 const INSTRUCTIONS = 'Sluice gives you the data warehouse connections you may use, under your own identity and policy. ' +
   'Call list_connections first; explore with list_schemas, list_tables and describe_table; run SQL with query. ' +
   'A refused statement says which rule refused it and what to do; explain tells you in advance what policy would decide. ' +
-  'A statement held for a human\'s approval waits in the call for a while; if it is still held, call approval_status or run the same query again later.'
+  'A statement held for a human\'s approval waits in the call for a while; if it is still held, call approval_status or run the same query again later. ' +
+  'A rule may want to know why a held statement should run: you are asked (elicitation), or pass it as the query tool\'s justification argument.'
 
 export interface RequestFacts {
   principal: Principal
@@ -60,7 +61,9 @@ function elicitFor (server: Server, facts: RequestFacts, relatedRequestId: strin
   return async (params) => {
     const id = `${ELICITATION_ID_PREFIX}${randomUUID()}`
     const answer = signals.awaitReply(target, id, { until: Date.now() + ELICIT_WAIT_SECONDS * 1000, signal })
-    await server.transport?.send({ jsonrpc: '2.0', id, method: 'elicitation/create', params: { mode: 'form', ...params } } as JSONRPCMessage, { relatedRequestId })
+    // `mode` exists from protocol 2025-11-25 on; earlier clients are sent the form they know.
+    const form = (session.protocolVersion ?? '') >= '2025-11-25' ? { mode: 'form', ...params } : params
+    await server.transport?.send({ jsonrpc: '2.0', id, method: 'elicitation/create', params: form } as JSONRPCMessage, { relatedRequestId })
     const reply = await answer
     const result = reply?.result as { action?: unknown, content?: unknown } | undefined
     if (result === undefined || (result.action !== 'accept' && result.action !== 'decline' && result.action !== 'cancel')) return undefined
