@@ -106,6 +106,7 @@ export const approvalSchemas = {
       ruleId: { type: 'string' },
       settings: { type: 'object', description: 'the rule\'s approval settings when the statement was held' },
       reason: { type: 'string' },
+      justification: { type: 'string', description: 'why the requester says it should run, under a rule with approval.justification; absent when none was given' },
       preview: { description: 'the warehouse\'s estimate without running it (BigQuery dry run, Snowflake EXPLAIN), when known' },
       grantId: { type: 'string', description: 'the grant that released it, when a grant did' },
       createdAt: { type: 'string' },

@@ -13,7 +13,8 @@ import { FRONT_END, type McpDeps } from '../src/frontends/mcp/context.js'
 import { protectedResourceMetadata, publicOrigin, resourceUrl, metadataUrl } from '../src/frontends/mcp/metadata.js'
 import { createMcpServer, type RequestFacts } from '../src/frontends/mcp/server.js'
 import { StoreEventLog } from '../src/frontends/mcp/events.js'
-import { cancelledIds, closeWhenAnswered, initializeOf, jsonRpcError, requestIdsOf, text } from '../src/frontends/mcp/transport.js'
+import { McpSignals } from '../src/frontends/mcp/signals.js'
+import { cancelledIds, closeWhenAnswered, initializeOf, jsonRpcError, responsesOf, text } from '../src/frontends/mcp/transport.js'
 import { ownerOf, storeMcpSessions, type McpSessionStore } from '../src/frontends/mcp/sessions.js'
 import type { PolicySet } from '../src/policy/model.js'
 import { warehousePorts } from '../src/warehouses/ports.js'
@@ -36,9 +37,9 @@ async function mcpPlugin (fastify: FastifyInstance, opts: McpPluginOptions): Pro
   fastify.addHook('onClose', async function closePorts () { await Promise.all([...ports.values()].map(async (p) => { await p.close() })) })
   const sessions: McpSessionStore = storeMcpSessions(fastify.store, SESSION_TTL_SECONDS)
   const events = new StoreEventLog(fastify.store)
-  // Calls running on this replica, by caller, session and JSON-RPC id, for cancellations: an
-  // entry lives exactly as long as its POST (DESIGN.md §5.11), so it holds no session state.
-  const running = new Map<string, AbortController>()
+  // Cancellations and elicitation answers for calls running here or on another replica: a
+  // local entry lives exactly as long as its POST (DESIGN.md §5.11); the rest goes through the store.
+  const signals = new McpSignals(fastify.store)
   const deps: McpDeps = {
     pipeline: fastify.pipeline,
     recording: fastify.recording,
@@ -105,18 +106,18 @@ async function mcpPlugin (fastify: FastifyInstance, opts: McpPluginOptions): Pro
       facts.session = session
       reply.raw.setHeader('mcp-session-id', session.id)
     }
-    // Each POST has its own server, so a cancellation (another POST) is routed here, by caller,
-    // session and JSON-RPC id, to the call it names while that call runs on this replica.
-    const scope = `${ownerOf(principal)}\u0000${facts.session?.id ?? ''}`
-    for (const id of cancelledIds(request.body)) running.get(`${scope}\u0000${String(id)}`)?.abort()
-    const mine = requestIdsOf(request.body).map((id) => {
-      const key = `${scope}\u0000${String(id)}`
+    // Each POST has its own server, so a cancellation (another POST) is routed, by caller,
+    // session and JSON-RPC id, to the call it names, on this replica or through the store to
+    // the one running it; so is a client's answer to an elicitation.
+    const target = { owner: ownerOf(principal), session: facts.session?.id ?? '' }
+    for (const id of cancelledIds(request.body)) await signals.cancel(target, id)
+    for (const answer of responsesOf(request.body)) await signals.reply(target, answer)
+    // Watched while the call runs: a client that went away may still cancel it.
+    facts.cancelled = (id) => {
       const controller = new AbortController()
-      running.set(key, controller)
-      return { id, key, controller }
-    })
-    reply.raw.once('close', () => { for (const m of mine) if (running.get(m.key) === m.controller) running.delete(m.key) })
-    facts.cancelled = (id) => mine.find((m) => m.id === id)?.controller.signal
+      return { signal: controller.signal, stop: signals.running(target, id, controller) }
+    }
+    facts.signals = signals
     const server = createMcpServer(deps, facts)
     // Every message of the response stream goes to the store first, so a client whose stream
     // breaks resumes it on any replica (GET with Last-Event-ID, below).

@@ -250,5 +250,8 @@ export const ERR_MCP_ONE_STATEMENT = createError<[number]>(
   'SLUICE_MCP_ONE_STATEMENT', 'the query tool runs one statement per call; this SQL has %d: call query once per statement', 400, base(RequestError))
 export const ERR_MCP_HELD = createError<[string, string]>(
   'SLUICE_MCP_HELD', 'held for approval %s: %s; call approval_status with this id, or run exactly the same query again once it is approved', 403, base(PolicyError))
+// A rule asks the requester why the statement should run, and the client gave no answer it can use.
+export const ERR_MCP_JUSTIFICATION_REQUIRED = createError<[string, string]>(
+  'SLUICE_MCP_JUSTIFICATION_REQUIRED', 'approval required by rule %s, which needs a justification before it asks an approver: %s; nothing was held or run', 400, base(PolicyError))
 export const ERR_MCP_UPSTREAM = createError<[string, string]>(
   'SLUICE_MCP_UPSTREAM', 'the warehouse refused the statement on connection %s: %s', 502, base(UpstreamError))

@@ -20,6 +20,17 @@ export function heldDetail (detail: string, approvalId: string, ruleId: string):
     'send exactly the same statement again once it is approved.'
 }
 
+/**
+ * What approvers are shown of the requester's justification: the text, or — under a rule that
+ * asks for one, for a statement from a front end that cannot ask (the wire protocols) — that
+ * none was given; undefined when the rule asks for none.
+ */
+export function justificationText (approval: Pick<ApprovalRecord, 'justification' | 'settings'>): string | undefined {
+  if (approval.justification !== undefined) return approval.justification
+  const wanted = approval.settings.justification ?? 'none'
+  return wanted === 'none' ? undefined : 'no justification given'
+}
+
 /** The error a closed approval ends its statement with; undefined while it may still run. */
 export function closedError (approval: ApprovalRecord): Error | undefined {
   switch (approval.status) {

@@ -6,7 +6,7 @@
 import type { ApprovalWebhookConfig } from '../config/types.js'
 import { WebhookSink, type WebhookItem } from '../recording/webhook.js'
 import type { StoreLog } from '../store/store.js'
-import { waitingMessage } from './messages.js'
+import { justificationText, waitingMessage } from './messages.js'
 import { chainText } from './people.js'
 import type { ApprovalNotifier } from './service.js'
 import type { ApprovalRecord } from './types.js'
@@ -49,6 +49,7 @@ export function approvalItem (approval: ApprovalRecord, baseUrl?: string): Webho
     chain: chainText(r),
     analysis: approval.analysis,
     preview: approval.preview ?? null,
+    justification: justificationText(approval) ?? null,
     minApprovals: approval.settings.minApprovals,
     approvers: approval.settings.approvers,
     createdAt: approval.createdAt,
@@ -93,6 +94,9 @@ export function slackMessage (item: WebhookItem): Record<string, unknown> {
     analysis?.maskedColumns?.length ? `masked: ${analysis.maskedColumns.join(', ')}` : undefined
   ].filter((f) => f !== undefined)
   if (facts.length > 0) blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: escape(facts.join(' · ')) }] })
+  if (typeof item.justification === 'string') {
+    blocks.push({ type: 'section', text: { type: 'mrkdwn', text: `*Justification*\n${escape(clip(item.justification, 1500))}` } })
+  }
   if (item.preview !== null && item.preview !== undefined) {
     blocks.push({ type: 'section', text: { type: 'mrkdwn', text: `*Preview*\n\`\`\`${escape(clip(JSON.stringify(item.preview, null, 2), 1500))}\`\`\`` } })
   }

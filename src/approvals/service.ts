@@ -32,6 +32,24 @@ export interface HeldStatement {
   settings: ApprovalSettings
   /** What the warehouse estimated without running it, when the front end could ask. */
   preview?: unknown
+  /** Why the requester says it should run, when the front end already has it. */
+  justification?: string
+  /**
+   * A front end that can ask its client for a justification: called when a new approval is
+   * about to be created under a rule that wants one (never for a poll, a resend of an open
+   * approval or a grant). It resolves to the answer (undefined: none given) or throws to refuse.
+   */
+  askJustification?: JustificationAsker
+}
+
+export type JustificationAsker = (ask: { ruleId: string, required: boolean, reason: string }) => Promise<string | undefined>
+
+/** Longest justification kept: it is shown to approvers, not stored as a document. */
+export const MAX_JUSTIFICATION = 4000
+
+function cleanJustification (text: string | undefined): string | undefined {
+  const t = text?.trim()
+  return t === undefined || t === '' ? undefined : t.slice(0, MAX_JUSTIFICATION)
 }
 
 export type RequestOutcome =
@@ -154,10 +172,20 @@ export class ApprovalService {
       const used = await this.grants.use(grant.id, fresh, this.replica)
       if (used !== undefined) return { state: 'granted', approval: used, grant }
     }
+    // Asked only now, when an approver will be asked: a statement a grant lets through needs no reason.
+    const justification = await this.#justification(held)
+    if (justification !== undefined) fresh.justification = justification
     const approval = await this.approvals.create(fresh)
     const created = approval.id === fresh.id
     if (created) this.#notifier?.requested(approval)
     return { state: 'pending', approval, created }
+  }
+
+  async #justification (held: HeldStatement): Promise<string | undefined> {
+    const given = cleanJustification(held.justification)
+    const wanted = held.settings.justification ?? 'none'
+    if (given !== undefined || wanted === 'none' || held.askJustification === undefined) return given
+    return cleanJustification(await held.askJustification({ ruleId: held.ruleId, required: wanted === 'required', reason: held.reason }))
   }
 
   /**

@@ -60,7 +60,7 @@ export interface ApprovalStore {
   /**
    * Takes the approved statement for execution: succeeds for exactly one caller, whichever
    * replicas race, and only while it is approved and unexpired. The row is `executed` after.
-   * `lease`: a poll of the held statement claims it, to start it next (migrations/0015).
+   * `lease`: a poll of the held statement claims it, to start it next (migrations/0014).
    */
   claim: (id: string, replica: string, options?: { lease?: boolean }) => Promise<ApprovalRecord | undefined>
   /**
@@ -90,7 +90,7 @@ const COLUMNS = `a.id::text as id, a.requester_issuer, a.requester_subject, a.re
   a.connection, a.connection_kind, a.front_end, a.sql_text, a.fingerprint, a.statement_hash, a.params, a.analysis, a.rule_id,
   a.settings, a.reason, a.preview, ${STATUS} as status, a.grant_id::text as grant_id, ${iso('a.created_at')} as created_at,
   ${iso('a.expires_at')} as expires_at, ${iso('a.decided_at')} as decided_at, a.decided_by, a.decision_reason, a.claimed_by,
-  ${iso('a.claimed_at')} as claimed_at`
+  ${iso('a.claimed_at')} as claimed_at, a.justification`
 
 interface Row {
   id: string
@@ -120,6 +120,7 @@ interface Row {
   decision_reason: string | null
   claimed_by: string | null
   claimed_at: string | null
+  justification: string | null
 }
 
 interface DecisionRow {
@@ -172,19 +173,20 @@ function toRecord (r: Row, decisions: ApprovalDecisionRecord[]): ApprovalRecord 
     ...opt('decisionReason', r.decision_reason),
     ...opt('claimedBy', r.claimed_by),
     ...opt('claimedAt', r.claimed_at),
+    ...opt('justification', r.justification),
     decisions
   }
 }
 
 const json = (v: unknown): string | null => (v === undefined ? null : JSON.stringify(v))
 
-/** The insert of a new approval; `status`, `grant_id` and claim columns are parameters 20–22. */
+/** The insert of a new approval; `status`, `grant_id` and claim columns are parameters 20–22, the justification 24. */
 const INSERT_VALUES = `insert into approvals as a (id, requester_issuer, requester_subject, requester_type, requester_client_id, delegation,
     requester_key, connection, connection_kind, front_end, sql_text, fingerprint, statement_hash, params, analysis, rule_id, settings,
-    reason, preview, status, grant_id, claimed_by, claimed_at, expires_at)
+    reason, preview, status, grant_id, claimed_by, claimed_at, expires_at, justification)
   values ($1::uuid, $2, $3, $4, $5, $6::text::jsonb, $7, $8, $9, $10, $11, $12, $13, $14::text::jsonb, $15::text::jsonb, $16,
     $17::text::jsonb, $18, $19::text::jsonb, $20, $21::uuid, $22, case when $22::text is null then null else now() end,
-    now() + make_interval(secs => $23::float8))`
+    now() + make_interval(secs => $23::float8), $24)`
 
 export const INSERT = `${INSERT_VALUES} returning ${COLUMNS}`
 
@@ -196,7 +198,7 @@ export function insertParams (a: NewApproval, status: ApprovalStatus, grantId: s
   const r = a.requester
   return [a.id, r.issuer, r.subject, r.type, r.clientId ?? null, JSON.stringify(r.delegation), requesterKey(r), a.connection,
     a.connectionKind, a.frontEnd, a.sql, a.fingerprint, a.statementHash, json(a.params), JSON.stringify(a.analysis), a.ruleId,
-    JSON.stringify(a.settings), a.reason, json(a.preview), status, grantId, claimedBy, a.expiresInSeconds]
+    JSON.stringify(a.settings), a.reason, json(a.preview), status, grantId, claimedBy, a.expiresInSeconds, a.justification ?? null]
 }
 
 const CURSOR_RE = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z)\|([0-9a-f-]{36})$/

@@ -52,6 +52,8 @@ export interface ApprovalRecord {
   /** The decision's reason, as the refusal would have said it. */
   reason: string
   preview?: unknown
+  /** Why the requester says it should run, when the rule asked and they said (absent: none given). */
+  justification?: string
   /** Effective: a pending or approved approval past its expiry reads as `expired`. */
   status: ApprovalStatus
   grantId?: string

@@ -72,6 +72,8 @@ function showApproval (a: any): void {
   out(`  requested by ${String(a.chain)} on ${String(a.connection)} (${String(a.connectionKind)}) at ${String(a.createdAt)}; expires ${String(a.expiresAt)}`)
   out(`  needs ${String(a.settings?.minApprovals ?? 1)} approval(s)${a.settings?.grant?.maxMinutes > 0 ? `; grants up to ${String(a.settings.grant.maxMinutes)} min` : ''}`)
   out(`  kinds: ${(a.analysis?.kinds ?? []).join(', ') || '-'}; tables: ${(a.analysis?.tables ?? []).join(', ') || '-'}${a.analysis?.maskedColumns?.length > 0 ? `; masked: ${String(a.analysis.maskedColumns.join(', '))}` : ''}`)
+  if (a.justification !== undefined) out(`  justification: ${String(a.justification)}`)
+  else if (a.settings?.justification === 'required' || a.settings?.justification === 'optional') out('  justification: no justification given')
   if (a.preview !== undefined) out(`  preview: ${JSON.stringify(a.preview)}`)
   if (a.params !== undefined) out(`  binds: ${JSON.stringify(a.params)}`)
   for (const d of a.decisions ?? []) out(`  ${String(d.decision)}d by ${String(d.approver)} at ${String(d.at)}${d.reason !== undefined ? `: ${String(d.reason)}` : ''}`)

@@ -46,7 +46,9 @@ export function approvalHoldStage (service: ApprovalService, options: ApprovalHo
         reason: decision.reason,
         // A decision from an engine without approval settings (tests, custom engines): the defaults.
         settings: decision.approval ?? approvalSettings(),
-        ...(preview !== undefined && { preview })
+        ...(preview !== undefined && { preview }),
+        ...(statement.justification !== undefined && { justification: statement.justification }),
+        ...(statement.askJustification !== undefined && { askJustification: statement.askJustification })
       }, statement.approvalId, { reclaimStale: statement.reclaimStaleClaim === true })
       if (out.state === 'pending') return { state: 'pending', approvalId: out.approval.id }
       const approver = out.grant?.grantedBy ?? out.approval.decidedBy

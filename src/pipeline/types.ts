@@ -5,6 +5,7 @@ import type { ConnectionKind } from '../config/types.js'
 import type { Principal } from '../identity/principal.js'
 import type { Decision } from '../policy/types.js'
 import type { Analysis, QualifyDefaults } from '../sql/types.js'
+import type { JustificationAsker } from '../approvals/service.js'
 import type { Estimator } from './estimate.js'
 
 export interface ClientInfo {
@@ -45,6 +46,10 @@ export interface Statement {
   reclaimStaleClaim?: boolean
   /** Asks the warehouse what the statement would cost without running it, where it can (estimate.ts). */
   estimate?: Estimator
+  /** Why the requester says a held statement should run, when the client gave it with the statement. */
+  justification?: string
+  /** How a front end that can ask its client for a justification asks (src/approvals/service.ts). */
+  askJustification?: JustificationAsker
 }
 
 export interface ColumnMeta {

@@ -13,6 +13,7 @@ export function approvalSettings (spec: ApprovalSpec = {}): ApprovalSettings {
     expiresAfterMinutes: spec.expiresAfterMinutes ?? 30,
     allowSelfApproval: spec.allowSelfApproval ?? false,
     reasonRequiredToDeny: spec.reasonRequiredToDeny ?? true,
+    justification: spec.justification ?? 'none',
     grant: { maxMinutes: spec.grant?.maxMinutes ?? 60 },
     notify: [...(spec.notify ?? [])]
   }

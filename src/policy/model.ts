@@ -76,6 +76,7 @@ export interface ApprovalSpec {
   expiresAfterMinutes?: number
   allowSelfApproval?: boolean
   reasonRequiredToDeny?: boolean
+  justification?: 'required' | 'optional' | 'none'
   grant?: { maxMinutes?: number }
   notify?: string[]
 }

@@ -58,11 +58,20 @@ export interface ApprovalSettings {
   /** May the requester — or the human an agent acts for — approve their own statement? */
   allowSelfApproval: boolean
   reasonRequiredToDeny: boolean
+  /**
+   * Must the requester say why the statement should run? Asked before the approval is created by
+   * a front end that can ask (MCP: elicitation, or the query tool's `justification` argument);
+   * `required` refuses there without one. A front end that cannot ask (the wire protocols) holds
+   * the statement all the same, the approval noting that no justification was given.
+   */
+  justification: JustificationSetting
   /** Longest scoped grant an approver may give; 0: approvals are for one statement only. */
   grant: { maxMinutes: number }
   /** Names of the webhooks (approvals.webhooks in sluice.yaml) told of each new approval. */
   notify: string[]
 }
+
+export type JustificationSetting = 'required' | 'optional' | 'none'
 
 /** The role that may approve when a rule names no approvers. */
 export const DEFAULT_APPROVER_ROLE = 'approver'

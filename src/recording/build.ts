@@ -58,6 +58,12 @@ export interface ToolCallRef {
   statementIds?: string[]
   /** An approval the call waited on or reported. */
   approvalId?: string
+  /**
+   * A catalogue read (MCP list_schemas, list_tables, describe_table): which metadata it read, of
+   * what. It reads the warehouse's catalogue only (information_schema, BigQuery dataset and table
+   * listings), never rows, so it is recorded as introspection rather than as a statement.
+   */
+  introspection?: { reads: 'schemas' | 'tables' | 'columns', schema?: string, table?: string }
 }
 
 export interface BuildOptions {

@@ -108,7 +108,7 @@ export function outcomeOf (statusCode: number | undefined, trip: RoundTrip): Eve
   if (statusCode === 401) return 'unauthenticated'
   if (trip.hold?.state === 'pending') return 'held'
   // Refused for want of an approval is a refusal: nothing ran and nothing waits.
-  if (trip.decision?.effect === 'deny' || trip.errorCode === 'SLUICE_POLICY_DENIED' || trip.errorCode === 'SLUICE_APPROVAL_REQUIRED') return 'denied'
+  if (trip.decision?.effect === 'deny' || trip.errorCode === 'SLUICE_POLICY_DENIED' || trip.errorCode === 'SLUICE_APPROVAL_REQUIRED' || trip.errorCode === 'SLUICE_MCP_JUSTIFICATION_REQUIRED') return 'denied'
   // Some protocols answer errors with 200 (the Snowflake connector's success:false), so the
   // error code the front end set decides, not the status alone.
   if (trip.errorCode !== undefined) return 'error'

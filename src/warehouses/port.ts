@@ -82,9 +82,14 @@ export function portFailure (err: unknown): PortFailure | undefined {
   return undefined
 }
 
-/** Doubles single quotes: catalogue names reach metadata queries as string literals only. */
-export function sqlLiteral (text: string): string {
-  return `'${text.replace(/'/g, "''")}'`
+/**
+ * A Snowflake string literal: catalogue names reach metadata queries as string literals only.
+ * Snowflake reads backslash escapes in single-quoted strings (`\'` is a quote), so backslashes
+ * are doubled as well as quotes: a name ending in a backslash cannot close the literal and turn
+ * the rest of itself into SQL that reads data.
+ */
+export function snowflakeLiteral (text: string): string {
+  return `'${text.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`
 }
 
 /** A double-quoted identifier (Snowflake, PostgreSQL). */

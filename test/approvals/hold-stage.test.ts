@@ -3,6 +3,7 @@
 // names a pending approval; sent again once approved, the statement is admitted once, with
 // the approval and approver on the round trip; a grant admits the same shape).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { justificationText } from '../../src/approvals/messages.js'
 import { ApprovalService } from '../../src/approvals/service.js'
 import { validateConfig } from '../../src/config/load.js'
 import { Pipeline, type RoundTrip, type Statement } from '../../src/pipeline.js'
@@ -66,6 +67,27 @@ describe('the hold stage', { timeout: 120_000 }, () => {
     await pipeline.admit(statement('select 2'), other)
     expect(other.hold).toMatchObject({ state: 'granted', approver: 'carol', grant: { id: expect.any(String) } })
     expect((other.hold as { approvalId: string }).approvalId).not.toBe(id)
+  })
+
+  it('hands the justification and the way to ask for one to the service; a statement with neither is held, noting none was given', async () => {
+    const service = new ApprovalService({ store, replica: 'justify' })
+    const wantsOne: DecideStage = {
+      name: 'decide',
+      enforcing: true,
+      decide: () => ({ effect: 'require_approval', ruleId: 'hold-all', reason: 'approval required by rule hold-all: say why.', detail: 'say why.', limits: {}, approval: approvalSettings({ justification: 'required' }) })
+    }
+    const pipeline = new Pipeline({ analyze: passThroughAnalyze, decide: wantsOne, hold: approvalHoldStage(service), mask: passThroughMask })
+    const held = async (s: Statement): Promise<string> => {
+      const trip: RoundTrip = {}
+      await expect(pipeline.admit(s, trip)).rejects.toMatchObject({ code: 'SLUICE_APPROVAL_REQUIRED' })
+      return (trip.hold as { approvalId: string }).approvalId
+    }
+    expect((await service.get(await held({ ...statement('select 1 as given_along'), justification: 'given along' }))).justification).toBe('given along')
+    expect((await service.get(await held({ ...statement('select 1 as asked'), askJustification: async ({ ruleId }) => `asked under ${ruleId}` }))).justification).toBe('asked under hold-all')
+    // What a wire protocol sends: no justification, no way to ask. (Shapes of their own: an earlier grant covers `select N`.)
+    const wire = await service.get(await held(statement('select 1 as from_a_wire_protocol')))
+    expect(wire.justification).toBeUndefined()
+    expect(justificationText(wire)).toBe('no justification given')
   })
 
   it('resolves a polled approval: still waiting, run once when approved, or the error that ends it', async () => {

@@ -5,6 +5,8 @@
 // replicas resolve the same approval at once.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ApprovalService, statementHash } from '../../src/approvals/service.js'
+import { justificationText } from '../../src/approvals/messages.js'
+import { approvalItem, slackMessage } from '../../src/approvals/notify.js'
 import type { ApprovalRecord } from '../../src/approvals/types.js'
 import type { Principal } from '../../src/identity/principal.js'
 import { approvalSettings } from '../../src/policy/approval.js'
@@ -49,6 +51,40 @@ describe.each(storeEngines())('approvals service on $name', slow, (engine) => {
     // Other binds are another statement.
     expect((await service.request(held({ sql, params: [2] }))).approval.id).not.toBe(first.approval.id)
     expect(notified.length - before).toBe(2)
+  })
+
+  it('asks a front end that can ask for a justification only when a new approval is created, and keeps it; one that cannot ask still holds, noting none was given', async () => {
+    const asked: Array<{ ruleId: string, required: boolean }> = []
+    const ask = async (a: { ruleId: string, required: boolean }): Promise<string> => { asked.push({ ruleId: a.ruleId, required: a.required }); return '  ticket OPS-7  ' }
+    const sql = unique()
+    const first = await service.request(held({ sql, approval: { justification: 'required' }, askJustification: ask }))
+    expect(first).toMatchObject({ state: 'pending', created: true, approval: { justification: 'ticket OPS-7', settings: { justification: 'required' } } })
+    expect(asked).toEqual([{ ruleId: 'hold-deletes', required: true }])
+    expect((await service.get(first.approval.id)).justification).toBe('ticket OPS-7')
+    // A resend finds the open approval: nobody is asked again.
+    await service.request(held({ sql, approval: { justification: 'required' }, askJustification: ask }))
+    expect(asked).toHaveLength(1)
+    // A refusal from the asker creates nothing.
+    const refusedSql = unique()
+    await expect(service.request(held({ sql: refusedSql, approval: { justification: 'required' }, askJustification: async () => { throw new Error('no justification') } }))).rejects.toThrow('no justification')
+    expect((await service.list({ status: 'pending' }, undefined, 200)).items.map((a) => a.sql)).not.toContain(refusedSql)
+    // Given with the statement: not asked.
+    const given = await service.request(held({ sql: unique(), approval: { justification: 'optional' }, justification: 'for the audit', askJustification: ask }))
+    expect(given.approval.justification).toBe('for the audit')
+    expect(asked).toHaveLength(1)
+    // A rule asking for none: never asked, nothing kept.
+    const none = await service.request(held({ sql: unique(), askJustification: ask }))
+    expect(none.approval.justification).toBeUndefined()
+    expect(justificationText(none.approval)).toBeUndefined()
+    expect(asked).toHaveLength(1)
+    // A wire protocol cannot ask: held all the same, the approver told none was given.
+    const wire = await service.request(held({ sql: unique(), approval: { justification: 'required' } }))
+    expect(wire).toMatchObject({ state: 'pending', created: true })
+    expect(wire.approval.justification).toBeUndefined()
+    expect(justificationText(wire.approval)).toBe('no justification given')
+    expect(approvalItem(wire.approval).justification).toBe('no justification given')
+    expect(approvalItem(first.approval).justification).toBe('ticket OPS-7')
+    expect(JSON.stringify(slackMessage(approvalItem(first.approval)))).toContain('ticket OPS-7')
   })
 
   it('never lets the requester approve their own statement, also through the delegation chain', async () => {

@@ -7,6 +7,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
+import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js'
+import type { ClientCapabilities } from '@modelcontextprotocol/sdk/types.js'
 import postgres from 'postgres'
 import { validateConfig } from '../../src/config/load.js'
 import { startGateway, type Gateway } from '../../src/gateway.js'
@@ -59,12 +61,23 @@ export interface McpGateway {
   agentToken: (subject?: string) => Promise<string>
   approverToken: () => Promise<string>
   /** The official TS client, connected with a bearer token. */
-  connect: (token: string, url?: string, name?: string) => Promise<Client>
+  connect: (token: string, url?: string, name?: string, options?: ConnectOptions) => Promise<Client>
   admin: (method: string, path: string, body?: unknown) => Promise<{ status: number, json: any }>
   close: () => Promise<void>
 }
 
+export interface ConnectOptions {
+  /** Declared at initialize (e.g. `{ elicitation: {} }`). */
+  capabilities?: ClientCapabilities
+  /** Called before connecting: request handlers (elicitation) go here. */
+  setup?: (client: Client) => void
+  /** The transport's fetch, to send some POSTs elsewhere (another replica). */
+  fetch?: FetchLike
+}
+
 export interface McpGatewayOptions {
+  /** Rules put first in the policy, before the shared ones. */
+  rules?: string
   /** mcp section of the first gateway; the replica, when asked for, gets `replicaMcp`. */
   mcp?: Record<string, unknown>
   replicaMcp?: Record<string, unknown>
@@ -76,7 +89,7 @@ export async function startMcpGateway (options: McpGatewayOptions = {}): Promise
   await direct.unsafe(PG_SEED)
   await direct.end({ timeout: 5 })
   const dir = await mkdtemp(join(tmpdir(), 'sluice-mcp-'))
-  await writeFile(join(dir, 'policy.yaml'), POLICY)
+  await writeFile(join(dir, 'policy.yaml'), options.rules === undefined ? POLICY : POLICY.replace('\nrules:\n', `\nrules:\n${options.rules}`))
   const configFor = (mcp: Record<string, unknown> | undefined) => validateConfig({
     listen: { host: '127.0.0.1', port: 0 },
     log: { level: 'silent' },
@@ -107,9 +120,10 @@ export async function startMcpGateway (options: McpGatewayOptions = {}): Promise
     events,
     agentToken: async (subject = 'alice') => await idp.userToken({ subject, groups: ['ai-agents'] }),
     approverToken: async () => await idp.userToken({ subject: 'carol', groups: ['approvers'] }),
-    async connect (token, url = gateway.url, name = 'mcp-test-client') {
-      const client = new Client({ name, version: '1.2.3' })
-      const transport = new StreamableHTTPClientTransport(new URL(`${url}/mcp`), { requestInit: { headers: { authorization: `Bearer ${token}` } } })
+    async connect (token, url = gateway.url, name = 'mcp-test-client', options = {}) {
+      const client = new Client({ name, version: '1.2.3' }, options.capabilities === undefined ? undefined : { capabilities: options.capabilities })
+      options.setup?.(client)
+      const transport = new StreamableHTTPClientTransport(new URL(`${url}/mcp`), { requestInit: { headers: { authorization: `Bearer ${token}` } }, ...(options.fetch !== undefined && { fetch: options.fetch }) })
       await client.connect(transport)
       clients.push(client)
       return client

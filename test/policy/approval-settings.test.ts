@@ -16,6 +16,7 @@ describe('approval settings on policy rules', () => {
       expiresAfterMinutes: 30,
       allowSelfApproval: false,
       reasonRequiredToDeny: true,
+      justification: 'none',
       grant: { maxMinutes: 60 },
       notify: []
     })
@@ -32,12 +33,13 @@ rules:
       expiresAfterMinutes: 10
       allowSelfApproval: true
       reasonRequiredToDeny: false
+      justification: required
       grant: { maxMinutes: 0 }
       notify: [slack-dba]
 `)
     expect(set.rules[0]?.approval).toEqual({
       approvers: { roles: [], groups: ['dba'] }, minApprovals: 2, expiresAfterMinutes: 10, allowSelfApproval: true,
-      reasonRequiredToDeny: false, grant: { maxMinutes: 0 }, notify: ['slack-dba']
+      reasonRequiredToDeny: false, justification: 'required', grant: { maxMinutes: 0 }, notify: ['slack-dba']
     })
   })
 
@@ -46,6 +48,7 @@ rules:
     expect(() => parse('version: 1\nrules:\n  - id: a\n    effect: require_approval\n    approval: { approvers: { users: [x] } }\n')).toThrow(/unknown key "users"/)
     expect(() => parse('version: 1\nrules:\n  - id: a\n    effect: require_approval\n    approval: { grant: { maxMinutes: 99999 } }\n')).toThrow(/maxMinutes/)
     expect(() => parse('version: 1\nrules:\n  - id: a\n    effect: allow\n    approval: { minApprovals: 2 }\n')).toThrow(/only a require_approval rule holds statements for approval/)
+    expect(() => parse('version: 1\nrules:\n  - id: a\n    effect: require_approval\n    approval: { justification: always }\n')).toThrow(/justification/)
   })
 
   it('puts the deciding rule\'s settings on a require_approval decision, and none on others', async () => {

@@ -45,10 +45,10 @@ describe('migrate on PGlite in memory', slow, () => {
   it('creates the session tables and records the migration', async () => {
     const store = await openPgliteStore({ dataDir: 'memory://' })
     try {
-      expect(await migrate(store, { log })).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 15])
+      expect(await migrate(store, { log })).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14])
       expect(await tables(store)).toEqual(['approval_decisions', 'approval_grant_uses', 'approval_grants', 'approvals',
         'bigquery_jobs', 'bigquery_page_cursors', 'checkpoints', 'connector_sessions', 'idempotency_keys',
-        'mcp_events', 'mcp_sessions', 'postgres_backend_keys', 'recording_chains', 'schema_migrations', 'session_events', 'sessions', 'statement_handles'])
+        'mcp_events', 'mcp_sessions', 'mcp_signals', 'postgres_backend_keys', 'recording_chains', 'schema_migrations', 'session_events', 'sessions', 'statement_handles'])
       const [row] = await store.query<{ version: number, name: string, checksum: string }>(
         'select version, name, checksum from schema_migrations order by version')
       expect(row).toMatchObject({ version: 1, name: 'sessions' })

@@ -60,11 +60,33 @@ function catalogFailure (deps: McpDeps, name: string, err: unknown): Answer {
 export async function listSchemas (deps: McpDeps, call: ToolCall, args: { connection: string }): Promise<Answer> {
   const port = visiblePort(deps, call, args.connection)
   if (port === undefined) return unknown(args.connection)
+  call.introspection = { reads: 'schemas' }
+  let schemas
   try {
-    return ok({ connection: port.name, schemas: await port.listSchemas(call.principal) }, port.name)
+    schemas = await port.listSchemas(call.principal)
   } catch (err) {
     return catalogFailure(deps, port.name, err)
   }
+  // Like list_tables: a schema is listed only when policy lets the principal read something in
+  // it; one whose tables cannot be read (or listed) is left out, failing closed.
+  const out: string[] = []
+  let hidden = 0
+  let checked = 0
+  for (const schema of schemas) {
+    if (checked >= MAX_TABLES) { hidden++; continue }
+    let readable = false
+    try {
+      for (const t of (await port.listTables(call.principal, schema)).slice(0, MAX_TABLES - checked)) {
+        checked++
+        if (await accessOf(deps, call, port, t.schema, t.name) !== undefined) { readable = true; break }
+      }
+    } catch {
+      readable = false
+    }
+    if (readable) out.push(schema)
+    else hidden++
+  }
+  return ok({ connection: port.name, schemas: out, ...(hidden > 0 && { hidden }) }, port.name)
 }
 
 /** How policy would treat reading the whole table: undefined when it would be denied. */
@@ -81,6 +103,7 @@ async function accessOf (deps: McpDeps, call: ToolCall, port: WarehousePort, sch
 export async function listTables (deps: McpDeps, call: ToolCall, args: { connection: string, schema: string }): Promise<Answer> {
   const port = visiblePort(deps, call, args.connection)
   if (port === undefined) return unknown(args.connection)
+  call.introspection = { reads: 'tables', schema: args.schema }
   let tables
   try {
     tables = await port.listTables(call.principal, args.schema)
@@ -101,6 +124,7 @@ export async function listTables (deps: McpDeps, call: ToolCall, args: { connect
 export async function describeTable (deps: McpDeps, call: ToolCall, args: { connection: string, schema: string, table: string }): Promise<Answer> {
   const port = visiblePort(deps, call, args.connection)
   if (port === undefined) return unknown(args.connection)
+  call.introspection = { reads: 'columns', schema: args.schema, table: args.table }
   const qualifiedName = port.qualified(args.schema, args.table)
   const access = await accessOf(deps, call, port, args.schema, args.table)
   const notFound = (): Answer => ({

@@ -9,8 +9,10 @@ import type { PolicySet } from '../../policy/model.js'
 import type { Recording } from '../../recording/recorder.js'
 import { recordAdmitted, recordCompleted, type RoundTripContext } from '../../recording/round-trips.js'
 import { nowMicros } from '../../recording/chain.js'
+import type { ToolCallRef } from '../../recording/build.js'
 import type { ChainedEvent } from '../../recording/event.js'
 import type { WarehousePort } from '../../warehouses/port.js'
+import type { Elicit } from './justification.js'
 
 export const FRONT_END = 'mcp'
 
@@ -37,9 +39,13 @@ export interface ToolCall {
   signal: AbortSignal
   /** Sends a progress notification when the client asked for them (a progressToken). */
   progress?: (progress: number, total: number | undefined, message: string) => Promise<void>
+  /** Asks the client through elicitation; absent when its session did not declare the capability. */
+  elicit?: Elicit
   /** Filled as the call admits statements: the tool-call event links to them. */
   statementIds: string[]
   approvalId?: string
+  /** Set by the catalogue tools: what metadata the call read (recorded with the call). */
+  introspection?: ToolCallRef['introspection']
 }
 
 export function userAgentOf (client: ToolCall['client']): string | undefined {
@@ -125,7 +131,8 @@ export async function recordToolCall (deps: McpDeps, call: ToolCall, tool: strin
       ...(call.mcpSessionId !== undefined && { protocolSession: call.mcpSessionId }),
       client: { ...(call.client.name !== undefined && { name: call.client.name }), ...(call.client.version !== undefined && { version: call.client.version }) },
       statementIds: [...call.statementIds],
-      ...(call.approvalId !== undefined && { approvalId: call.approvalId })
+      ...(call.approvalId !== undefined && { approvalId: call.approvalId }),
+      ...(call.introspection !== undefined && { introspection: call.introspection })
     }
   }, {
     sessionKey: ctx.sessionKey,

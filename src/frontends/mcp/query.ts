@@ -10,6 +10,7 @@ import { pendingApproval } from '../../pipeline/held.js'
 import { limitedNotice, rowCap } from '../../pipeline/limits.js'
 import { unrecordedRefusal } from '../../recording/round-trips.js'
 import { portFailure, type PortExecution, type WarehousePort } from '../../warehouses/port.js'
+import { mcpJustificationAsker } from './justification.js'
 import { completeStatement, statementOf, statementTrip, type McpDeps, type ToolCall, type ToolOutcome } from './context.js'
 import { errorResult, failureOf, jsonValue, toolResult, type ToolResult } from './results.js'
 
@@ -17,6 +18,8 @@ export interface QueryArgs {
   connection: string
   sql: string
   maxRows?: number
+  /** Why a statement a rule holds should run (rules with approval.justification). */
+  justification?: string
 }
 
 export interface Answer {
@@ -28,7 +31,7 @@ const TOOL = 'query'
 
 export function refused (err: unknown, connection: string | undefined, message?: string, rule?: string): Answer {
   const failure = failureOf(err, message, rule)
-  const denied = failure.code === 'SLUICE_POLICY_DENIED' || failure.code === 'SLUICE_APPROVAL_REQUIRED' || failure.code === 'SLUICE_ROWS_LIMIT'
+  const denied = failure.code === 'SLUICE_POLICY_DENIED' || failure.code === 'SLUICE_APPROVAL_REQUIRED' || failure.code === 'SLUICE_ROWS_LIMIT' || failure.code === 'SLUICE_MCP_JUSTIFICATION_REQUIRED'
   return {
     result: errorResult(failure),
     outcome: { outcome: failure.code === 'SLUICE_MCP_HELD' ? 'held' : denied ? 'denied' : 'error', errorCode: failure.code, reason: failure.message, ...(connection !== undefined && { connection }) }
@@ -38,7 +41,11 @@ export function refused (err: unknown, connection: string | undefined, message?:
 export async function runQuery (deps: McpDeps, call: ToolCall, args: QueryArgs): Promise<Answer> {
   const port = deps.ports.get(args.connection)
   if (port === undefined) return refused(new ERR_UNKNOWN_CONNECTION(args.connection), undefined)
-  const statement = statementOf(call, port, args.sql)
+  const statement = {
+    ...statementOf(call, port, args.sql),
+    ...(args.justification !== undefined && { justification: args.justification }),
+    askJustification: mcpJustificationAsker(call)
+  }
   const admitted = await admitOrWait(deps, call, statement)
   if ('answer' in admitted) return admitted.answer
   const { admission, trip, started } = admitted

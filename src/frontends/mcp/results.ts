@@ -38,6 +38,7 @@ const NEXT: Record<string, string> = {
   SLUICE_UNKNOWN_CONNECTION: 'call list_connections for the names you may use',
   SLUICE_STORE_UNAVAILABLE: 'nothing was run; retry in a few seconds',
   SLUICE_RESULT_UNRECORDED: 'the statement ran but its result could not be recorded, so it is withheld; do not simply retry a write',
+  SLUICE_MCP_JUSTIFICATION_REQUIRED: 'call query again with the same connection and sql and a `justification` argument saying why it should run (a client with elicitation is asked for it instead)',
   SLUICE_MCP_ONE_STATEMENT: 'call query once per statement',
   SLUICE_MCP_UPSTREAM: 'fix the statement (names, types, syntax of the warehouse) and call query again'
 }

@@ -49,11 +49,15 @@ export const TOOLS: readonly ToolDefinition[] = [
   {
     name: 'list_schemas',
     title: 'List schemas',
-    description: 'Lists the schemas (Snowflake, PostgreSQL) or datasets (BigQuery) of a connection, from the warehouse\'s own catalogue.',
+    description: 'Lists the schemas (Snowflake, PostgreSQL) or datasets (BigQuery) of a connection in which policy lets you read at least one table, from the warehouse\'s own catalogue.',
     inputSchema: { type: 'object', properties: { connection }, required: ['connection'], additionalProperties: false },
     outputSchema: {
       type: 'object',
-      properties: { connection: { type: 'string' }, schemas: { type: 'array', items: { type: 'string' } } },
+      properties: {
+        connection: { type: 'string' },
+        schemas: { type: 'array', items: { type: 'string' } },
+        hidden: { type: 'integer', description: 'Schemas in which policy lets you read nothing, left out.' }
+      },
       required: ['connection', 'schemas']
     },
     annotations: readHints('List schemas')
@@ -120,7 +124,8 @@ export const TOOLS: readonly ToolDefinition[] = [
       properties: {
         connection,
         sql,
-        maxRows: { type: 'integer', minimum: 1, maximum: 10000, description: 'Most rows to return (default and cap: the gateway\'s mcp.maxRows).' }
+        maxRows: { type: 'integer', minimum: 1, maximum: 10000, description: 'Most rows to return (default and cap: the gateway\'s mcp.maxRows).' },
+        justification: { type: 'string', minLength: 1, maxLength: 4000, description: 'Why the statement should run, for the approver, when a rule holds it and asks for one (a client with elicitation is asked instead).' }
       },
       required: ['connection', 'sql'],
       additionalProperties: false

@@ -19,6 +19,11 @@ function requestCount (body: unknown): number {
   return requestIdsOf(body).length
 }
 
+/** The JSON-RPC responses in a POST body: a client's answers to requests Sluice sent it. */
+export function responsesOf (body: unknown): Array<Record<string, unknown>> {
+  return messagesOf(body).filter((m) => m.method === undefined && isResponse(m))
+}
+
 /** The request ids `notifications/cancelled` messages in a POST body name. */
 export function cancelledIds (body: unknown): Array<string | number> {
   return messagesOf(body)

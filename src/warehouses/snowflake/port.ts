@@ -4,7 +4,7 @@
 // become neutral pages (result.ts), and the catalogue is the database's INFORMATION_SCHEMA.
 import type { Principal } from '../../identity/principal.js'
 import type { NeutralResult } from '../../pipeline/types.js'
-import { quotedIdentifier, sqlLiteral, type CatalogColumn, type CatalogTable, type PortExecution, type PortStatement, type WarehousePort } from '../port.js'
+import { quotedIdentifier, snowflakeLiteral, type CatalogColumn, type CatalogTable, type PortExecution, type PortStatement, type WarehousePort } from '../port.js'
 import type { SnowflakeSettings } from './config.js'
 import { ownerKey } from './handles.js'
 import { neutralFromQueryData } from './result.js'
@@ -69,12 +69,12 @@ export class SnowflakePort implements WarehousePort {
   }
 
   async listTables (principal: Principal, schema: string): Promise<CatalogTable[]> {
-    const rows = await this.#rows(principal, `SELECT table_name, table_type FROM ${this.#catalog()}.TABLES WHERE UPPER(table_schema) = UPPER(${sqlLiteral(schema)}) ORDER BY table_name`)
+    const rows = await this.#rows(principal, `SELECT table_name, table_type FROM ${this.#catalog()}.TABLES WHERE UPPER(table_schema) = UPPER(${snowflakeLiteral(schema)}) ORDER BY table_name`)
     return rows.map((r) => ({ schema, name: String(r[0]), ...(r[1] !== null && r[1] !== undefined && { type: String(r[1]) }) }))
   }
 
   async describeTable (principal: Principal, schema: string, table: string): Promise<CatalogColumn[] | undefined> {
-    const rows = await this.#rows(principal, `SELECT column_name, data_type, is_nullable FROM ${this.#catalog()}.COLUMNS WHERE UPPER(table_schema) = UPPER(${sqlLiteral(schema)}) AND UPPER(table_name) = UPPER(${sqlLiteral(table)}) ORDER BY ordinal_position`)
+    const rows = await this.#rows(principal, `SELECT column_name, data_type, is_nullable FROM ${this.#catalog()}.COLUMNS WHERE UPPER(table_schema) = UPPER(${snowflakeLiteral(schema)}) AND UPPER(table_name) = UPPER(${snowflakeLiteral(table)}) ORDER BY ordinal_position`)
     if (rows.length === 0) return undefined
     return rows.map((r) => ({ name: String(r[0]), type: String(r[1]), nullable: String(r[2]).toUpperCase() === 'YES' }))
   }
