@@ -13,7 +13,7 @@ function reference (_key: string, value: unknown): unknown {
 // A small deterministic generator: every kind of value a neutral row can hold.
 function generator (seed: number): () => number {
   let s = seed
-  return () => { s = (s * 1103515245 + 12345) & 0x7fffffff; return s / 0x7fffffff }
+  return () => { s = (Math.imul(s, 1103515245) + 12345) & 0x7fffffff; return s / 0x80000000 }
 }
 const VALUES: Array<(r: () => number) => unknown> = [
   (r) => `text ${Math.floor(r() * 1e6)} é "quoted" \\ \n ✓`,
