@@ -18,8 +18,8 @@ const FILLER = [...'abcxyz ,;!?"\'\\\né✓\u00a0\u0660\uff10', 'eyJ', 'service_
 /** A text with up to `max` of each counted character class: near every threshold of mayMatch. */
 function near (r: () => number): string {
   const parts: string[] = []
-  const pick = (set: string): string => set[Math.floor(r() * set.length)] as string
-  const add = (set: string, n: number): void => { for (let i = 0; i < n; i++) parts.push(pick(set)) }
+  const pick = (set: string | readonly string[]): string => set[Math.floor(r() * set.length)] as string
+  const add = (set: string | readonly string[], n: number): void => { for (let i = 0; i < n; i++) parts.push(pick(set)) }
   add('0123456789', Math.floor(r() * 12))
   add('ABCDEFGHIJKLMNOPQRSTUVWXYZ', Math.floor(r() * 4))
   add('.', Math.floor(r() * 3))
