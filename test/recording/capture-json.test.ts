@@ -42,8 +42,9 @@ function rowsOf (seed: number, plainOnly: boolean, n: number): unknown[][] {
 describe('capture JSON', () => {
   it('counts every row at the size of its replacer JSON and stops at the same row', () => {
     for (let seed = 1; seed <= 200; seed++) {
-      const rows = rowsOf(seed, seed % 2 === 0, 60)
-      const budget = 200 + seed * 37
+      // Up to several sizing batches, cut anywhere: inside the first batch, at a later one.
+      const rows = rowsOf(seed, seed % 2 === 0, 60 + seed * 5)
+      const budget = 200 + seed * seed * 9
       const c = new CaptureCollector([{ name: 'a', type: 'TEXT' }], budget)
       c.add(rows)
       let used = 2 + JSON.stringify([{ name: 'a', type: 'TEXT' }]).length
@@ -56,6 +57,21 @@ describe('capture JSON', () => {
       }
       expect(c.rows.length, `seed ${seed}`).toBe(kept)
       expect(c.truncated).toBe(kept < rows.length)
+    }
+  })
+
+  it('keeps exactly the rows that fit when the budget ends on a row boundary, or a byte short of it', () => {
+    for (let seed = 1; seed <= 100; seed++) {
+      const rows = rowsOf(seed, seed % 4 !== 0, 1200)
+      const k = (seed * 97) % rows.length
+      const base = 2 + JSON.stringify([{ name: 'a', type: 'TEXT' }]).length
+      const upTo = base + rows.slice(0, k).reduce((n, row) => n + Buffer.byteLength(JSON.stringify(row, reference)) + 1, 0)
+      for (const [budget, kept] of [[upTo, k], [upTo - 1, Math.max(0, k - 1)]] as const) {
+        if (k === 0 && budget < upTo) continue
+        const c = new CaptureCollector([{ name: 'a', type: 'TEXT' }], budget)
+        c.add(rows)
+        expect(c.rows.length, `seed ${seed}, budget ${budget}`).toBe(kept)
+      }
     }
   })
 
