@@ -114,6 +114,52 @@ function shapeOf (text: string): Shape {
   return s
 }
 
+// The quick reject below: per ASCII character, what it counts towards (0: nothing).
+const DIGIT = 1
+const UPPER = 2
+const DOT = 3
+const DASH = 4
+const AT_OR_COLON = 5
+const CHAR_CLASS = new Uint8Array(128)
+for (let c = 48; c <= 57; c++) CHAR_CLASS[c] = DIGIT
+for (let c = 65; c <= 90; c++) CHAR_CLASS[c] = UPPER
+CHAR_CLASS[46] = DOT
+CHAR_CLASS[45] = DASH
+CHAR_CLASS[64] = AT_OR_COLON
+CHAR_CLASS[58] = AT_OR_COLON
+
+/**
+ * False only when `candidates` would find no detector for this text: every detector needs at
+ * least one of an @ or a colon, two dots, two capitals, nine digits or ten dashes (see
+ * `candidates`: email needs the @, gcp_service_account a colon, ip three dots or two colons,
+ * jwt two dots, aws_key four capitals, iban two, credit_card 13 digits, phone 10, ssn 9,
+ * private_key ten dashes). Most text (prose, names, statuses) has none of them and is
+ * rejected by this loop, which is cheaper per character than `shapeOf` and stops early.
+ */
+export function mayMatch (text: string): boolean {
+  let digits = 0
+  let upper = 0
+  let dots = 0
+  let dashes = 0
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c >= 128) continue
+    switch (CHAR_CLASS[c]) {
+      case DIGIT: if (++digits >= 9) return true; break
+      case UPPER: if (++upper >= 2) return true; break
+      case DOT: if (++dots >= 2) return true; break
+      case DASH: if (++dashes >= 10) return true; break
+      case AT_OR_COLON: return true
+    }
+  }
+  return false
+}
+
+/** The candidate bits of a text (exported for the tests of `mayMatch`). */
+export function candidateBits (text: string): number {
+  return candidates(shapeOf(text), text)
+}
+
 /** Each detector's bit, by its position in DETECTORS. */
 const BIT = Object.fromEntries(DETECTORS.map((d, i) => [d.kind, 1 << i])) as Record<DetectorKind, number>
 
@@ -150,7 +196,7 @@ export function createScanner (kinds: readonly DetectorKind[] = DETECTOR_KINDS):
   let enabledBits = 0
   DETECTORS.forEach((d, i) => { if (kinds.includes(d.kind)) enabledBits |= 1 << i })
   return (text) => {
-    if (text.length < 7) return undefined
+    if (text.length < 7 || !mayMatch(text)) return undefined
     let bits = candidates(shapeOf(text), text) & enabledBits
     if (bits === 0) return undefined // most text (names, statuses, prose) leaves here
     let out = text

@@ -222,6 +222,8 @@ async function largeResults (s: Sides, pools: Map<SideName, Pool>, report: Repor
       for (const side of [s.byName('direct'), sluice] as Side[]) {
         const measured = side.sluice && resetPeakRss(side.pid())
         const before = measured ? { rssBeforeMb: procMemory(side.pid()).rssBytes / 1e6 } : {}
+        // Steadier than wall time on a shared machine: the gateway's own CPU for the result.
+        const cpu0 = side.sluice ? procCpuMs(side.pid()) : 0
         const started = performance.now()
         try {
           const got = await path.fetch(pools.get(side.name)!, side, s.bearer, rows)
@@ -231,6 +233,7 @@ async function largeResults (s: Sides, pools: Map<SideName, Pool>, report: Repor
           report.large.push({
             path: path.name, rows, side: side.name, mb: got.bytes / 1e6, seconds, mbPerSec: got.bytes / 1e6 / seconds,
             ofDirect: directSeconds / seconds, ttfbMs: got.ttfbMs, pages: got.pages, rowsReceived: got.rows, unmasked: got.unmasked,
+            ...(side.sluice && { gatewayCpuSeconds: (procCpuMs(side.pid()) - cpu0) / 1000 }),
             ...before, ...(measured ? { peakRssMb: procMemory(side.pid()).peakRssBytes / 1e6 } : {})
           })
         } catch (err) {

@@ -57,6 +57,8 @@ export interface LargeCell {
   peakRssMb?: number
   /** The gateway's RSS just before the run (the peak's baseline). */
   rssBeforeMb?: number
+  /** CPU seconds the gateway process spent serving the whole result (/proc utime+stime). */
+  gatewayCpuSeconds?: number
   pages: number
   rowsReceived: number
   unmasked: boolean
@@ -133,15 +135,15 @@ export function markdown (r: Report): string[] {
     lines.push('')
     lines.push('Large results (emails masked by a rule; the value detectors on), fetched whole, pages in order:')
     lines.push('')
-    lines.push('| path | rows | side | MB | MB/s | × direct | first byte ms | gateway RSS before → peak MB | masked |')
-    lines.push('|---|---|---|---|---|---|---|---|---|')
+    lines.push('| path | rows | side | MB | MB/s | × direct | first byte ms | gateway CPU s | gateway RSS before → peak MB | masked |')
+    lines.push('|---|---|---|---|---|---|---|---|---|---|')
     for (const l of r.large) {
       if (l.error !== undefined) {
-        lines.push(`| ${l.path} | ${int(l.rows)} | ${l.side} | — | — | — | — | ${rss(l)} | failed: ${l.error.slice(0, 120)} |`)
+        lines.push(`| ${l.path} | ${int(l.rows)} | ${l.side} | — | — | — | — | — | ${rss(l)} | failed: ${l.error.slice(0, 120)} |`)
         continue
       }
       const masked = l.side === 'direct' ? '' : (l.unmasked ? 'NO' : 'yes')
-      lines.push(`| ${l.path} | ${int(l.rows)} | ${l.side} | ${l.mb.toFixed(1)} | ${l.mbPerSec.toFixed(1)} | ${l.side === 'direct' ? '' : ratio(l.ofDirect)} | ${ms(l.ttfbMs)} | ${rss(l)} | ${masked} |`)
+      lines.push(`| ${l.path} | ${int(l.rows)} | ${l.side} | ${l.mb.toFixed(1)} | ${l.mbPerSec.toFixed(1)} | ${l.side === 'direct' ? '' : ratio(l.ofDirect)} | ${ms(l.ttfbMs)} | ${l.gatewayCpuSeconds === undefined ? '' : l.gatewayCpuSeconds.toFixed(2)} | ${rss(l)} | ${masked} |`)
     }
   }
   if (r.small.length > 0 || r.sizes.length > 0 || r.large.length > 0) lines.push('', ...targetLines(r))

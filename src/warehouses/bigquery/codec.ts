@@ -73,59 +73,96 @@ export function columnsOf (fields: TableFieldSchema[] | undefined): ColumnMeta[]
 
 // ── decode: wire → neutral ───────────────────────────────────────────────────────────────────
 
-export function decodeRows (fields: TableFieldSchema[], rows: TableRow[] | undefined, options: DecodeOptions): unknown[][] {
-  return (rows ?? []).map((row) => decodeRecord(fields, row, options))
-}
+// A large result is decoded cell by cell: each field's decoder is built once per schema (its
+// kind, mode and nested fields resolved then), not looked up again for every value.
+type CellCodec = (v: unknown) => unknown
+const decoders = new WeakMap<TableFieldSchema[], { int64: CellCodec[], float: CellCodec[] }>()
 
-function decodeRecord (fields: TableFieldSchema[], row: TableRow, options: DecodeOptions): unknown[] {
-  const cells: TableCell[] = Array.isArray(row?.f) ? row.f : []
-  return fields.map((field, i) => decodeCell(field, cells[i]?.v ?? null, options))
-}
-
-function decodeCell (field: TableFieldSchema, v: unknown, options: DecodeOptions): unknown {
-  if (field.mode === 'REPEATED') {
-    if (!Array.isArray(v)) return []
-    return v.map((cell: TableCell) => decodeScalar(field, cell?.v ?? null, options))
+function fieldDecoders (fields: TableFieldSchema[], options: DecodeOptions): CellCodec[] {
+  let cached = decoders.get(fields)
+  if (cached === undefined) {
+    cached = { int64: fields.map((f) => cellDecoder(f, true)), float: fields.map((f) => cellDecoder(f, false)) }
+    decoders.set(fields, cached)
   }
-  return decodeScalar(field, v, options)
+  return options.int64Timestamps ? cached.int64 : cached.float
 }
 
-function decodeScalar (field: TableFieldSchema, v: unknown, options: DecodeOptions): unknown {
-  if (v === null || v === undefined) return null
+export function decodeRows (fields: TableFieldSchema[], rows: TableRow[] | undefined, options: DecodeOptions): unknown[][] {
+  const fns = fieldDecoders(fields, options)
+  return (rows ?? []).map((row) => decodeRecord(fns, row))
+}
+
+function decodeRecord (fns: CellCodec[], row: TableRow): unknown[] {
+  const cells: TableCell[] = Array.isArray(row?.f) ? row.f : []
+  const out: unknown[] = []
+  for (let i = 0; i < fns.length; i++) out.push((fns[i] as CellCodec)(cells[i]?.v ?? null))
+  return out
+}
+
+function cellDecoder (field: TableFieldSchema, int64Timestamps: boolean): CellCodec {
+  const scalar = scalarDecoder(field, int64Timestamps)
+  if (field.mode === 'REPEATED') {
+    return (v) => Array.isArray(v) ? v.map((cell: TableCell) => scalar(cell?.v ?? null)) : []
+  }
+  return scalar
+}
+
+function scalarDecoder (field: TableFieldSchema, int64Timestamps: boolean): CellCodec {
   const kind = kindOf(field)
   if (kind === 'record') {
-    const values = decodeRecord(field.fields ?? [], v as TableRow, options)
-    return Object.fromEntries((field.fields ?? []).map((f, i) => [f.name, values[i]]))
+    const subFields = field.fields ?? []
+    const fns = subFields.map((f) => cellDecoder(f, int64Timestamps))
+    return (v) => {
+      if (v === null || v === undefined) return null
+      const values = decodeRecord(fns, v as TableRow)
+      return Object.fromEntries(subFields.map((f, i) => [f.name, values[i]]))
+    }
   }
-  const text = typeof v === 'string' ? v : JSON.stringify(v)
+  const textOf = (v: unknown): string => typeof v === 'string' ? v : JSON.stringify(v)
   switch (kind) {
-    case 'float': return Number(text)
-    case 'bool': return text.toLowerCase() === 'true'
-    case 'bytes': return Buffer.from(text, 'base64')
-    case 'timestamp': {
-      const micros = wireTimestampToMicros(text, options.int64Timestamps)
+    case 'float': return (v) => v === null || v === undefined ? null : Number(textOf(v))
+    case 'bool': return (v) => v === null || v === undefined ? null : textOf(v).toLowerCase() === 'true'
+    case 'bytes': return (v) => v === null || v === undefined ? null : Buffer.from(textOf(v), 'base64')
+    case 'timestamp': return (v) => {
+      if (v === null || v === undefined) return null
+      const text = textOf(v)
+      const micros = wireTimestampToMicros(text, int64Timestamps)
       // A form we cannot read is kept as text rather than guessed at.
       return micros === undefined ? text : microsToIso(micros)
     }
-    default: return text
+    default: return (v) => v === null || v === undefined ? null : textOf(v)
   }
 }
 
 // ── encode: neutral → wire ────────────────────────────────────────────────────────────────────
 
+const encoders = new WeakMap<TableFieldSchema[], Map<TimestampForm, CellCodec[]>>()
+
 export function encodeRows (fields: TableFieldSchema[], rows: unknown[][], options: EncodeOptions): TableRow[] {
-  return rows.map((row) => ({ f: fields.map((field, i) => ({ v: encodeCell(field, row[i], options) })) }))
+  let byForm = encoders.get(fields)
+  if (byForm === undefined) encoders.set(fields, byForm = new Map())
+  let fns = byForm.get(options.timestamps)
+  if (fns === undefined) byForm.set(options.timestamps, fns = fields.map((f) => cellEncoder(f, options)))
+  const n = fns.length
+  return rows.map((row) => {
+    const f: TableCell[] = []
+    for (let i = 0; i < n; i++) f.push({ v: (fns[i] as CellCodec)(row[i]) })
+    return { f }
+  })
 }
 
-function encodeCell (field: TableFieldSchema, value: unknown, options: EncodeOptions): unknown {
+function cellEncoder (field: TableFieldSchema, options: EncodeOptions): CellCodec {
+  const scalar = scalarEncoder(field, options)
   if (field.mode === 'REPEATED') {
-    if (!Array.isArray(value)) return []
     // Array elements cannot be NULL in BigQuery; an unusable element becomes the zero value.
-    return value.map((element) => ({ v: encodeScalar(field, element, options) ?? zeroValue(field) }))
+    return (value) => Array.isArray(value) ? value.map((element) => ({ v: scalar(element) ?? zeroValue(field) })) : []
   }
-  const encoded = value === null || value === undefined ? undefined : encodeScalar(field, value, options)
-  if (encoded !== undefined) return encoded
-  return field.mode === 'REQUIRED' ? zeroValue(field) : null
+  const required = field.mode === 'REQUIRED'
+  return (value) => {
+    const encoded = value === null || value === undefined ? undefined : scalar(value)
+    if (encoded !== undefined) return encoded
+    return required ? zeroValue(field) : null
+  }
 }
 
 const INT_TEXT = /^[+-]?\d+$/
@@ -136,50 +173,53 @@ const TIME_TEXT = /^\d{2}:\d{2}:\d{2}(\.\d{1,6})?$/
 const FLOAT_WORDS: Record<string, string> = { NaN: 'NaN', Infinity: 'Infinity', '-Infinity': '-Infinity' }
 
 /** The wire text for a value of this field's type, or undefined when the value cannot be one. */
-function encodeScalar (field: TableFieldSchema, value: unknown, options: EncodeOptions): unknown {
-  if (value === null || value === undefined) return undefined
+function scalarEncoder (field: TableFieldSchema, options: EncodeOptions): CellCodec {
+  const orUndefined = (fn: CellCodec): CellCodec => (value) => value === null || value === undefined ? undefined : fn(value)
   switch (kindOf(field)) {
-    case 'record': return encodeRecord(field, value, options)
-    case 'string': return scalarText(value)
-    case 'json': return typeof value === 'string' ? value : safeJson(value)
-    case 'int': {
+    case 'record': {
+      const fields = field.fields ?? []
+      const fns = fields.map((f) => cellEncoder(f, options))
+      return orUndefined((value) => {
+        if (Array.isArray(value)) return { f: fns.map((fn, i) => ({ v: fn(value[i]) })) }
+        if (typeof value !== 'object' || value === null || value instanceof Uint8Array) return undefined
+        const record = value as Record<string, unknown>
+        return { f: fns.map((fn, i) => ({ v: fn(record[(fields[i] as TableFieldSchema).name]) })) }
+      })
+    }
+    case 'string': return orUndefined(scalarText)
+    case 'json': return orUndefined((value) => typeof value === 'string' ? value : safeJson(value))
+    case 'int': return orUndefined((value) => {
       const text = numericText(value)
       return text !== undefined && INT_TEXT.test(text) ? text : undefined
-    }
-    case 'decimal': {
+    })
+    case 'decimal': return orUndefined((value) => {
       const text = numericText(value)
       return text !== undefined && DECIMAL_TEXT.test(text) ? text : undefined
-    }
-    case 'float': {
+    })
+    case 'float': return orUndefined((value) => {
       if (typeof value === 'number') return FLOAT_WORDS[String(value)] ?? String(value)
       const text = numericText(value)
       return text !== undefined && (DECIMAL_TEXT.test(text) || text in FLOAT_WORDS) ? text : undefined
-    }
-    case 'bool':
+    })
+    case 'bool': return orUndefined((value) => {
       if (typeof value === 'boolean') return String(value)
       return value === 'true' || value === 'false' ? value : undefined
-    case 'bytes':
+    })
+    case 'bytes': return orUndefined((value) => {
       if (value instanceof Uint8Array) return Buffer.from(value).toString('base64')
       // A mask's text in a BYTES column stays bytes: the UTF-8 of that text.
       return typeof value === 'string' ? Buffer.from(value, 'utf8').toString('base64') : undefined
-    case 'timestamp': {
+    })
+    case 'timestamp': return orUndefined((value) => {
       const micros = neutralTimestampToMicros(value)
       if (micros === undefined) return undefined
       if (options.timestamps === 'int64') return micros.toString()
       return options.timestamps === 'iso' ? microsToIso(micros) : microsToSeconds(micros)
-    }
-    case 'date': return typeof value === 'string' && DATE_TEXT.test(value) ? value : undefined
-    case 'datetime': return typeof value === 'string' && DATETIME_TEXT.test(value) ? value : undefined
-    case 'time': return typeof value === 'string' && TIME_TEXT.test(value) ? value : undefined
+    })
+    case 'date': return orUndefined((value) => typeof value === 'string' && DATE_TEXT.test(value) ? value : undefined)
+    case 'datetime': return orUndefined((value) => typeof value === 'string' && DATETIME_TEXT.test(value) ? value : undefined)
+    case 'time': return orUndefined((value) => typeof value === 'string' && TIME_TEXT.test(value) ? value : undefined)
   }
-}
-
-function encodeRecord (field: TableFieldSchema, value: unknown, options: EncodeOptions): TableRow | undefined {
-  const fields = field.fields ?? []
-  if (Array.isArray(value)) return { f: fields.map((f, i) => ({ v: encodeCell(f, value[i], options) })) }
-  if (typeof value !== 'object' || value === null || value instanceof Uint8Array) return undefined
-  const record = value as Record<string, unknown>
-  return { f: fields.map((f) => ({ v: encodeCell(f, record[f.name], options) })) }
 }
 
 function scalarText (value: unknown): string | undefined {

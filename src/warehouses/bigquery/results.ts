@@ -32,11 +32,14 @@ export async function releaseRows (pipeline: Pipeline, input: ReleaseInput): Pro
     pages: onePage(),
     upstreamId: input.upstreamId
   }, input.trip)
-  const rows: TableRow[] = []
+  // One page in, one page out: spreading a page of tens of thousands of rows into push()
+  // copies them through the stack, and a large enough page overflows it.
+  let rows: TableRow[] | undefined
   for await (const page of released.pages) {
-    rows.push(...encodeRows(input.fields, page.rows, { timestamps: input.timestamps }))
+    const encoded = encodeRows(input.fields, page.rows, { timestamps: input.timestamps })
+    rows = rows === undefined ? encoded : rows.concat(encoded)
   }
-  return rows
+  return rows ?? []
 }
 
 /**

@@ -105,9 +105,12 @@ export class ResultPages {
       // A page cut at the row cap hands out only the rows the manifest counts.
       const rows = decoded.length > page.rows ? decoded.slice(0, page.rows) : decoded
       const released = this.#pipeline.release(statement, admission, { schema: manifest.schema, pages: once(rows), upstreamId: manifest.upstreamQueryId }, trip)
-      const out: unknown[][] = []
-      for await (const masked of released.pages) out.push(...masked.rows)
-      return out
+      // One page in, one page out: its rows as they are (spreading a chunk of tens of
+      // thousands of rows into push() copies them through the stack, and a large enough
+      // chunk overflows it).
+      let out: unknown[][] | undefined
+      for await (const masked of released.pages) out = out === undefined ? masked.rows : out.concat(masked.rows)
+      return out ?? []
     } catch (err) {
       if (signal?.aborted === true) throw new ERR_STATEMENT_TIMEOUT(seconds ?? 0, handle.connection)
       throw releaseFailure(this.#pipeline, statement, admission, err)
