@@ -24,10 +24,11 @@ describe.each(storeEngines())('per-connection result capture on $name', slow, (e
       store,
       identity: idp.identityConfig(),
       connections: {
-        wh: { kind: 'postgres' },
-        hr: { kind: 'postgres', recording: { captureResults: false } },
+        // Never dialled (the harness answers the statements itself); a PostgreSQL connection names its database all the same.
+        wh: { kind: 'postgres', url: 'postgres://127.0.0.1:5432/unused' },
+        hr: { kind: 'postgres', url: 'postgres://127.0.0.1:5432/unused', recording: { captureResults: false } },
         // The columns take 63 bytes of the budget, a row 10: room for the first row only.
-        small: { kind: 'postgres', recording: { resultCaptureBytes: 75 } }
+        small: { kind: 'postgres', url: 'postgres://127.0.0.1:5432/unused', recording: { resultCaptureBytes: 75 } }
       }
     })
     token = await idp.userToken({ subject: 'alice', groups: ['analysts'] })
