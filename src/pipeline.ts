@@ -133,7 +133,12 @@ export class Pipeline {
     // Asked only when a rule that could decide matches on it (the common path never waits for it).
     let estimate: WarehouseEstimate | null | undefined
     if (this.#stages.decide.needsEstimate?.(statement) === true) {
-      estimate = await inSpan(trip.traceContext, 'sluice.estimate', ids, async () => await askEstimate(statement))
+      // The warehouse is asked before the decision, so only about a text that is one statement:
+      // the question (EXPLAIN, a dry run) is then about exactly that statement and cannot carry
+      // a second one past the policy. Several statements get no estimate (the rule fails closed).
+      estimate = analysis.statements.length === 1
+        ? await inSpan(trip.traceContext, 'sluice.estimate', ids, async () => await askEstimate(statement))
+        : null
       trip.estimate = estimate
     }
     const decision = inSpanSync(trip.traceContext, 'sluice.decide', ids, (span) => {

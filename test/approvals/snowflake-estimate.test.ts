@@ -83,6 +83,8 @@ describe('a held statement carries Snowflake\'s estimate as its preview', { time
     const approval = await pendingApproval(admin, SQL)
     expect(approval.preview).toEqual({ source: 'snowflake-explain', bytes: 52428800, partitionsTotal: 120, partitionsAssigned: 7, detail: { tables: ['SHOP.PUBLIC.CUSTOMERS'] } })
     expect(stub.queryLog.map((q) => q.sqlText).filter((s) => s.includes('CUSTOMERS'))).toEqual([`EXPLAIN USING JSON ${SQL}`])
+    // Asked before the policy decided, on the client's own session: never more than one statement.
+    expect(stub.queryLog.find((q) => q.sqlText.startsWith('EXPLAIN'))?.parameters).toMatchObject({ MULTI_STATEMENT_COUNT: 1 })
 
     // Polls of the pending approval ask nothing more of the warehouse; approved, it runs once.
     const poll = await request(`${gw.url}${held.statementStatusUrl}`, { headers })

@@ -11,16 +11,22 @@ import { engineFrom, stmt } from '../policy/fixtures.js'
 const analyze: AnalyzeStage = {
   name: 'analyze',
   enforcing: true,
-  analyze: () => ({ dialect: 'bigquery', statements: [stmt('select', { text: 'SELECT …', tablesRead: ['p.d.t'] })] })
+  // A text with `;` is analysed as the two statements it holds.
+  analyze: (statement) => ({
+    dialect: 'bigquery',
+    statements: statement.sql.includes(';')
+      ? [stmt('select', { text: 'SELECT 1', tablesRead: ['p.d.t'] }), stmt('ddl', { text: 'DROP TABLE p.d.t', tablesWritten: ['p.d.t'] })]
+      : [stmt('select', { text: 'SELECT …', tablesRead: ['p.d.t'] })]
+  })
 }
 
-function statementWith (estimate: Statement['estimate'], roles = ['agent']): Statement {
+function statementWith (estimate: Statement['estimate'], roles = ['agent'], sql = 'SELECT 1'): Statement {
   return {
     requestId: 'r1',
     frontEnd: 'test',
     principal: { subject: 'alice', issuer: 'https://idp', type: 'human', groups: [], roles, delegation: [], expiresAt: new Date() },
     connection: { name: 'bq', kind: 'bigquery', defaults: {} },
-    sql: 'SELECT 1',
+    sql,
     client: {},
     ...(estimate !== undefined && { estimate })
   }
@@ -69,5 +75,13 @@ describe('estimates in the pipeline', () => {
       await expect(pipelineOf(COST).admit(statementWith(estimate), trip)).rejects.toThrow(/^denied by rule no-big: .*gave no estimate/)
       expect(trip.estimate).toBeNull()
     }
+  })
+
+  it('never asks about a text of several statements: the question would carry the others upstream before the policy decided', async () => {
+    const spy = counting(async () => ({ bytes: 10, source: 'snowflake-explain' }))
+    const trip: RoundTrip = {}
+    await expect(pipelineOf(COST).admit(statementWith(spy.estimate, ['agent'], 'SELECT 1; DROP TABLE p.d.t'), trip)).rejects.toThrow(/^denied by rule no-big: .*gave no estimate/)
+    expect(spy.calls()).toBe(0)
+    expect(trip.estimate).toBeNull()
   })
 })

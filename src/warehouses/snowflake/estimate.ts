@@ -24,6 +24,10 @@ async function explain (upstream: SnowflakeUpstream, lease: SessionLease, sql: s
     leased = await lease()
     const data = await upstream.query(leased.session, {
       sqlText: `EXPLAIN USING JSON ${sql}`,
+      // Asked before the policy decides, on the client's own session, which may allow several
+      // statements per request (MULTI_STATEMENT_COUNT = 0): pinned to one here, so Snowflake
+      // refuses anything but EXPLAIN of a single statement.
+      parameters: { MULTI_STATEMENT_COUNT: 1 },
       ...(bindings !== undefined && Object.keys(bindings).length > 0 && { bindings })
     })
     const cell = firstCell(data)
