@@ -12,6 +12,10 @@ import { typeName } from './types.js'
 import { UpstreamSession, type UpstreamField } from './upstream.js'
 
 const APPLICATION = 'sluice-mcp'
+/** A lost CancelRequest is sent again after this long, up to this many times. */
+const CANCEL_RETRY_MS = 250
+const CANCEL_ATTEMPTS = 20
+const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms).unref()) }
 
 export class PostgresPort implements WarehousePort {
   readonly kind = 'postgres' as const
@@ -35,9 +39,17 @@ export class PostgresPort implements WarehousePort {
       closed = true
       await session.close()
     }
+    let ended = false
     const cancel = async (): Promise<void> => {
       if (closed) return
-      await session.cancel().catch(() => undefined)
+      // PostgreSQL drops a CancelRequest that reaches the backend while it reads the statement's
+      // next message (between Parse, Bind and Execute), so one request can be lost: asked again
+      // until the statement has ended, then the connection is closed (a Terminate is read only
+      // after the running statement, so closing alone would not stop it).
+      for (let attempt = 0; attempt < CANCEL_ATTEMPTS && !ended; attempt++) {
+        await session.cancel().catch(() => undefined)
+        await Promise.race([execution.ended, sleep(CANCEL_RETRY_MS)])
+      }
       await close()
     }
     const onAbort = (): void => { void cancel() }
@@ -50,6 +62,7 @@ export class PostgresPort implements WarehousePort {
       statement.signal?.removeEventListener('abort', onAbort)
     }
     const execution = session.execute(statement.sql, [], values)
+    void execution.ended.then(() => { ended = true })
     let fields: UpstreamField[] | null
     try {
       fields = await execution.fields
