@@ -11,25 +11,9 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { SEED_DATASET, SEED_PROJECT, startBqEmulator, type BqEmulator } from '../support/bqemulator.js'
 import { startTestIdp, type TestIdp } from '../support/oidc-provider.js'
-import { startHeldGateway, type HeldGateway } from './held-gateway.js'
+import { HELD_CUSTOMER_READS_POLICY, startHeldGateway, type HeldGateway } from './held-gateway.js'
 
 const BQ = process.env.SLUICE_BQ_CLI ?? '/usr/bin/bq'
-const T = `${SEED_PROJECT}.${SEED_DATASET}`
-const POLICY = `
-version: 1
-rules:
-  - id: hold-customer-reads
-    effect: require_approval
-    match: { roles: [agent], kinds: [select], tables: ['${T}.customers'] }
-  - id: agents-read
-    effect: allow
-    match: { roles: [agent], kinds: [select] }
-masking:
-  - id: mask-email
-    columns: ['${T}.customers.email']
-    function: redact
-`
-
 interface Run { code: number, stdout: string, stderr: string }
 
 describe.skipIf(!existsSync(BQ))('bq waits for a held statement', { timeout: 240_000 }, () => {
@@ -42,7 +26,7 @@ describe.skipIf(!existsSync(BQ))('bq waits for a held statement', { timeout: 240
 
   beforeAll(async () => {
     home = await mkdtemp(join(tmpdir(), 'sluice-held-bq-'))
-    await writeFile(join(home, 'policy.yaml'), POLICY)
+    await writeFile(join(home, 'policy.yaml'), HELD_CUSTOMER_READS_POLICY)
     emulator = await startBqEmulator()
     idp = await startTestIdp()
     gateway = await startHeldGateway({ idp, policiesDirectory: home, connections: { 'bq-test': { kind: 'bigquery', url: emulator.url, project: SEED_PROJECT, default: true } } })

@@ -13,28 +13,12 @@ import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { SEED_DATASET, SEED_PROJECT, startBqEmulator, type BqEmulator } from '../support/bqemulator.js'
 import { startTestIdp, type TestIdp } from '../support/oidc-provider.js'
-import { startHeldGateway, type HeldGateway } from './held-gateway.js'
+import { HELD_CUSTOMER_READS_POLICY, startHeldGateway, type HeldGateway } from './held-gateway.js'
 import { expireApproval } from './snowflake-fixtures.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const PYTHON = `${ROOT}.venv/bin/python`
 const SCRIPT = fileURLToPath(new URL('./python_held.py', import.meta.url))
-const T = `${SEED_PROJECT}.${SEED_DATASET}`
-const POLICY = `
-version: 1
-rules:
-  - id: hold-customer-reads
-    effect: require_approval
-    match: { roles: [agent], kinds: [select], tables: ['${T}.customers'] }
-  - id: agents-read
-    effect: allow
-    match: { roles: [agent], kinds: [select] }
-masking:
-  - id: mask-email
-    columns: ['${T}.customers.email']
-    function: redact
-`
-
 describe('google-cloud-bigquery waits for a held statement', { timeout: 300_000 }, () => {
   let emulator: BqEmulator
   let idp: TestIdp
@@ -45,7 +29,7 @@ describe('google-cloud-bigquery waits for a held statement', { timeout: 300_000 
   beforeAll(async () => {
     if (!existsSync(PYTHON)) throw new Error('the Python venv is missing: run test/support/setup-python.sh')
     dir = await mkdtemp(join(tmpdir(), 'sluice-held-python-'))
-    await writeFile(join(dir, 'policy.yaml'), POLICY)
+    await writeFile(join(dir, 'policy.yaml'), HELD_CUSTOMER_READS_POLICY)
     emulator = await startBqEmulator()
     idp = await startTestIdp()
     gateway = await startHeldGateway({ idp, policiesDirectory: dir, connections: { 'bq-test': { kind: 'bigquery', url: emulator.url, project: SEED_PROJECT, default: true } } })

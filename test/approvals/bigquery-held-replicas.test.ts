@@ -12,23 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { SEED_DATASET, SEED_PROJECT, startBqEmulator, type BqEmulator } from '../support/bqemulator.js'
 import { startTestIdp, type TestIdp } from '../support/oidc-provider.js'
 import { createThrowawayDatabase, type ThrowawayDatabase } from '../support/stores.js'
-import { startHeldGateway, type HeldGateway } from './held-gateway.js'
-
-const T = `${SEED_PROJECT}.${SEED_DATASET}`
-const POLICY = `
-version: 1
-rules:
-  - id: hold-customer-reads
-    effect: require_approval
-    match: { roles: [agent], kinds: [select], tables: ['${T}.customers'] }
-  - id: agents-read
-    effect: allow
-    match: { roles: [agent], kinds: [select] }
-masking:
-  - id: mask-email
-    columns: ['${T}.customers.email']
-    function: redact
-`
+import { HELD_CUSTOMER_READS_POLICY, startHeldGateway, type HeldGateway } from './held-gateway.js'
 
 describe('a held BigQuery job across two replicas on one store', { timeout: 240_000 }, () => {
   let emulator: BqEmulator
@@ -42,7 +26,7 @@ describe('a held BigQuery job across two replicas on one store', { timeout: 240_
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'sluice-held-replicas-'))
-    await writeFile(join(dir, 'policy.yaml'), POLICY)
+    await writeFile(join(dir, 'policy.yaml'), HELD_CUSTOMER_READS_POLICY)
     emulator = await startBqEmulator()
     idp = await startTestIdp()
     db = await createThrowawayDatabase()

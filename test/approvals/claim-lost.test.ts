@@ -21,7 +21,7 @@ import { startTestIdp, type TestIdp } from '../support/oidc-provider.js'
 import { startSnowflakeGateway, type SnowflakeGateway } from '../support/snowflake-gateway.js'
 import { connectSdk, destroySdk, runSdk, type SdkConnection } from '../support/snowflake-node-client.js'
 import { spySnowflakeStatements } from '../support/upstream-spy.js'
-import { startHeldGateway, type HeldGateway } from './held-gateway.js'
+import { HELD_CUSTOMER_READS_POLICY, startHeldGateway, type HeldGateway } from './held-gateway.js'
 import { HOLD_POLICY, adminOf, pendingApproval, type Admin } from './snowflake-fixtures.js'
 
 type Json = Record<string, any>
@@ -129,22 +129,6 @@ describe('Snowflake: a claim whose replica stopped before running the statement'
   })
 })
 
-const T = `${SEED_PROJECT}.${SEED_DATASET}`
-const BQ_POLICY = `
-version: 1
-rules:
-  - id: hold-customer-reads
-    effect: require_approval
-    match: { roles: [agent], kinds: [select], tables: ['${T}.customers'] }
-  - id: agents-read
-    effect: allow
-    match: { roles: [agent], kinds: [select] }
-masking:
-  - id: mask-email
-    columns: ['${T}.customers.email']
-    function: redact
-`
-
 describe('BigQuery: a claim whose replica stopped before inserting the job', { timeout: 240_000 }, () => {
   let emulator: BqEmulator
   let idp: TestIdp
@@ -155,7 +139,7 @@ describe('BigQuery: a claim whose replica stopped before inserting the job', { t
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'sluice-claim-lost-bq-'))
-    await writeFile(join(dir, 'policy.yaml'), BQ_POLICY)
+    await writeFile(join(dir, 'policy.yaml'), HELD_CUSTOMER_READS_POLICY)
     emulator = await startBqEmulator()
     idp = await startTestIdp()
     gw = await startHeldGateway({ idp, policiesDirectory: dir, connections: { 'bq-test': { kind: 'bigquery', url: emulator.url, project: SEED_PROJECT, default: true } } })

@@ -12,7 +12,26 @@ import { migrate } from '../../src/store/migrate.js'
 import { MEMORY, openPgliteStore } from '../../src/store/pglite.js'
 import { openPostgresStore } from '../../src/store/postgres.js'
 import type { Store } from '../../src/store/store.js'
+import { SEED_DATASET, SEED_PROJECT } from '../support/bqemulator.js'
 import type { TestIdp } from '../support/oidc-provider.js'
+
+const T = `${SEED_PROJECT}.${SEED_DATASET}`
+
+/** The held BigQuery tests' policy: agents' reads of the seeded customers wait for an approver; emails masked. */
+export const HELD_CUSTOMER_READS_POLICY = `
+version: 1
+rules:
+  - id: hold-customer-reads
+    effect: require_approval
+    match: { roles: [agent], kinds: [select], tables: ['${T}.customers'] }
+  - id: agents-read
+    effect: allow
+    match: { roles: [agent], kinds: [select] }
+masking:
+  - id: mask-email
+    columns: ['${T}.customers.email']
+    function: redact
+`
 
 export interface HeldGateway {
   url: string
