@@ -3,6 +3,7 @@
 // connection's credential, closed when its result is read or cancelled, so no session state
 // crosses principals), rows fetched `fetchRows` at a time and converted to neutral values as
 // they are pulled. The catalogue is information_schema, with bound parameters.
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Principal } from '../../identity/principal.js'
 import type { NeutralResult, ResultPage } from '../../pipeline/types.js'
 import { quotedIdentifier, type CatalogColumn, type CatalogTable, type PortExecution, type PortStatement, type WarehousePort } from '../port.js'
@@ -15,7 +16,6 @@ const APPLICATION = 'sluice-mcp'
 /** A lost CancelRequest is sent again after this long, up to this many times. */
 const CANCEL_RETRY_MS = 250
 const CANCEL_ATTEMPTS = 20
-const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms).unref()) }
 
 export class PostgresPort implements WarehousePort {
   readonly kind = 'postgres' as const
@@ -48,7 +48,7 @@ export class PostgresPort implements WarehousePort {
       // after the running statement, so closing alone would not stop it).
       for (let attempt = 0; attempt < CANCEL_ATTEMPTS && !ended; attempt++) {
         await session.cancel().catch(() => undefined)
-        await Promise.race([execution.ended, sleep(CANCEL_RETRY_MS)])
+        await Promise.race([execution.ended, sleep(CANCEL_RETRY_MS, undefined, { ref: false })])
       }
       await close()
     }
