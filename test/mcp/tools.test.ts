@@ -196,8 +196,23 @@ describe('MCP tools through the official TypeScript client', { timeout: 240_000 
         expect(i, 'the statement still runs upstream').toBeLessThan(600)
         await new Promise((resolve) => setTimeout(resolve, 100))
       }
-      const [event] = await env.events<Array<{ outcome: string }>>`select outcome from session_events where sql_text = ${sql} and phase = 'completed'`
-      expect(event?.outcome).toBe('error')
+      // The client stopped waiting at the abort, so the trail is read once it has caught up: the
+      // statement's completion, then the tool call's own event (same request id).
+      const completed = async (): Promise<{ outcome: string, request_id: string } | undefined> =>
+        (await env.events<Array<{ outcome: string, request_id: string }>>`select outcome, request_id from session_events where sql_text = ${sql} and phase = 'completed'`)[0]
+      let event = await completed()
+      for (let i = 0; event === undefined; i++) {
+        expect(i, 'the cancelled statement has no completed event').toBeLessThan(300)
+        await new Promise((resolve) => setTimeout(resolve, 100))
+        event = await completed()
+      }
+      expect(event.outcome).toBe('error')
+      const toolEvents = async (): Promise<number> => (await env.events<Array<{ n: number }>>`select count(*)::int as n from session_events
+        where request_id = ${event!.request_id} and route = 'tools/call' and phase is null`)[0]?.n ?? 0
+      for (let i = 0; await toolEvents() === 0; i++) {
+        expect(i, 'the cancelled call has no event').toBeLessThan(300)
+        await new Promise((resolve) => setTimeout(resolve, 100))
+      }
     } finally {
       await direct.end({ timeout: 5 })
     }
