@@ -11,7 +11,7 @@ import type { Principal } from '../../identity/principal.js'
 import type { Pipeline, RoundTrip } from '../../pipeline.js'
 import type { AdmittedRecord } from '../../pipeline/admitted.js'
 import type { Sealer } from '../../state/sealed.js'
-import type { CancelReason, StatementHandleRow, StatementHandleStore, StoredError } from '../../state/statement-handles.js'
+import type { CancelReason, HandleOutcome, NewStatementHandle, StatementHandleRow, StatementHandleStore, StoredError } from '../../state/statement-handles.js'
 import { ChunkTokens, handleOf, ownerDigest, storedError, tripSummary, type Handle } from './handles.js'
 import type { StoredResult } from './manifest.js'
 import { ResultPages, type ResultPagesOptions } from './pages.js'
@@ -36,6 +36,11 @@ export interface StatementsOptions {
   pollMs?: number
   /** Heartbeats missed before a running statement counts as lost, default 5 (a busy store or a long pause is not a death). */
   staleBeats?: number
+  /**
+   * How long a synchronous statement (StartOptions.deferRow) may run before its running row is
+   * written, default 200 ms. One that ends sooner is stored once, in its final state.
+   */
+  deferRowMs?: number
   log?: { warn: (obj: object, msg?: string) => void }
 }
 
@@ -54,6 +59,12 @@ export interface StartOptions {
    * approval then serves this run's result (releasedFor) instead of waiting on it.
    */
   approvalId?: string
+  /**
+   * The client waits for it in this request (not async): its row is written only once it has
+   * run for `deferRowMs`, is cancelled, or is answered as still running; a statement that ends
+   * sooner is stored once, finished (one store write instead of two on the common path).
+   */
+  deferRow?: boolean
 }
 
 export interface HoldOptions {
@@ -77,6 +88,17 @@ interface Running {
   done: Promise<void>
   /** The row as the run's last write stored it, so a wait here needs no read after it. */
   finished?: StatementHandleRow
+  /** A deferred row (StartOptions.deferRow): what it will store, and its write once started. */
+  deferred?: Deferred
+}
+
+interface Deferred {
+  row: NewStatementHandle
+  createdAt: number
+  /** The running row's write, once something needed it in the store. */
+  written?: Promise<boolean>
+  /** That write succeeded: the row is in the store (heartbeated, cancellable from anywhere). */
+  stored: boolean
 }
 
 /**
@@ -102,6 +124,7 @@ export class SnowflakeStatements {
   readonly #heartbeatMs: number
   readonly #pollMs: number
   readonly #staleMs: number
+  readonly #deferMs: number
   readonly #log: StatementsOptions['log']
   readonly #sealer: Sealer | undefined
   /** Statements running in this process, only while they run. */
@@ -118,6 +141,7 @@ export class SnowflakeStatements {
     this.#heartbeatMs = options.heartbeatMs ?? 2000
     this.#pollMs = options.pollMs ?? 250
     this.#staleMs = this.#heartbeatMs * (options.staleBeats ?? 5)
+    this.#deferMs = options.deferRowMs ?? 200
     this.#log = options.log
     this.#sealer = options.heldSealer
     this.tokens = new ChunkTokens(options.chunkKey)
@@ -128,23 +152,78 @@ export class SnowflakeStatements {
   async start (principal: Principal, connection: string, sql: string, work: Work, options: StartOptions = {}): Promise<Handle> {
     const id = options.id ?? randomUUID()
     const owner = ownerDigest(principal)
-    const created = await this.#store.create({ id, owner, connection, sql, replica: this.replica, ...this.#optional(options) }, this.#ttl)
+    const row: NewStatementHandle = { id, owner, connection, sql, replica: this.replica, ...this.#optional(options) }
+    if (options.deferRow === true) {
+      // Admission committed its event, so the store was writable a moment ago; the row follows
+      // (deferredWrite) when anything outside this request could need it.
+      const deferred: Deferred = { row, createdAt: Date.now(), stored: false }
+      this.#launch(id, owner, work, options, deferred)
+      return handleOf(this.#provisional(deferred))
+    }
+    const created = await this.#store.create(row, this.#ttl)
     this.#launch(id, owner, work, options)
     return handleOf(created)
   }
 
-  #launch (id: string, owner: string, work: Work, options: StartOptions): void {
+  /** A deferred row as it will read once written: running, on this replica. */
+  #provisional (deferred: Deferred): StatementHandleRow {
+    const at = deferred.createdAt
+    return { ...deferred.row, state: 'running', createdAt: at, heartbeatAt: Date.now(), expiresAt: at + this.#ttl * 1000 }
+  }
+
+  /**
+   * Writes a deferred running row (once; later calls share the write). Resolves false when the
+   * write failed: the run then stores its row, finished, when it ends.
+   */
+  async #written (running: Running): Promise<boolean> {
+    const deferred = running.deferred
+    if (deferred === undefined) return true
+    deferred.written ??= this.#store.create(deferred.row, this.#ttl).then(() => {
+      deferred.stored = true
+      return true
+    }, (err: unknown) => {
+      this.#log?.warn({ err: (err as Error).message, statement: deferred.row.id }, 'snowflake statement: its running row could not be stored yet; it is stored when it ends')
+      return false
+    })
+    return await deferred.written
+  }
+
+  /** Ends a run in the store: one insert of the final row when its running row was never written. */
+  async #finish (id: string, running: Running | undefined, outcome: HandleOutcome): Promise<StatementHandleRow | undefined> {
+    const deferred = running?.deferred
+    if (deferred !== undefined) {
+      if (deferred.written === undefined) {
+        // Claimed here, so a concurrent cancel or grace timer waits for this write instead.
+        let stored!: (ok: boolean) => void
+        deferred.written = new Promise((resolve) => { stored = resolve })
+        try {
+          const row = await this.#store.create(deferred.row, this.#ttl, outcome)
+          deferred.stored = true
+          return row
+        } finally {
+          stored(deferred.stored)
+        }
+      }
+      if (!await deferred.written) return await this.#store.create(deferred.row, this.#ttl, outcome)
+    }
+    return await this.#store.finish(id, outcome, this.#ttl)
+  }
+
+  #launch (id: string, owner: string, work: Work, options: StartOptions, deferred?: Deferred): void {
     const abort = new AbortController()
-    const running: Running = { abort, done: Promise.resolve() }
+    const running: Running = { abort, done: Promise.resolve(), ...(deferred !== undefined && { deferred }) }
     this.#running.set(id, running)
+    const grace = deferred === undefined ? undefined : setTimeout(() => { void this.#written(running) }, this.#deferMs)
+    grace?.unref()
     const timeout = options.timeoutSeconds !== undefined && options.timeoutSeconds > 0
       ? setTimeout(() => { void this.cancel({ id, owner }, 'timeout') }, options.timeoutSeconds * 1000)
       : undefined
     timeout?.unref()
-    running.done = this.#run(id, work, abort, options.trip).then((finished) => {
+    running.done = this.#run(id, work, abort, options.trip, running).then((finished) => {
       if (finished !== undefined) running.finished = finished
     }).finally(() => {
       clearTimeout(timeout)
+      clearTimeout(grace)
       this.#running.delete(id)
     })
     this.#beat()
@@ -201,17 +280,17 @@ export class SnowflakeStatements {
   }
 
   /** Runs `work` and stores how it ended; resolves with the stored row, undefined when cancelled or unstored. */
-  async #run (id: string, work: Work, abort: AbortController, trip: RoundTrip | undefined): Promise<StatementHandleRow | undefined> {
+  async #run (id: string, work: Work, abort: AbortController, trip: RoundTrip | undefined, running?: Running): Promise<StatementHandleRow | undefined> {
     try {
       const result = await work(abort.signal, id)
-      return await this.#store.finish(id, { state: 'succeeded', manifest: result.manifest, firstPage: result.firstPage, trip: trip === undefined ? undefined : tripSummary(trip) }, this.#ttl)
+      return await this.#finish(id, running, { state: 'succeeded', manifest: result.manifest, firstPage: result.firstPage, trip: trip === undefined ? undefined : tripSummary(trip) })
     } catch (err) {
       // Cancelled: the row already says so (a cancel, a timeout, or a reader that found it lost).
       if (abort.signal.aborted) return undefined
       const info = errorInfo(err, id, (message, codes) => this.#pipeline.releaseError(undefined, undefined, message, codes))
       if (info.catalogueCode === 'SLUICE_INTERNAL') this.#log?.warn({ err, statement: id }, 'snowflake statement failed')
       const outcome = { state: 'failed' as const, error: storedError(info, (err as { statusCode?: number }).statusCode), trip: trip === undefined ? undefined : tripSummary(trip) }
-      return await this.#store.finish(id, outcome, this.#ttl).catch((e: unknown) => {
+      return await this.#finish(id, running, outcome).catch((e: unknown) => {
         this.#log?.warn({ err: (e as Error).message, statement: id }, 'snowflake statement: its failure could not be stored; readers will find it lost')
         return undefined
       })
@@ -268,7 +347,11 @@ export class SnowflakeStatements {
       let timer: NodeJS.Timeout | undefined
       await Promise.race([local.done, new Promise((resolve) => { timer = setTimeout(resolve, seconds * 1000) })])
       clearTimeout(timer)
-      return local.finished === undefined ? await this.#reread(handle) : handleOf(local.finished)
+      if (local.finished !== undefined) return handleOf(local.finished)
+      // Answered as still running: the client polls it next, perhaps on another replica. (Had
+      // the write failed, the row is stored when the run ends; until then only this replica knows it.)
+      await this.#written(local)
+      return await this.#reread(handle)
     }
     const until = Date.now() + seconds * 1000
     let current = handle
@@ -300,20 +383,38 @@ export class SnowflakeStatements {
    * (here, or on the replica whose heartbeat reads the row next) stops it upstream.
    */
   async cancel (handle: Pick<Handle, 'id' | 'owner'>, reason: CancelReason = 'client'): Promise<boolean> {
+    const local = this.#running.get(handle.id)
+    // A deferred row is written first, so the cancel (and its reason) is what the store says.
+    if (local !== undefined) await this.#written(local)
     const cancelled = await this.#store.cancel(handle.id, handle.owner, reason)
-    this.#running.get(handle.id)?.abort.abort()
+    local?.abort.abort()
     return cancelled
+  }
+
+  /** Statements running here whose rows are not in the store yet, matching `filter`. */
+  #unwritten (filter: (row: NewStatementHandle) => boolean): Handle[] {
+    const out: Handle[] = []
+    for (const running of this.#running.values()) {
+      const deferred = running.deferred
+      if (deferred !== undefined && !deferred.stored && running.finished === undefined && filter(deferred.row)) out.push(handleOf(this.#provisional(deferred)))
+    }
+    return out
   }
 
   /** The owner's running statement submitted with this client requestId, if any. */
   async byClientRequest (principal: Principal, requestId: string): Promise<Handle | undefined> {
-    const [row] = await this.#store.runningByRequest(ownerDigest(principal), requestId)
+    const owner = ownerDigest(principal)
+    const [local] = this.#unwritten((row) => row.owner === owner && row.clientRequestId === requestId)
+    if (local !== undefined) return local
+    const [row] = await this.#store.runningByRequest(owner, requestId)
     return row === undefined ? undefined : handleOf(row)
   }
 
   /** The owner's statements still running in one Sluice session. */
   async runningIn (principal: Principal, sessionKey: string): Promise<Handle[]> {
-    return (await this.#store.runningInSession(ownerDigest(principal), sessionKey)).map(handleOf)
+    const owner = ownerDigest(principal)
+    const local = this.#unwritten((row) => row.owner === owner && row.sessionKey === sessionKey)
+    return [...local, ...(await this.#store.runningInSession(owner, sessionKey)).map(handleOf)]
   }
 
   /** Masked rows of client page `index` (a SQL API partition, a connector chunk + 1). */
@@ -337,7 +438,8 @@ export class SnowflakeStatements {
       }
       if (this.#beating) return
       this.#beating = true
-      const ids = [...this.#running.keys()]
+      // Rows not written yet are left out: the store cannot say they were cancelled.
+      const ids = [...this.#running].filter(([, r]) => r.deferred === undefined || r.deferred.stored).map(([id]) => id)
       this.#store.heartbeat(ids, this.#ttl).then((answers) => {
         const live = new Set(answers.filter((a) => a.state === 'running').map((a) => a.id))
         for (const id of ids) if (!live.has(id)) this.#running.get(id)?.abort.abort()

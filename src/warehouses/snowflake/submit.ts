@@ -84,6 +84,8 @@ export async function submit (deps: SubmitDeps, input: PrepareInput, options: Su
     ...(options.timeoutSeconds === undefined ? {} : { timeoutSeconds: options.timeoutSeconds }),
     admitted: admittedRecord(prepared.statement, prepared.admission),
     trip: runTrip,
+    // The client waits for it here: its row is written only if it runs on (statements.ts).
+    deferRow: !options.async,
     // Released by an approval (a resend of a held statement): its held handle serves this run.
     ...(trip.hold?.state === 'granted' && trip.hold.approvalId !== undefined && { approvalId: trip.hold.approvalId })
   })
