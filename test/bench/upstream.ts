@@ -91,8 +91,12 @@ let seq = 0
 
 function connectorResult (sql: string, base: string): string {
   const n = rowsOf(sql)
-  const queryId = `01bench-${++seq}`
-  if (n === 0) {
+  return connectorResultOf(n, `01bench-${++seq}-rows-${Math.max(n, 0)}`, base)
+}
+
+/** The answer for a query id, the same again when asked by GET /queries/{id}/result. */
+function connectorResultOf (n: number, queryId: string, base: string): string {
+  if (n <= 0) {
     return `{"success":true,"code":null,"message":null,"data":{"queryId":"${queryId}","rowtype":[{"name":"status","type":"text","nullable":true}],"rowset":[["Statement executed successfully."]],"total":1,"returned":1,"statementTypeId":20480,"queryResultFormat":"json","parameters":[]}}`
   }
   const inline = Math.min(n, INLINE_ROWS)
@@ -143,6 +147,8 @@ async function handle (req: IncomingMessage, res: ServerResponse, base: string):
     const body = await readJson(req)
     return send(res, 200, connectorResult(String(body.sqlText ?? ''), base))
   }
+  const again = /^\/queries\/(01bench-\d+-rows-(\d+))\/result$/.exec(path)
+  if (req.method === 'GET' && again !== null) return send(res, 200, connectorResultOf(Number(again[2]), again[1] as string, base))
   if (/^\/stage\/results\/[^/]+\/chunk$/.test(path)) {
     const text = jsonRows(Number(url.searchParams.get('start')), Number(url.searchParams.get('count')))
     res.writeHead(200, { 'content-type': 'binary/octet-stream', 'content-length': Buffer.byteLength(text) }).end(text)

@@ -163,6 +163,23 @@ describe('BigQuery through two gateway processes behind a round-robin proxy', { 
     }
   })
 
+  it('answers jobs.query without maxResults with the first 1,000 rows (firstPageRows), then pages at the upstream\'s size', async () => {
+    const first = await rest('POST', `${L}/queries`, { query: LAZY_SQL, useLegacySql: false })
+    expect(first.status, JSON.stringify(first.json).slice(0, 300)).toBe(200)
+    expect(first.json.totalRows).toBe(String(MILLION))
+    expect(first.json.rows).toHaveLength(1000)
+    checkLazyPage(first.json.rows, 0)
+    const jobId = String(first.json.jobReference.jobId)
+    // The client's own page size from here on: the upstream's pages, on either replica.
+    const second = await rest('GET', `${L}/queries/${jobId}?pageToken=${encodeURIComponent(String(first.json.pageToken))}`)
+    expect(second.status).toBe(200)
+    expect(second.json.rows).toHaveLength(PAGE)
+    checkLazyPage(second.json.rows, 1000)
+    // A client that names maxResults gets exactly what it asked for.
+    const asked = await rest('POST', `${L}/queries`, { query: LAZY_SQL, useLegacySql: false, maxResults: 2500 })
+    expect(asked.json.rows).toHaveLength(2500)
+  })
+
   it('pages a 1,000,000-row result through getQueryResults with every value masked, its memory bounded under a heap cap', async () => {
     const jobId = `million_${Date.now()}`
     await insertLazyJob(jobId)

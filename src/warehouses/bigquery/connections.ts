@@ -35,6 +35,12 @@ export interface BigQuerySettings {
   auth: UpstreamAuth
   /** How long job / query ids stay bound to their caller (BigQuery keeps results ~24 h). */
   jobTtlSeconds: number
+  /**
+   * Rows asked for in jobs.query's answer when the client names no maxResults: that answer is
+   * masked and recorded whole before it leaves, so a small one comes back soon; the client pages
+   * the rest with getQueryResults at the upstream's own page size.
+   */
+  firstPageRows: number
 }
 
 const settingsSchema = {
@@ -51,7 +57,8 @@ const settingsSchema = {
     auth: { enum: ['none', 'service-account', 'adc'] },
     credentials: { type: 'string', minLength: 2 },
     keyFile: { type: 'string', minLength: 1 },
-    jobTtlSeconds: { type: 'integer', minimum: 60, maximum: 7 * 86_400 }
+    jobTtlSeconds: { type: 'integer', minimum: 60, maximum: 7 * 86_400 },
+    firstPageRows: { type: 'integer', minimum: 1, maximum: 1_000_000 }
   }
 } as const
 
@@ -114,7 +121,8 @@ export function bigquerySettings (name: string, raw: ConnectionConfig, readFile:
     location: str('location'),
     aliases: Array.isArray(c.aliases) ? c.aliases as string[] : [],
     auth,
-    jobTtlSeconds: typeof c.jobTtlSeconds === 'number' ? c.jobTtlSeconds : 86_400
+    jobTtlSeconds: typeof c.jobTtlSeconds === 'number' ? c.jobTtlSeconds : 86_400,
+    firstPageRows: typeof c.firstPageRows === 'number' ? c.firstPageRows : 1_000
   }
 }
 

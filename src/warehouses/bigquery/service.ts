@@ -149,6 +149,8 @@ export class BigQueryService {
     const upstreamSpan = { 'sluice.connection': upstream.settings.name, 'sluice.request_id': statement.requestId }
     const result = await releasing(scope, async () => await inSpan(ctx.trip.traceContext, 'sluice.upstream', upstreamSpan, async () => await timed(ctx.trip, 'upstream', async () => await upstream.query({
       ...request,
+      // A small first answer (the client pages the rest): it is masked and recorded before it leaves.
+      maxResults: request.maxResults ?? upstream.settings.firstPageRows,
       // Answered "not done yet" by the time the rule's timeout runs out, so Sluice can keep it.
       timeoutMs: limitMs === undefined ? request.timeoutMs : Math.min(request.timeoutMs ?? 10_000, limitMs),
       location: request.location ?? upstream.settings.location,

@@ -32,6 +32,12 @@ export interface SnowflakeSettings {
    * later page is one upstream chunk, at the upstream's own size (manifest.ts).
    */
   partitionRows: number
+  /**
+   * Rows of the first answer of a result the upstream pages in chunks: only these are masked and
+   * stored before the client hears of the result; the rest of the upstream's inline rows become
+   * pages of their own, re-read from the upstream by query id when asked for (manifest.ts).
+   */
+  firstPageRows: number
   /** How long a synchronous SQL API call waits before answering 202 (the spec says 45 s). */
   syncWaitSeconds: number
   /** How long finished statement handles stay fetchable (async results, partitions, chunks), in the store. */
@@ -69,6 +75,7 @@ const settingsSchema = {
     allowedDatabases: stringList,
     aliases: stringList,
     partitionRows: { type: 'integer', minimum: 1, maximum: 1_000_000 },
+    firstPageRows: { type: 'integer', minimum: 1, maximum: 1_000_000 },
     syncWaitSeconds: { type: 'number', minimum: 0, maximum: 600 },
     resultTtlSeconds: { type: 'integer', minimum: 10, maximum: 86_400 },
     poolSize: { type: 'integer', minimum: 0, maximum: 100 },
@@ -120,6 +127,7 @@ export function snowflakeSettings (name: string, raw: ConnectionConfig, readFile
     allowedDatabases: list('allowedDatabases'),
     aliases: list('aliases') ?? [],
     partitionRows: typeof c.partitionRows === 'number' ? c.partitionRows : 10_000,
+    firstPageRows: typeof c.firstPageRows === 'number' ? c.firstPageRows : 1_000,
     syncWaitSeconds: typeof c.syncWaitSeconds === 'number' ? c.syncWaitSeconds : 45,
     resultTtlSeconds: typeof c.resultTtlSeconds === 'number' ? c.resultTtlSeconds : 3600,
     poolSize: typeof c.poolSize === 'number' ? c.poolSize : 4,

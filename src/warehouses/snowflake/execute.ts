@@ -162,6 +162,7 @@ async function runOne (deps: ExecuteDeps, req: ExecuteRequest, statement: Statem
   let firstPage: unknown[][] = []
   let schema: StoredResult['manifest']['schema']
   let total: number
+  let unstored = 0
   // Sluice keeps the rule's timeout itself too: an upstream that stalls (or ignores the
   // parameter) is cancelled when it runs out, and the client gets Snowflake's own 000630.
   const deadline = statementDeadline(limits.statementTimeoutSeconds, req.signal)
@@ -180,7 +181,15 @@ async function runOne (deps: ExecuteDeps, req: ExecuteRequest, statement: Statem
       throw new ERR_ROWS_LIMIT(cap.rows, cap.rule)
     }
     const kept = cap !== undefined && inline.length > cap.rows ? inline.slice(0, cap.rows) : inline
-    const released = deps.pipeline.release(statement, admission, { schema: schemaFromRowtype(data.rowtype ?? []), pages: once(kept), ...(data.queryId === undefined ? {} : { upstreamId: data.queryId }) }, trip)
+    // A result the upstream pages in chunks can be re-read by its query id: only its first rows
+    // are masked and recorded before the first answer, the rest of the inline rows are served
+    // as pages of their own (manifest.ts). A result that is all inline is kept whole, as the
+    // upstream may not answer for it again (emulators do not).
+    const stored = (data.chunks ?? []).length > 0 && data.queryId !== undefined && kept.length > req.settings.firstPageRows
+      ? kept.slice(0, req.settings.firstPageRows)
+      : kept
+    unstored = kept.length - stored.length
+    const released = deps.pipeline.release(statement, admission, { schema: schemaFromRowtype(data.rowtype ?? []), pages: once(stored), ...(data.queryId === undefined ? {} : { upstreamId: data.queryId }) }, trip)
     schema = released.schema
     for await (const page of released.pages) firstPage = firstPage.concat(page.rows)
   } catch (err) {
@@ -191,7 +200,7 @@ async function runOne (deps: ExecuteDeps, req: ExecuteRequest, statement: Statem
   } finally {
     deadline.clear()
   }
-  const { pages, total: released } = pageList(firstPage, upstreamChunks(data), req.settings.partitionRows, cap?.rows)
+  const { pages, total: released } = pageList(firstPage, upstreamChunks(data), req.settings.partitionRows, cap?.rows, unstored)
   const manifest: ResultManifest = {
     rowtype: data.rowtype ?? [],
     schema,
@@ -216,7 +225,8 @@ async function runOne (deps: ExecuteDeps, req: ExecuteRequest, statement: Statem
   return { result: { manifest, firstPage }, data }
 }
 
-function inlineRows (data: QueryData): unknown[][] {
+/** The rows an upstream answer carries inline (JSON rowset or Arrow), decoded. */
+export function inlineRows (data: QueryData): unknown[][] {
   if (isArrow(data)) return rowsFromArrow(Buffer.from(data.rowsetBase64 ?? '', 'base64'), data.rowtype ?? [])
   return rowsFromRowset(data.rowset ?? [])
 }

@@ -1,10 +1,13 @@
 // A finished result as the store keeps it: its description and page list, never its rows
-// (DESIGN.md §1: results stream). Page 0 is the upstream's inline rowset, masked at run time and
-// kept with the handle (bounded by what the upstream inlines); page k is upstream chunk k-1,
-// fetched, masked and encoded when a client asks for it. The inline page is cut into slices of
-// the connection's partitionRows: an upstream (or emulator) that inlines a large result still
-// yields bounded answers, and slicing rows already in hand costs nothing. Chunks are served at
-// the upstream's own size, so one client page is one upstream page.
+// (DESIGN.md §1: results stream). The first page is the upstream's inline rowset, masked at run
+// time and kept with the handle, cut into slices of the connection's partitionRows: an upstream
+// (or emulator) that inlines a large result still yields bounded answers, and slicing rows
+// already in hand costs nothing. Every upstream chunk is a page of its own, fetched, masked and
+// encoded when a client asks for it, at the upstream's own size.
+// When the upstream pages the result in chunks (a large result), only the first firstPageRows
+// inline rows are masked and kept before the first answer: the rest of the inline rowset become
+// pages re-read from the upstream by query id when asked for, like chunks. The first answer then
+// waits on masking and recording a thousand rows, not the whole inline rowset.
 import type { ResultSchema } from '../../pipeline/types.js'
 import type { RowCap } from '../../pipeline/limits.js'
 import type { FormatChoices } from './result-format.js'
@@ -18,6 +21,8 @@ export interface PageRef {
   bytes: number
   /** Offset into the stored first page. */
   offset?: number
+  /** Offset into the upstream's inline rowset, not stored: re-read from the upstream by query id. */
+  inline?: number
   /** Index of the upstream chunk. */
   chunk?: number
 }
@@ -65,12 +70,19 @@ export function upstreamTotal (inlineRows: number, data: QueryData): number {
  * The page list under the row cap: pages past the cap dropped, the last one kept cut, so every
  * replica serves the same rows without reading any page it will not hand out.
  */
-export function pageList (firstPage: unknown[][], chunks: Array<{ rows: number, bytes: number }>, sliceRows: number, cap: number | undefined): { pages: PageRef[], total: number } {
+export function pageList (firstPage: unknown[][], chunks: Array<{ rows: number, bytes: number }>, sliceRows: number, cap: number | undefined, unstored = 0): { pages: PageRef[], total: number } {
   const pages: PageRef[] = []
   let left = cap ?? Number.POSITIVE_INFINITY
   for (let offset = 0; offset < firstPage.length && left > 0; offset += sliceRows) {
     const rows = Math.min(sliceRows, firstPage.length - offset, left)
     pages.push({ rows, offset, bytes: sliceBytes(firstPage, offset, rows) })
+    left -= rows
+  }
+  // The inline rows after the stored ones: sized like the stored rows (the client only plans with it).
+  const perRow = firstPage.length === 0 ? 0 : (pages.reduce((n, p) => n + p.bytes, 0) / firstPage.length)
+  for (let done = 0; done < unstored && left > 0; done += sliceRows) {
+    const rows = Math.min(sliceRows, unstored - done, left)
+    pages.push({ rows, inline: firstPage.length + done, bytes: Math.ceil(perRow * rows) })
     left -= rows
   }
   chunks.forEach((c, chunk) => {

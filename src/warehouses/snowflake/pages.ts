@@ -1,14 +1,16 @@
 // Later pages of a finished result, produced when a client asks for one (a SQL API partition, a
 // connector chunk), on whichever replica it asks: the upstream chunk is fetched (its URL and
 // SSE-C key re-requested from the upstream by query id when this process has none), decoded,
-// masked under the statement's stored decision and handed to the front end to encode. Nothing
-// here holds more than the page being served; the two caches are bounded and only save work.
+// masked under the statement's stored decision and handed to the front end to encode. A page of
+// the upstream's inline rows that was not stored (manifest.ts) is re-read the same way, by query
+// id. Nothing here holds more than the page being served; the two caches are bounded and only
+// save work.
 import type { Pipeline, RoundTrip } from '../../pipeline.js'
 import type { Admission, Statement } from '../../pipeline/types.js'
 import { ERR_NOT_FOUND, ERR_STATEMENT_TIMEOUT, ERR_UPSTREAM_FAILED } from '../../errors.js'
 import { rowsFromArrow } from './arrow.js'
 import type { SnowflakeSettings } from './config.js'
-import { releaseFailure } from './execute.js'
+import { inlineRows, releaseFailure } from './execute.js'
 import { ownerKey, type Handle } from './handles.js'
 import { sliceOf, type PageRef } from './manifest.js'
 import { chunkDownloadHeaders, rowsFromJsonChunk } from './result.js'
@@ -79,15 +81,16 @@ export class ResultPages {
     const result = handle.result
     const page = result?.manifest.pages[index]
     if (result === undefined || page === undefined) throw new ERR_NOT_FOUND(`page ${index} of statement ${handle.id}`)
-    if (page.chunk === undefined) {
+    if (page.chunk === undefined && page.inline === undefined) {
       const rows = sliceOf(result, page)
       this.#pipeline.served(handle.connection, result.manifest.schema, rows, trip)
       return rows
     }
-    return await this.#chunkRows(handle, page, trip)
+    return await this.#upstreamRows(handle, page, trip)
   }
 
-  async #chunkRows (handle: Handle, page: PageRef, trip: RoundTrip): Promise<unknown[][]> {
+  /** A chunk, or inline rows that were not stored, fetched from the upstream and masked. */
+  async #upstreamRows (handle: Handle, page: PageRef, trip: RoundTrip): Promise<unknown[][]> {
     const { manifest } = handle.result!
     const admitted = handle.admitted
     const found = this.#upstreamOf(handle.connection)
@@ -100,10 +103,21 @@ export class ResultPages {
     const seconds = admission.decision.limits.statementTimeoutSeconds
     const signal = seconds !== undefined && seconds > 0 ? AbortSignal.timeout(seconds * 1000) : undefined
     try {
-      const body = await this.#download(handle, found.upstream, statement, page.chunk!, signal)
-      const decoded = manifest.upstreamArrow ? rowsFromArrow(body, manifest.rowtype) : rowsFromJsonChunk(body)
-      // A page cut at the row cap hands out only the rows the manifest counts.
-      const rows = decoded.length > page.rows ? decoded.slice(0, page.rows) : decoded
+      let rows: unknown[][]
+      if (page.chunk !== undefined) {
+        const body = await this.#download(handle, found.upstream, statement, page.chunk, signal)
+        const decoded = manifest.upstreamArrow ? rowsFromArrow(body, manifest.rowtype) : rowsFromJsonChunk(body)
+        // A page cut at the row cap hands out only the rows the manifest counts.
+        rows = decoded.length > page.rows ? decoded.slice(0, page.rows) : decoded
+      } else {
+        const offset = page.inline ?? 0
+        const data = await this.#reread(handle, found.upstream, statement)
+        // Its chunk list comes with it: the chunk pages after it need not ask again.
+        this.#remember(handle.id, data)
+        rows = inlineRows(data).slice(offset, offset + page.rows)
+        // The upstream answers with the same result for its query id; fewer rows means it did not.
+        if (rows.length !== page.rows) throw new ERR_UPSTREAM_FAILED(handle.connection, `the upstream's result of statement ${handle.id} no longer holds rows ${offset}–${offset + page.rows - 1}`)
+      }
       const released = this.#pipeline.release(statement, admission, { schema: manifest.schema, pages: once(rows), upstreamId: manifest.upstreamQueryId }, trip)
       // One page in, one page out: its rows as they are (spreading a chunk of tens of
       // thousands of rows into push() copies them through the stack, and a large enough
@@ -149,17 +163,24 @@ export class ResultPages {
    * statement's owner (any replica can): the URLs and their key stay in this process only.
    */
   async #source (handle: Handle, upstream: SnowflakeUpstream, statement: Statement): Promise<ChunkSource> {
+    return this.#remember(handle.id, await this.#reread(handle, upstream, statement))
+  }
+
+  #remember (id: string, data: QueryData): ChunkSource {
+    const source = { urls: (data.chunks ?? []).map((c) => c.url), headers: chunkDownloadHeaders(data), at: Date.now() }
+    this.#sources.set(id, source)
+    return source
+  }
+
+  /** The upstream's answer for the statement's query id, on a session of its owner and context. */
+  async #reread (handle: Handle, upstream: SnowflakeUpstream, statement: Statement): Promise<QueryData> {
     const { manifest } = handle.result!
     const session = await upstream.lease(ownerKey(statement.principal), manifest.context ?? {})
-    let data: QueryData
     try {
-      data = await upstream.result(session, manifest.upstreamQueryId!)
+      return await upstream.result(session, manifest.upstreamQueryId!)
     } finally {
       upstream.release(session)
     }
-    const source = { urls: (data.chunks ?? []).map((c) => c.url), headers: chunkDownloadHeaders(data), at: Date.now() }
-    this.#sources.set(handle.id, source)
-    return source
   }
 
   clear (): void {
