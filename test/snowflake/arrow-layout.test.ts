@@ -51,6 +51,29 @@ describe('Arrow in Snowflake\'s layout', () => {
     expect(rowsFromArrow(arrowFromRows(rowtype, rows)!, rowtype)).toEqual(rows)
   })
 
+  it('lays out a result served in several pieces by its declaration, so every piece has one schema', () => {
+    // The Python connector's core reads the inline rowset and every chunk as one Arrow stream
+    // with the first piece's schema: a chunk in Int32 after an Int16 inline rowset is misread.
+    const rowtype: RowTypeEntry[] = [
+      { name: 'TINY', type: 'fixed', scale: 0, precision: 2 },
+      { name: 'SMALL', type: 'fixed', scale: 2, precision: 4 },
+      { name: 'MID', type: 'fixed', scale: 0, precision: 9 },
+      { name: 'ID', type: 'fixed', scale: 0, precision: 38 },
+      { name: 'N', type: 'fixed', scale: 0 }
+    ]
+    const first = [['1', '1.00', '1', '1', '1']]
+    const later = [['-99', '99.99', '999999999', '40000', '9223372036854775807'], [null, null, null, null, null]]
+    const layout = (rows: Array<Array<string | null>>): string[] =>
+      tableFromIPC(arrowFromRows(rowtype, rows, { stableWidths: true })!).schema.fields.map((f) => `${String(f.type)} ${f.metadata.get('physicalType')}`)
+    expect(layout(first)).toEqual(['Int8 SB1', 'Int16 SB2', 'Int32 SB4', 'Int64 SB8', 'Int64 SB8'])
+    expect(layout(later)).toEqual(layout(first))
+    expect(rowsFromArrow(arrowFromRows(rowtype, later, { stableWidths: true })!, rowtype)).toEqual(later)
+    // A value past 64 bits, or past the width its declaration promised, has no place in that
+    // schema: not encoded.
+    expect(arrowFromRows(rowtype, [['1', '1.00', '1', '9223372036854775808', '1']], { stableWidths: true })).toBeUndefined()
+    expect(arrowFromRows(rowtype, [['200', '1.00', '1', '1', '1']], { stableWidths: true })).toBeUndefined()
+  })
+
   it('writes DATE as date32, TIME by scale, timestamps as scaled int64 or Snowflake\'s structs, with Snowflake\'s field metadata', () => {
     const rowtype: RowTypeEntry[] = [
       { name: 'D', type: 'date' },

@@ -5,7 +5,9 @@
 // same values and types as from Snowflake:
 //   FIXED          the narrowest of Int8/16/32/64 that holds the batch's unscaled values (what
 //                  Snowflake's SB1…SB8 are; pandas sees int8 for small numbers, as from Snowflake),
-//                  Decimal128 past int64; the scale in the field metadata
+//                  Decimal128 past int64; the scale in the field metadata. One result served in
+//                  several pieces (inline rowset and chunks) takes the width from the declared
+//                  precision instead (stableWidths), so every piece has the same schema: see below
 //   REAL           Float64            BOOLEAN  Bool          DATE  Date32 (days)
 //   TIME           Int32 (scale ≤ 4) or Int64, scaled
 //   TIMESTAMP_NTZ/LTZ  Int64 scaled (scale ≤ 7), else {epoch seconds Int64, fraction ns Int32}
@@ -65,17 +67,28 @@ function child<T extends DataType> (type: T, values: T['TArray']): Column {
   return { type, data: makeData({ type, length: values.length, data: values, nullCount: 0 } as never) as Data }
 }
 
+/** `digits`: the most decimal digits every value of the width holds (NUMBER(p) fits when p ≤ digits). */
 const WIDTHS = [
-  { bits: 8n, type: () => new Int8(), array: (n: number) => new Int8Array(n), physical: 'SB1' },
-  { bits: 16n, type: () => new Int16(), array: (n: number) => new Int16Array(n), physical: 'SB2' },
-  { bits: 32n, type: () => new Int32(), array: (n: number) => new Int32Array(n), physical: 'SB4' }
+  { bits: 8n, digits: 2, type: () => new Int8(), array: (n: number) => new Int8Array(n), physical: 'SB1' },
+  { bits: 16n, digits: 4, type: () => new Int16(), array: (n: number) => new Int16Array(n), physical: 'SB2' },
+  { bits: 32n, digits: 9, type: () => new Int32(), array: (n: number) => new Int32Array(n), physical: 'SB4' }
 ] as const
 
 const INT64_MIN = -(2n ** 63n)
 const INT64_MAX = 2n ** 63n - 1n
 const MAX_38_DIGITS = 10n ** 38n - 1n
 
-function fixed (texts: Texts, scale: number, precision: number): Column {
+/**
+ * `stable`: the width comes from the declared precision, not from this batch's values, so every
+ * piece of one result has the same Arrow schema. snowflake-connector-python 4+ (its Rust core)
+ * reads a chunked result as ONE Arrow stream whose schema is the first piece's and hands later
+ * chunks' arrays through unchanged: a chunk in Int32 after an Int16 inline rowset is read as
+ * Int16, every other ID zero, without an error. NUMBER(p ≤ 18) gets the narrowest width that
+ * holds p digits; wider declarations (NUMBER(38,0), Snowflake's INTEGER) get Int64, and a value
+ * past 64 bits does not fit (the first page then falls back to JSON; a later chunk fails loudly
+ * at the driver rather than being misread).
+ */
+function fixed (texts: Texts, scale: number, precision: number, stable: boolean): Column {
   const values = texts.map((t) => (t === null ? 0n : unscaled(t, scale)))
   let min = 0n
   let max = 0n
@@ -85,15 +98,18 @@ function fixed (texts: Texts, scale: number, precision: number): Column {
   }
   for (const w of WIDTHS) {
     const limit = 2n ** (w.bits - 1n)
+    if (stable && precision > w.digits) continue
     if (min >= -limit && max < limit) {
       const array = w.array(values.length)
       values.forEach((v, i) => { array[i] = Number(v) })
       return { ...primitive(w.type(), texts, array), meta: { physicalType: w.physical } }
     }
+    if (stable) throw new Unfit(String(min < -limit ? min : max))
   }
   if (min >= INT64_MIN && max <= INT64_MAX) {
     return { ...primitive(new Int64(), texts, BigInt64Array.from(values)), meta: { physicalType: 'SB8' } }
   }
+  if (stable) throw new Unfit(String(min < INT64_MIN ? min : max))
   if (min < -MAX_38_DIGITS || max > MAX_38_DIGITS) throw new Unfit(String(max))
   // Decimal128: four little-endian 32-bit words of the two's complement value.
   const words = new Uint32Array(values.length * 4)
@@ -203,10 +219,10 @@ function timestamp (logical: string, texts: Texts, scale: number, meta: Map<stri
 /** Types read as text: semi-structured values are their JSON text, as from Snowflake. */
 const TEXT_TYPES = new Set(['TEXT', 'CHAR', 'ANY', 'VARIANT', 'OBJECT', 'ARRAY'])
 
-function column (entry: RowTypeEntry, logical: string, texts: Texts, meta: Map<string, string>): Column {
+function column (entry: RowTypeEntry, logical: string, texts: Texts, meta: Map<string, string>, stable: boolean): Column {
   const scale = entry.scale ?? 0
   switch (logical) {
-    case 'FIXED': return fixed(texts, scale, entry.precision ?? 38)
+    case 'FIXED': return fixed(texts, scale, entry.precision ?? 38, stable)
     case 'REAL': return real(texts)
     case 'BOOLEAN': return bool(texts)
     case 'DATE': return primitive(new DateDay(), texts, int32(texts, 0))
@@ -236,15 +252,23 @@ function fieldMetadata (entry: RowTypeEntry, logical: string): Map<string, strin
   ])
 }
 
+export interface ArrowEncodeOptions {
+  /**
+   * The rows are one piece of a result served in several (inline rowset and chunks): lay out
+   * every column by its declaration alone, so all pieces share one schema (see fixed()).
+   */
+  stableWidths?: boolean
+}
+
 /** The IPC stream for these rows, or undefined when a value or type does not fit. */
-export function arrowFromRows (rowtype: RowTypeEntry[], rows: Array<Array<string | null>>): Uint8Array | undefined {
+export function arrowFromRows (rowtype: RowTypeEntry[], rows: Array<Array<string | null>>, options: ArrowEncodeOptions = {}): Uint8Array | undefined {
   try {
     const fields: Field[] = []
     const children = rowtype.map((entry, c) => {
       const logical = entry.type.toUpperCase()
       const meta = fieldMetadata(entry, logical)
       const scaled = { ...entry, scale: Number(meta.get('scale')) }
-      const col = column(scaled, logical, rows.map((r) => r[c] ?? null), meta)
+      const col = column(scaled, logical, rows.map((r) => r[c] ?? null), meta, options.stableWidths === true)
       for (const [k, v] of Object.entries(col.meta ?? {})) meta.set(k, v)
       fields.push(new Field(entry.name, col.type, entry.nullable !== false, meta))
       return col.data

@@ -3,7 +3,7 @@
 import { isSluiceError, UpstreamError } from '../../errors.js'
 import type { Handle } from './handles.js'
 import { sliceOf, type ResultManifest, type StoredResult } from './manifest.js'
-import { arrowFromRows } from './arrow-encode.js'
+import { arrowFromRows, type ArrowEncodeOptions } from './arrow-encode.js'
 import type { ResultFormat } from './result-format.js'
 import { rowsetFromRows } from './rowset.js'
 
@@ -131,13 +131,21 @@ function isDml (statementTypeId: number | undefined): boolean {
 function useArrow (result: StoredResult, links: ChunkLinks): boolean {
   const m = result.manifest
   if (links.format !== 'arrow' || m.children !== undefined || isDml(m.statementTypeId)) return false
-  return result.firstPage.length === 0 || arrowFromRows(m.rowtype, rowsetFromRows(result.firstPage)) !== undefined
+  return result.firstPage.length === 0 || arrowFromRows(m.rowtype, rowsetFromRows(result.firstPage), arrowOptions(m)) !== undefined
+}
+
+/**
+ * A result in several pieces is encoded so they all share one Arrow schema: the Python
+ * connector's core reads the inline rowset and every chunk as one stream (arrow-encode.ts).
+ */
+function arrowOptions (manifest: ResultManifest): ArrowEncodeOptions {
+  return { stableWidths: manifest.pages.length > 1 }
 }
 
 /** One chunk's body in the format its URL names. */
 export function chunkPayload (manifest: ResultManifest, rows: unknown[][], format: string | undefined): { body: Buffer | string, arrow: boolean } {
   if (format === 'arrow') {
-    const ipc = arrowFromRows(manifest.rowtype, rowsetFromRows(rows))
+    const ipc = arrowFromRows(manifest.rowtype, rowsetFromRows(rows), arrowOptions(manifest))
     if (ipc !== undefined) return { body: Buffer.from(ipc), arrow: true }
   }
   return { body: chunkBody(rows), arrow: false }
@@ -171,7 +179,7 @@ export function queryResponseData (handle: Handle, result: StoredResult, links: 
     sendResultTime: Date.now(),
     queryResultFormat: arrow ? 'arrow' : 'json'
   }
-  if (arrow) data.rowsetBase64 = inline.length === 0 ? '' : Buffer.from(arrowFromRows(m.rowtype, rowsetFromRows(inline)) ?? []).toString('base64')
+  if (arrow) data.rowsetBase64 = inline.length === 0 ? '' : Buffer.from(arrowFromRows(m.rowtype, rowsetFromRows(inline), arrowOptions(m)) ?? []).toString('base64')
   else data.rowset = rowsetFromRows(inline)
   if (m.children !== undefined) {
     data.resultIds = m.children.join(',')
