@@ -9,10 +9,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { LARGE_RESULT_POLICY as POLICY, startLargeUpstream, largeRow, type LargeUpstream } from '../support/large-snowflake-upstream.js'
+import { checkMaskedSdkRow, LARGE_RESULT_POLICY as POLICY, startLargeUpstream, largeRow, type LargeUpstream } from '../support/large-snowflake-upstream.js'
 import { startTestIdp, type TestIdp } from '../support/oidc-provider.js'
 import { startReplicas, type ReplicaCluster } from '../support/replicas.js'
-import { connectSdk, destroySdk, runSdk, type SdkConnection } from '../support/snowflake-node-client.js'
+import { connectSdk, destroySdk, runSdk, streamSdkRows, type SdkConnection } from '../support/snowflake-node-client.js'
 import { startUpstreamStub, type UpstreamStub } from '../support/snowflake-upstream-stub.js'
 
 const PEOPLE = 'SELECT ID, EMAIL FROM SMALL_DB.PUBLIC.PEOPLE'
@@ -189,22 +189,9 @@ describe('Snowflake results through two replicas behind a round-robin proxy', { 
       let next = 1
       let early = peaks()
       try {
-        await new Promise<void>((resolve, reject) => {
-          conn.execute({
-            sqlText: large.sql,
-            streamResult: true,
-            complete: (err, statement) => {
-              if (err !== undefined && err !== null) { reject(err); return }
-              statement.streamRows()
-                .on('data', (row: Record<string, unknown>) => {
-                  const want = largeRow(next++)
-                  if (next === 100_001) early = peaks()
-                  if (String(row.ID) !== want[0] || row.EMAIL !== '****' || row.NOTE !== want[2]) reject(new Error(`row ${next - 1}: ${JSON.stringify(row)}`))
-                })
-                .on('end', () => { resolve() })
-                .on('error', reject)
-            }
-          } as Parameters<SdkConnection['execute']>[0])
+        await streamSdkRows(conn, large.sql, (row) => {
+          checkMaskedSdkRow(next++, row)
+          if (next === 100_001) early = peaks()
         })
       } finally {
         await destroySdk(conn)

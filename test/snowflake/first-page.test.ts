@@ -10,10 +10,10 @@ import postgres from 'postgres'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { pageList } from '../../src/warehouses/snowflake/manifest.js'
-import { LARGE_RESULT_POLICY, largeRow, startLargeUpstream, type LargeUpstream } from '../support/large-snowflake-upstream.js'
+import { checkMaskedSdkRow, LARGE_RESULT_POLICY, largeRow, startLargeUpstream, type LargeUpstream } from '../support/large-snowflake-upstream.js'
 import { startTestIdp, type TestIdp } from '../support/oidc-provider.js'
 import { startReplicas, type ReplicaCluster } from '../support/replicas.js'
-import { connectSdk, destroySdk, type SdkConnection } from '../support/snowflake-node-client.js'
+import { connectSdk, destroySdk, streamSdkRows, type SdkConnection } from '../support/snowflake-node-client.js'
 
 type Json = Record<string, any>
 
@@ -129,22 +129,7 @@ describe('first answers of chunked results, through two replicas', { timeout: 60
     const conn: SdkConnection = await connectSdk({ accessUrl: replica(0), token })
     let next = 1
     try {
-      await new Promise<void>((resolve, reject) => {
-        conn.execute({
-          sqlText: upstream.sql,
-          streamResult: true,
-          complete: (err, statement) => {
-            if (err !== undefined && err !== null) { reject(err); return }
-            statement.streamRows()
-              .on('data', (row: Record<string, unknown>) => {
-                const want = largeRow(next++)
-                if (String(row.ID) !== want[0] || row.EMAIL !== '****' || row.NOTE !== want[2]) reject(new Error(`row ${next - 1}: ${JSON.stringify(row)}`))
-              })
-              .on('end', () => { resolve() })
-              .on('error', reject)
-          }
-        } as Parameters<SdkConnection['execute']>[0])
-      })
+      await streamSdkRows(conn, upstream.sql, (row) => { checkMaskedSdkRow(next++, row) })
     } finally {
       await destroySdk(conn)
     }

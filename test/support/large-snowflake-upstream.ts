@@ -54,6 +54,12 @@ export function largeRow (i: number): [string, string, string] {
   return [String(i), `user${i}@example.com`, `note ${i}: ${PAD}`]
 }
 
+/** Throws unless `row`, as snowflake-sdk reads it, is row `i` with its email masked ('****'). */
+export function checkMaskedSdkRow (i: number, row: Record<string, unknown>): void {
+  const want = largeRow(i)
+  if (String(row.ID) !== want[0] || row.EMAIL !== '****' || row.NOTE !== want[2]) throw new Error(`row ${i}: ${JSON.stringify(row)}`)
+}
+
 export const LARGE_ROWTYPE = ['ID', 'EMAIL', 'NOTE'].map((name) => ({
   name,
   type: name === 'ID' ? 'fixed' : 'text',

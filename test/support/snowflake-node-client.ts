@@ -50,6 +50,26 @@ export async function runSdk (connection: SdkConnection, sqlText: string, extra:
   })
 }
 
+/** Streams a statement's rows to `onRow` as the sdk reads them, keeping none; `onRow` throwing ends it with that error. */
+export async function streamSdkRows (connection: SdkConnection, sqlText: string, onRow: (row: Record<string, unknown>) => void): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    connection.execute({
+      sqlText,
+      streamResult: true,
+      complete: (err, statement) => {
+        if (err !== undefined && err !== null) { reject(err); return }
+        const rows = statement.streamRows()
+        rows
+          .on('data', (row: Record<string, unknown>) => {
+            try { onRow(row) } catch (e) { reject(e); rows.destroy() }
+          })
+          .on('end', () => { resolve() })
+          .on('error', reject)
+      }
+    } as Parameters<SdkConnection['execute']>[0])
+  })
+}
+
 export async function streamAll (statement: SdkStatement): Promise<Array<Record<string, unknown>>> {
   return await new Promise((resolve, reject) => {
     const rows: Array<Record<string, unknown>> = []
