@@ -85,7 +85,7 @@ describe('snowflake codecs', () => {
 describe('leading keyword', () => {
   it('finds the leading keyword past comments', () => {
     expect(leadingKeyword('/* x */ -- y\n put file:///tmp/a @s')).toBe('PUT')
-    expect(leadingKeyword('// z\nGET @~/x file:///tmp')).toBe('GET')
+    expect(leadingKeyword('// z\nGET @~/x file:///data')).toBe('GET')
     expect(leadingKeyword('  ')).toBe('')
   })
 })

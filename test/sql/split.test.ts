@@ -96,11 +96,11 @@ describe('multi-statement split', () => {
   })
 
   it('fails closed on a multi-statement input it cannot read: one unknown with the error, the whole input, marked unread', () => {
-    const analysis = analyzer.analyze('SELECT 1; PUT file:///tmp/x @stage; DROP TABLE t', 'snowflake', defaults)
+    const analysis = analyzer.analyze('SELECT 1; PUT file:///data/x.csv @stage; DROP TABLE t', 'snowflake', defaults)
     expect(analysis.statements).toHaveLength(1)
     expect(analysis.statements[0]?.kind).toBe('unknown')
     expect(analysis.statements[0]?.parseError).toMatch(/PUT/)
-    expect(analysis.statements[0]?.text).toBe('SELECT 1; PUT file:///tmp/x @stage; DROP TABLE t')
+    expect(analysis.statements[0]?.text).toBe('SELECT 1; PUT file:///data/x.csv @stage; DROP TABLE t')
     expect(analysis.undelimited).toBe('unread')
     expect(analyzer.analyze('SELECT 1; SELEC 2', 'snowflake', defaults).undelimited).toBe('unread')
   })
