@@ -83,6 +83,17 @@ async function askEstimate (statement: Statement): Promise<WarehouseEstimate | n
   }
 }
 
+/** What a front end checks during admission (`Pipeline.admit`). */
+export interface AdmitChecks {
+  /**
+   * The front end's own refusals that depend on how the parser split the request (a declared
+   * statement count, statements its protocol never runs). Called with the analysis before the
+   * estimate, the decision, any hold and the admitted record; throwing refuses the request,
+   * which is answered and recorded like any other refusal, with nothing run or held.
+   */
+  analysed?: (analysis: Analysis) => void
+}
+
 export interface PipelineOptions {
   /** Budget of the result capture per round trip (recording.resultCaptureBytes). */
   captureBytes?: number
@@ -116,7 +127,7 @@ export class Pipeline {
    * Analyze, decide and (for require_approval) hold. Throws a catalogue error the front end
    * renders in its protocol when the statement may not run; returns the admission otherwise.
    */
-  async admit (statement: Statement, trip: RoundTrip): Promise<Admission> {
+  async admit (statement: Statement, trip: RoundTrip, checks: AdmitChecks = {}): Promise<Admission> {
     trip.sql = statement.sql
     if (statement.params !== undefined) trip.params = statement.params
     // Without a recording layer to write the admitted event, a store probe stands in for it: it
@@ -130,6 +141,7 @@ export class Pipeline {
       return analysis
     })
     trip.analysis = analysis
+    checks.analysed?.(analysis)
     // Asked only when a rule that could decide matches on it (the common path never waits for it).
     let estimate: WarehouseEstimate | null | undefined
     if (this.#stages.decide.needsEstimate?.(statement) === true) {

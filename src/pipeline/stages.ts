@@ -94,7 +94,9 @@ export const passThroughAnalyze: AnalyzeStage = {
         functions: [],
         hasLimit: false,
         parseError: 'SQL analysis is not enabled'
-      }]
+      }],
+      // No parser read it: a front end runs it whole, as one statement, or not at all.
+      undelimited: 'unread'
     }
   }
 }

@@ -55,19 +55,24 @@ function analyzeSql (sql: string, dialect: Dialect, defaults: QualifyDefaults): 
 export function analyzeWithTrees (sql: string, dialect: Dialect, defaults: QualifyDefaults): { analysis: Analysis, trees: Array<StatementJson | undefined> } {
   const parsed = parseSql(sql, dialect)
   let statements: StatementAnalysis[]
+  let undelimited: Analysis['undelimited']
   if (!parsed.ok) {
     statements = [unreadable(sql, parsed.error, dialect)]
+    undelimited = 'unread'
   } else if (parsed.statements.length === 0) {
     statements = [unknown(sql.trim(), 'no SQL statement found')]
+    undelimited = 'empty'
   } else {
-    const texts = statementTexts(sql, parsed.statements, parsed.comments, (text) => {
+    const { texts, exact } = statementTexts(sql, parsed.statements, parsed.comments, (text) => {
       const r = parseSql(text, dialect)
       return r.ok ? r.statements : undefined
     })
     statements = parsed.statements.map((stmt, i) => analyzeStatement(stmt, texts[i] ?? '', dialect, defaults))
-    return { analysis: { dialect, statements }, trees: parsed.statements }
+    const analysis: Analysis = { dialect, statements }
+    if (!exact) analysis.undelimited = 'unattributed'
+    return { analysis, trees: parsed.statements }
   }
-  return { analysis: { dialect, statements }, trees: [] }
+  return { analysis: { dialect, statements, undelimited }, trees: [] }
 }
 
 function analyzeStatement (

@@ -60,6 +60,16 @@ export interface ParseFailure {
 export interface Analysis {
   dialect: Dialect
   statements: StatementAnalysis[]
+  /**
+   * Set when the statements' texts are not each exactly one statement: `unread` — the parser could
+   * not read the input (a syntax error, a statement it lacks), so the one `unknown` statement is
+   * the whole input, however many statements that holds; `empty` — the input holds no statement
+   * (blanks, comments, semicolons), which the one `unknown` statement stands for; `unattributed`
+   * — the parser read the statements, but where one ends in the text had to be guessed (split.ts).
+   * Absent: each statement's `text` is exactly one statement of the input, in order: what a front
+   * end that runs a request statement by statement sends, so the policy decided on what runs.
+   */
+  undelimited?: 'unread' | 'empty' | 'unattributed'
 }
 
 /** Connection defaults used to qualify bare table names. */

@@ -58,6 +58,24 @@ describe('pipeline', () => {
     expect(trip.decision?.effect).toBe('deny')
   })
 
+  it('lets a front end refuse on the analysis before any decision, hold or admitted record', async () => {
+    let decided = false
+    const decide: DecideStage = { name: 'decide', enforcing: true, decide: () => { decided = true; return { effect: 'require_approval', ruleId: 'held', reason: 'held', limits: {} } } }
+    let held = false
+    const hold = { name: 'hold', enforcing: true, hold: async () => { held = true; return { state: 'pending' as const, approvalId: 'a1' } } }
+    const pipeline = new Pipeline({ analyze: passThroughAnalyze, decide, hold, mask: passThroughMask })
+    let admitted = false
+    const trip: RoundTrip = { onAdmitted: async () => { admitted = true } }
+    const seen: string[][] = []
+    const refusal = new Error('the front end refuses it')
+    await expect(pipeline.admit(statement, trip, {
+      analysed: (analysis) => { seen.push(analysis.statements.map((s) => s.text)); throw refusal }
+    })).rejects.toBe(refusal)
+    expect(seen).toEqual([['SELECT 1']])
+    expect(trip.analysis?.statements[0]?.text).toBe('SELECT 1')
+    expect({ decided, held, admitted, decision: trip.decision }).toEqual({ decided: false, held: false, admitted: false, decision: undefined })
+  })
+
   it('never turns require_approval into an allow while approvals are unavailable', async () => {
     const pipeline = new Pipeline({ analyze: passThroughAnalyze, decide: deciding('require_approval'), hold: refuseApprovals, mask: passThroughMask })
     const trip: RoundTrip = {}

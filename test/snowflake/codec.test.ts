@@ -1,6 +1,6 @@
 // Wire codecs and small pure parts of the Snowflake front ends: Arrow (Snowflake's own layout,
-// per the Python connector's ArrowIterator) and JSON rowsets to neutral rows, the statement
-// splitter, connection settings validation and routing.
+// per the Python connector's ArrowIterator) and JSON rowsets to neutral rows, the leading
+// keyword of a statement, connection settings validation and routing.
 import { describe, expect, it } from 'vitest'
 import type { ConnectionConfig } from '../../src/config/types.js'
 import { rowsFromArrow, scaled } from '../../src/warehouses/snowflake/arrow.js'
@@ -8,7 +8,7 @@ import { arrowFromRows, unscaled } from '../../src/warehouses/snowflake/arrow-en
 import { selectConnection, snowflakeSettings } from '../../src/warehouses/snowflake/config.js'
 import { rowsFromJsonChunk } from '../../src/warehouses/snowflake/result.js'
 import { rowsetFromRows, rowsFromRowset, schemaFromRowtype } from '../../src/warehouses/snowflake/rowset.js'
-import { leadingKeyword, splitStatements } from '../../src/warehouses/snowflake/split.js'
+import { leadingKeyword } from '../../src/warehouses/snowflake/leading-keyword.js'
 import { allowedContext } from '../../src/warehouses/snowflake/runtime.js'
 import { snowflakeArrow } from '../support/snowflake-arrow.js'
 
@@ -82,17 +82,10 @@ describe('snowflake codecs', () => {
   })
 })
 
-describe('statement splitting', () => {
-  it('splits at top-level semicolons only', () => {
-    expect(splitStatements("SELECT 'a;b'; SELECT \"x;y\" FROM t; -- c;\nSELECT $$;$$ /* ; */;")).toEqual([
-      "SELECT 'a;b'", 'SELECT "x;y" FROM t', '-- c;\nSELECT $$;$$ /* ; */'
-    ])
-    expect(splitStatements('SELECT 1;  ;\n')).toEqual(['SELECT 1'])
-    expect(splitStatements("SELECT 'it''s;' ")).toEqual(["SELECT 'it''s;'"])
-  })
-
+describe('leading keyword', () => {
   it('finds the leading keyword past comments', () => {
     expect(leadingKeyword('/* x */ -- y\n put file:///tmp/a @s')).toBe('PUT')
+    expect(leadingKeyword('// z\nGET @~/x file:///data')).toBe('GET')
     expect(leadingKeyword('  ')).toBe('')
   })
 })

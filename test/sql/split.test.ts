@@ -1,8 +1,9 @@
 // Multi-statement inputs: the parser decides how many statements there are and what each is;
-// each statement also carries its own text.
+// each statement also carries its own text, exactly one statement, which is what runs upstream.
 import { beforeAll, describe, expect, it } from 'vitest'
 import { createSqlAnalyzer } from '../../src/sql/analyzer.js'
 import type { Dialect, SqlAnalyzer } from '../../src/sql/types.js'
+import { generate } from '../support/snowflake-statement-texts.js'
 
 let analyzer: SqlAnalyzer
 beforeAll(async () => {
@@ -77,18 +78,39 @@ describe('multi-statement split', () => {
     expect(split('SELECT 1; -- trailing')).toEqual([['select', 'SELECT 1; -- trailing']])
   })
 
-  it('fails closed on a multi-statement input it cannot read: one unknown with the error', () => {
-    const { statements } = analyzer.analyze('SELECT 1; PUT file:///tmp/x @stage; DROP TABLE t', 'snowflake', defaults)
-    expect(statements).toHaveLength(1)
-    expect(statements[0]?.kind).toBe('unknown')
-    expect(statements[0]?.parseError).toMatch(/PUT/)
+  it('leaves empty statements and what follows the last statement out of the texts', () => {
+    expect(split('SELECT 1;; SELECT 2')).toEqual([['select', 'SELECT 1'], ['select', 'SELECT 2']])
+    expect(split(';; SELECT 1; -- nothing here;\n; SELECT 2;')).toEqual([['select', 'SELECT 1'], ['select', 'SELECT 2']])
+    expect(split('SELECT 1; SELECT 2; -- trailing')).toEqual([['select', 'SELECT 1'], ['select', 'SELECT 2']])
+    expect(split('SELECT 1; SELECT 2;;\n/* end; */ ;')).toEqual([['select', 'SELECT 1'], ['select', 'SELECT 2']])
+    // A comment before a statement (no separator after it) is the statement's.
+    expect(split('SELECT 1;\n// why; the next\nSELECT 2 // and its own;\n;')).toEqual([['select', 'SELECT 1'], ['select', '// why; the next\nSELECT 2 // and its own;']])
   })
 
-  it('answers unknown for input with no statement at all', () => {
+  it('delimits a generated family of requests exactly as they were built', () => {
+    for (const { sql, statements } of generate(300)) {
+      const analysis = analyzer.analyze(sql, 'snowflake', defaults)
+      expect(analysis.statements.map((s) => s.text), sql).toEqual(statements)
+      expect(analysis.undelimited, sql).toBeUndefined()
+    }
+  })
+
+  it('fails closed on a multi-statement input it cannot read: one unknown with the error, the whole input, marked unread', () => {
+    const analysis = analyzer.analyze('SELECT 1; PUT file:///data/x.csv @stage; DROP TABLE t', 'snowflake', defaults)
+    expect(analysis.statements).toHaveLength(1)
+    expect(analysis.statements[0]?.kind).toBe('unknown')
+    expect(analysis.statements[0]?.parseError).toMatch(/PUT/)
+    expect(analysis.statements[0]?.text).toBe('SELECT 1; PUT file:///data/x.csv @stage; DROP TABLE t')
+    expect(analysis.undelimited).toBe('unread')
+    expect(analyzer.analyze('SELECT 1; SELEC 2', 'snowflake', defaults).undelimited).toBe('unread')
+  })
+
+  it('answers unknown for input with no statement at all, marked empty', () => {
     for (const sql of ['', '   ', '-- only a comment', ';;']) {
-      const { statements } = analyzer.analyze(sql, 'postgres', defaults)
-      expect(statements.map((s) => s.kind)).toEqual(['unknown'])
-      expect(statements[0]?.parseError).toBe('no SQL statement found')
+      const analysis = analyzer.analyze(sql, 'postgres', defaults)
+      expect(analysis.statements.map((s) => s.kind)).toEqual(['unknown'])
+      expect(analysis.statements[0]?.parseError).toBe('no SQL statement found')
+      expect(analysis.undelimited).toBe('empty')
     }
   })
 })

@@ -7,12 +7,13 @@ import { pino } from 'pino'
 import { validateConfig } from '../../src/config/load.js'
 import { createTokenVerifier } from '../../src/identity/verifier.js'
 import { Pipeline } from '../../src/pipeline.js'
-import { composeApprovals, createStages, type ComposedApprovals } from '../../src/pipeline/compose.js'
+import { analyzeStage, composeApprovals, createStages, type ComposedApprovals } from '../../src/pipeline/compose.js'
 import type { ApprovalHoldOptions } from '../../src/pipeline/hold.js'
 import type { ApprovalService } from '../../src/approvals/service.js'
 import { captureBudgets } from '../../src/recording/capture.js'
+import { createSqlAnalyzer } from '../../src/sql/analyzer.js'
 import {
-  passThroughAnalyze, passThroughDecide, passThroughMask, refuseApprovals,
+  passThroughDecide, passThroughMask, refuseApprovals,
   type DecideStage, type MaskStage, type PipelineStages
 } from '../../src/pipeline/stages.js'
 import { buildServer } from '../../src/server.js'
@@ -37,7 +38,11 @@ export interface SnowflakeGateway {
 export interface SnowflakeGatewayOptions {
   /** connections section of sluice.yaml. */
   connections: Record<string, Record<string, unknown>>
-  /** Test-local stages over the pass-throughs, or the gateway's own composition (real stages). */
+  /**
+   * Test-local stages over the stand-ins, or the gateway's own composition (real stages). The
+   * stand-ins are the pass-throughs but for analysis, which is the real parser's: it is what
+   * splits a multi-statement request into the statements that run.
+   */
   stages?: Partial<PipelineStages> | 'configured'
   /** policies.directory, for `stages: 'configured'`. */
   policiesDirectory?: string
@@ -118,7 +123,7 @@ export async function startSnowflakeGateway (options: SnowflakeGatewayOptions): 
   const composed = options.stages === 'configured' ? await createStages(config) : undefined
   const approvals: ComposedApprovals | undefined = options.approvals === undefined ? undefined : composeApprovals(config, store, undefined, options.hold ?? { preview: async (statement) => await statement.estimate?.() })
   const stages = composed?.stages ?? {
-    analyze: passThroughAnalyze,
+    analyze: analyzeStage(await createSqlAnalyzer()),
     decide: passThroughDecide,
     hold: refuseApprovals,
     mask: passThroughMask,

@@ -1,11 +1,18 @@
-// The one statement path both Snowflake front ends share: refuse what Sluice never forwards
-// (PUT/GET), check the declared statement count, admit the request through the pipeline, run
-// each statement upstream, and let the pipeline release (mask, count) the inline first page
-// before the result's manifest is kept for the client. Protocol encoding happens in the front ends.
+// The one statement path both Snowflake front ends share: admit the request through the
+// pipeline, refusing on the way what Sluice never forwards (PUT/GET) and a declared statement
+// count that does not match, run each statement upstream, and let the pipeline release (mask,
+// count) the inline first page before the result's manifest is kept for the client. Protocol
+// encoding happens in the front ends.
+//
+// One splitter: the statements run upstream, one at a time, are exactly the statements of the
+// admission's analysis (the parser's own split, src/sql/split.ts), so the policy decided on
+// exactly what runs. A text the parser did not delimit is never cut here: it runs whole, as one
+// statement the warehouse itself refuses if it holds more (MULTI_STATEMENT_COUNT = 1), or not at all.
 import { ERR_BAD_REQUEST, ERR_ROWS_LIMIT, ERR_STATEMENT_TIMEOUT, ERR_SNOWFLAKE_FILE_TRANSFER, ERR_SNOWFLAKE_STATEMENT_COUNT, ERR_SNOWFLAKE_UNSUPPORTED } from '../../errors.js'
 import type { Principal } from '../../identity/principal.js'
 import type { Pipeline, RoundTrip } from '../../pipeline.js'
 import type { Admission, ClientInfo, Statement } from '../../pipeline/types.js'
+import type { Analysis } from '../../sql/types.js'
 import { limitedNotice, rowCap } from '../../pipeline/limits.js'
 import type { SnowflakeSettings } from './config.js'
 import { admittedRecord } from '../../pipeline/admitted.js'
@@ -15,7 +22,7 @@ import { isArrow } from './result.js'
 import { rowsFromRowset, schemaFromRowtype } from './rowset.js'
 import type { SnowflakeStatements } from './statements.js'
 import type { FormatChoices } from './result-format.js'
-import { leadingKeyword, splitStatements } from './split.js'
+import { leadingKeyword } from './leading-keyword.js'
 import { explainEstimator, type SessionLease } from './estimate.js'
 import { statementFailed, type QueryData, type QueryRequest, type SessionContext, type SnowflakeUpstream, type StatementFailedError, type UpstreamSession } from './upstream.js'
 import { inSpan } from '../../tracing/spans.js'
@@ -63,8 +70,8 @@ export const MULTI_STATEMENT_TYPE = 0xA000
 
 /** A request that passed the checks and the pipeline's admission, ready to run upstream. */
 export interface Prepared {
-  parts: string[]
   statement: Statement
+  /** Its analysis' statements are what runs (upstreamTexts). */
   admission: Admission
 }
 
@@ -76,24 +83,58 @@ export type PrepareInput = Omit<ExecuteRequest, 'session'>
  * client's request even for async execution, so a refusal is answered (and recorded) at once.
  */
 export async function prepareRequest (deps: ExecuteDeps, req: PrepareInput, trip: RoundTrip): Promise<Prepared> {
-  const parts = splitStatements(req.sql)
   trip.sql = req.sql
-  if (parts.length === 0) throw new ERR_BAD_REQUEST('the request carries no SQL statement')
-  for (const part of parts) {
-    const keyword = leadingKeyword(part)
+  const statement = statementOf(req, req.sql)
+  // The checks need the parser's split, so they run inside admission, on its analysis: before
+  // the decision, any hold or admitted record, and long before anything reaches the upstream.
+  const admission = await deps.pipeline.admit(statement, trip, { analysed: (analysis) => { checkStatements(req, analysis) } })
+  return { statement, admission }
+}
+
+/**
+ * The front ends' own refusals, on the statements the parser found, which are the ones that
+ * would run: an empty request, PUT/GET, what the front end does not run (`req.refuse`), a
+ * declared count other than the parser's, bind variables across several statements.
+ */
+function checkStatements (req: PrepareInput, analysis: Analysis): void {
+  if (analysis.undelimited === 'empty') throw new ERR_BAD_REQUEST('the request carries no SQL statement')
+  const statements = analysis.statements
+  for (const s of statements) {
+    const keyword = leadingKeyword(s.text)
     if (FILE_TRANSFER.has(keyword)) throw new ERR_SNOWFLAKE_FILE_TRANSFER(`${keyword} was sent`)
-    const refusal = req.refuse?.(keyword, part)
+    const refusal = req.refuse?.(keyword, s.text)
     if (refusal !== undefined) throw new ERR_SNOWFLAKE_UNSUPPORTED(refusal)
   }
-  if (req.statementCount !== 0 && req.statementCount !== parts.length) {
-    throw new ERR_SNOWFLAKE_STATEMENT_COUNT(parts.length, req.statementCount)
+  if (analysis.undelimited === 'unattributed') {
+    throw new ERR_SNOWFLAKE_UNSUPPORTED('a multi-statement request whose statements Sluice could not tell apart in the text; send the statements one at a time')
   }
-  if (parts.length > 1 && req.bindings !== undefined && Object.keys(req.bindings).length > 0) {
+  const declared = req.statementCount
+  if (analysis.undelimited === 'unread') {
+    // How many statements an unread text holds nobody knows: it can only run whole, as one. A
+    // syntax error is left to the policy, which answers it as one (never run either).
+    const only = statements[0]
+    if (declared > 1 && only?.unparsed === undefined) {
+      throw new ERR_SNOWFLAKE_UNSUPPORTED(`${only?.parseError ?? 'the request could not be read'}, so Sluice cannot tell the ${declared} statements of this request apart; send them one at a time`)
+    }
+  } else if (declared !== 0 && declared !== statements.length) {
+    throw new ERR_SNOWFLAKE_STATEMENT_COUNT(statements.length, declared)
+  }
+  if (statements.length > 1 && req.bindings !== undefined && Object.keys(req.bindings).length > 0) {
     throw new ERR_SNOWFLAKE_UNSUPPORTED('bind variables in a multi-statement request; send the statements one at a time')
   }
-  const statement = statementOf(req, req.sql)
-  const admission = await deps.pipeline.admit(statement, trip)
-  return { parts, statement, admission }
+}
+
+/**
+ * The texts to run upstream, one request each: the analysis' statements, or for a text the
+ * parser could not read, the whole of it as one statement (`whole`), which the warehouse is
+ * told to refuse if it holds more than one. Never anything the analysis did not delimit.
+ */
+function upstreamTexts (analysis: Analysis): { texts: string[], whole: boolean } {
+  const texts = analysis.statements.map((s) => s.text)
+  if (analysis.undelimited === undefined && texts.length > 0) return { texts, whole: false }
+  if (analysis.undelimited === 'unread' && texts.length === 1) return { texts, whole: true }
+  // checkStatements refused these before admission; kept closed here all the same.
+  throw new ERR_SNOWFLAKE_UNSUPPORTED('a request whose statements Sluice could not delimit; send the statements one at a time')
 }
 
 /**
@@ -102,9 +143,10 @@ export async function prepareRequest (deps: ExecuteDeps, req: PrepareInput, trip
  * (pages.ts). `handleId` names the handle the result is kept under, for the page cache.
  */
 export async function runPrepared (deps: ExecuteDeps, req: ExecuteRequest, prepared: Prepared, trip: RoundTrip, handleId?: string): Promise<StoredResult> {
-  const { parts, statement, admission } = prepared
-  if (parts.length === 1) {
-    const { result, data } = await runOne(deps, req, statement, admission, trip)
+  const { statement, admission } = prepared
+  const { texts, whole } = upstreamTexts(admission.analysis)
+  if (texts.length === 1) {
+    const { result, data } = await runOne(deps, req, statement, texts[0] as string, admission, trip, whole)
     if (handleId !== undefined && data !== undefined) deps.statements.seed(handleId, data)
     return withFormats(result, req)
   }
@@ -114,9 +156,9 @@ export async function runPrepared (deps: ExecuteDeps, req: ExecuteRequest, prepa
   let rows = 0
   const masked: NonNullable<RoundTrip['maskedColumns']> = []
   const record = admittedRecord(statement, admission)
-  for (const part of parts) {
+  for (const part of texts) {
     const childTrip: RoundTrip = trip.traceContext === undefined ? {} : { traceContext: trip.traceContext }
-    const { result, data } = await runOne(deps, { ...req, sql: part }, statementOf(req, part), admission, childTrip)
+    const { result, data } = await runOne(deps, { ...req, sql: part }, statementOf(req, part), part, admission, childTrip, false)
     rows += childTrip.rowsReturned ?? 0
     masked.push(...(childTrip.maskedColumns ?? []))
     // One capture per event: the first child's, which is what a client reads first.
@@ -143,11 +185,16 @@ function withFormats (result: StoredResult, req: ExecuteRequest): StoredResult {
   return result
 }
 
-async function runOne (deps: ExecuteDeps, req: ExecuteRequest, statement: Statement, admission: Admission, trip: RoundTrip): Promise<{ result: StoredResult, data?: QueryData }> {
-  const query: QueryRequest = { sqlText: statement.sql }
+/**
+ * Runs one statement text of an admitted request. `whole`: a text the parser could not read,
+ * run as one statement, which the warehouse refuses if it holds more (MULTI_STATEMENT_COUNT 1).
+ */
+async function runOne (deps: ExecuteDeps, req: ExecuteRequest, statement: Statement, text: string, admission: Admission, trip: RoundTrip, whole: boolean): Promise<{ result: StoredResult, data?: QueryData }> {
+  const query: QueryRequest = { sqlText: text }
   if (req.describeOnly === true) query.describeOnly = true
   if (req.bindings !== undefined && Object.keys(req.bindings).length > 0) query.bindings = req.bindings
   if (req.parameters !== undefined && Object.keys(req.parameters).length > 0) query.parameters = req.parameters
+  if (whole) query.parameters = { ...query.parameters, MULTI_STATEMENT_COUNT: 1 }
   // The deciding rule's limits, as far as this protocol can apply them: a statement timeout
   // upstream (the tighter of the client's and the rule's) and a cap on the rows released
   // (maxRows, and autoLimit on a SELECT without a LIMIT).
