@@ -9,7 +9,8 @@
 //
 // Threads cost memory (tens of MB each: an isolate, the compiled parser, its WebAssembly
 // memory), so only `warmWorkers` run while the gateway is idle; more start, up to `workers`,
-// when statements wait, and stop again after IDLE_MS without work. A WebAssembly memory never
+// when statements wait or a long one occupies the last free thread, and stop again after
+// IDLE_MS without work. A WebAssembly memory never
 // shrinks: a thread one huge statement left with more than RECYCLE_WASM_BYTES is replaced by a
 // fresh one once it has answered, so that statement's high-water mark is not kept for good.
 import { createRequire } from 'node:module'
@@ -52,6 +53,8 @@ interface Slot {
 
 /** A thread beyond the warm ones stops after this long without a statement. */
 const IDLE_MS = 30_000
+/** A statement this long takes tens of ms or more to parse: a spare thread starts beside it. */
+const LONG_STATEMENT_CHARS = 16 * 1024
 /** WebAssembly memory past which a thread is replaced after its statement (a fresh one holds ~6 MB). */
 const RECYCLE_WASM_BYTES = 64 * 1024 * 1024
 
@@ -169,9 +172,13 @@ export class ParserPool {
     }
     if (this.#closed) return
     // Statements still waiting: start threads for them, up to the limit (one per statement
-    // beyond those already starting).
+    // beyond those already starting). A long statement taking the last free thread starts one
+    // too, so another client's short statement does not wait for it to be parsed.
     let starting = this.#slots.filter((s) => !s.ready).length
-    while (this.#queue.length > starting && this.#slots.length < this.#maxWorkers && Date.now() >= this.#retryAt) {
+    const long = this.#slots.some((s) => s.current !== undefined && s.current.job.sql.length >= LONG_STATEMENT_CHARS)
+    const free = this.#slots.some((s) => s.ready && s.current === undefined)
+    const wanted = this.#queue.length + (long && !free ? 1 : 0)
+    while (wanted > starting && this.#slots.length < this.#maxWorkers && Date.now() >= this.#retryAt) {
       this.#slots.push(this.#spawn())
       starting++
     }

@@ -65,6 +65,17 @@ describe('parser pool', () => {
     expect((await analyzer.analyze('SELECT c FROM s.t3', 'snowflake', { database: 'd' })).statements[0]!.tablesRead).toEqual(['d.s.t3'])
   })
 
+  it('starts a spare thread beside a long statement, so a short one sent meanwhile does not wait for it', async () => {
+    analyzer = createPooledAnalyzer({ workers: 2, timeoutMs: 60_000, cacheSize: 0 })
+    await analyzer.analyze('SELECT 1', 'snowflake')
+    expect(analyzer.pool.threads).toBe(1)
+    const long = analyzer.analyze(HUGE_IN_LIST, 'snowflake', { database: 'd' })
+    expect(analyzer.pool.threads).toBe(2)
+    const short = await analyzer.analyze('SELECT a FROM s.t2', 'snowflake', { database: 'd' })
+    expect(short.statements[0]!.tablesRead).toEqual(['d.s.t2'])
+    expect((await long).statements[0]!.tablesRead).toEqual(['d.s.t'])
+  }, 120_000)
+
   it('replaces a thread that a huge statement left with a large WebAssembly memory, after it answered', async () => {
     analyzer = createPooledAnalyzer({ workers: 1, timeoutMs: 60_000, cacheSize: 0 })
     await analyzer.analyze('SELECT 1', 'snowflake')
