@@ -6,12 +6,11 @@
 // live in src/frontends/mcp.
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js'
 import type { McpConfig } from '../src/config/types.js'
 import { ERR_AUTH_MISSING, ERR_MCP_SESSION_UNKNOWN } from '../src/errors.js'
 import { FRONT_END, type McpDeps } from '../src/frontends/mcp/context.js'
 import { protectedResourceMetadata, publicOrigin, resourceUrl, metadataUrl } from '../src/frontends/mcp/metadata.js'
-import { createMcpServer, type RequestFacts } from '../src/frontends/mcp/server.js'
+import type { RequestFacts } from '../src/frontends/mcp/server.js'
 import { StoreEventLog } from '../src/frontends/mcp/events.js'
 import { McpSignals } from '../src/frontends/mcp/signals.js'
 import { cancelledIds, closeWhenAnswered, initializeOf, jsonRpcError, responsesOf, text } from '../src/frontends/mcp/transport.js'
@@ -22,6 +21,19 @@ import { warehousePorts } from '../src/warehouses/ports.js'
 export interface McpPluginOptions {
   /** The policy set deciding now (the gateway's watcher), for which connections a principal may use. */
   policies?: () => PolicySet
+}
+
+// The MCP SDK and zod, its schema library, hold megabytes of code and heap once loaded: a
+// gateway nobody calls over MCP never loads them; the first POST /mcp does (once per process).
+let sdk: Promise<{
+  StreamableHTTPServerTransport: typeof import('@modelcontextprotocol/sdk/server/streamableHttp.js').StreamableHTTPServerTransport
+  createMcpServer: typeof import('../src/frontends/mcp/server.js').createMcpServer
+}> | undefined
+async function loadSdk (): NonNullable<typeof sdk> {
+  sdk ??= Promise.all([import('@modelcontextprotocol/sdk/server/streamableHttp.js'), import('../src/frontends/mcp/server.js')])
+    .then(([transport, server]) => ({ StreamableHTTPServerTransport: transport.StreamableHTTPServerTransport, createMcpServer: server.createMcpServer }))
+  sdk.catch(() => { sdk = undefined })
+  return await sdk
 }
 
 const DEFAULTS: McpConfig = { enabled: true, approvalWaitSeconds: 120, maxRows: 500 }
@@ -118,6 +130,7 @@ async function mcpPlugin (fastify: FastifyInstance, opts: McpPluginOptions): Pro
       return { signal: controller.signal, stop: signals.running(target, id, controller) }
     }
     facts.signals = signals
+    const { StreamableHTTPServerTransport, createMcpServer } = await loadSdk()
     const server = createMcpServer(deps, facts)
     // Every message of the response stream goes to the store first, so a client whose stream
     // breaks resumes it on any replica (GET with Last-Event-ID, below).

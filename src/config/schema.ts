@@ -146,6 +146,7 @@ export const configSchema = {
           default: {},
           properties: {
             workers: { type: 'integer', minimum: 1, maximum: 64, default: 2 },
+            warmWorkers: { type: 'integer', minimum: 1, maximum: 64, default: 1 },
             timeoutMs: { type: 'integer', minimum: 100, default: 5000 },
             memoryMb: { type: 'integer', minimum: 32, default: 512 }
           }

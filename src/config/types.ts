@@ -102,8 +102,10 @@ export interface PoliciesConfig {
 }
 
 export interface ParserPoolConfig {
-  /** Worker threads (default 2). */
+  /** Worker threads at most (default 2). */
   workers?: number
+  /** Threads kept running while idle (default 1); the others start when statements wait and stop after 30 s idle. */
+  warmWorkers?: number
   /** Time one statement may take to parse and analyse, ms (default 5000); past it: SLUICE_STATEMENT_TOO_COMPLEX. */
   timeoutMs?: number
   /** Heap of each parser thread, MiB (default 512); past it: SLUICE_STATEMENT_TOO_COMPLEX. */

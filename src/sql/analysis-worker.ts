@@ -7,14 +7,14 @@
 import { parentPort } from 'node:worker_threads'
 import { textFactsOf, type TextFacts } from '../recording/text-facts.js'
 import { analyzeWithTrees } from './analyzer.js'
-import { loadParser } from './parser.js'
+import { loadParser, parserMemoryBytes } from './parser.js'
 import { compactTree } from './tree-json.js'
 import type { Dialect, QualifyDefaults } from './types.js'
 
 export interface AnalysisJob { id: number, sql: string, dialect: Dialect, defaults: QualifyDefaults }
 export type AnalysisReply =
-  | { id: number, ok: true, analysis: unknown, trees: Array<string | null>, text: TextFacts }
-  | { id: number, ok: false, error: string }
+  | { id: number, ok: true, analysis: unknown, trees: Array<string | null>, text: TextFacts, wasmBytes?: number }
+  | { id: number, ok: false, error: string, wasmBytes?: number }
   | { started: number }
   | { ready: true }
 
@@ -36,6 +36,9 @@ if (port !== null) {
     } catch (err) {
       reply = { id: job.id, ok: false, error: err instanceof Error ? err.message : String(err) }
     }
+    // What the parser's memory grew to: the pool replaces a thread that a huge statement left large.
+    const wasmBytes = parserMemoryBytes()
+    if (wasmBytes !== undefined) reply.wasmBytes = wasmBytes
     port.postMessage(reply)
   })
   port.postMessage({ ready: true })

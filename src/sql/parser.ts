@@ -1,6 +1,8 @@
 // The one place that talks to the parser (sqlparser-rs compiled to WebAssembly).
 // The WASM module is instantiated once, asynchronously, by `loadParser`; parsing itself is
 // synchronous afterwards.
+import { createRequire } from 'node:module'
+import { pathToFileURL } from 'node:url'
 import { init, parseWithComments, type DialectName } from '@guanmingchiu/sqlparser-ts'
 import type { Dialect } from './types.js'
 
@@ -34,13 +36,40 @@ const WARM_UP = [
   'DELETE FROM t WHERE a = 1; CREATE TABLE t2 AS SELECT * FROM t; DROP TABLE t2; COMMIT'
 ]
 
+/** The module's linear memory, once loaded (undefined where the package hides it). */
+let memory: WebAssembly.Memory | undefined
+
 export function loadParser (): Promise<void> {
-  loaded ??= init().then(() => {
+  loaded ??= init().then(async () => {
+    memory = await parserMemory()
     for (const dialect of Object.keys(DIALECT_NAME) as Dialect[]) {
       for (const sql of WARM_UP) parseSql(sql, dialect)
     }
   })
   return loaded
+}
+
+/**
+ * Bytes of WebAssembly memory the parser holds. A WebAssembly memory grows and never shrinks:
+ * after one huge statement the parser keeps its high-water mark for good, which is why the
+ * parser pool replaces a thread whose memory grew past its budget (pool.ts).
+ */
+export function parserMemoryBytes (): number | undefined {
+  return memory?.buffer.byteLength
+}
+
+// The package's entry point keeps the instance's exports to itself; its wasm-bindgen module
+// (the one that entry point imports, so the same instance) hands them out: called again after
+// init(), its init function returns the existing exports without loading anything.
+async function parserMemory (): Promise<WebAssembly.Memory | undefined> {
+  try {
+    const entry = pathToFileURL(createRequire(import.meta.url).resolve('@guanmingchiu/sqlparser-ts'))
+    const bindings = await import(new URL('../wasm/sqlparser_rs_wasm.js', entry).href) as { default: () => Promise<{ memory?: unknown }> }
+    const exports = await bindings.default()
+    return exports.memory instanceof WebAssembly.Memory ? exports.memory : undefined
+  } catch {
+    return undefined
+  }
 }
 
 export function parseSql (sql: string, dialect: Dialect): ParseOutcome {

@@ -6,6 +6,13 @@
 // thread's heap limit (resourceLimits). Past either, the thread is terminated (WebAssembly
 // cannot be interrupted any other way), the statement is refused as too complex, and a fresh
 // thread takes its place; the statements queued behind it are not affected.
+//
+// Threads cost memory (tens of MB each: an isolate, the compiled parser, its WebAssembly
+// memory), so only `warmWorkers` run while the gateway is idle; more start, up to `workers`,
+// when statements wait or a long one occupies the last free thread, and stop again after
+// IDLE_MS without work. A WebAssembly memory never
+// shrinks: a thread one huge statement left with more than RECYCLE_WASM_BYTES is replaced by a
+// fresh one once it has answered, so that statement's high-water mark is not kept for good.
 import { createRequire } from 'node:module'
 import { pathToFileURL } from 'node:url'
 import { Worker } from 'node:worker_threads'
@@ -15,8 +22,12 @@ import type { AnalysisJob, AnalysisReply } from './analysis-worker.js'
 import type { Analysis, Dialect, QualifyDefaults } from './types.js'
 
 export interface ParserPoolOptions {
-  /** Threads; default 2 (on a 2-core machine one pathological statement leaves one free). */
+  /** Threads at most; default 2 (on a 2-core machine one pathological statement leaves one free). */
   workers?: number
+  /** Threads kept running while idle (default 1, at most `workers`); the others start on demand. */
+  warmWorkers?: number
+  /** How long a thread beyond the warm ones stays without work before it stops, ms (default IDLE_MS). */
+  idleMs?: number
   /** Time one statement may take on a thread, in milliseconds; default 5000. */
   timeoutMs?: number
   /** Heap of each thread in MiB (V8 old generation); default 512. */
@@ -36,7 +47,16 @@ interface Slot {
   ready: boolean
   current?: Pending
   timer?: NodeJS.Timeout
+  /** Set while a thread beyond the warm ones waits for work; it stops when this fires. */
+  idleTimer?: NodeJS.Timeout
 }
+
+/** A thread beyond the warm ones stops after this long without a statement. */
+const IDLE_MS = 30_000
+/** A statement this long takes tens of ms or more to parse: a spare thread starts beside it. */
+const LONG_STATEMENT_CHARS = 16 * 1024
+/** WebAssembly memory past which a thread is replaced after its statement (a fresh one holds ~6 MB). */
+const RECYCLE_WASM_BYTES = 64 * 1024 * 1024
 
 // Under the TypeScript loader (tests, the bench) the thread registers the same loader and runs
 // the .ts source: Node 20 does not apply `--import` hooks to a worker's own entry module.
@@ -52,21 +72,33 @@ function workerEntry (): { entry: string | URL, eval: boolean } {
 export class ParserPool {
   readonly #timeoutMs: number
   readonly #memoryMb: number
+  readonly #maxWorkers: number
+  readonly #warmWorkers: number
+  readonly #idleMs: number
   readonly #slots: Slot[] = []
   readonly #queue: Pending[] = []
   #nextId = 1
   #closed = false
+  /** After a thread failed to start, none is started on demand before this time (ms epoch). */
+  #retryAt = 0
   /** Threads terminated for going over budget; for health output and tests. */
   replaced = 0
+  /** Threads replaced because a statement left their WebAssembly memory past RECYCLE_WASM_BYTES. */
+  recycled = 0
 
   constructor (options: ParserPoolOptions = {}) {
     this.#timeoutMs = options.timeoutMs ?? 5000
     this.#memoryMb = options.memoryMb ?? 512
-    const size = Math.max(1, options.workers ?? 2)
-    for (let i = 0; i < size; i++) this.#slots.push(this.#spawn())
+    this.#maxWorkers = Math.max(1, options.workers ?? 2)
+    this.#warmWorkers = Math.min(this.#maxWorkers, Math.max(1, options.warmWorkers ?? 1))
+    this.#idleMs = options.idleMs ?? IDLE_MS
+    for (let i = 0; i < this.#warmWorkers; i++) this.#slots.push(this.#spawn())
   }
 
   get timeoutMs (): number { return this.#timeoutMs }
+
+  /** Threads running or starting now. */
+  get threads (): number { return this.#slots.length }
 
   analyze (sql: string, dialect: Dialect, defaults: QualifyDefaults): Promise<PoolResult> {
     if (this.#closed) return Promise.reject(new ERR_STATEMENT_TOO_COMPLEX('the parser pool is closed'))
@@ -81,6 +113,7 @@ export class ParserPool {
     for (const p of this.#queue.splice(0)) p.reject(new ERR_STATEMENT_TOO_COMPLEX('the parser pool is closed'))
     await Promise.all(this.#slots.map(async (slot) => {
       clearTimeout(slot.timer)
+      clearTimeout(slot.idleTimer)
       slot.current?.reject(new ERR_STATEMENT_TOO_COMPLEX('the parser pool is closed'))
       await slot.worker.terminate()
     }))
@@ -114,6 +147,7 @@ export class ParserPool {
       slot.current = undefined
       if (msg.ok) pending.resolve({ analysis: msg.analysis as Analysis, trees: msg.trees, text: msg.text })
       else pending.reject(new ERR_STATEMENT_TOO_COMPLEX(`its analysis failed (${msg.error})`))
+      if ((msg.wasmBytes ?? 0) > RECYCLE_WASM_BYTES) this.#recycle(slot)
       this.#dispatch()
     })
     // Out of memory (ERR_WORKER_OUT_OF_MEMORY) or any other death: that statement is refused.
@@ -124,9 +158,11 @@ export class ParserPool {
 
   #dispatch (): void {
     for (const slot of this.#slots) {
-      if (this.#queue.length === 0) return
+      if (this.#queue.length === 0) break
       if (!slot.ready || slot.current !== undefined) continue
       const pending = this.#queue.shift() as Pending
+      clearTimeout(slot.idleTimer)
+      slot.idleTimer = undefined
       slot.current = pending
       // Until the thread says it started (then the statement's own deadline runs): a thread that
       // never takes the statement is replaced too.
@@ -134,6 +170,56 @@ export class ParserPool {
       slot.timer.unref()
       slot.worker.postMessage(pending.job)
     }
+    if (this.#closed) return
+    // Statements still waiting: start threads for them, up to the limit (one per statement
+    // beyond those already starting). A long statement taking the last free thread starts one
+    // too, so another client's short statement does not wait for it to be parsed.
+    let starting = this.#slots.filter((s) => !s.ready).length
+    const long = this.#slots.some((s) => s.current !== undefined && s.current.job.sql.length >= LONG_STATEMENT_CHARS)
+    const free = this.#slots.some((s) => s.ready && s.current === undefined)
+    const wanted = this.#queue.length + (long && !free ? 1 : 0)
+    while (wanted > starting && this.#slots.length < this.#maxWorkers && Date.now() >= this.#retryAt) {
+      this.#slots.push(this.#spawn())
+      starting++
+    }
+    // Threads beyond the warm ones that have nothing to do stop after a while.
+    let idle = this.#slots.length - this.#warmWorkers
+    for (let i = this.#slots.length - 1; i >= 0 && idle > 0; i--) {
+      const slot = this.#slots[i]!
+      if (!slot.ready || slot.current !== undefined) continue
+      idle--
+      if (slot.idleTimer !== undefined) continue
+      slot.idleTimer = setTimeout(() => { this.#retire(slot) }, this.#idleMs)
+      slot.idleTimer.unref()
+    }
+  }
+
+  /** Stops an idle thread beyond the warm ones. */
+  #retire (slot: Slot): void {
+    const at = this.#slots.indexOf(slot)
+    if (at === -1 || slot.current !== undefined || this.#slots.length <= this.#warmWorkers) return
+    this.#slots.splice(at, 1)
+    this.#stop(slot)
+  }
+
+  /** Replaces a thread that has answered but holds a large WebAssembly memory with a fresh one. */
+  #recycle (slot: Slot): void {
+    const at = this.#slots.indexOf(slot)
+    if (at === -1 || this.#closed) return
+    this.recycled++
+    this.#stop(slot)
+    // A warm thread is needed anyway; one beyond them starts again only if statements wait.
+    if (this.#slots.length <= this.#warmWorkers) this.#slots[at] = this.#spawn()
+    else this.#slots.splice(at, 1)
+  }
+
+  #stop (slot: Slot): void {
+    clearTimeout(slot.timer)
+    clearTimeout(slot.idleTimer)
+    slot.worker.removeAllListeners('exit')
+    slot.worker.removeAllListeners('error')
+    slot.worker.on('error', () => {})
+    slot.worker.terminate().catch(() => {})
   }
 
   /** Refuses the slot's statement, terminates its thread and puts a fresh one in its place. */
@@ -141,6 +227,7 @@ export class ParserPool {
     const at = this.#slots.indexOf(slot)
     if (at === -1) return // already replaced
     clearTimeout(slot.timer)
+    clearTimeout(slot.idleTimer)
     const pending = slot.current
     slot.current = undefined
     if (pending !== undefined) pending.reject(new ERR_STATEMENT_TOO_COMPLEX(why))
@@ -157,6 +244,11 @@ export class ParserPool {
       for (const p of this.#queue.splice(0)) p.reject(new ERR_STATEMENT_TOO_COMPLEX(`the parser could not start (${why})`))
     }
     this.#slots.splice(at, 1)
-    setTimeout(() => { if (!this.#closed) this.#slots.push(this.#spawn()) }, 1000).unref()
+    this.#retryAt = Date.now() + 1000
+    setTimeout(() => {
+      if (this.#closed) return
+      if (this.#slots.length < this.#warmWorkers) this.#slots.push(this.#spawn())
+      else this.#dispatch()
+    }, 1000).unref()
   }
 }

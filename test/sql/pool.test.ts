@@ -1,6 +1,6 @@
 // The parser pool: statements are analysed on worker threads, each within a budget; a thread
 // over budget is terminated and replaced, and the statement after it is analysed as usual.
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { createPooledAnalyzer, type AsyncSqlAnalyzer } from '../../src/sql/pooled-analyzer.js'
 import { treeOf } from '../../src/sql/ast.js'
 import { attachedTextFacts, textFactsOf } from '../../src/recording/text-facts.js'
@@ -50,4 +50,41 @@ describe('parser pool', () => {
     await expect(slow).rejects.toMatchObject({ code: 'SLUICE_STATEMENT_TOO_COMPLEX' })
     expect((await queued).statements).toMatchObject([{ kind: 'delete' }])
   })
+
+  it('runs one thread while idle, starts another while statements wait, and stops it after its idle time', async () => {
+    analyzer = createPooledAnalyzer({ workers: 2, idleMs: 300, cacheSize: 0 })
+    expect(analyzer.pool.threads).toBe(1)
+    await analyzer.analyze('SELECT 1', 'snowflake') // the warm thread is up
+    const both = await Promise.all([
+      analyzer.analyze('SELECT a FROM s.t1', 'snowflake', { database: 'd' }),
+      analyzer.analyze('SELECT b FROM s.t2', 'snowflake', { database: 'd' })
+    ])
+    expect(both.map((a) => a.statements[0]!.tablesRead)).toEqual([['d.s.t1'], ['d.s.t2']])
+    expect(analyzer.pool.threads).toBe(2)
+    await vi.waitFor(() => { expect(analyzer!.pool.threads).toBe(1) }, { timeout: 10_000, interval: 50 })
+    expect((await analyzer.analyze('SELECT c FROM s.t3', 'snowflake', { database: 'd' })).statements[0]!.tablesRead).toEqual(['d.s.t3'])
+  })
+
+  it('starts a spare thread beside a long statement, so a short one sent meanwhile does not wait for it', async () => {
+    analyzer = createPooledAnalyzer({ workers: 2, timeoutMs: 60_000, cacheSize: 0 })
+    await analyzer.analyze('SELECT 1', 'snowflake')
+    expect(analyzer.pool.threads).toBe(1)
+    const long = analyzer.analyze(HUGE_IN_LIST, 'snowflake', { database: 'd' })
+    expect(analyzer.pool.threads).toBe(2)
+    const short = await analyzer.analyze('SELECT a FROM s.t2', 'snowflake', { database: 'd' })
+    expect(short.statements[0]!.tablesRead).toEqual(['d.s.t2'])
+    expect((await long).statements[0]!.tablesRead).toEqual(['d.s.t'])
+  }, 120_000)
+
+  it('replaces a thread that a huge statement left with a large WebAssembly memory, after it answered', async () => {
+    analyzer = createPooledAnalyzer({ workers: 1, timeoutMs: 60_000, cacheSize: 0 })
+    await analyzer.analyze('SELECT 1', 'snowflake')
+    expect(analyzer.pool.recycled).toBe(0)
+    const huge = await analyzer.analyze(HUGE_IN_LIST, 'snowflake', { database: 'd' })
+    expect(huge.statements[0]!.tablesRead).toEqual(['d.s.t'])
+    expect(analyzer.pool.recycled).toBe(1)
+    expect(analyzer.pool.replaced).toBe(0)
+    expect((await analyzer.analyze('SELECT a FROM s.t2', 'snowflake', { database: 'd' })).statements[0]!.tablesRead).toEqual(['d.s.t2'])
+    expect(analyzer.pool.recycled).toBe(1)
+  }, 120_000)
 })
