@@ -42,8 +42,5 @@ USER 1000:1000
 EXPOSE 8080
 VOLUME ["/var/lib/sluice"]
 HEALTHCHECK --interval=30s --timeout=3s CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.SLUICE_PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
-# V8's young generation grows to 2 x 64 MB on a 64-bit Node by default and stays there once a
-# burst has grown it: for a gateway whose garbage is pages of results, 8 MB semi-spaces cost
-# far less memory (README, Performance). The test harness starts the gateway the same way.
-ENTRYPOINT ["node", "--max-semi-space-size=8", "bin/sluice.js"]
+ENTRYPOINT ["node", "bin/sluice.js"]
 CMD ["start"]

@@ -4,7 +4,6 @@
 // present in the repository (a missing one would only fail at `docker build`).
 import { existsSync, readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
-import { GATEWAY_NODE_FLAGS } from '../support/replicas.js'
 
 interface Instruction { keyword: string, args: string, line: number }
 
@@ -75,13 +74,6 @@ describe('Dockerfile', () => {
       const json = keyword === 'HEALTHCHECK' ? instruction?.args.replace(/^.*?\bCMD\s+/, '') : instruction?.args
       expect(() => JSON.parse(json ?? ''), keyword).not.toThrow()
     }
-  })
-
-  it('starts the gateway with the Node flags the test harness and the benchmark measure it with', () => {
-    const entrypoint = JSON.parse(finalStage.find((i) => i.keyword === 'ENTRYPOINT')?.args ?? '[]') as string[]
-    expect(entrypoint).toEqual(['node', ...GATEWAY_NODE_FLAGS, 'bin/sluice.js'])
-    const scripts = (JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: Record<string, string> }).scripts
-    expect(scripts.start).toBe(['node', ...GATEWAY_NODE_FLAGS, 'bin/sluice.js', 'start'].join(' '))
   })
 
   it('copies only files that exist in the repository', () => {

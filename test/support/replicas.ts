@@ -22,11 +22,6 @@ import { createThrowawayDatabase, type ThrowawayDatabase } from './stores.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const ENTRY = fileURLToPath(new URL('./sluice-from-source.ts', import.meta.url))
-/**
- * The Node flags the image runs the gateway with (Dockerfile ENTRYPOINT; test/deploy checks they
- * match), so what the memory tests and the benchmark measure is the gateway as shipped.
- */
-export const GATEWAY_NODE_FLAGS = ['--max-semi-space-size=8']
 /** Booting from source (tsx compiles on the fly) and migrating take seconds on a busy machine. */
 const READY_TIMEOUT_MS = 90_000
 
@@ -197,7 +192,7 @@ class ReplicaHandle implements Replica {
   async restart (): Promise<void> {
     if (this.running) throw new Error(`replica ${this.index} is running; kill it first`)
     const server = spawnChildServer(`replica ${this.index}`, process.execPath,
-      [...GATEWAY_NODE_FLAGS, '--import', 'tsx', ENTRY, 'start', '--config', this.configPath],
+      ['--import', 'tsx', ENTRY, 'start', '--config', this.configPath],
       { env: childEnv(this.port, this.heapMb), cwd: ROOT })
     this.server = server
     try {
