@@ -14,6 +14,7 @@ import { checkMaskedSdkRow, LARGE_RESULT_POLICY, largeRow, startLargeUpstream, t
 import { startTestIdp, type TestIdp } from '../support/oidc-provider.js'
 import { startReplicas, type ReplicaCluster } from '../support/replicas.js'
 import { connectSdk, destroySdk, streamSdkRows, type SdkConnection } from '../support/snowflake-node-client.js'
+import { runPython } from '../support/snowflake-python.js'
 
 type Json = Record<string, any>
 
@@ -134,5 +135,13 @@ describe('first answers of chunked results, through two replicas', { timeout: 60
       await destroySdk(conn)
     }
     expect(next - 1).toBe(ROWS)
+  })
+
+  // The unstored inline rows reach the Python connector as chunks like any other, in both formats.
+  it.each(['arrow', 'json'] as const)('the Python connector reads every row in %s, checked in Python', async (format) => {
+    const pad = largeRow(1)[2].slice('note 1: '.length)
+    const out = await runPython('test/snowflake/python/replica_chunks_client.py',
+      { port: Number(new URL(replica(1)).port), token, account: 'large', sql: upstream.sql, format, pad }, 180_000) as Record<string, unknown>
+    expect(out).toMatchObject({ format, rows: ROWS, mismatches: 0 })
   })
 })
