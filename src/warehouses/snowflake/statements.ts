@@ -155,7 +155,7 @@ export class SnowflakeStatements {
     const row: NewStatementHandle = { id, owner, connection, sql, replica: this.replica, ...this.#optional(options) }
     if (options.deferRow === true) {
       // Admission committed its event, so the store was writable a moment ago; the row follows
-      // (deferredWrite) when anything outside this request could need it.
+      // (#written) when anything outside this request could need it.
       const deferred: Deferred = { row, createdAt: Date.now(), stored: false }
       this.#launch(id, owner, work, options, deferred)
       return handleOf(this.#provisional(deferred))
