@@ -9,6 +9,7 @@ import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js'
 import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js'
 import postgres from 'postgres'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { completedEvent, startRunawayQuery, stoppedUpstream } from './cancelled-calls.js'
 import { startMcpGateway, type McpGateway } from './harness.js'
 
 const RULES = `  - id: hold-numbers-justified
@@ -172,41 +173,20 @@ describe('MCP justifications, schemas by policy, and messages across replicas', 
   it('a cancellation reaching the replica that does not run the call stops its statement upstream', async () => {
     const route = routing('"notifications/cancelled"')
     const client = await env.connect(await env.agentToken(), env.gateway.url, 'cancel-client', { fetch: route.fetch })
-    const direct = postgres(env.upstream.url, { max: 1, onnotice: () => {} })
     const sql = 'select count(*) as n from generate_series(1, 100000000001) as g'
-    const running = async (): Promise<number> => (await direct`select count(*)::int as n from pg_stat_activity where state = 'active' and query = ${sql}`)[0]?.n as number
+    const call = await startRunawayQuery(env, client, sql)
     try {
-      const cancel = new AbortController()
-      let settled: unknown
-      const calling = client.callTool({ name: 'query', arguments: { connection: 'pg', sql } }, undefined, { signal: cancel.signal })
-      calling.then((r) => { settled = r }, (e: unknown) => { settled = e })
-      while (await running() === 0) {
-        expect(settled, 'the call ended before its statement ran').toBeUndefined()
-        await new Promise((resolve) => setTimeout(resolve, 100))
-      }
-      cancel.abort()
-      await expect(calling).rejects.toThrow(/abort/i)
+      call.cancel.abort()
+      await expect(call.calling).rejects.toThrow(/abort/i)
       for (let i = 0; route.routed() === 0; i++) {
         expect(i, 'the cancellation was never sent').toBeLessThan(600)
         await new Promise((resolve) => setTimeout(resolve, 100))
       }
       // Long before the statement would finish (it counts to 10^11).
-      for (let i = 0; await running() > 0; i++) {
-        expect(i, 'the statement still runs upstream').toBeLessThan(1200)
-        await new Promise((resolve) => setTimeout(resolve, 100))
-      }
-      // The client stopped waiting at the abort: the completion is read once the trail has it.
-      const completed = async (): Promise<{ outcome: string } | undefined> =>
-        (await env.events<Array<{ outcome: string }>>`select outcome from session_events where sql_text = ${sql} and phase = 'completed'`)[0]
-      let event = await completed()
-      for (let i = 0; event === undefined; i++) {
-        expect(i, 'the cancelled statement has no completed event').toBeLessThan(300)
-        await new Promise((resolve) => setTimeout(resolve, 100))
-        event = await completed()
-      }
-      expect(event.outcome).toBe('error')
+      await stoppedUpstream(call, 1200)
+      expect((await completedEvent(env, sql)).outcome).toBe('error')
     } finally {
-      await direct.end({ timeout: 5 })
+      await call.close()
     }
   })
 })

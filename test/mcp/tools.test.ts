@@ -4,11 +4,11 @@
 // byte of any tool result), a denied statement as an isError result naming its rule, and every
 // call in the audit trail with its MCP session, clientInfo and the statements it caused.
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js'
-import postgres from 'postgres'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { verifyStore } from '../../src/recording/audit.js'
 import { openPostgresStore } from '../../src/store/postgres.js'
 import { canaryLeak } from '../support/canary.js'
+import { completedEvent, startRunawayQuery, stoppedUpstream } from './cancelled-calls.js'
 import { CANARIES, SEED_PROJECT, startMcpGateway, type McpGateway } from './harness.js'
 
 interface Kind { connection: string, kind: string, schema: string, table: string, pii: string, bad: string, probe?: string }
@@ -177,44 +177,24 @@ describe('MCP tools through the official TypeScript client', { timeout: 240_000 
   })
 
   it('a call the client cancels cancels its statement upstream', async () => {
-    const direct = postgres(env.upstream.url, { max: 1, onnotice: () => {} })
     const sql = 'select count(*) as n from generate_series(1, 100000000000) as g'
-    const running = async (): Promise<number> => (await direct`select count(*)::int as n from pg_stat_activity where state = 'active' and query = ${sql}`)[0]?.n as number
+    const call = await startRunawayQuery(env, client, sql)
     try {
-      const cancel = new AbortController()
-      let settled: unknown
-      const calling = client.callTool({ name: 'query', arguments: { connection: 'pg', sql } }, undefined, { signal: cancel.signal })
-      calling.then((r) => { settled = r }, (e: unknown) => { settled = e })
-      while (await running() === 0) {
-        expect(settled, 'the call ended before its statement ran').toBeUndefined()
-        await new Promise((resolve) => setTimeout(resolve, 100))
-      }
-      cancel.abort()
-      await expect(calling).rejects.toThrow(/abort/i)
+      call.cancel.abort()
+      await expect(call.calling).rejects.toThrow(/abort/i)
       // Long before the statement would finish (it counts to 10^11).
-      for (let i = 0; await running() > 0; i++) {
-        expect(i, 'the statement still runs upstream').toBeLessThan(600)
-        await new Promise((resolve) => setTimeout(resolve, 100))
-      }
-      // The client stopped waiting at the abort, so the trail is read once it has caught up: the
-      // statement's completion, then the tool call's own event (same request id).
-      const completed = async (): Promise<{ outcome: string, request_id: string } | undefined> =>
-        (await env.events<Array<{ outcome: string, request_id: string }>>`select outcome, request_id from session_events where sql_text = ${sql} and phase = 'completed'`)[0]
-      let event = await completed()
-      for (let i = 0; event === undefined; i++) {
-        expect(i, 'the cancelled statement has no completed event').toBeLessThan(300)
-        await new Promise((resolve) => setTimeout(resolve, 100))
-        event = await completed()
-      }
+      await stoppedUpstream(call, 600)
+      // The statement's completion, then the tool call's own event (same request id).
+      const event = await completedEvent(env, sql)
       expect(event.outcome).toBe('error')
       const toolEvents = async (): Promise<number> => (await env.events<Array<{ n: number }>>`select count(*)::int as n from session_events
-        where request_id = ${event!.request_id} and route = 'tools/call' and phase is null`)[0]?.n ?? 0
+        where request_id = ${event.request_id} and route = 'tools/call' and phase is null`)[0]?.n ?? 0
       for (let i = 0; await toolEvents() === 0; i++) {
         expect(i, 'the cancelled call has no event').toBeLessThan(300)
         await new Promise((resolve) => setTimeout(resolve, 100))
       }
     } finally {
-      await direct.end({ timeout: 5 })
+      await call.close()
     }
   })
 
