@@ -19,7 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { checkMaskedSdkRow, LARGE_RESULT_POLICY as POLICY, largeRow, startLargeUpstream, type LargeUpstream } from '../support/large-snowflake-upstream.js'
 import { startTestIdp, type TestIdp } from '../support/oidc-provider.js'
 import { startReplicas, type ReplicaCluster } from '../support/replicas.js'
-import { connectSdk, destroySdk, type SdkConnection } from '../support/snowflake-node-client.js'
+import { connectSdk, destroySdk, streamSdkRows, type SdkConnection } from '../support/snowflake-node-client.js'
 import { PYTHON, PYTHON_CONNECTOR3, pythonAvailable, runPython } from '../support/snowflake-python.js'
 
 const MB = 1024 * 1024
@@ -163,31 +163,18 @@ describe('connector chunks through two replicas behind a round-robin proxy', { t
     let killedAt = 0
     let next = 1
     try {
-      await new Promise<void>((resolve, reject) => {
-        conn.execute({
-          sqlText: chunked.sql,
-          streamResult: true,
-          complete: (err, statement) => {
-            if (err !== undefined && err !== null) { reject(err); return }
-            const rows = statement.streamRows()
-            rows
-              .on('data', (row: Record<string, unknown>) => {
-                try { checkMaskedSdkRow(next++, row) } catch (err) { reject(err); return }
-                // Half-way through the second chunk: the first two are in, the sdk is
-                // prefetching the next ones. The replica that answered the latest chunk
-                // download dies with whatever it is sending.
-                if (victim === undefined && next - 1 === INLINE_ROWS + CHUNKED.chunkRows * 1.5) {
-                  const latest = chunkDownloads(from).at(-1)
-                  if (latest === undefined) { reject(new Error('no chunk downloaded before the kill')); return }
-                  victim = cluster.replicas[latest.replica]!
-                  rows.pause()
-                  victim.kill().then(() => { killedAt = cluster.proxy.log.length; rows.resume() }, reject)
-                }
-              })
-              .on('end', () => { resolve() })
-              .on('error', reject)
-          }
-        } as Parameters<SdkConnection['execute']>[0])
+      await streamSdkRows(conn, chunked.sql, (row, rows) => {
+        checkMaskedSdkRow(next++, row)
+        // Half-way through the second chunk: the first two are in, the sdk is prefetching the
+        // next ones. The replica that answered the latest chunk download dies with whatever it
+        // is sending.
+        if (victim === undefined && next - 1 === INLINE_ROWS + CHUNKED.chunkRows * 1.5) {
+          const latest = chunkDownloads(from).at(-1)
+          if (latest === undefined) throw new Error('no chunk downloaded before the kill')
+          victim = cluster.replicas[latest.replica]!
+          rows.pause()
+          victim.kill().then(() => { killedAt = cluster.proxy.log.length; rows.resume() }, (err: Error) => { rows.destroy(err) })
+        }
       })
     } finally {
       await destroySdk(conn)

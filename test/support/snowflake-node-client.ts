@@ -1,5 +1,6 @@
 // Promise helpers around snowflake-sdk (callback API) configured the way an agent points it at
 // Sluice: accessUrl, authenticator OAUTH and its OIDC access token as `token`.
+import type { Readable } from 'node:stream'
 import snowflake from 'snowflake-sdk'
 
 snowflake.configure({ logLevel: 'OFF' as never })
@@ -50,8 +51,11 @@ export async function runSdk (connection: SdkConnection, sqlText: string, extra:
   })
 }
 
-/** Streams a statement's rows to `onRow` as the sdk reads them, keeping none; `onRow` throwing ends it with that error. */
-export async function streamSdkRows (connection: SdkConnection, sqlText: string, onRow: (row: Record<string, unknown>) => void): Promise<void> {
+/**
+ * Streams a statement's rows to `onRow` as the sdk reads them, keeping none; `onRow` throwing
+ * (or destroying `rows` with an error) ends it with that error. `rows` can be paused meanwhile.
+ */
+export async function streamSdkRows (connection: SdkConnection, sqlText: string, onRow: (row: Record<string, unknown>, rows: Readable) => void): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     connection.execute({
       sqlText,
@@ -61,7 +65,7 @@ export async function streamSdkRows (connection: SdkConnection, sqlText: string,
         const rows = statement.streamRows()
         rows
           .on('data', (row: Record<string, unknown>) => {
-            try { onRow(row) } catch (e) { reject(e); rows.destroy() }
+            try { onRow(row, rows) } catch (e) { reject(e); rows.destroy() }
           })
           .on('end', () => { resolve() })
           .on('error', reject)
