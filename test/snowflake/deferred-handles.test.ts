@@ -166,6 +166,22 @@ describe.each(storeEngines())('deferred statement rows on $name', { timeout: 120
     expect((await there.get(started.id, alice))?.owner).toBe(ownerDigest(alice))
   })
 
+  it('writes the row of a long text at once even with deferRow (its single final write would block longer)', async () => {
+    const handles = counted(new StoreStatementHandles(store))
+    const here = replica(handles, { deferRowMs: 60_000 })
+    const there = replica(new StoreStatementHandles(store))
+    const { work, release } = gated()
+    const long = `SELECT 1 AS x /* ${'y'.repeat(64 * 1024)} */`
+    const started = await here.start(alice, 'wh', long, work, { deferRow: true })
+    expect((await there.get(started.id, alice))?.state).toBe('running')
+    release()
+    await here.wait(started, 10)
+    expect(handles.writes).toEqual(['create running', 'finish succeeded'])
+    // Just under the length, the same statement is deferred.
+    const short = await replica(new StoreStatementHandles(store), { deferRowMs: 60_000 }).start(alice, 'wh', long.slice(0, 64 * 1024 - 1), gated().work, { deferRow: true })
+    expect(await there.get(short.id, alice)).toBeUndefined()
+  })
+
   it('writes the row at once without deferRow (async submissions answer with the handle)', async () => {
     const handles = counted(new StoreStatementHandles(store))
     const here = replica(handles, { deferRowMs: 60_000 })

@@ -16,9 +16,6 @@ import type { StoredResult } from './manifest.js'
 import { pollFailure, type SnowflakeStatements } from './statements.js'
 import type { UpstreamSession } from './upstream.js'
 
-/** Statement texts at least this long (characters) get their running row at once. */
-const DEFER_ROW_MAX_SQL = 64 * 1024
-
 export interface SubmitDeps {
   pipeline: Pipeline
   statements: SnowflakeStatements
@@ -87,11 +84,8 @@ export async function submit (deps: SubmitDeps, input: PrepareInput, options: Su
     ...(options.timeoutSeconds === undefined ? {} : { timeoutSeconds: options.timeoutSeconds }),
     admitted: admittedRecord(prepared.statement, prepared.admission),
     trip: runTrip,
-    // The client waits for it here: its row is written only if it runs on (statements.ts). A
-    // long text is written at once as before: its one final write (text, admitted record and
-    // result together) was a single longer event-loop block, which another client's small
-    // statement waited on (126-148 ms at worst beside a 1 MB statement, 56-65 ms without).
-    deferRow: !options.async && input.sql.length < DEFER_ROW_MAX_SQL,
+    // The client waits for it here: its row is written only if it runs on (statements.ts).
+    deferRow: !options.async,
     // Released by an approval (a resend of a held statement): its held handle serves this run.
     ...(trip.hold?.state === 'granted' && trip.hold.approvalId !== undefined && { approvalId: trip.hold.approvalId })
   })
