@@ -16,9 +16,11 @@ import type { Admission, NeutralResult, ResultPage, ResultSchema, Statement } fr
 import type { AdmittedRecord } from './pipeline/admitted.js'
 import type { WarehouseEstimate } from './pipeline/estimate.js'
 import { timed, type Timings } from './pipeline/timings.js'
+import { StatementRun, type RunOptions } from './pipeline/run.js'
 
 export type * from './pipeline/types.js'
 export type * from './pipeline/stages.js'
+export { StatementRun, type RunOptions } from './pipeline/run.js'
 export { admittedRecord, decodeAdmitted, encodeAdmitted, type AdmittedRecord } from './pipeline/admitted.js'
 
 /** What one round trip did, as the session event records it. */
@@ -197,6 +199,15 @@ export class Pipeline {
       return { ...admission, statementId }
     }
     return admission
+  }
+
+  /**
+   * The run of an admitted statement (src/pipeline/run.ts): every front end goes through it for
+   * the rule's timeout, its row cap, the upstream call and the release of pages and error texts,
+   * from the request that admitted it or a later one that carries it on (`options.startedAt`).
+   */
+  run (statement: Statement, admission: Admission, trip: RoundTrip, options: RunOptions = {}): StatementRun {
+    return new StatementRun(this, statement, admission, trip, options)
   }
 
   /**
