@@ -7,7 +7,7 @@ import { waitForDecision } from '../../approvals/wait.js'
 import { ERR_MCP_HELD, ERR_MCP_ONE_STATEMENT, ERR_MCP_UPSTREAM, ERR_ROWS_LIMIT, ERR_UNKNOWN_CONNECTION, isSluiceError } from '../../errors.js'
 import type { Admission, RoundTrip, Statement } from '../../pipeline.js'
 import { pendingApproval } from '../../pipeline/held.js'
-import { limitedNotice, rowCap } from '../../pipeline/limits.js'
+import { limitedNotice } from '../../pipeline/limits.js'
 import { unrecordedRefusal } from '../../recording/round-trips.js'
 import { portFailure, type PortExecution, type WarehousePort } from '../../warehouses/port.js'
 import { mcpJustificationAsker } from './justification.js'
@@ -116,50 +116,53 @@ async function execute (deps: McpDeps, call: ToolCall, port: WarehousePort, stat
     return await completeFailed(deps, call, name, trip, started, err) ?? refused(err, name, message)
   }
   if (admission.analysis.statements.length > 1) return await fail(new ERR_MCP_ONE_STATEMENT(admission.analysis.statements.length))
+  // The call's cancellation and the rule's timeout stop the upstream statement (the port cancels
+  // it when its signal aborts); the run cuts the result at the rule's row cap.
+  const run = deps.pipeline.run(statement, admission, trip, { ...(call.signal !== undefined && { signal: call.signal }) })
   let execution: PortExecution
   try {
-    execution = await port.execute({ sql: statement.sql, principal: statement.principal, limits: admission.decision.limits, signal: call.signal })
+    execution = await run.upstream(async (signal) => await port.execute({ sql: statement.sql, principal: statement.principal, limits: admission.decision.limits, ...(signal !== undefined && { signal }) }))
   } catch (err) {
+    run.close()
     return await fail(...upstreamFailure(deps, statement, admission, name, err))
   }
-  const cap = rowCap(admission)
-  const released = deps.pipeline.release(statement, admission, execution.result, trip)
+  const stop = async (): Promise<void> => { await execution.cancel().catch(() => undefined) }
+  const released = run.release(run.capped(execution.result, stop))
   const rows: unknown[][] = []
   let truncated = false
-  let limited = false
-  let seen = 0
   const pages = released.pages[Symbol.asyncIterator]()
-  try {
+  const pulled = (async () => {
     outer: for (;;) {
       const next = await pages.next()
       if (next.done === true) break
       for (const row of next.value.rows) {
-        seen++
-        if (cap !== undefined && seen > cap.rows) {
-          if (cap.refuse) throw new ERR_ROWS_LIMIT(cap.rows, cap.rule)
-          limited = true
-          break outer
-        }
         if (rows.length >= maxRows) {
           truncated = true
           // A rule that refuses a longer result whole is only known to pass once its cap is counted.
-          if (cap?.refuse !== true) break outer
+          if (run.cap?.refuse !== true) break outer
           continue
         }
         rows.push(row)
       }
     }
+  })()
+  run.onExpiry(pulled, stop)
+  try {
+    await pulled
   } catch (err) {
     await pages.return?.().catch(() => undefined)
-    await execution.cancel().catch(() => undefined)
+    await stop()
+    if (run.expired()) return await fail(...upstreamFailure(deps, statement, admission, name, run.timedOut()))
     if (err instanceof ERR_ROWS_LIMIT) return await fail(err)
     return await fail(...upstreamFailure(deps, statement, admission, name, err))
+  } finally {
+    run.close()
   }
-  if (truncated || limited) {
+  const limited = trip.rowsLimited !== undefined
+  if (truncated) {
     await pages.return?.().catch(() => undefined)
-    await execution.cancel().catch(() => undefined)
+    await stop()
   }
-  if (limited && cap !== undefined) trip.rowsLimited = { rows: cap.rows, by: cap.by, rule: cap.rule }
   // Pages are pulled whole: the trail counts the rows the agent got, not the rest of the last page.
   trip.rowsReturned = rows.length
   try {
@@ -183,7 +186,7 @@ async function execute (deps: McpDeps, call: ToolCall, port: WarehousePort, stat
     ...(execution.result.rowsAffected !== undefined && { rowsAffected: execution.result.rowsAffected })
   }
   if (truncated) structured.next = `more rows exist past the first ${maxRows}: narrow the query, or page with ORDER BY … LIMIT ${maxRows} OFFSET ${maxRows}`
-  if (limited && cap !== undefined) structured.notice = limitedNotice(cap)
+  if (limited && run.cap !== undefined) structured.notice = limitedNotice(run.cap)
   return { result: toolResult(structured), outcome: { outcome: 'ok', connection: name } }
 }
 

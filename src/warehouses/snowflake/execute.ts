@@ -8,16 +8,15 @@
 // admission's analysis (the parser's own split, src/sql/split.ts), so the policy decided on
 // exactly what runs. A text the parser did not delimit is never cut here: it runs whole, as one
 // statement the warehouse itself refuses if it holds more (MULTI_STATEMENT_COUNT = 1), or not at all.
-import { ERR_BAD_REQUEST, ERR_ROWS_LIMIT, ERR_STATEMENT_TIMEOUT, ERR_SNOWFLAKE_FILE_TRANSFER, ERR_SNOWFLAKE_STATEMENT_COUNT, ERR_SNOWFLAKE_UNSUPPORTED } from '../../errors.js'
+import { ERR_BAD_REQUEST, ERR_SNOWFLAKE_FILE_TRANSFER, ERR_SNOWFLAKE_STATEMENT_COUNT, ERR_SNOWFLAKE_UNSUPPORTED } from '../../errors.js'
 import type { Principal } from '../../identity/principal.js'
 import type { Pipeline, RoundTrip } from '../../pipeline.js'
 import type { Admission, ClientInfo, Statement } from '../../pipeline/types.js'
 import type { Analysis } from '../../sql/types.js'
-import { limitedNotice, rowCap } from '../../pipeline/limits.js'
 import type { SnowflakeSettings } from './config.js'
 import { admittedRecord } from '../../pipeline/admitted.js'
 import { rowsFromArrow } from './arrow.js'
-import { capApplies, pageList, syntheticResult, upstreamChunks, upstreamTotal, type ResultManifest, type StoredResult } from './manifest.js'
+import { pageList, syntheticResult, upstreamChunks, upstreamTotal, type ResultManifest, type StoredResult } from './manifest.js'
 import { isArrow } from './result.js'
 import { rowsFromRowset, schemaFromRowtype } from './rowset.js'
 import type { SnowflakeStatements } from './statements.js'
@@ -25,8 +24,6 @@ import type { FormatChoices } from './result-format.js'
 import { leadingKeyword } from './leading-keyword.js'
 import { explainEstimator, type SessionLease } from './estimate.js'
 import { statementFailed, type QueryData, type QueryRequest, type SessionContext, type SnowflakeUpstream, type StatementFailedError, type UpstreamSession } from './upstream.js'
-import { inSpan } from '../../tracing/spans.js'
-import { timed } from '../../pipeline/timings.js'
 
 export interface ExecuteRequest {
   frontEnd: string
@@ -195,38 +192,29 @@ async function runOne (deps: ExecuteDeps, req: ExecuteRequest, statement: Statem
   if (req.bindings !== undefined && Object.keys(req.bindings).length > 0) query.bindings = req.bindings
   if (req.parameters !== undefined && Object.keys(req.parameters).length > 0) query.parameters = req.parameters
   if (whole) query.parameters = { ...query.parameters, MULTI_STATEMENT_COUNT: 1 }
-  // The deciding rule's limits, as far as this protocol can apply them: a statement timeout
-  // upstream (the tighter of the client's and the rule's) and a cap on the rows released
-  // (maxRows, and autoLimit on a SELECT without a LIMIT).
-  const limits = admission.decision.limits
-  if (limits.statementTimeoutSeconds !== undefined && limits.statementTimeoutSeconds > 0) {
+  // The rule's timeout is sent upstream too (the tighter of the client's and the rule's); the
+  // run keeps it itself as well, so an upstream that stalls (or ignores the parameter) is
+  // cancelled when it runs out and the client gets Snowflake's own 000630.
+  const run = deps.pipeline.run(statement, admission, trip, { ...(req.signal !== undefined && { signal: req.signal }) })
+  const ruleTimeout = run.timeoutSeconds
+  if (ruleTimeout !== undefined) {
     const asked = Number(query.parameters?.STATEMENT_TIMEOUT_IN_SECONDS ?? 0)
-    const timeout = asked > 0 ? Math.min(asked, limits.statementTimeoutSeconds) : limits.statementTimeoutSeconds
-    query.parameters = { ...query.parameters, STATEMENT_TIMEOUT_IN_SECONDS: timeout }
+    query.parameters = { ...query.parameters, STATEMENT_TIMEOUT_IN_SECONDS: asked > 0 ? Math.min(asked, ruleTimeout) : ruleTimeout }
   }
-  const cap = rowCap(admission)
+  const cap = run.cap
   let data: QueryData
   let firstPage: unknown[][] = []
   let schema: StoredResult['manifest']['schema']
-  let total: number
+  let limited: boolean
   let unstored = 0
-  // Sluice keeps the rule's timeout itself too: an upstream that stalls (or ignores the
-  // parameter) is cancelled when it runs out, and the client gets Snowflake's own 000630.
-  const deadline = statementDeadline(limits.statementTimeoutSeconds, req.signal)
+  // The failure is kept on the handle and read by both protocols (and monitoring): it is
+  // released here, once, under the statement it belongs to.
+  const failure = (err: unknown): unknown => releaseFailure(deps.pipeline, statement, admission, err)
   try {
-    data = await inSpan(trip.traceContext, 'sluice.upstream', { 'sluice.connection': req.settings.name, 'sluice.request_id': statement.requestId }, async (span) => {
-      const data = await timed(trip, 'upstream', async () => await req.upstream.query(req.session, query, deadline.signal))
-      if (data.queryId !== undefined) span?.setAttribute('sluice.upstream_id', data.queryId)
-      return data
-    })
+    data = await run.upstream(async (signal) => await req.upstream.query(req.session, query, signal), failure)
     const inline = inlineRows(data)
-    total = upstreamTotal(inline.length, data)
     // Decided from the upstream's own count, before any row is released.
-    if (capApplies(cap, total) && cap?.refuse === true) {
-      trip.capture = undefined
-      trip.rowsReturned = undefined
-      throw new ERR_ROWS_LIMIT(cap.rows, cap.rule)
-    }
+    limited = run.checkTotal(upstreamTotal(inline.length, data))
     const kept = cap !== undefined && inline.length > cap.rows ? inline.slice(0, cap.rows) : inline
     // A result the upstream pages in chunks can be re-read by its query id: only its first rows
     // are masked and recorded before the first answer, the rest of the inline rows are served
@@ -236,16 +224,14 @@ async function runOne (deps: ExecuteDeps, req: ExecuteRequest, statement: Statem
       ? kept.slice(0, req.settings.firstPageRows)
       : kept
     unstored = kept.length - stored.length
-    const released = deps.pipeline.release(statement, admission, { schema: schemaFromRowtype(data.rowtype ?? []), pages: once(stored), ...(data.queryId === undefined ? {} : { upstreamId: data.queryId }) }, trip)
+    const released = run.release({ schema: schemaFromRowtype(data.rowtype ?? []), pages: once(stored), ...(data.queryId === undefined ? {} : { upstreamId: data.queryId }) })
     schema = released.schema
     for await (const page of released.pages) firstPage = firstPage.concat(page.rows)
   } catch (err) {
-    if (deadline.expired()) throw new ERR_STATEMENT_TIMEOUT(limits.statementTimeoutSeconds ?? 0, req.settings.name)
-    // The failure is kept on the handle and read by both protocols (and monitoring): it is
-    // released here, once, under the statement it belongs to.
-    throw releaseFailure(deps.pipeline, statement, admission, err)
+    if (run.expired()) throw run.timedOut()
+    throw err
   } finally {
-    deadline.clear()
+    run.close()
   }
   const { pages, total: released } = pageList(firstPage, upstreamChunks(data), req.settings.partitionRows, cap?.rows, unstored)
   const manifest: ResultManifest = {
@@ -263,9 +249,9 @@ async function runOne (deps: ExecuteDeps, req: ExecuteRequest, statement: Statem
     total: released,
     pages
   }
-  if (capApplies(cap, total) && cap !== undefined) {
-    trip.rowsLimited = { rows: cap.rows, by: cap.by, rule: cap.rule }
-    manifest.notice = limitedNotice(cap)
+  if (limited) {
+    const notice = run.limited()
+    if (notice !== undefined) manifest.notice = notice
   }
   if (data.statementTypeId !== undefined) manifest.statementTypeId = data.statementTypeId
   if (data.queryId !== undefined) manifest.upstreamQueryId = data.queryId
@@ -280,16 +266,6 @@ export function inlineRows (data: QueryData): unknown[][] {
 
 async function * once (rows: unknown[][]): AsyncIterable<{ rows: unknown[][] }> {
   yield { rows }
-}
-
-/** The client's cancellation and the rule's timeout as one signal; `expired` tells them apart. */
-function statementDeadline (seconds: number | undefined, client: AbortSignal | undefined): { signal: AbortSignal | undefined, expired: () => boolean, clear: () => void } {
-  if (seconds === undefined || seconds <= 0) return { signal: client, expired: () => false, clear: () => undefined }
-  const timer = new AbortController()
-  const handle = setTimeout(() => { timer.abort() }, seconds * 1000)
-  handle.unref()
-  const signal = client === undefined ? timer.signal : AbortSignal.any([client, timer.signal])
-  return { signal, expired: () => timer.signal.aborted && client?.aborted !== true, clear: () => { clearTimeout(handle) } }
 }
 
 /**

@@ -9,7 +9,6 @@
 // pages re-read from the upstream by query id when asked for, like chunks. The first answer then
 // waits on masking and recording a thousand rows, not the whole inline rowset.
 import type { ResultSchema } from '../../pipeline/types.js'
-import type { RowCap } from '../../pipeline/limits.js'
 import type { FormatChoices } from './result-format.js'
 import { rowsetFromRows } from './rowset.js'
 import type { QueryData, RowTypeEntry, SessionContext } from './upstream.js'
@@ -98,11 +97,6 @@ export function pageList (firstPage: unknown[][], chunks: Array<{ rows: number, 
 
 function sliceBytes (rows: unknown[][], offset: number, count: number): number {
   return Buffer.byteLength(JSON.stringify(rowsetFromRows(rows.slice(offset, offset + count))))
-}
-
-/** The cap the whole upstream result runs into, if any. */
-export function capApplies (cap: RowCap | undefined, total: number): boolean {
-  return cap !== undefined && total > cap.rows
 }
 
 /** A result Sluice builds itself (a multi-statement parent, Snowpark's cancel-all answer). */

@@ -7,7 +7,7 @@
 // save work.
 import type { Pipeline, RoundTrip } from '../../pipeline.js'
 import type { Admission, Statement } from '../../pipeline/types.js'
-import { ERR_NOT_FOUND, ERR_STATEMENT_TIMEOUT, ERR_UPSTREAM_FAILED } from '../../errors.js'
+import { ERR_NOT_FOUND, ERR_UPSTREAM_FAILED } from '../../errors.js'
 import { rowsFromArrow } from './arrow.js'
 import type { SnowflakeSettings } from './config.js'
 import { inlineRows, releaseFailure } from './execute.js'
@@ -100,25 +100,26 @@ export class ResultPages {
     const statement: Statement = admitted.part === undefined ? admitted.record.statement : { ...admitted.record.statement, sql: admitted.part }
     const admission = await this.#admission(handle.id, admitted.record)
     // The rule's statement timeout bounds each page of the statement too, as it bounded the run.
-    const seconds = admission.decision.limits.statementTimeoutSeconds
-    const signal = seconds !== undefined && seconds > 0 ? AbortSignal.timeout(seconds * 1000) : undefined
+    const run = this.#pipeline.run(statement, admission, trip)
+    const failure = (err: unknown): unknown => releaseFailure(this.#pipeline, statement, admission, err)
     try {
       let rows: unknown[][]
       if (page.chunk !== undefined) {
-        const body = await this.#download(handle, found.upstream, statement, page.chunk, signal)
+        const chunk = page.chunk
+        const body = await run.upstream(async (signal) => await this.#download(handle, found.upstream, statement, chunk, signal), failure)
         const decoded = manifest.upstreamArrow ? rowsFromArrow(body, manifest.rowtype) : rowsFromJsonChunk(body)
         // A page cut at the row cap hands out only the rows the manifest counts.
         rows = decoded.length > page.rows ? decoded.slice(0, page.rows) : decoded
       } else {
         const offset = page.inline ?? 0
-        const data = await this.#reread(handle, found.upstream, statement)
+        const data = await run.upstream(async () => await this.#reread(handle, found.upstream, statement), failure)
         // Its chunk list comes with it: the chunk pages after it need not ask again.
         this.#remember(handle.id, data)
         rows = inlineRows(data).slice(offset, offset + page.rows)
         // The upstream answers with the same result for its query id; fewer rows means it did not.
         if (rows.length !== page.rows) throw new ERR_UPSTREAM_FAILED(handle.connection, `the upstream's result of statement ${handle.id} no longer holds rows ${offset}–${offset + page.rows - 1}`)
       }
-      const released = this.#pipeline.release(statement, admission, { schema: manifest.schema, pages: once(rows), upstreamId: manifest.upstreamQueryId }, trip)
+      const released = run.release({ schema: manifest.schema, pages: once(rows), upstreamId: manifest.upstreamQueryId })
       // One page in, one page out: its rows as they are (spreading a chunk of tens of
       // thousands of rows into push() copies them through the stack, and a large enough
       // chunk overflows it).
@@ -126,8 +127,10 @@ export class ResultPages {
       for await (const masked of released.pages) out = out === undefined ? masked.rows : out.concat(masked.rows)
       return out ?? []
     } catch (err) {
-      if (signal?.aborted === true) throw new ERR_STATEMENT_TIMEOUT(seconds ?? 0, handle.connection)
-      throw releaseFailure(this.#pipeline, statement, admission, err)
+      if (run.expired()) throw run.timedOut()
+      throw err
+    } finally {
+      run.close()
     }
   }
 
