@@ -6,7 +6,7 @@ import { MessageHeader, MessageReader, tableFromIPC, Type, type RecordBatch } fr
 import { describe, expect, it } from 'vitest'
 import { arrowFromRows } from '../../src/warehouses/snowflake/arrow-encode.js'
 import { rowsFromArrow } from '../../src/warehouses/snowflake/arrow.js'
-import type { RowTypeEntry } from '../../src/warehouses/snowflake/upstream.js'
+import type { RowTypeEntry } from '../../src/warehouses/snowflake/query-data.js'
 
 /** The buffer lengths the record batch message declares, in order. */
 function declaredBufferLengths (ipc: Uint8Array): number[] {

@@ -9,7 +9,7 @@ import { Pipeline } from '../../src/pipeline.js'
 import type { Admission, Statement } from '../../src/pipeline/types.js'
 import { parsePolicySet } from '../../src/policy/loader.js'
 import { releaseFailure } from '../../src/warehouses/snowflake/execute.js'
-import { statementFailed } from '../../src/warehouses/snowflake/upstream.js'
+import { statementFailed } from '../../src/warehouses/snowflake/statement-failed.js'
 import { errorInfo } from '../../src/warehouses/snowflake/wire.js'
 
 const rules = parsePolicySet([{ name: 'p.yaml', text: "version: 1\nmasking:\n  - { id: pii, columns: ['db.s.customers.email'], function: redact }\n" }]).masking

@@ -23,7 +23,7 @@ import {
   type Data, type DataType
 } from 'apache-arrow'
 import { ipcStream } from './arrow-ipc.js'
-import type { RowTypeEntry } from './upstream.js'
+import type { RowTypeEntry } from './query-data.js'
 
 const NUMBER = /^-?\d+(\.\d+)?$/
 

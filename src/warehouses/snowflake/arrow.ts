@@ -5,7 +5,7 @@
 // a struct {epoch, fraction[, timezone]}, BINARY as bytes; the column's `scale` is in the
 // field metadata and in the rowtype.
 import { tableFromIPC, Type, type Vector } from 'apache-arrow'
-import type { RowTypeEntry } from './upstream.js'
+import type { RowTypeEntry } from './query-data.js'
 
 /** Decodes one IPC stream (rowsetBase64 or a chunk body); an empty input is zero rows. */
 export function rowsFromArrow (ipc: Uint8Array, rowtype: RowTypeEntry[]): unknown[][] {

@@ -9,7 +9,8 @@ import type { Estimator, WarehouseEstimate } from '../../pipeline/estimate.js'
 import { rowsFromArrow } from './arrow.js'
 import { isArrow } from './result.js'
 import { rowsFromRowset } from './rowset.js'
-import type { QueryData, SnowflakeUpstream, UpstreamSession } from './upstream.js'
+import type { SnowflakeUpstream, UpstreamSession } from './upstream.js'
+import type { QueryData } from './query-data.js'
 
 export type SessionLease = () => Promise<{ session: UpstreamSession, release: () => void }>
 

@@ -23,7 +23,9 @@ import type { SnowflakeStatements } from './statements.js'
 import type { FormatChoices } from './result-format.js'
 import { leadingKeyword } from './leading-keyword.js'
 import { explainEstimator, type SessionLease } from './estimate.js'
-import { statementFailed, type QueryData, type QueryRequest, type SessionContext, type SnowflakeUpstream, type StatementFailedError, type UpstreamSession } from './upstream.js'
+import type { SnowflakeUpstream, UpstreamSession } from './upstream.js'
+import type { QueryData, QueryRequest, SessionContext } from './query-data.js'
+import { statementFailed, type StatementFailedError } from './statement-failed.js'
 
 export interface ExecuteRequest {
   frontEnd: string

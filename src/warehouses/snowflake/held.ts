@@ -16,7 +16,8 @@ import { pendingApproval } from '../../pipeline/held.js'
 import type { SnowflakeSettings } from './config.js'
 import { prepareRequest, runPrepared, type ExecuteDeps, type ExecuteRequest, type PrepareInput } from './execute.js'
 import { storedError, type Handle } from './handles.js'
-import type { SessionContext, SnowflakeUpstream, UpstreamSession } from './upstream.js'
+import type { SnowflakeUpstream, UpstreamSession } from './upstream.js'
+import type { SessionContext } from './query-data.js'
 import { errorInfo } from './wire.js'
 
 /** What running a held statement needs beyond its SQL, as the request that was held sent it. */

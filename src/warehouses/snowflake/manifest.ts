@@ -11,7 +11,7 @@
 import type { ResultSchema } from '../../pipeline/types.js'
 import type { FormatChoices } from './result-format.js'
 import { rowsetFromRows } from './rowset.js'
-import type { QueryData, RowTypeEntry, SessionContext } from './upstream.js'
+import type { QueryData, RowTypeEntry, SessionContext } from './query-data.js'
 
 /** One client page: a slice of the stored first page, or an upstream chunk. */
 export interface PageRef {

@@ -14,7 +14,8 @@ import { inlineRows, releaseFailure } from './execute.js'
 import { ownerKey, type Handle } from './handles.js'
 import { sliceOf, type PageRef } from './manifest.js'
 import { chunkDownloadHeaders, rowsFromJsonChunk } from './result.js'
-import type { QueryData, SnowflakeUpstream } from './upstream.js'
+import type { SnowflakeUpstream } from './upstream.js'
+import type { QueryData } from './query-data.js'
 
 /** Where an upstream keeps one result's chunks: short-lived URLs and their credentials. */
 interface ChunkSource {

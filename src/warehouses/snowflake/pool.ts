@@ -4,7 +4,8 @@
 // for, in the same context: the key is the principal's identity (issuer + subject, as handles
 // use) with database, schema, warehouse and role. This class only keeps the books; the upstream
 // client opens and closes the sessions.
-import type { SessionContext, UpstreamSession } from './upstream.js'
+import type { UpstreamSession } from './upstream.js'
+import type { SessionContext } from './query-data.js'
 
 /**
  * Per-key idle limit × this is the pool's overall limit: with principals in the key, the number

@@ -8,7 +8,8 @@ import { quotedIdentifier, snowflakeLiteral, type CatalogColumn, type CatalogTab
 import type { SnowflakeSettings } from './config.js'
 import { ownerKey } from './handles.js'
 import { neutralFromQueryData } from './result.js'
-import type { QueryData, QueryRequest, SnowflakeUpstream } from './upstream.js'
+import type { SnowflakeUpstream } from './upstream.js'
+import type { QueryData, QueryRequest } from './query-data.js'
 
 export class SnowflakePort implements WarehousePort {
   readonly kind = 'snowflake' as const

@@ -6,7 +6,8 @@
 import type { NeutralResult, ResultPage } from '../../pipeline/types.js'
 import { rowsFromArrow } from './arrow.js'
 import { rowsFromRowset, schemaFromRowtype } from './rowset.js'
-import type { QueryData, RowTypeEntry, SnowflakeUpstream } from './upstream.js'
+import type { SnowflakeUpstream } from './upstream.js'
+import type { QueryData, RowTypeEntry } from './query-data.js'
 
 export function isArrow (data: QueryData): boolean {
   return (data.queryResultFormat ?? '').toLowerCase() === 'arrow'

@@ -5,7 +5,7 @@
 // or null. That encoding is lossless for every type, is what both drivers read, and is what
 // the Arrow codec produces too — so masking sees one representation whatever the wire was.
 import type { ColumnMeta, ResultSchema } from '../../pipeline/types.js'
-import type { RowTypeEntry } from './upstream.js'
+import type { RowTypeEntry } from './query-data.js'
 
 export function schemaFromRowtype (rowtype: RowTypeEntry[]): ResultSchema {
   return {

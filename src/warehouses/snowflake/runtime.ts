@@ -13,7 +13,8 @@ import { createSealer } from '../../state/sealed.js'
 import { SnowflakeStatements } from './statements.js'
 import { Idempotency } from './idempotency.js'
 import { ConnectorSessions } from './sessions.js'
-import { SnowflakeUpstream, type SessionContext, type UpstreamOptions } from './upstream.js'
+import { SnowflakeUpstream, type UpstreamOptions } from './upstream.js'
+import type { SessionContext } from './query-data.js'
 
 export interface SnowflakeRuntimeOptions {
   upstream?: UpstreamOptions

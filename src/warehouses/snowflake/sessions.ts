@@ -16,7 +16,8 @@ import type { ConnectorSessionRecord, ConnectorSessionStore, StoredConnectorSess
 import type { Sealer } from '../../state/sealed.js'
 import type { SnowflakeSettings } from './config.js'
 import type { ClientFormats } from './result-format.js'
-import { UpstreamSession, type SessionContext, type SnowflakeUpstream, type UpstreamSessionSync } from './upstream.js'
+import { UpstreamSession, type SnowflakeUpstream, type UpstreamSessionSync } from './upstream.js'
+import type { SessionContext } from './query-data.js'
 
 export interface ConnectorSession {
   id: number

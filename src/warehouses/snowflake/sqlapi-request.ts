@@ -5,7 +5,7 @@
 // retryCount, request_guid and the like).
 import { ERR_BAD_REQUEST } from '../../errors.js'
 import { sqlApiRequestId } from './idempotency.js'
-import type { SessionContext } from './upstream.js'
+import type { SessionContext } from './query-data.js'
 
 export interface SubmitQuery {
   requestId?: string

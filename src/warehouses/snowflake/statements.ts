@@ -15,7 +15,7 @@ import type { CancelReason, HandleOutcome, NewStatementHandle, StatementHandleRo
 import { ChunkTokens, handleOf, ownerDigest, storedError, tripSummary, type Handle } from './handles.js'
 import type { StoredResult } from './manifest.js'
 import { ResultPages, type ResultPagesOptions } from './pages.js'
-import type { QueryData } from './upstream.js'
+import type { QueryData } from './query-data.js'
 import { errorInfo } from './wire.js'
 
 export interface StatementsOptions {

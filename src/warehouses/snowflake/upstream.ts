@@ -7,63 +7,13 @@ import { randomUUID } from 'node:crypto'
 import { gunzip } from 'node:zlib'
 import { promisify } from 'node:util'
 import { request, type Dispatcher } from 'undici'
-import { ERR_SNOWFLAKE_STATEMENT_FAILED, ERR_UPSTREAM_FAILED, ERR_UPSTREAM_SECONDARY_ROLES, ERR_UPSTREAM_UNAVAILABLE } from '../../errors.js'
+import { ERR_UPSTREAM_FAILED, ERR_UPSTREAM_SECONDARY_ROLES, ERR_UPSTREAM_UNAVAILABLE } from '../../errors.js'
 import type { SnowflakeSettings } from './config.js'
 import { createKeyPairSigner, type KeyPairSigner } from './keypair.js'
 import { neverSent, transportText } from '../unsent.js'
 import { IdleSessions, poolKey } from './pool.js'
-
-export interface SessionContext {
-  database?: string
-  schema?: string
-  warehouse?: string
-  role?: string
-}
-
-/** The query-request body fields Sluice forwards (never the client's own session material). */
-export interface QueryRequest {
-  sqlText: string
-  bindings?: Record<string, unknown>
-  parameters?: Record<string, unknown>
-  describeOnly?: boolean
-}
-
-/** `data` of a query response, as far as Sluice reads it. */
-export interface QueryData {
-  queryId?: string
-  rowtype?: RowTypeEntry[]
-  rowset?: unknown[][]
-  rowsetBase64?: string
-  queryResultFormat?: string
-  total?: number
-  returned?: number
-  statementTypeId?: number
-  chunks?: Array<{ url: string, rowCount: number, uncompressedSize?: number, compressedSize?: number }>
-  chunkHeaders?: Record<string, string>
-  qrmk?: string
-  parameters?: Array<{ name: string, value: unknown }>
-  finalDatabaseName?: string
-  finalSchemaName?: string
-  finalWarehouseName?: string
-  finalRoleName?: string
-  getResultUrl?: string
-  resultIds?: string
-  [key: string]: unknown
-}
-
-export interface RowTypeEntry {
-  name: string
-  type: string
-  nullable?: boolean
-  scale?: number | null
-  precision?: number | null
-  length?: number | null
-  byteLength?: number | null
-  database?: string
-  schema?: string
-  table?: string
-  collation?: string | null
-}
+import type { QueryData, QueryRequest, RowTypeEntry, SessionContext } from './query-data.js'
+import { statementFailed } from './statement-failed.js'
 
 interface Envelope {
   success?: boolean
@@ -436,28 +386,6 @@ export class SnowflakeUpstream {
     if (parsed !== undefined && (res.statusCode === 200 || parsed.success === false)) return parsed
     throw new ERR_UPSTREAM_FAILED(this.name, `HTTP ${res.statusCode} from ${path.split('?')[0] ?? path}`)
   }
-}
-
-export type StatementFailedError = Error & {
-  snowflakeCode?: string | undefined
-  sqlState?: string | undefined
-  upstreamQueryId?: string | undefined
-  /** The warehouse's own text, until the pipeline released it; absent on a released error. */
-  upstream?: { connection: string, message: string }
-}
-
-/**
- * A statement the warehouse refused. Its own wording can quote cell values, so it is kept apart
- * (`upstream`, not enumerable: loggers and serialisers skip it) for the front end to
- * release through the pipeline, which rebuilds the error with the released text.
- */
-export function statementFailed (connection: string, message: string, codes: { snowflakeCode?: string | undefined, sqlState?: string | undefined, upstreamQueryId?: string | undefined }, released = false): StatementFailedError {
-  const err = new ERR_SNOWFLAKE_STATEMENT_FAILED(connection, message) as unknown as StatementFailedError
-  err.snowflakeCode = codes.snowflakeCode
-  err.sqlState = codes.sqlState
-  err.upstreamQueryId = codes.upstreamQueryId
-  if (!released) Object.defineProperty(err, 'upstream', { value: { connection, message }, enumerable: false })
-  return err
 }
 
 /** Off the event loop (zlib's thread pool): a chunk is megabytes. */
