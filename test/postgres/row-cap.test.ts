@@ -122,4 +122,12 @@ describe('maxRowsAction: truncate on the PostgreSQL listener', () => {
       } finally { await client.end() }
     })
   }
+
+  it('records the cut in the trail', async () => {
+    const events = await cut.events`
+      select reason from session_events
+      where front_end = 'postgres-wire' and outcome = 'ok' and rule_id = 'agents-capped'`
+    expect(events.length).toBeGreaterThanOrEqual(2)
+    for (const e of events) expect(e.reason).toContain(`result limited to ${CAP} rows by rule agents-capped (limits.maxRows)`)
+  })
 })

@@ -3,9 +3,7 @@
 // client asked for. Rows are pulled a batch at a time and written with socket backpressure, so
 // the gateway holds one batch per session whatever the result size.
 import type { Socket } from 'node:net'
-import type { Admission, NeutralResult, Pipeline, ResultPage, RoundTrip, Statement } from '../../pipeline.js'
-import { limitedNotice, rowCap, type RowCap } from '../../pipeline/limits.js'
-import { ERR_ROWS_LIMIT } from '../../errors.js'
+import type { NeutralResult, ResultPage, StatementRun } from '../../pipeline.js'
 import { BinaryFormatRefused, binaryEncodable, encodeBinary, toNeutral, toText } from '../../warehouses/postgres/codec.js'
 import { isArrayType, typeName } from '../../warehouses/postgres/types.js'
 import type { Execution, UpstreamField } from '../../warehouses/postgres/upstream.js'
@@ -51,8 +49,7 @@ export class StreamedResult {
   readonly #fields: UpstreamField[]
   readonly #formats: number[]
   readonly #pages: AsyncIterator<ResultPage>
-  readonly #cap: RowCap | undefined
-  readonly #trip: RoundTrip
+  readonly #run: StatementRun
   #pending: unknown[][] = []
   #next = 0
   #sent = 0
@@ -64,12 +61,11 @@ export class StreamedResult {
   /** Rows written by the last `send`: the count of a SELECT's CommandComplete for that Execute. */
   lastWritten = 0
 
-  constructor (pipeline: Pipeline, statement: Statement, admission: Admission, execution: Execution, fields: UpstreamField[], formats: number[], trip: RoundTrip) {
+  constructor (run: StatementRun, execution: Execution, fields: UpstreamField[], formats: number[]) {
+    this.#run = run
     this.#execution = execution
     this.#fields = fields
     this.#formats = formats
-    this.#trip = trip
-    this.#cap = rowCap(admission)
     this.#binary = fields.map((_, i) => formatAt(formats, i) === 1)
     // Only array columns change shape (text → JS array); the upstream's row arrays are Sluice's
     // own and are converted in place, so a row costs no new array on its way to the masker.
@@ -89,7 +85,7 @@ export class StreamedResult {
       schema: { columns: fields.map((f) => ({ name: f.name, type: typeName(f.dataTypeID) })) },
       pages: pages()
     }
-    this.#pages = pipeline.release(statement, admission, result, trip).pages[Symbol.asyncIterator]()
+    this.#pages = run.release(result).pages[Symbol.asyncIterator]()
   }
 
   /**
@@ -102,7 +98,7 @@ export class StreamedResult {
   async check (): Promise<void> {
     if (this.#checked) return
     this.#checked = true
-    const cap = this.#cap
+    const cap = this.#run.cap
     if (cap === undefined || !cap.refuse) return
     const held: unknown[][] = []
     while (held.length <= cap.rows) {
@@ -110,12 +106,13 @@ export class StreamedResult {
       if (next.done === true) { this.#exhausted = true; break }
       for (const row of next.value.rows) held.push(row)
     }
-    if (held.length > cap.rows) {
+    // The rows held are the total PostgreSQL did not tell: past the cap, the run refuses the
+    // result with nothing recorded as released.
+    try {
+      this.#run.checkTotal(held.length)
+    } catch (err) {
       this.abandon()
-      // Nothing was released: the trail must not say rows were.
-      this.#trip.capture = undefined
-      this.#trip.rowsReturned = undefined
-      throw new ERR_ROWS_LIMIT(cap.rows, cap.rule)
+      throw err
     }
     this.#pending = held
     this.#next = 0
@@ -132,6 +129,7 @@ export class StreamedResult {
     // socket write per row costs more than the row itself; the chunk is flushed before anything
     // else is written or awaited.
     const chunks = this.#chunks
+    const cap = this.#run.cap
     const values: WireValue[] = new Array(this.#fields.length)
     const flush = async (): Promise<void> => {
       const out = chunks.take()
@@ -141,7 +139,7 @@ export class StreamedResult {
       while (this.#next < this.#pending.length) {
         if (maxRows > 0 && this.lastWritten >= maxRows) { await flush(); return false }
         const row = this.#pending[this.#next++] as unknown[]
-        if (this.#cap !== undefined && this.#sent >= this.#cap.rows) { await flush(); return await this.#limited(socket) }
+        if (cap !== undefined && this.#sent >= cap.rows) { await flush(); return await this.#limited(socket) }
         for (let i = 0; i < values.length; i++) values[i] = this.#encode(row[i], i)
         chunks.add(values)
         if (chunks.bytes >= FLUSH_BYTES) await flush()
@@ -165,10 +163,9 @@ export class StreamedResult {
 
   /** More rows than the rule allows: cut and announced (a refusal was decided by `check`). */
   async #limited (socket: Socket): Promise<boolean> {
-    const cap = this.#cap as RowCap
     this.abandon()
-    this.#trip.rowsLimited = { rows: cap.rows, by: cap.by, rule: cap.rule }
-    await write(socket, noticeResponse({ severity: 'NOTICE', code: '01000', message: limitedNotice(cap) }))
+    const notice = this.#run.limited() as string
+    await write(socket, noticeResponse({ severity: 'NOTICE', code: '01000', message: notice }))
     this.#exhausted = true
     this.#pending = []
     this.#next = 0

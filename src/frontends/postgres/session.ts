@@ -9,11 +9,11 @@ import { randomUUID } from 'node:crypto'
 import type { Socket } from 'node:net'
 import { ERR_POSTGRES_UNSUPPORTED, isSluiceError } from '../../errors.js'
 import type { Principal } from '../../identity/principal.js'
-import type { Admission, ConnectionRef, Pipeline, RoundTrip, Statement } from '../../pipeline.js'
+import type { Admission, ConnectionRef, Pipeline, RoundTrip, Statement, StatementRun } from '../../pipeline.js'
 import type { Recording } from '../../recording/recorder.js'
 import { recordAdmitted, recordCompleted, unrecordedRefusal, type RoundTripContext } from '../../recording/round-trips.js'
 import { BinaryFormatRefused, decodeBinaryParam } from '../../warehouses/postgres/codec.js'
-import type { Described, Execution, UpstreamSession } from '../../warehouses/postgres/upstream.js'
+import type { Described, Execution, UpstreamSession, UpstreamValue } from '../../warehouses/postgres/upstream.js'
 import { deallocateTarget, sessionWireError, wireError } from './errors.js'
 import { formatAt, readBind, readExecute, readParse, readQuery, readTarget, type Frame } from './frames.js'
 import * as msg from './messages.js'
@@ -271,25 +271,26 @@ export class WireSession {
   }
 
   /**
-   * The rule's statementTimeoutSeconds, enforced by Sluice: past it the upstream statement is
-   * cancelled (the client gets 57014, as from PostgreSQL's own statement_timeout).
+   * Starts a statement upstream under its run: past the rule's statementTimeoutSeconds, which the
+   * run keeps, the upstream statement is cancelled (the client gets 57014, as from PostgreSQL's
+   * own statement_timeout); once the upstream is done with it, the run's timer goes.
    */
-  #timeout (execution: Execution, admission: Admission): void {
-    const seconds = admission.decision.limits.statementTimeoutSeconds
-    if (seconds === undefined) return
-    const timer = setTimeout(() => { void this.#upstream.cancel().catch(() => {}) }, seconds * 1000)
-    timer.unref()
-    void execution.ended.then(() => clearTimeout(timer))
+  #start (run: StatementRun, paramTypes: number[], values: UpstreamValue[], portal = ''): Execution {
+    const execution = this.#upstream.execute(run.statement.sql, paramTypes, values, undefined, portal)
+    run.onExpiry(execution.ended, async () => { await this.#upstream.cancel() })
+    void execution.ended.then(() => { run.close() })
+    return execution
   }
 
   /** Runs one statement of a Query; returns its CommandComplete (or EmptyQueryResponse), unsent. */
   async #runSimple (statement: Statement, admission: Admission, running: Running): Promise<Buffer> {
-    const execution = this.#upstream.execute(statement.sql, [], [])
-    this.#timeout(execution, admission)
-    const fields = await execution.fields
+    // Each statement of the Query is a run of its own: its own timeout, cap and release facts.
     const trip: RoundTrip = {}
+    const run = this.#deps.pipeline.run(statement, admission, trip)
+    const execution = this.#start(run, [], [])
+    const fields = await execution.fields
     if (fields !== null) {
-      const result = new StreamedResult(this.#deps.pipeline, statement, admission, execution, fields, [], trip)
+      const result = new StreamedResult(run, execution, fields, [])
       try {
         await result.check()
       } catch (err) {
@@ -410,8 +411,8 @@ export class WireSession {
       // An Execute with a row limit may leave the portal suspended: its upstream portal is
       // named, so it can stay open while the client runs other statements.
       const upstreamPortal = e.maxRows > 0 ? `sluice_portal_${++this.#portalSeq}` : ''
-      const execution = this.#upstream.execute(portal.prepared.sql, portal.prepared.paramTypes, portal.values, undefined, upstreamPortal)
-      this.#timeout(execution, admission)
+      const run = this.#deps.pipeline.run(statement, admission, running.trip)
+      const execution = this.#start(run, portal.prepared.paramTypes, portal.values, upstreamPortal)
       let fields
       try {
         fields = await execution.fields
@@ -436,7 +437,7 @@ export class WireSession {
         await write(this.#socket, done)
         return
       }
-      running.result = new StreamedResult(this.#deps.pipeline, statement, admission, execution, fields, portal.resultFormats, running.trip)
+      running.result = new StreamedResult(run, execution, fields, portal.resultFormats)
       portal.running = running
     } else {
       // Resumed: another suspended portal may hold the connection now.
