@@ -54,11 +54,8 @@ export class PostgresPort implements WarehousePort {
     }
     const onAbort = (): void => { void cancel() }
     statement.signal?.addEventListener('abort', onAbort, { once: true })
-    const seconds = statement.limits.statementTimeoutSeconds
-    const timer = seconds === undefined ? undefined : setTimeout(onAbort, seconds * 1000)
-    timer?.unref()
+    // The rule's timeout is the caller's run's (src/pipeline/run.ts): it aborts this signal.
     const done = (): void => {
-      if (timer !== undefined) clearTimeout(timer)
       statement.signal?.removeEventListener('abort', onAbort)
     }
     const execution = session.execute(statement.sql, [], values)
