@@ -123,11 +123,14 @@ describe('maxRowsAction: truncate on the PostgreSQL listener', () => {
     })
   }
 
-  it('records the cut in the trail', async () => {
+  it('records the cut in the trail, counting only the rows the client was sent', async () => {
     const events = await cut.events`
-      select reason from session_events
+      select reason, rows_returned from session_events
       where front_end = 'postgres-wire' and outcome = 'ok' and rule_id = 'agents-capped'`
     expect(events.length).toBeGreaterThanOrEqual(2)
-    for (const e of events) expect(e.reason).toContain(`result limited to ${CAP} rows by rule agents-capped (limits.maxRows)`)
+    for (const e of events) {
+      expect(e.reason).toContain(`result limited to ${CAP} rows by rule agents-capped (limits.maxRows)`)
+      expect(Number(e.rows_returned)).toBe(CAP)
+    }
   })
 })

@@ -55,6 +55,8 @@ export class StreamedResult {
   #sent = 0
   #exhausted = false
   #checked = false
+  /** The result was cut at the cap after a portal's row limit: announced by the next Execute. */
+  #cut = false
   readonly #chunks = new DataRowChunks()
   /** Per column: written in binary format (the client's result formats, resolved once). */
   readonly #binary: boolean[]
@@ -85,7 +87,10 @@ export class StreamedResult {
       schema: { columns: fields.map((f) => ({ name: f.name, type: typeName(f.dataTypeID) })) },
       pages: pages()
     }
-    this.#pages = run.release(result).pages[Symbol.asyncIterator]()
+    // Under truncate the rows past the cap are cut before the release: the trail counts and
+    // captures only the rows the client can be sent (a refusal is decided by `check`).
+    const cut = run.cap !== undefined && !run.cap.refuse ? run.capped(result) : result
+    this.#pages = run.release(cut).pages[Symbol.asyncIterator]()
   }
 
   /**
@@ -125,11 +130,11 @@ export class StreamedResult {
   async send (socket: Socket, maxRows: number): Promise<boolean> {
     await this.check()
     this.lastWritten = 0
+    if (this.#cut) return await this.#limited(socket)
     // DataRows are written in chunks of about 64 KiB (src/frontends/postgres/data-rows.ts): one
     // socket write per row costs more than the row itself; the chunk is flushed before anything
     // else is written or awaited.
     const chunks = this.#chunks
-    const cap = this.#run.cap
     const values: WireValue[] = new Array(this.#fields.length)
     const flush = async (): Promise<void> => {
       const out = chunks.take()
@@ -139,7 +144,6 @@ export class StreamedResult {
       while (this.#next < this.#pending.length) {
         if (maxRows > 0 && this.lastWritten >= maxRows) { await flush(); return false }
         const row = this.#pending[this.#next++] as unknown[]
-        if (cap !== undefined && this.#sent >= cap.rows) { await flush(); return await this.#limited(socket) }
         for (let i = 0; i < values.length; i++) values[i] = this.#encode(row[i], i)
         chunks.add(values)
         if (chunks.bytes >= FLUSH_BYTES) await flush()
@@ -149,6 +153,12 @@ export class StreamedResult {
       await flush()
       if (this.#exhausted) return true
       const next = await this.#pages.next()
+      // The pages ended at the cap with rows left (run.capped): announced after the last row, in
+      // the Execute that would have sent the next one.
+      if (next.done === true && this.#run.trip.rowsLimited !== undefined) {
+        if (maxRows > 0 && this.lastWritten >= maxRows) { this.#cut = true; return false }
+        return await this.#limited(socket)
+      }
       if (next.done === true) { this.#exhausted = true; continue }
       this.#pending = next.value.rows
       this.#next = 0
