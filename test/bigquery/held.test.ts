@@ -36,7 +36,7 @@ describe('queryConfiguration: a held jobs.query as the job it runs as', () => {
   })
 
   it('runs under the rule\'s limits, the stricter of the two', () => {
-    const limited = limitedConfiguration({ query: { query: 'SELECT 1', maximumBytesBilled: '5000' }, jobTimeoutMs: '1000' }, { maximumBytesBilled: 100, statementTimeoutSeconds: 60 })
+    const limited = limitedConfiguration({ query: { query: 'SELECT 1', maximumBytesBilled: '5000' }, jobTimeoutMs: '1000' }, { maximumBytesBilled: 100, jobTimeoutMs: 60_000 })
     expect(limited).toEqual({ query: { query: 'SELECT 1', maximumBytesBilled: '100' }, jobTimeoutMs: '1000' })
   })
 })

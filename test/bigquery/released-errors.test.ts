@@ -8,7 +8,7 @@ import { passThroughDecide, refuseApprovals } from '../../src/pipeline/stages.js
 import { Pipeline } from '../../src/pipeline.js'
 import type { Admission, Statement } from '../../src/pipeline/types.js'
 import { parsePolicySet } from '../../src/policy/loader.js'
-import { releaseJob, releaseQueryResults, releaseThrown, releasing } from '../../src/warehouses/bigquery/released-errors.js'
+import { errorScope, releaseJob, releaseQueryResults, releaseThrown, releasing } from '../../src/warehouses/bigquery/released-errors.js'
 import { upstreamError } from '../../src/warehouses/bigquery/upstream.js'
 
 const rules = parsePolicySet([{ name: 'p.yaml', text: "version: 1\nmasking:\n  - { id: pii, columns: ['p.crm.customers.email'], function: redact }\n" }]).masking
@@ -27,7 +27,7 @@ const admission = {
   analysis: { dialect: 'bigquery', statements: [{ kind: 'select', text: statement.sql, tablesRead: ['p.crm.customers'], tablesWritten: [], functions: [], hasLimit: false }] },
   decision: { effect: 'allow', ruleId: 'r', reason: 'ok', limits: {} }
 } satisfies Admission
-const scope = { pipeline, statement, admission }
+const scope = errorScope(pipeline, statement, admission)
 const QUOTED = "Bad int64 value: 'alice@example.com'"
 
 describe('BigQuery upstream error text', () => {
@@ -39,10 +39,10 @@ describe('BigQuery upstream error text', () => {
   })
 
   it('without a statement (catalogue reads, the error handler\'s net) the detectors still run', () => {
-    const released = releaseThrown({ pipeline }, upstreamError('bq', 404, 'notFound', `Not found: ${QUOTED}`)) as Error
+    const released = releaseThrown(errorScope(pipeline), upstreamError('bq', 404, 'notFound', `Not found: ${QUOTED}`)) as Error
     expect(released.message).toBe("BigQuery (connection bq): Not found: Bad int64 value: '[redacted:email]'")
     const other = new Error('not an upstream error')
-    expect(releaseThrown({ pipeline }, other)).toBe(other)
+    expect(releaseThrown(errorScope(pipeline), other)).toBe(other)
   })
 
   it('releases errors of a query answer and of a job, jobs.list\'s top-level errorResult included', () => {

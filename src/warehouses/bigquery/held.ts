@@ -12,9 +12,10 @@ import { ERR_APPROVAL_DENIED, ERR_APPROVAL_EXECUTED, ERR_APPROVAL_EXPIRED, ERR_A
 import { waitForDecision } from '../../approvals/wait.js'
 import type { Admission, Statement } from '../../pipeline/types.js'
 import { pendingApproval } from '../../pipeline/held.js'
-import type { Limits } from '../../policy/types.js'
+import type { StatementRun } from '../../pipeline.js'
 import { ownerOf, type JobBinding } from './registry.js'
-import { releaseJob, releasing } from './released-errors.js'
+import { releaseJob } from './released-errors.js'
+import { upstreamCall } from './run-calls.js'
 import { statementParams } from './requests.js'
 import type { BigQueryService, CallContext } from './service.js'
 import type { BigQueryUpstream, BigQueryUpstreamError } from './upstream.js'
@@ -65,11 +66,25 @@ export function tighter (client: string | undefined, limit: number | undefined):
   return BigInt(client) < BigInt(limit) ? client : String(limit)
 }
 
-/** A job configuration under the rule's limits (timeout, bytes billed), as it goes upstream. */
-export function limitedConfiguration (configuration: JobConfiguration, limits: Limits): JobConfiguration {
-  const timeout = limits.statementTimeoutSeconds === undefined ? undefined : limits.statementTimeoutSeconds * 1000
-  const out: JobConfiguration = { ...configuration, jobTimeoutMs: tighter(configuration.jobTimeoutMs, timeout) }
-  if (configuration.query !== undefined) out.query = { ...configuration.query, maximumBytesBilled: tighter(configuration.query.maximumBytesBilled, limits.maximumBytesBilled) }
+/** What the rule bounds a job by, in BigQuery's own terms. */
+export interface JobBounds {
+  /** The rule's timeout, for a job that starts now. */
+  jobTimeoutMs: number | undefined
+  maximumBytesBilled: number | undefined
+}
+
+/** The bounds a run's job is sent upstream with (BigQuery enforces them too). */
+export function jobBounds (run: StatementRun): JobBounds {
+  return {
+    jobTimeoutMs: run.timeoutSeconds === undefined ? undefined : run.timeoutSeconds * 1000,
+    maximumBytesBilled: run.admission.decision.limits.maximumBytesBilled
+  }
+}
+
+/** A job configuration under the rule's bounds (timeout, bytes billed), as it goes upstream. */
+export function limitedConfiguration (configuration: JobConfiguration, bounds: JobBounds): JobConfiguration {
+  const out: JobConfiguration = { ...configuration, jobTimeoutMs: tighter(configuration.jobTimeoutMs, bounds.jobTimeoutMs) }
+  if (configuration.query !== undefined) out.query = { ...configuration.query, maximumBytesBilled: tighter(configuration.query.maximumBytesBilled, bounds.maximumBytesBilled) }
   return out
 }
 
@@ -191,12 +206,13 @@ export async function pollHeld (svc: BigQueryService, ctx: CallContext, upstream
     }
     throw err
   }
-  const configuration = limitedConfiguration(binding.held?.configuration as JobConfiguration, admission.decision.limits)
-  const scope = { pipeline: svc.pipeline, statement, admission }
   const base = { owner: binding.owner, connection: binding.connection, projectId: binding.projectId, kind: 'job' as const, id: binding.id, statement, admission }
+  // The job starts now: the rule's timeout counts from here (the next poll's run from the new binding).
+  const run = svc.pipeline.run(statement, admission, ctx.trip)
   let created: Job
   try {
-    created = releaseJob(scope, await releasing(scope, async () => await insertOnce(upstream, {
+    const configuration = limitedConfiguration(binding.held?.configuration as JobConfiguration, jobBounds(run))
+    created = releaseJob(run, await upstreamCall(run, async () => await insertOnce(upstream, {
       jobReference: { projectId: upstream.project, jobId: binding.id, ...(binding.location !== undefined && { location: binding.location }) },
       configuration
     })))
@@ -204,6 +220,8 @@ export async function pollHeld (svc: BigQueryService, ctx: CallContext, upstream
     // The approval is used; the id now reads as the upstream has it (the job failed to start).
     await svc.registry.bind({ ...base, ...(binding.location !== undefined && { location: binding.location }) }).catch(() => undefined)
     throw err
+  } finally {
+    run.close()
   }
   const location = created.jobReference?.location ?? binding.location
   const next = await svc.afterRun(ctx, async () => {

@@ -7,10 +7,12 @@ import { ERR_NOT_FOUND } from '../../errors.js'
 import type { Admission, Statement } from '../../pipeline/types.js'
 import { cancelHeld, heldJobResource, pollHeld } from './held.js'
 import { ownerOf } from './registry.js'
-import { releaseJob, releasing } from './released-errors.js'
-import { rowCap } from '../../pipeline/limits.js'
-import { announceLimited, capPage, pageStartOf, projectFields, releaseRows, timestampForm } from './results.js'
+import { errorScope, releaseJob, releasing } from './released-errors.js'
+import { capPage, pageStartOf, projectFields, releaseRows, timestampForm } from './results.js'
+import { upstreamCall } from './run-calls.js'
 import type { CallContext, BigQueryService } from './service.js'
+import type { BigQueryUpstream } from './upstream.js'
+import type { StatementRun } from '../../pipeline.js'
 import type { Job, TableDataList, TableReference } from './wire.js'
 
 type Query = Record<string, string | undefined>
@@ -32,18 +34,25 @@ export async function getJob (svc: BigQueryService, ctx: CallContext, projectId:
     }
     binding = poll.binding
   }
-  const scope = { pipeline: svc.pipeline, statement: binding.statement, admission: binding.admission }
-  let job = releaseJob(scope, await releasing(scope, async () => await upstream.getJob(jobId, query.location ?? binding.location)))
-  // Still running past the rule's timeout: cancelled, and reported as BigQuery reports a job
-  // that timed out (DONE with errorResult reason timeout), which clients raise.
-  if (job.status !== undefined && job.status.state !== 'DONE') {
-    const timedOut = await svc.cancelOverdue(upstream, binding, jobId, job.jobReference?.location)
-    if (timedOut !== undefined) {
-      const error = { reason: 'timeout', message: timedOut.message }
-      job = { ...job, status: { ...job.status, state: 'DONE', errorResult: error, errors: [error] } }
-      ctx.trip.errorCode = 'SLUICE_STATEMENT_TIMEOUT'
-      ctx.trip.errorMessage = timedOut.message
+  // The rule's timeout counts from when the job started, not from this read.
+  const run = svc.pipeline.run(binding.statement, binding.admission, ctx.trip, { startedAt: binding.createdAt })
+  let job: Job
+  try {
+    const location = binding.location
+    job = releaseJob(run, await upstreamCall(run, async () => await upstream.getJob(jobId, query.location ?? location)))
+    // Still running past the rule's timeout: cancelled, and reported as BigQuery reports a job
+    // that timed out (DONE with errorResult reason timeout), which clients raise.
+    if (job.status !== undefined && job.status.state !== 'DONE') {
+      const timedOut = await svc.cancelOverdue(upstream, run, jobId, job.jobReference?.location ?? location)
+      if (timedOut !== undefined) {
+        const error = { reason: 'timeout', message: timedOut.message }
+        job = { ...job, status: { ...job.status, state: 'DONE', errorResult: error, errors: [error] } }
+        ctx.trip.errorCode = 'SLUICE_STATEMENT_TIMEOUT'
+        ctx.trip.errorMessage = timedOut.message
+      }
     }
+  } finally {
+    run.close()
   }
   const destination = job.configuration?.query?.destinationTable
   // jobs.query does not name the result table; the job resource does. Clients that page through
@@ -61,7 +70,7 @@ export async function cancelJob (svc: BigQueryService, ctx: CallContext, project
     if (withdrawn !== undefined) return withdrawn
     binding = await svc.ownedJob(ctx, upstream, projectId, jobId)
   }
-  const scope = { pipeline: svc.pipeline, statement: binding.statement, admission: binding.admission }
+  const scope = errorScope(svc.pipeline, binding.statement, binding.admission)
   const answer = await releasing(scope, async () => await upstream.cancelJob(jobId, query.location ?? binding.location))
   return answer.job === undefined ? answer : { ...answer, job: releaseJob(scope, answer.job) }
 }
@@ -96,7 +105,7 @@ export async function listJobs (svc: BigQueryService, ctx: CallContext, projectI
     }
     if (binding === undefined) continue
     // Each job's error text is released under the statement that job ran.
-    jobs.push(releaseJob({ pipeline: svc.pipeline, statement: binding.statement, admission: binding.admission }, job))
+    jobs.push(releaseJob(errorScope(svc.pipeline, binding.statement, binding.admission), job))
   }
   return { ...page, jobs }
 }
@@ -124,28 +133,32 @@ export async function listTableData (svc: BigQueryService, ctx: CallContext, ref
   }
   // tabledata.list pages through the whole table by its own maxResults / startIndex / pageToken:
   // autoLimit (a stand-in for a LIMIT on a SELECT) does not cut it; maxRows does.
-  const cap = rowCap(admission, { paged: true })
-  const maxRows = cap?.rows
-  const upstreamId = resultOf?.id ?? `${table.projectId}:${table.datasetId}.${table.tableId}`
+  const run = svc.pipeline.run(statement, admission, ctx.trip, { paged: true })
+  try {
+    return await readTableData(svc, ctx, upstream, table, resultOf?.id, query, run)
+  } finally {
+    run.close()
+  }
+}
+
+/** One tabledata.list page under its run: the table's rows, capped and released. */
+async function readTableData (svc: BigQueryService, ctx: CallContext, upstream: BigQueryUpstream, table: TableReference, resultId: string | undefined, query: Query, run: StatementRun): Promise<TableDataList> {
+  const upstreamId = resultId ?? `${table.projectId}:${table.datasetId}.${table.tableId}`
   const scope = svc.pageScope(ctx, upstream, upstreamId)
-  const start = await pageStartOf(svc.registry, scope, query, maxRows)
-  const errors = { pipeline: svc.pipeline, statement, admission }
-  const meta = await releasing(errors, async () => await upstream.getTable(table))
+  const start = await pageStartOf(svc.registry, scope, query, run.cap?.rows)
+  const meta = await upstreamCall(run, async () => await upstream.getTable(table))
   const fields = projectFields(meta.schema?.fields ?? [], query.selectedFields)
-  const cut = await capPage(svc.registry, scope, await releasing(errors, async () => await upstream.listTableData(table, {
+  const cut = await capPage(svc.registry, scope, await upstreamCall(run, async () => await upstream.listTableData(table, {
     maxResults: query.maxResults,
     pageToken: query.pageToken,
     startIndex: query.startIndex,
     selectedFields: query.selectedFields,
     'formatOptions.useInt64Timestamp': true
-  })), start, cap)
+  })), start, run)
   // TableDataList has no field for a warning: the true totalRows and the missing pageToken say it.
-  const data = cut.limited && cap !== undefined ? announceLimited(ctx.trip, cap, cut.page, false) : cut.page
+  const data = cut.page
   if (data.rows === undefined) return data
-  const rows = await releaseRows(svc.pipeline, {
-    statement,
-    admission,
-    trip: ctx.trip,
+  const rows = await releaseRows(run, {
     fields,
     rows: data.rows,
     upstreamId,

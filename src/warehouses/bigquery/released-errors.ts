@@ -4,15 +4,25 @@
 // BigQuery quotes cell values in them, so they are a result path like rows (DESIGN.md §1).
 // Reasons, locations and status codes are kept; only the message text is released.
 import type { Pipeline } from '../../pipeline.js'
+import type { UpstreamErrorCodes } from '../../pipeline/stages.js'
 import type { Admission, Statement } from '../../pipeline/types.js'
 import { upstreamError, type BigQueryUpstreamError } from './upstream.js'
 import type { Job, QueryResults } from './wire.js'
 
-/** The statement (and its admission) the upstream answer belongs to, when there is one. */
+/**
+ * Releases an upstream error text under the statement the answer belongs to: the statement's
+ * run (StatementRun.releaseError), or `errorScope` for an answer read outside one.
+ */
 export interface ErrorScope {
-  pipeline: Pipeline
-  statement?: Statement | undefined
-  admission?: Admission | undefined
+  releaseError: (message: string, codes?: UpstreamErrorCodes) => string
+}
+
+/**
+ * The scope of an answer read outside a run (jobs.list, jobs.cancel): under the statement it
+ * belongs to, or none (catalogue reads, the error handler's net), where the detectors still run.
+ */
+export function errorScope (pipeline: Pipeline, statement?: Statement, admission?: Admission): ErrorScope {
+  return { releaseError: (message, codes) => pipeline.releaseError(statement, admission, message, codes) }
 }
 
 /** One ErrorProto (`{reason, location, message, debugInfo}`) with its text released. */
@@ -21,9 +31,9 @@ function releaseProto (scope: ErrorScope, proto: unknown): unknown {
   const p = proto as { message?: unknown, reason?: unknown, debugInfo?: unknown }
   const codes = typeof p.reason === 'string' ? { code: p.reason } : {}
   const out: Record<string, unknown> = { ...p }
-  if (typeof p.message === 'string') out.message = scope.pipeline.releaseError(scope.statement, scope.admission, p.message, codes)
+  if (typeof p.message === 'string') out.message = scope.releaseError(p.message, codes)
   // debugInfo is Google-internal detail that can repeat the message: never released as is.
-  if (typeof p.debugInfo === 'string') out.debugInfo = scope.pipeline.releaseError(scope.statement, scope.admission, p.debugInfo, codes)
+  if (typeof p.debugInfo === 'string') out.debugInfo = scope.releaseError(p.debugInfo, codes)
   return out
 }
 
@@ -54,7 +64,7 @@ export function releaseThrown (scope: ErrorScope, err: unknown): unknown {
   const raw = (err as BigQueryUpstreamError | undefined)?.upstream
   if (raw === undefined) return err
   const e = err as BigQueryUpstreamError
-  const message = scope.pipeline.releaseError(scope.statement, scope.admission, raw.message, { code: e.reason })
+  const message = scope.releaseError(raw.message, { code: e.reason })
   return upstreamError(raw.connection, e.statusCode, e.reason, message, true)
 }
 

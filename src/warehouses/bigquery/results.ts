@@ -1,19 +1,16 @@
 // The one way rows leave the BigQuery front end: upstream f/v rows are decoded to the neutral
 // result, released through the pipeline (masked and counted), and encoded back in the form the
 // client asked for. jobs.query, getQueryResults pages and tabledata.list all come through here.
-import type { Pipeline, RoundTrip } from '../../pipeline.js'
-import type { Admission, ResultPage, Statement } from '../../pipeline/types.js'
+import type { StatementRun } from '../../pipeline.js'
+import type { ResultPage } from '../../pipeline/types.js'
 import { columnsOf, decodeRows, encodeRows, type TimestampForm } from './codec.js'
-import { ERR_BAD_REQUEST, ERR_ROWS_LIMIT } from '../../errors.js'
-import { limitedNotice, type RowCap } from '../../pipeline/limits.js'
+import { ERR_BAD_REQUEST } from '../../errors.js'
+import type { RowCap } from '../../pipeline/limits.js'
 import type { JobRegistry } from './registry.js'
 import type { PageCursor } from '../../state/bigquery-jobs.js'
 import type { TableFieldSchema, TableRow } from './wire.js'
 
 export interface ReleaseInput {
-  statement: Statement
-  admission: Admission
-  trip: RoundTrip
   fields: TableFieldSchema[]
   rows: TableRow[] | undefined
   upstreamId?: string
@@ -21,17 +18,17 @@ export interface ReleaseInput {
   timestamps: TimestampForm
 }
 
-export async function releaseRows (pipeline: Pipeline, input: ReleaseInput): Promise<TableRow[]> {
+export async function releaseRows (run: StatementRun, input: ReleaseInput): Promise<TableRow[]> {
   // Sluice always asks the upstream for int64 timestamps, so integer strings are microseconds.
   const neutral = decodeRows(input.fields, input.rows, { int64Timestamps: true })
   async function * onePage (): AsyncIterable<ResultPage> {
     yield { rows: neutral }
   }
-  const released = pipeline.release(input.statement, input.admission, {
+  const released = run.release({
     schema: { columns: columnsOf(input.fields) },
     pages: onePage(),
     upstreamId: input.upstreamId
-  }, input.trip)
+  })
   // One page in, one page out: spreading a page of tens of thousands of rows into push()
   // copies them through the stack, and a large enough page overflows it.
   let rows: TableRow[] | undefined
@@ -113,18 +110,24 @@ export async function pageStartOf (registry: JobRegistry, scope: PageScope, quer
 /** Page tokens are placed per caller and per result: a job (its result table included) or a table. */
 export type PageScope = Omit<PageCursor, 'pageToken'>
 
+/** A page cut at the run's row cap: what the client is told, and which limit cut it. */
+export interface Limited {
+  notice: string
+  by: RowCap['by']
+}
+
 /**
- * Applies a policy's row cap to one page that starts at row `start`: rows past the cap are
- * dropped, and at the cap the page token goes so clients stop paging; `totalRows` stays the
- * true count, and `limited` says the result was cut (the caller announces and records it).
- * With maxRowsAction: refuse a result longer than the cap is refused whole. Remembers where
+ * Applies the run's row cap to one page that starts at row `start`: the run decides (a result
+ * longer than the cap is refused whole under maxRowsAction refuse, or cut and announced); the
+ * page keeps its paging in BigQuery's terms: rows past the cap are dropped, and at the cap the
+ * page token goes so clients stop paging; `totalRows` stays the true count. Remembers where
  * the next page starts for the token that stays.
  */
-export async function capPage<T extends Paged> (registry: JobRegistry, scope: PageScope, page: T, start: number, cap: RowCap | undefined): Promise<{ page: T, limited: boolean }> {
+export async function capPage<T extends Paged> (registry: JobRegistry, scope: PageScope, page: T, start: number, run: StatementRun): Promise<{ page: T, limited: Limited | undefined }> {
   const rows = page.rows ?? []
-  if (cap === undefined) return { page, limited: false }
-  const limited = Number(page.totalRows ?? 0) > cap.rows || start + rows.length > cap.rows
-  if (limited && cap.refuse) throw new ERR_ROWS_LIMIT(cap.rows, cap.rule)
+  const cap = run.cap
+  if (cap === undefined) return { page, limited: undefined }
+  const cut = run.checkTotal(Math.max(Number(page.totalRows ?? 0), start + rows.length))
   const room = Math.max(0, cap.rows - start)
   const capped: T = { ...page }
   if (page.rows !== undefined) capped.rows = rows.slice(0, room)
@@ -133,16 +136,15 @@ export async function capPage<T extends Paged> (registry: JobRegistry, scope: Pa
   } else if (page.pageToken !== undefined) {
     await registry.rememberPageStart({ ...scope, pageToken: page.pageToken }, start + rows.length)
   }
-  return { page: capped, limited }
+  const notice = cut ? run.limited() : undefined
+  return { page: capped, limited: notice === undefined ? undefined : { notice, by: cap.by } }
 }
 
 /**
- * Says a result was cut at its row cap: in the trail, and (for query results) as a warning in
- * `errors`, which BigQuery documents as "errors or warnings" that do not fail the job.
+ * A query result cut at its row cap says so as a warning in `errors`, which BigQuery documents
+ * as "errors or warnings" that do not fail the job.
  */
-export function announceLimited<T extends object> (trip: RoundTrip, cap: RowCap, page: T, warn: boolean): T {
-  trip.rowsLimited = { rows: cap.rows, by: cap.by, rule: cap.rule }
-  if (!warn) return page
-  const warning = { reason: 'rowsLimited', location: cap.by, message: limitedNotice(cap), domain: 'sluice' }
+export function warnLimited<T extends object> (page: T, limited: Limited): T {
+  const warning = { reason: 'rowsLimited', location: limited.by, message: limited.notice, domain: 'sluice' }
   return { ...page, errors: [...((page as { errors?: unknown[] }).errors ?? []), warning] }
 }

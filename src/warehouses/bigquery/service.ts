@@ -3,27 +3,25 @@
 // the masked, recorded result. Fastify-free: the plugin passes a CallContext and sends what
 // these methods return.
 import { randomUUID } from 'node:crypto'
-import { ERR_BIGQUERY_DUPLICATE_JOB, ERR_NOT_FOUND, ERR_RESULT_UNRECORDED, ERR_STATEMENT_TIMEOUT, ERR_UNKNOWN_CONNECTION, PolicyError } from '../../errors.js'
+import { ERR_BIGQUERY_DUPLICATE_JOB, ERR_NOT_FOUND, ERR_RESULT_UNRECORDED, ERR_UNKNOWN_CONNECTION, PolicyError } from '../../errors.js'
 import type { Principal } from '../../identity/principal.js'
-import type { Pipeline, RoundTrip } from '../../pipeline.js'
+import type { Pipeline, RoundTrip, StatementRun } from '../../pipeline.js'
 import type { Admission, ClientInfo, Statement } from '../../pipeline/types.js'
 import { selectConnection, type BigQuerySettings } from './connections.js'
 import type { BigQueryJobStore } from '../../state/bigquery-jobs.js'
 import { JobRegistry, ownerOf, type JobBinding } from './registry.js'
 import { checkJob, checkQueryRequest, refuse, statementParams, transferRefusal, type Transfer } from './requests.js'
-import { rowCap, rowLimit } from '../../pipeline/limits.js'
-import { announceLimited, capPage, pageStartOf, releaseRows, timestampForm, type PageScope } from './results.js'
+import { capPage, pageStartOf, releaseRows, timestampForm, warnLimited, type PageScope } from './results.js'
 import type { TimestampForm } from './codec.js'
-import { releaseJob, releaseQueryResults, releaseThrown, releasing } from './released-errors.js'
+import { releaseJob, releaseQueryResults, releaseThrown, errorScope } from './released-errors.js'
+import { jobTimedOut, upstreamCall } from './run-calls.js'
 import { renderError, type RenderedError } from './google-errors.js'
 import { BigQueryUpstream } from './upstream.js'
-import type { DatasetReference, Job, QueryParameter, QueryResults } from './wire.js'
+import type { DatasetReference, Job, QueryParameter, QueryRequest, QueryResults } from './wire.js'
 import type { ApprovalService } from '../../approvals/service.js'
 import type { Estimator, WarehouseEstimate } from '../../pipeline/estimate.js'
 import { pendingApproval } from '../../pipeline/held.js'
-import { heldJobResource, heldWaitMs, holdJob, limitedConfiguration, pendingResults, pollHeld, queryConfiguration, tighter, waitForHeld } from './held.js'
-import { inSpan } from '../../tracing/spans.js'
-import { timed } from '../../pipeline/timings.js'
+import { heldJobResource, heldWaitMs, holdJob, jobBounds, limitedConfiguration, pendingResults, pollHeld, queryConfiguration, tighter, waitForHeld } from './held.js'
 
 export interface CallContext {
   principal: Principal
@@ -73,7 +71,7 @@ export class BigQueryService {
    * the upstream's own text.
    */
   failure (thrown: unknown, requestId: string, trip: RoundTrip | null | undefined): { error: Error, rendered: RenderedError } {
-    const error = releaseThrown({ pipeline: this.pipeline }, thrown) as Error
+    const error = releaseThrown(errorScope(this.pipeline), thrown) as Error
     const rendered = renderError(error, requestId)
     if (trip !== null && trip !== undefined) {
       trip.errorCode = rendered.code
@@ -141,24 +139,32 @@ export class BigQueryService {
       return { ...answer, kind: 'bigquery#queryResponse' }
     }
     const admission = admitted
-    const limits = admission.decision.limits
+    const run = this.pipeline.run(statement, admission, ctx.trip)
+    try {
+      return await this.#query(ctx, upstream, request, run)
+    } finally {
+      run.close()
+    }
+  }
+
+  /** jobs.query of an admitted statement: the first answer, its job bound to the caller. */
+  async #query (ctx: CallContext, upstream: BigQueryUpstream, request: QueryRequest, run: StatementRun): Promise<QueryResults> {
+    const { statement, admission } = run
     const timestamps = timestampForm(request.formatOptions?.useInt64Timestamp, request.formatOptions?.timestampOutputFormat)
-    const scope = { pipeline: this.pipeline, statement, admission }
-    const limitMs = secondsToMs(limits.statementTimeoutSeconds)
-    const started = Date.now()
-    const upstreamSpan = { 'sluice.connection': upstream.settings.name, 'sluice.request_id': statement.requestId }
-    const result = await releasing(scope, async () => await inSpan(ctx.trip.traceContext, 'sluice.upstream', upstreamSpan, async () => await timed(ctx.trip, 'upstream', async () => await upstream.query({
+    const bounds = jobBounds(run)
+    const left = run.remainingMs()
+    const result = await upstreamCall(run, async () => await upstream.query({
       ...request,
       // A small first answer (the client pages the rest): it is masked and recorded before it leaves.
       maxResults: request.maxResults ?? upstream.settings.firstPageRows,
       // Answered "not done yet" by the time the rule's timeout runs out, so Sluice can keep it.
-      timeoutMs: limitMs === undefined ? request.timeoutMs : Math.min(request.timeoutMs ?? 10_000, limitMs),
+      timeoutMs: left === undefined ? request.timeoutMs : Math.min(request.timeoutMs ?? 10_000, left),
       location: request.location ?? upstream.settings.location,
       // Sluice reads int64 timestamps (exact) and writes the form the client asked for.
       formatOptions: { ...request.formatOptions, useInt64Timestamp: true, timestampOutputFormat: undefined },
-      maximumBytesBilled: tighter(request.maximumBytesBilled, limits.maximumBytesBilled),
-      jobTimeoutMs: tighter(request.jobTimeoutMs, secondsToMs(limits.statementTimeoutSeconds))
-    }))))
+      maximumBytesBilled: tighter(request.maximumBytesBilled, bounds.maximumBytesBilled),
+      jobTimeoutMs: tighter(request.jobTimeoutMs, bounds.jobTimeoutMs)
+    }))
     const jobId = result.jobReference?.jobId
     const location = result.jobReference?.location ?? request.location ?? upstream.settings.location
     const bind = { owner: ownerOf(ctx.principal), connection: upstream.settings.name, projectId: upstream.project, location, statement, admission }
@@ -170,8 +176,8 @@ export class BigQueryService {
       if (result.queryId !== undefined) await this.registry.bind({ ...bind, kind: 'query', id: result.queryId })
     })
     ctx.trip.upstreamId = jobId ?? result.queryId
-    await this.#keepTimeout(upstream, { ...bind, id: jobId ?? '', kind: 'job', createdAt: started }, result)
-    return await this.#withRows(ctx, result, { statement, admission }, 0, timestamps, this.pageScope(ctx, upstream, jobId ?? result.queryId))
+    await this.#keepTimeout(upstream, run, jobId ?? '', location, result)
+    return await this.#withRows(ctx, result, run, 0, timestamps, this.pageScope(ctx, upstream, jobId ?? result.queryId))
   }
 
   /**
@@ -226,18 +232,22 @@ export class BigQueryService {
       return heldJobResource(held, { state: 'pending' })
     }
     const admission = admitted
-    const limits = admission.decision.limits
     const bind = { owner, connection: upstream.settings.name, projectId: upstream.project, kind: 'job' as const, statement, admission }
     // BigQuery refuses a reused job id with 409; not every upstream does (bqemulator reruns it),
     // and another principal's id must never be rerun into its results. The id is bound before
     // the upstream sees it, atomically in the store, so two replicas cannot both let it run.
     let binding = await this.registry.bind({ ...bind, id: jobId, location })
     if (binding === undefined) throw new ERR_BIGQUERY_DUPLICATE_JOB(`${projectId}:${jobId}`)
-    const configuration = limitedConfiguration(job.configuration ?? {}, limits)
-    // BigQuery (and bqemulator) may answer a query that failed at once with a DONE job whose
-    // errorResult quotes the value that broke it.
-    const scope = { pipeline: this.pipeline, statement, admission }
-    const created = releaseJob(scope, await releasing(scope, async () => await upstream.insertJob({ ...job, jobReference: { projectId: upstream.project, jobId, location }, configuration })))
+    const run = this.pipeline.run(statement, admission, ctx.trip)
+    let created: Job
+    try {
+      const configuration = limitedConfiguration(job.configuration ?? {}, jobBounds(run))
+      // BigQuery (and bqemulator) may answer a query that failed at once with a DONE job whose
+      // errorResult quotes the value that broke it.
+      created = releaseJob(run, await upstreamCall(run, async () => await upstream.insertJob({ ...job, jobReference: { projectId: upstream.project, jobId, location }, configuration })))
+    } finally {
+      run.close()
+    }
     const id = created.jobReference?.jobId ?? jobId
     const placed = created.jobReference?.location ?? location
     // Where BigQuery placed the job is what later calls must name; an id it chose is bound too.
@@ -256,21 +266,20 @@ export class BigQueryService {
    * Caps the page to the policy's row limit, then releases its rows (and any upstream error
    * text in `errors`) through the pipeline.
    */
-  async #withRows (ctx: CallContext, result: QueryResults, binding: { statement: Statement, admission: Admission }, start: number, timestamps: TimestampForm, scope: PageScope): Promise<QueryResults> {
-    const { statement, admission } = binding
+  async #withRows (ctx: CallContext, result: QueryResults, run: StatementRun, start: number, timestamps: TimestampForm, scope: PageScope): Promise<QueryResults> {
+    const admission = run.admission
     // A page of the admitted statement's result completes it; "not done yet" does not.
     if (admission.statementId !== undefined) ctx.trip.statementId ??= admission.statementId
     if (result.jobComplete === false) ctx.trip.pending = true
-    const released = releaseQueryResults({ pipeline: this.pipeline, statement, admission }, result)
+    const released = releaseQueryResults(run, result)
     // A statement that failed in a 200 answer (`errors`) is recorded with the text released.
     const failure = (released.errors as Array<{ message?: unknown }> | undefined)?.[0]?.message
     if (typeof failure === 'string') ctx.trip.errorMessage = failure
-    const cap = rowCap(admission)
-    const cut = await capPage(this.registry, scope, released, start, cap)
-    const capped = cut.limited && cap !== undefined ? announceLimited(ctx.trip, cap, cut.page, true) : cut.page
+    const cut = await capPage(this.registry, scope, released, start, run)
+    const capped = cut.limited === undefined ? cut.page : warnLimited(cut.page, cut.limited)
     if (capped.rows === undefined) return capped
-    const rows = await releaseRows(this.pipeline, {
-      statement, admission, trip: ctx.trip, fields: capped.schema?.fields ?? [], rows: capped.rows, upstreamId: scope.resultId || undefined, timestamps
+    const rows = await releaseRows(run, {
+      fields: capped.schema?.fields ?? [], rows: capped.rows, upstreamId: scope.resultId || undefined, timestamps
     })
     return { ...capped, rows }
   }
@@ -296,12 +305,21 @@ export class BigQueryService {
       // The job just started: what is left of the client's wait is the upstream's.
       query = { ...query, timeoutMs: String(Math.max(0, until - Date.now())) }
     }
+    // The rule's timeout counts from when the job started, not from this poll.
+    const run = this.pipeline.run(binding.statement, binding.admission, ctx.trip, { startedAt: binding.createdAt })
+    try {
+      return await this.#results(ctx, upstream, binding, jobId, query, run)
+    } finally {
+      run.close()
+    }
+  }
+
+  /** One getQueryResults poll or page of a running (or finished) upstream job. */
+  async #results (ctx: CallContext, upstream: BigQueryUpstream, binding: JobBinding, jobId: string, query: Record<string, string | undefined>, run: StatementRun): Promise<QueryResults> {
     const scope = this.pageScope(ctx, upstream, jobId)
-    const start = await pageStartOf(this.registry, scope, query, rowLimit(binding.admission))
-    const errors = { pipeline: this.pipeline, statement: binding.statement, admission: binding.admission }
-    const limitMs = secondsToMs(binding.admission.decision.limits.statementTimeoutSeconds)
-    const left = limitMs === undefined ? undefined : Math.max(0, binding.createdAt + limitMs - Date.now())
-    const result = await releasing(errors, async () => await upstream.getQueryResults(jobId, {
+    const start = await pageStartOf(this.registry, scope, query, run.cap?.rows)
+    const left = run.remainingMs()
+    const result = await upstreamCall(run, async () => await upstream.getQueryResults(jobId, {
       pageToken: query.pageToken,
       startIndex: query.startIndex,
       maxResults: query.maxResults,
@@ -310,9 +328,9 @@ export class BigQueryService {
       location: query.location ?? binding.location,
       'formatOptions.useInt64Timestamp': true
     }))
-    await this.#keepTimeout(upstream, binding, result)
+    await this.#keepTimeout(upstream, run, result.jobReference?.jobId ?? binding.id, result.jobReference?.location ?? binding.location, result)
     const timestamps = timestampForm(query['formatOptions.useInt64Timestamp'], query['formatOptions.timestampOutputFormat'])
-    return await this.#withRows(ctx, result, binding, start, timestamps, scope)
+    return await this.#withRows(ctx, result, run, start, timestamps, scope)
   }
 
   /** Store writes after the upstream ran the statement (see afterRun below). */
@@ -331,21 +349,20 @@ export class BigQueryService {
    * The rule's statementTimeoutSeconds, kept by Sluice as well as sent as jobTimeoutMs: a job
    * still running when it has run out is cancelled upstream and answered as a job timeout.
    */
-  async #keepTimeout (upstream: BigQueryUpstream, binding: Pick<JobBinding, 'id' | 'kind' | 'location' | 'admission' | 'createdAt'>, result: QueryResults): Promise<void> {
+  async #keepTimeout (upstream: BigQueryUpstream, run: StatementRun, jobId: string, location: string | undefined, result: QueryResults): Promise<void> {
     if (result.jobComplete !== false) return
-    const timedOut = await this.cancelOverdue(upstream, binding, result.jobReference?.jobId ?? binding.id, result.jobReference?.location)
+    const timedOut = await this.cancelOverdue(upstream, run, jobId, location)
     if (timedOut !== undefined) throw timedOut
   }
 
   /**
-   * A running job past its rule's statementTimeoutSeconds is cancelled upstream (best effort);
-   * the answer is the timeout error to report, or undefined while there is time left.
+   * A running job past its run's timeout is cancelled upstream (best effort); the answer is the
+   * timeout error to report, or undefined while there is time left (or no timeout).
    */
-  async cancelOverdue (upstream: BigQueryUpstream, binding: Pick<JobBinding, 'location' | 'admission' | 'createdAt'>, jobId: string, location?: string): Promise<Error | undefined> {
-    const seconds = binding.admission.decision.limits.statementTimeoutSeconds
-    if (seconds === undefined || Date.now() - binding.createdAt < seconds * 1000) return undefined
-    if (jobId !== '') await upstream.cancelJob(jobId, location ?? binding.location).catch(() => undefined)
-    return jobTimedOut(seconds, upstream.settings.name)
+  async cancelOverdue (upstream: BigQueryUpstream, run: StatementRun, jobId: string, location: string | undefined): Promise<Error | undefined> {
+    if (run.remainingMs() !== 0) return undefined
+    if (jobId !== '') await upstream.cancelJob(jobId, location).catch(() => undefined)
+    return jobTimedOut(run)
   }
 }
 
@@ -366,18 +383,6 @@ async function afterRun (ctx: CallContext, write: () => Promise<void>): Promise<
   }
 }
 
-
-/** BigQuery's own answer for a job past its timeout: 400 `timeout`, which clients do not retry. */
-function jobTimedOut (seconds: number, connection: string): Error {
-  const err = new ERR_STATEMENT_TIMEOUT(seconds, connection) as InstanceType<typeof ERR_STATEMENT_TIMEOUT> & { statusCode: number, reason: string }
-  err.statusCode = 400
-  err.reason = 'timeout'
-  return err
-}
-
-function secondsToMs (seconds: number | undefined): number | undefined {
-  return seconds === undefined ? undefined : seconds * 1000
-}
 
 /**
  * The statement's estimate by a dry run upstream (totalBytesProcessed, referenced tables), asked
