@@ -7,7 +7,6 @@ import { waitForDecision } from '../../approvals/wait.js'
 import { ERR_MCP_HELD, ERR_MCP_ONE_STATEMENT, ERR_MCP_UPSTREAM, ERR_ROWS_LIMIT, ERR_UNKNOWN_CONNECTION, isSluiceError } from '../../errors.js'
 import type { Admission, RoundTrip, Statement } from '../../pipeline.js'
 import { pendingApproval } from '../../pipeline/held.js'
-import { limitedNotice } from '../../pipeline/limits.js'
 import { unrecordedRefusal } from '../../recording/round-trips.js'
 import { portFailure, type PortExecution, type WarehousePort } from '../../warehouses/port.js'
 import { mcpJustificationAsker } from './justification.js'
@@ -186,7 +185,8 @@ async function execute (deps: McpDeps, call: ToolCall, port: WarehousePort, stat
     ...(execution.result.rowsAffected !== undefined && { rowsAffected: execution.result.rowsAffected })
   }
   if (truncated) structured.next = `more rows exist past the first ${maxRows}: narrow the query, or page with ORDER BY … LIMIT ${maxRows} OFFSET ${maxRows}`
-  if (limited && run.cap !== undefined) structured.notice = limitedNotice(run.cap)
+  // Said again, for the answer's notice (the cut is already in the trail).
+  if (limited) structured.notice = run.limited()
   return { result: toolResult(structured), outcome: { outcome: 'ok', connection: name } }
 }
 
