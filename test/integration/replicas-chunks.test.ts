@@ -12,13 +12,10 @@
 //   chunks come through the other replica, every row correct and masked.
 // Speed is measured by the bench, not here.
 import { existsSync } from 'node:fs'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { checkMaskedSdkRow, LARGE_RESULT_POLICY as POLICY, largeRow, startLargeUpstream, type LargeUpstream } from '../support/large-snowflake-upstream.js'
-import { startTestIdp, type TestIdp } from '../support/oidc-provider.js'
-import { startReplicas, type ReplicaCluster } from '../support/replicas.js'
+import { startLargeResultReplicas, type LargeResultReplicas } from '../support/large-result-replicas.js'
+import { checkMaskedSdkRow, largeRow, startLargeUpstream, type LargeUpstream } from '../support/large-snowflake-upstream.js'
+import type { ReplicaCluster } from '../support/replicas.js'
 import { connectSdk, destroySdk, streamSdkRows, type SdkConnection } from '../support/snowflake-node-client.js'
 import { PYTHON, PYTHON_CONNECTOR3, pythonAvailable, runPython } from '../support/snowflake-python.js'
 
@@ -49,9 +46,8 @@ interface PythonSummary {
 describe('connector chunks through two replicas behind a round-robin proxy', { timeout: 900_000 }, () => {
   let chunked: LargeUpstream
   let large: LargeUpstream
-  let idp: TestIdp
+  let replicas: LargeResultReplicas
   let cluster: ReplicaCluster
-  let policies: string
   let token: string
 
   /** Chunk downloads the proxy answered from log entry `from` (to `to`): chunk index, format, replica. */
@@ -73,32 +69,18 @@ describe('connector chunks through two replicas behind a round-robin proxy', { t
   beforeAll(async () => {
     chunked = await startLargeUpstream(CHUNKED)
     large = await startLargeUpstream(LARGE)
-    idp = await startTestIdp()
-    policies = await mkdtemp(join(tmpdir(), 'sluice-replica-policies-'))
-    await writeFile(join(policies, 'policy.yaml'), POLICY)
-    cluster = await startReplicas({
-      policiesDir: policies,
-      // As in replicas-snowflake.test.ts: a replica that held a whole million-row result could
-      // not serve it under this old-generation cap, and garbage is collected before it can pass
-      // for retained memory in the RSS measured.
-      heapMb: 160,
-      config: {
-        identity: { ...idp.identityConfig(), groupRoles: { 'ai-agents': ['agent'] } },
-        connections: {
-          chunked: { kind: 'snowflake', url: chunked.url, default: true, secondaryRoles: 'keep', account: 'acme', user: 'svc', password: 'pw', syncWaitSeconds: 60 },
-          large: { kind: 'snowflake', url: large.url, secondaryRoles: 'keep', account: 'acme', user: 'svc', password: 'pw', syncWaitSeconds: 60 }
-        }
-      }
+    replicas = await startLargeResultReplicas({
+      chunked: { kind: 'snowflake', url: chunked.url, default: true, secondaryRoles: 'keep', account: 'acme', user: 'svc', password: 'pw', syncWaitSeconds: 60 },
+      large: { kind: 'snowflake', url: large.url, secondaryRoles: 'keep', account: 'acme', user: 'svc', password: 'pw', syncWaitSeconds: 60 }
     })
-    token = await idp.userToken({ subject: 'alice', groups: ['ai-agents'] })
+    cluster = replicas.cluster
+    token = replicas.token
   }, 600_000)
 
   afterAll(async () => {
-    await cluster?.close()
-    await idp?.close()
+    await replicas?.close()
     await large?.close()
     await chunked?.close()
-    if (policies !== undefined) await rm(policies, { recursive: true, force: true })
   })
 
   describe.skipIf(!pythonAvailable())('snowflake-connector-python', () => {

@@ -4,14 +4,11 @@
 // page; snowflake-sdk chunks; and a 1,000,000-row result (about 170 MB of JSON) from a loopback
 // upstream that generates its chunks lazily, every value checked, with each replica's peak RSS
 // growth held well under the result's size. Speed is measured by the bench, not here.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { checkMaskedSdkRow, LARGE_RESULT_POLICY as POLICY, startLargeUpstream, largeRow, type LargeUpstream } from '../support/large-snowflake-upstream.js'
-import { startTestIdp, type TestIdp } from '../support/oidc-provider.js'
-import { startReplicas, type ReplicaCluster } from '../support/replicas.js'
+import { startLargeResultReplicas, type LargeResultReplicas } from '../support/large-result-replicas.js'
+import { checkMaskedSdkRow, startLargeUpstream, largeRow, type LargeUpstream } from '../support/large-snowflake-upstream.js'
+import type { ReplicaCluster } from '../support/replicas.js'
 import { connectSdk, destroySdk, runSdk, streamSdkRows, type SdkConnection } from '../support/snowflake-node-client.js'
 import { startUpstreamStub, type UpstreamStub } from '../support/snowflake-upstream-stub.js'
 
@@ -27,9 +24,8 @@ type Json = Record<string, any>
 describe('Snowflake results through two replicas behind a round-robin proxy', { timeout: 600_000 }, () => {
   let stub: UpstreamStub
   let large: LargeUpstream
-  let idp: TestIdp
+  let replicas: LargeResultReplicas
   let cluster: ReplicaCluster
-  let policies: string
   let headers: Record<string, string>
 
   const call = async (method: 'GET' | 'POST', path: string, body?: unknown, base = cluster.url): Promise<{ status: number, body: Json }> => {
@@ -53,32 +49,18 @@ describe('Snowflake results through two replicas behind a round-robin proxy', { 
     stub.statements.set(PEOPLE, { ...people, pollsBeforeResult: 3 })
     stub.statements.set(NEVER, { rowtype: ROWTYPE, rowset: [], pollsBeforeResult: 1_000_000 })
     large = await startLargeUpstream({ rows: 1_000_000, chunkRows: Number(process.env.LARGE_CHUNK_ROWS ?? 10_000) })
-    idp = await startTestIdp()
-    policies = await mkdtemp(join(tmpdir(), 'sluice-replica-policies-'))
-    await writeFile(join(policies, 'policy.yaml'), POLICY)
-    cluster = await startReplicas({
-      policiesDir: policies,
-      // A small old-generation heap: a replica that held a whole million-row result (several
-      // times its 191 MB of JSON as JS values) could not serve it at all, and garbage is
-      // collected before it can pass for retained memory in the RSS measured.
-      heapMb: 160,
-      config: {
-        identity: { ...idp.identityConfig(), groupRoles: { 'ai-agents': ['agent'] } },
-        connections: {
-          small: { kind: 'snowflake', url: stub.url, default: true, secondaryRoles: 'keep', account: 'acme', user: 'svc', password: 'pw', syncWaitSeconds: 0.3 },
-          large: { kind: 'snowflake', url: large.url, secondaryRoles: 'keep', account: 'acme', user: 'svc', password: 'pw', syncWaitSeconds: 60 }
-        }
-      }
+    replicas = await startLargeResultReplicas({
+      small: { kind: 'snowflake', url: stub.url, default: true, secondaryRoles: 'keep', account: 'acme', user: 'svc', password: 'pw', syncWaitSeconds: 0.3 },
+      large: { kind: 'snowflake', url: large.url, secondaryRoles: 'keep', account: 'acme', user: 'svc', password: 'pw', syncWaitSeconds: 60 }
     })
-    headers = { authorization: `Bearer ${await idp.userToken({ subject: 'alice', groups: ['ai-agents'] })}`, 'content-type': 'application/json' }
+    cluster = replicas.cluster
+    headers = { authorization: `Bearer ${replicas.token}`, 'content-type': 'application/json' }
   }, 600_000)
 
   afterAll(async () => {
-    await cluster?.close()
-    await idp?.close()
+    await replicas?.close()
     await large?.close()
     await stub?.close()
-    if (policies !== undefined) await rm(policies, { recursive: true, force: true })
   })
 
   it('SQL API: async submit, polls and partitions land on both replicas, every page masked', async () => {
