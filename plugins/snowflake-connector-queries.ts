@@ -14,7 +14,7 @@ import { statementParameters } from '../src/warehouses/snowflake/parameters.js'
 import type { ConnectorSession } from '../src/warehouses/snowflake/sessions.js'
 import { cancelAllResult, cancelsOwnSession } from '../src/warehouses/snowflake/housekeeping.js'
 import { resultFormat } from '../src/warehouses/snowflake/result-format.js'
-import { chunkPayload, connectorOk, errorInfo, queryResponseData } from '../src/warehouses/snowflake/wire.js'
+import { chunkEncoder, connectorOk, errorInfo, queryResponseData } from '../src/warehouses/snowflake/wire.js'
 import { FRONT_END, sendConnectorError } from './snowflake-connector.js'
 import { releaseText, sendCompressible } from './snowflake-http.js'
 
@@ -274,10 +274,10 @@ export function createChunkHandler (fastify: FastifyInstance) {
     request.principal = principal
     request.connectionName = handle.connection
     request.roundTrip.sql = handle.sql
-    let rows: unknown[][]
+    let body: Buffer
     try {
       // Produced now: the upstream chunk fetched (on this replica, whichever ran it) and masked.
-      rows = await fastify.snowflake.handles.page(handle, n + 1, request.roundTrip)
+      body = (await fastify.snowflake.handles.page(handle, n + 1, request.roundTrip, chunkEncoder(handle.result!.manifest, request.query.format))).body
     } catch (err) {
       // As cloud storage fails: a 5xx the drivers retry; the event keeps what went wrong.
       const info = errorInfo(err, request.id, releaseText(request))
@@ -285,7 +285,7 @@ export function createChunkHandler (fastify: FastifyInstance) {
       request.roundTrip.errorMessage = info.message
       return await reply.code(503).type('application/xml').send(`<Error><Code>ServiceUnavailable</Code><Message>${xmlText(info.message)}</Message></Error>`)
     }
-    return await sendCompressible(request, reply, chunkPayload(handle.result!.manifest, rows, request.query.format).body, 'application/octet-stream')
+    return await sendCompressible(request, reply, body, 'application/octet-stream')
   }
 }
 

@@ -17,7 +17,7 @@ import { statementParameters } from '../src/warehouses/snowflake/parameters.js'
 import { allowedContext } from '../src/warehouses/snowflake/runtime.js'
 import { statusQuery, submitBody, submitQuery } from '../src/warehouses/snowflake/sqlapi-request.js'
 import {
-  failureStatus, linkHeader, partitionCount, queryStatus, resultSet, sqlApiRefusal, statusBase
+  failureStatus, linkHeader, partitionCount, queryStatus, resultSetEncoder, sqlApiRefusal, statusBase
 } from '../src/warehouses/snowflake/sqlapi-wire.js'
 import { errorInfo } from '../src/warehouses/snowflake/wire.js'
 import { refuseOtherMethods } from './method-not-allowed.js'
@@ -41,8 +41,12 @@ function statusUrl (request: Req, id: string): string {
 
 /** Sends JSON, gzipped when the client accepts it (the spec's Accept-Encoding: gzip). */
 async function sendJson (request: FastifyRequest, reply: FastifyReply, status: number, body: unknown): Promise<FastifyReply> {
+  return await sendJsonText(request, reply, status, JSON.stringify(body))
+}
+
+/** A body already encoded (a partition's ResultSet), gzip-compressed when the client accepts it. */
+async function sendJsonText (request: FastifyRequest, reply: FastifyReply, status: number, text: string | Buffer): Promise<FastifyReply> {
   reply.code(status).type('application/json')
-  const text = JSON.stringify(body)
   if (/\bgzip\b/i.test(String(request.headers['accept-encoding'] ?? ''))) {
     request.roundTrip.bytesReturned ??= Buffer.byteLength(text)
     return await reply.header('content-encoding', 'gzip').send(gzipStream(text))
@@ -194,10 +198,9 @@ async function answer (request: Req, reply: FastifyReply, found: Handle, waitSec
     return await sendJson(request, reply, 400, { code: '000400', message: `partition ${partition} does not exist; this result has ${partitions} (0 to ${partitions - 1})` })
   }
   // Produced now: a slice of the stored first page, or an upstream chunk fetched and masked.
-  const rows = await statements.page(handle, partition, request.roundTrip)
-  const body = resultSet(handle, result, { statusUrl: url, nullAsText: !nullable }, partition, rows)
+  const body = await statements.page(handle, partition, request.roundTrip, resultSetEncoder(handle, result, { statusUrl: url, nullAsText: !nullable }, partition))
   reply.header('link', linkHeader(url, partitions, partition))
-  return await sendJson(request, reply, 200, body)
+  return await sendJsonText(request, reply, 200, body)
 }
 
 function heldDeps (request: Req) {

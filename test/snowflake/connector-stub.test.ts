@@ -28,6 +28,10 @@ describe('connector front end against the upstream stub (chunks, Arrow, 333333, 
       pollsBeforeResult: 2,
       chunks: [{ body: '["2","b@example.com"],["3","c@example.com"]', rowCount: 2 }, { body: '["4",null]', rowCount: 1 }]
     })
+    // A chunk whose last row is not JSON, after more rows than one slice holds: the slices
+    // before it are parsed and masked before the bad one is met.
+    const rows = Array.from({ length: 3000 }, (_, i) => JSON.stringify([String(i + 2), `torn${i}@example.com`])).join(',')
+    stub.statements.set('SELECT TORN', { rowtype: ROWTYPE, rowset: [['1', 'a@example.com']], chunks: [{ body: `${rows},[tru]`, rowCount: 3001 }] })
     // Stands in for Snowflake's Arrow format: rowsetBase64 inline plus Arrow chunks.
     stub.statements.set('SELECT ARROW', {
       rowtype: ROWTYPE,
@@ -116,6 +120,21 @@ describe('connector front end against the upstream stub (chunks, Arrow, 333333, 
 
       const events = await gw.app.recorder.listEvents({ limit: 1000 })
       expect(events.filter((e) => e.route === '/sluice/snowflake/chunks/:id/:n' && e.principalSubject === 'alice').length).toBeGreaterThanOrEqual(2)
+    })
+
+    it('answers a chunk the upstream sent torn with a 503 that holds none of its rows, recorded as no rows sent', async () => {
+      const res = await post('/queries/v1/query-request', { sqlText: 'SELECT TORN' }, token)
+      const data = res.data as { chunks: Array<{ url: string }>, chunkHeaders: Record<string, string> }
+      const chunk = await request(data.chunks[0]?.url ?? '', { headers: data.chunkHeaders })
+      expect(chunk.statusCode).toBe(503)
+      const body = await chunk.body.text()
+      expect(body).toContain('ServiceUnavailable')
+      expect(body).not.toMatch(/torn\d+|"2"/)
+      const events = await gw.app.recorder.listEvents({ limit: 1000 })
+      const served = events.filter((e) => e.route === '/sluice/snowflake/chunks/:id/:n' && e.statusCode === 503)
+      expect(served).toHaveLength(1)
+      expect(served[0]?.rowsReturned ?? 0).toBe(0)
+      expect(served[0]?.errorCode).toBeTruthy()
     })
 
     it('answers 333333 with a Sluice getResultUrl while a statement is still running', async () => {

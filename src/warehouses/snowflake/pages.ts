@@ -3,8 +3,9 @@
 // SSE-C key re-requested from the upstream by query id when this process has none), decoded,
 // masked under the statement's stored decision and handed to the front end to encode. A page of
 // the upstream's inline rows that was not stored (manifest.ts) is re-read the same way, by query
-// id. Nothing here holds more than the page being served; the two caches are bounded and only
-// save work.
+// id. A JSON chunk is parsed, masked and encoded a slice of rows at a time (chunk-slices.ts),
+// so what the page holds while it is produced is its encoded text, not its rows; the two
+// caches are bounded and only save work.
 import type { Pipeline, RoundTrip } from '../../pipeline.js'
 import type { Admission, Statement } from '../../pipeline/types.js'
 import { ERR_NOT_FOUND, ERR_UPSTREAM_FAILED } from '../../errors.js'
@@ -13,9 +14,23 @@ import type { SnowflakeSettings } from './config.js'
 import { inlineRows, releaseFailure } from './execute.js'
 import { ownerKey, type Handle } from './handles.js'
 import { sliceOf, type PageRef } from './manifest.js'
-import { chunkDownloadHeaders, rowsFromJsonChunk } from './result.js'
+import { chunkDownloadHeaders } from './result.js'
+import { chunkSlices, rowSlices } from './chunk-slices.js'
 import type { SnowflakeUpstream } from './upstream.js'
 import type { QueryData } from './query-data.js'
+
+/**
+ * How a front end encodes one page: handed the masked rows slice by slice as they are released
+ * (it keeps their encoding, not the rows), then asked for the body. Nothing is sent before
+ * `end`: the round trip's event, written before the response leaves, covers every row.
+ */
+export interface PageEncoder<T> {
+  add: (rows: unknown[][]) => void
+  end: () => T
+}
+
+/** Rows of a page already in memory (Arrow, re-read inline rows) are released in slices this size. */
+const ROWS_PER_SLICE = 500
 
 /** Where an upstream keeps one result's chunks: short-lived URLs and their credentials. */
 interface ChunkSource {
@@ -77,21 +92,22 @@ export class ResultPages {
     this.#sources.set(handleId, { urls: (data.chunks ?? []).map((c) => c.url), headers: chunkDownloadHeaders(data), at: Date.now() })
   }
 
-  /** Masked rows of client page `index` of a finished result. */
-  async rows (handle: Handle, index: number, trip: RoundTrip): Promise<unknown[][]> {
+  /** Client page `index` of a finished result, masked and encoded by `encoder`. */
+  async page<T> (handle: Handle, index: number, trip: RoundTrip, encoder: PageEncoder<T>): Promise<T> {
     const result = handle.result
     const page = result?.manifest.pages[index]
     if (result === undefined || page === undefined) throw new ERR_NOT_FOUND(`page ${index} of statement ${handle.id}`)
     if (page.chunk === undefined && page.inline === undefined) {
       const rows = sliceOf(result, page)
       this.#pipeline.served(handle.connection, result.manifest.schema, rows, trip)
-      return rows
+      encoder.add(rows)
+      return encoder.end()
     }
-    return await this.#upstreamRows(handle, page, trip)
+    return await this.#upstreamPage(handle, page, trip, encoder)
   }
 
   /** A chunk, or inline rows that were not stored, fetched from the upstream and masked. */
-  async #upstreamRows (handle: Handle, page: PageRef, trip: RoundTrip): Promise<unknown[][]> {
+  async #upstreamPage<T> (handle: Handle, page: PageRef, trip: RoundTrip, encoder: PageEncoder<T>): Promise<T> {
     const { manifest } = handle.result!
     const admitted = handle.admitted
     const found = this.#upstreamOf(handle.connection)
@@ -104,30 +120,34 @@ export class ResultPages {
     const run = this.#pipeline.run(statement, admission, trip)
     const failure = (err: unknown): unknown => releaseFailure(this.#pipeline, statement, admission, err)
     try {
-      let rows: unknown[][]
+      let slices: Iterable<unknown[][]>
       if (page.chunk !== undefined) {
         const chunk = page.chunk
         const body = await run.upstream(async (signal) => await this.#download(handle, found.upstream, statement, chunk, signal), failure)
-        const decoded = manifest.upstreamArrow ? rowsFromArrow(body, manifest.rowtype) : rowsFromJsonChunk(body)
         // A page cut at the row cap hands out only the rows the manifest counts.
-        rows = decoded.length > page.rows ? decoded.slice(0, page.rows) : decoded
+        slices = manifest.upstreamArrow
+          ? rowSlices(rowsFromArrow(body, manifest.rowtype).slice(0, page.rows), ROWS_PER_SLICE)
+          : chunkSlices(body, handle.connection, page.rows)
       } else {
         const offset = page.inline ?? 0
         const data = await run.upstream(async () => await this.#reread(handle, found.upstream, statement), failure)
         // Its chunk list comes with it: the chunk pages after it need not ask again.
         this.#remember(handle.id, data)
-        rows = inlineRows(data).slice(offset, offset + page.rows)
+        const rows = inlineRows(data).slice(offset, offset + page.rows)
         // The upstream answers with the same result for its query id; fewer rows means it did not.
         if (rows.length !== page.rows) throw new ERR_UPSTREAM_FAILED(handle.connection, `the upstream's result of statement ${handle.id} no longer holds rows ${offset}–${offset + page.rows - 1}`)
+        slices = rowSlices(rows, ROWS_PER_SLICE)
       }
-      const released = run.release({ schema: manifest.schema, pages: once(rows), upstreamId: manifest.upstreamQueryId })
-      // One page in, one page out: its rows as they are (spreading a chunk of tens of
-      // thousands of rows into push() copies them through the stack, and a large enough
-      // chunk overflows it).
-      let out: unknown[][] | undefined
-      for await (const masked of released.pages) out = out === undefined ? masked.rows : out.concat(masked.rows)
-      return out ?? []
+      const released = run.release({ schema: manifest.schema, pages: pagesOf(slices), upstreamId: manifest.upstreamQueryId })
+      for await (const masked of released.pages) encoder.add(masked.rows)
+      return encoder.end()
     } catch (err) {
+      // Failed part way through its slices: nothing of the page was sent, so the event counts
+      // no rows and captures none.
+      if (trip.rowsReturned !== undefined) {
+        trip.rowsReturned = 0
+        delete trip.capture
+      }
       if (run.expired()) throw run.timedOut()
       throw err
     } finally {
@@ -193,6 +213,6 @@ export class ResultPages {
   }
 }
 
-async function * once (rows: unknown[][]): AsyncIterable<{ rows: unknown[][] }> {
-  yield { rows }
+async function * pagesOf (slices: Iterable<unknown[][]>): AsyncIterable<{ rows: unknown[][] }> {
+  for (const rows of slices) yield { rows }
 }

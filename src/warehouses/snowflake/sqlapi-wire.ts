@@ -4,7 +4,8 @@
 import type { Handle } from './handles.js'
 import type { StoredResult } from './manifest.js'
 import { rowsetFromRows } from './rowset.js'
-import type { SnowflakeErrorInfo } from './wire.js'
+import type { PageEncoder } from './pages.js'
+import { jsonRowsEncoder, type SnowflakeErrorInfo } from './wire.js'
 
 /** Statements the SQL API does not run (spec: requestBody.statement), refused before admission. */
 // Each refusal says what the agent can do instead, chosen by what was refused: a request is its
@@ -39,7 +40,12 @@ export function partitionCount (result: StoredResult): number {
 
 function partitionRows (rows: unknown[][], p: Partitioning): Array<Array<string | null>> {
   const text = rowsetFromRows(rows)
-  return p.nullAsText ? text.map((r) => r.map((v) => v ?? 'null')) : text
+  return p.nullAsText ? nullsAsText(text) : text
+}
+
+/** The `nullable=false` query parameter: every null sent as the text 'null'. */
+function nullsAsText (rows: Array<Array<string | null>>): string[][] {
+  return rows.map((r) => r.map((v) => v ?? 'null'))
 }
 
 const DML_STATS: Record<string, string> = {
@@ -103,6 +109,23 @@ export function resultSet (handle: Handle, result: StoredResult, p: Partitioning
   body.data = partitionRows(rows, p)
   return body
 }
+
+/**
+ * A partition's ResultSet as bytes, its `data` encoded slice by slice as the rows are released:
+ * the same body `resultSet` gives, without the partition's rows all alive at once.
+ */
+export function resultSetEncoder (handle: Handle, result: StoredResult, p: Partitioning, partition: number): PageEncoder<Buffer> {
+  const head = JSON.stringify(resultSet(handle, result, p, partition, []))
+  // `data` is the body's last member: its rows go between the brackets of `"data":[]}`.
+  if (!head.endsWith('[]}')) throw new Error('a ResultSet must end with its data')
+  const rows = jsonRowsEncoder(p.nullAsText ? nullsAsText : undefined)
+  return {
+    add: rows.add,
+    end: () => Buffer.concat([Buffer.from(head.slice(0, -2)), rows.end(), DATA_END])
+  }
+}
+
+const DATA_END = Buffer.from(']}')
 
 /** RFC 8288 links between partitions, in the spec's example format. */
 export function linkHeader (statusUrl: string, partitions: number, current: number): string {

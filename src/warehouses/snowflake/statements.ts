@@ -14,7 +14,7 @@ import type { Sealer } from '../../state/sealed.js'
 import type { CancelReason, HandleOutcome, NewStatementHandle, StatementHandleRow, StatementHandleStore, StoredError } from '../../state/statement-handles.js'
 import { ChunkTokens, handleOf, ownerDigest, storedError, tripSummary, type Handle } from './handles.js'
 import type { StoredResult } from './manifest.js'
-import { ResultPages, type ResultPagesOptions } from './pages.js'
+import { ResultPages, type PageEncoder, type ResultPagesOptions } from './pages.js'
 import type { QueryData } from './query-data.js'
 import { errorInfo } from './wire.js'
 
@@ -426,9 +426,9 @@ export class SnowflakeStatements {
     return [...local, ...(await this.#store.runningInSession(owner, sessionKey)).map(handleOf)]
   }
 
-  /** Masked rows of client page `index` (a SQL API partition, a connector chunk + 1). */
-  async page (handle: Handle, index: number, trip: RoundTrip): Promise<unknown[][]> {
-    return await this.pages.rows(handle, index, trip)
+  /** Client page `index` (a SQL API partition, a connector chunk + 1), masked and encoded. */
+  async page<T> (handle: Handle, index: number, trip: RoundTrip, encoder: PageEncoder<T>): Promise<T> {
+    return await this.pages.page(handle, index, trip, encoder)
   }
 
   /** The running replica's own chunk list of a result, so its first chunks need no re-request. */

@@ -2,6 +2,7 @@
 // codes the drivers act on, and stored (masked) results → query response `data`.
 import { isSluiceError, UpstreamError } from '../../errors.js'
 import type { Handle } from './handles.js'
+import type { PageEncoder } from './pages.js'
 import { sliceOf, type ResultManifest, type StoredResult } from './manifest.js'
 import { arrowFromRows, type ArrowEncodeOptions } from './arrow-encode.js'
 import type { ResultFormat } from './result-format.js'
@@ -142,14 +143,45 @@ function arrowOptions (manifest: ResultManifest): ArrowEncodeOptions {
   return { stableWidths: manifest.pages.length > 1 }
 }
 
-/** One chunk's body in the format its URL names. */
-export function chunkPayload (manifest: ResultManifest, rows: unknown[][], format: string | undefined): { body: Buffer | string, arrow: boolean } {
+/**
+ * One chunk's body in the format its URL names, encoded as its rows are released. JSON rows are
+ * encoded slice by slice into bytes (the page keeps its text, not its rows); an Arrow chunk is
+ * one IPC stream of the page's rows, built when the last slice is in (and JSON when its types
+ * cannot be written as Arrow).
+ */
+export function chunkEncoder (manifest: ResultManifest, format: string | undefined): PageEncoder<{ body: Buffer, arrow: boolean }> {
   if (format === 'arrow') {
-    const ipc = arrowFromRows(manifest.rowtype, rowsetFromRows(rows), arrowOptions(manifest))
-    if (ipc !== undefined) return { body: Buffer.from(ipc), arrow: true }
+    let rows: unknown[][] = []
+    return {
+      add: (slice) => { rows = rows.length === 0 ? slice : rows.concat(slice) },
+      end: () => {
+        const ipc = arrowFromRows(manifest.rowtype, rowsetFromRows(rows), arrowOptions(manifest))
+        return ipc !== undefined ? { body: Buffer.from(ipc), arrow: true } : { body: Buffer.from(chunkBody(rows)), arrow: false }
+      }
+    }
   }
-  return { body: chunkBody(rows), arrow: false }
+  const text = jsonRowsEncoder()
+  return { add: text.add, end: () => ({ body: text.end(), arrow: false }) }
 }
+
+/**
+ * Rows as JSON rowset text joined by commas (no enclosing brackets), encoded a slice at a time
+ * into bytes, so the page's rows can go as soon as they are encoded.
+ */
+export function jsonRowsEncoder (map?: (rows: Array<Array<string | null>>) => unknown[][]): PageEncoder<Buffer> {
+  const parts: Buffer[] = []
+  return {
+    add: (rows) => {
+      if (rows.length === 0) return
+      const text = rowsetFromRows(rows)
+      if (parts.length > 0) parts.push(COMMA)
+      parts.push(Buffer.from(JSON.stringify(map === undefined ? text : map(text)).slice(1, -1)))
+    },
+    end: () => Buffer.concat(parts)
+  }
+}
+
+const COMMA = Buffer.from(',')
 
 /**
  * The query response `data` for a finished result: the first page inline, every later page as
