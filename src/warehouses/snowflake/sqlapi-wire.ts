@@ -12,7 +12,7 @@ import { jsonRowsEncoder, type SnowflakeErrorInfo } from './wire.js'
 // own session here, so session state, transactions and temporary objects would not outlive it.
 const CONNECTOR = 'a connector (snowflake-sdk, the Python connector), whose session keeps it'
 export function sqlApiRefusal (keyword: string, text: string): string | undefined {
-  const head = text.replace(/\s+/g, ' ').trim().toUpperCase()
+  const head = leadingWords(text, HEAD_WORDS)
   if (keyword === 'USE') return 'USE statements are not supported by SQL API v2; name database, schema, warehouse and role in the request instead'
   if (keyword === 'SET' || keyword === 'UNSET') return `${keyword} statements are not supported by SQL API v2: session variables do not outlive a request; write the value into the statement or pass it in "bindings" instead`
   if (['BEGIN', 'COMMIT', 'ROLLBACK'].includes(keyword) || head.startsWith('START TRANSACTION')) {
@@ -25,6 +25,20 @@ export function sqlApiRefusal (keyword: string, text: string): string | undefine
       `use a CTE (WITH …) or a subquery in the same statement instead, or ${CONNECTOR}`
   }
   return undefined
+}
+
+// The longest form the checks above read: CREATE OR REPLACE GLOBAL TEMPORARY <kind>.
+const HEAD_WORDS = 7
+
+/**
+ * The first `n` words of `text`, upper-cased, joined by single spaces: what the checks read,
+ * found without rewriting the whole statement (a 1 MB statement's text is not copied).
+ */
+export function leadingWords (text: string, n: number): string {
+  const words: string[] = []
+  const word = /\S+/g
+  for (let m = word.exec(text); m !== null && words.length < n; m = word.exec(text)) words.push(m[0])
+  return words.join(' ').toUpperCase()
 }
 
 export interface Partitioning {
