@@ -56,6 +56,8 @@ export interface ReplicasOptions {
    * across restarts.
    */
   heapMb?: number
+  /** Further Node options of each replica (the benchmark's BENCH_GATEWAY_NODE_OPTIONS). */
+  nodeOptions?: string
 }
 
 export interface Replica {
@@ -99,7 +101,7 @@ const HARNESS_KEYS = ['listen', 'store', 'secrets']
 /** Young generation of a memory test's replica (MB per semi-space). */
 const SEMI_SPACE_MB = 4
 
-function childEnv (port: number, heapMb: number | undefined): NodeJS.ProcessEnv {
+function childEnv (port: number, heapMb: number | undefined, nodeOptions: string | undefined): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {}
   for (const [name, value] of Object.entries(process.env)) {
     if (!name.startsWith('SLUICE_') && name !== 'DATABASE_URL') env[name] = value
@@ -107,6 +109,7 @@ function childEnv (port: number, heapMb: number | undefined): NodeJS.ProcessEnv 
   // The young generation small too (V8's default lets it grow to ~48 MB): what the RSS then
   // shows is memory kept, not garbage a scavenge has not come round to yet.
   if (heapMb !== undefined) env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ''} --max-old-space-size=${heapMb} --max-semi-space-size=${SEMI_SPACE_MB}`.trim()
+  if (nodeOptions !== undefined) env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ''} ${nodeOptions}`.trim()
   return { ...env, SLUICE_PORT: String(port) }
 }
 
@@ -151,7 +154,7 @@ export async function startReplicas (options: ReplicasOptions): Promise<ReplicaC
     await writeFile(configPath, JSON.stringify(file, null, 2))
 
     const readyTimeoutMs = options.readyTimeoutMs ?? READY_TIMEOUT_MS
-    for (let index = 0; index < count; index++) replicas.push(new ReplicaHandle(index, await freePort(), configPath, readyTimeoutMs, options.heapMb))
+    for (let index = 0; index < count; index++) replicas.push(new ReplicaHandle(index, await freePort(), configPath, readyTimeoutMs, options.heapMb, options.nodeOptions))
     // Started together: concurrent migrations on one store are part of what replicas must survive.
     await Promise.all(replicas.map(async (r) => { await r.restart() }))
     proxy = await startRoundRobinProxy(replicas.map((r) => r.url))
@@ -166,7 +169,7 @@ class ReplicaHandle implements Replica {
   readonly url: string
   private server: ChildServer | undefined
 
-  constructor (readonly index: number, readonly port: number, private readonly configPath: string, private readonly readyTimeoutMs: number, private readonly heapMb?: number) {
+  constructor (readonly index: number, readonly port: number, private readonly configPath: string, private readonly readyTimeoutMs: number, private readonly heapMb?: number, private readonly nodeOptions?: string) {
     this.url = `http://127.0.0.1:${port}`
   }
 
@@ -199,7 +202,7 @@ class ReplicaHandle implements Replica {
     if (this.running) throw new Error(`replica ${this.index} is running; kill it first`)
     const server = spawnChildServer(`replica ${this.index}`, process.execPath,
       ['--import', 'tsx', ENTRY, 'start', '--config', this.configPath],
-      { env: childEnv(this.port, this.heapMb), cwd: ROOT })
+      { env: childEnv(this.port, this.heapMb, this.nodeOptions), cwd: ROOT })
     this.server = server
     try {
       await server.waitUntil(async () => await ready(this.url), this.readyTimeoutMs)
