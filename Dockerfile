@@ -23,7 +23,12 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 
 FROM ${NODE_IMAGE}
+# NODE_OPTIONS: a young generation of 2 x 16 MB instead of V8's 2 x 64 MB. Results pass through
+# a slice of rows at a time, so almost nothing outlives a scavenge and a small young generation
+# costs no CPU, while V8's default one alone is ~100 MB of a large result's resident memory
+# (README, Performance). Override it in the chart's env to change it.
 ENV NODE_ENV=production \
+    NODE_OPTIONS=--max-semi-space-size=16 \
     SLUICE_HOST=0.0.0.0 \
     SLUICE_PORT=8080 \
     SLUICE_DATA_DIR=/var/lib/sluice

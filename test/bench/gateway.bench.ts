@@ -18,7 +18,8 @@
 // Run: npm run bench -- gateway
 // Knobs: BENCH_ROUNDS (4), BENCH_C1_REQUESTS (25 per round), BENCH_C16_REQUESTS (96 per round),
 //   BENCH_SIZES (100,10000,100000,1000000), BENCH_LARGE_ROWS (200000; e.g. 200000,1000000),
-//   BENCH_LOG_LEVEL (info, as shipped), BENCH_PARTS (small,sizes,large: which parts run).
+//   BENCH_LOG_LEVEL (info, as shipped), BENCH_PARTS (small,sizes,large: which parts run),
+//   BENCH_GATEWAY_NODE_OPTIONS (default: the container image's NODE_OPTIONS; '' for none).
 import { mkdtemp, rm } from 'node:fs/promises'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -33,7 +34,7 @@ import { storeCpu, type StoreCpu } from './store-cpu.js'
 import { meanwhile, poolFor, quantile, runBatch, send } from './load.js'
 import { markdown, newReport, writeReport, type Report, type SizeCell } from './report.js'
 import type { BenchResult } from './result.js'
-import { callFor, PROTOCOLS, selectRows, SIDE_NAMES, startSides, type Protocol, type Side, type SideName, type Sides } from './sides.js'
+import { callFor, gatewayNodeOptions, PROTOCOLS, selectRows, SIDE_NAMES, startSides, type Protocol, type Side, type SideName, type Sides } from './sides.js'
 
 const num = (name: string, fallback: number): number => Number(process.env[name] ?? fallback)
 const list = (name: string, fallback: string): number[] => (process.env[name] ?? fallback).split(',').filter((s) => s.trim() !== '').map(Number)
@@ -48,7 +49,8 @@ const SETTINGS = {
   largeRows: list('BENCH_LARGE_ROWS', '200000'),
   resultRows: 10,
   parts: (process.env.BENCH_PARTS ?? 'small,sizes,large').split(','),
-  logLevel: process.env.BENCH_LOG_LEVEL ?? 'info'
+  logLevel: process.env.BENCH_LOG_LEVEL ?? 'info',
+  gatewayNodeOptions: gatewayNodeOptions()
 }
 /** Repetitions per statement size: the large ones take seconds each. */
 const repsFor = (bytes: number): number => bytes <= 1000 ? 20 : bytes <= 10_000 ? 10 : bytes <= 100_000 ? 6 : 3

@@ -99,6 +99,8 @@ const size = (bytes: number): string => bytes >= 1_000_000 ? `${bytes / 1_000_00
 export function markdown (r: Report): string[] {
   const lines: string[] = []
   lines.push(`Machine: ${r.machine.cores} cores (${r.machine.cpu}), ${r.machine.memoryGb} GB, Node ${r.machine.node}; load average at start ${r.machine.loadavgStart.join(' / ')}${r.machine.loadavgEnd === undefined ? '' : `, at end ${r.machine.loadavgEnd.join(' / ')}`}. Date: ${r.date}.`)
+  const options = r.settings.gatewayNodeOptions
+  if (typeof options === 'string') lines.push('', `Sluice runs with NODE_OPTIONS=${options === '' ? '(none)' : options} (BENCH_GATEWAY_NODE_OPTIONS; by default the container image's, from the Dockerfile).`)
   lines.push('')
   if (r.small.length > 0) {
     lines.push('Small statements (10-row result), closed-loop clients, alternating rounds:')

@@ -10,6 +10,8 @@
 // Snowflake and BigQuery connection, the bench policy (reads allowed, emails masked), log level
 // info as shipped (BENCH_LOG_LEVEL to change it).
 import { randomUUID } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import postgres from 'postgres'
 import { freePort, spawnChildServer, type ChildServer } from '../support/child-server.js'
@@ -20,6 +22,20 @@ import type { Call } from './load.js'
 import { BENCH_PROJECT } from './upstream.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+
+/** The Node options the container image runs the gateway with (the Dockerfile's ENV NODE_OPTIONS). */
+export function imageNodeOptions (): string {
+  const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8')
+  return /^\s*NODE_OPTIONS=(\S+)/m.exec(dockerfile)?.[1] ?? ''
+}
+
+/**
+ * The gateways' Node options: the image's, so the bench measures the gateway as it ships;
+ * BENCH_GATEWAY_NODE_OPTIONS replaces them (an empty value runs Node's defaults).
+ */
+export function gatewayNodeOptions (): string {
+  return process.env.BENCH_GATEWAY_NODE_OPTIONS ?? imageNodeOptions()
+}
 const here = (file: string): string => fileURLToPath(new URL(file, import.meta.url))
 
 export type Protocol = 'sqlapi' | 'connector' | 'bigquery'
@@ -107,7 +123,7 @@ export async function startSides (): Promise<Sides> {
       }
     }
     // store.poolSize 10 as shipped (the replica harness defaults to 4 for tests).
-    const one = { config, count: 1, policiesDir: here('./policies'), poolSize: 10, nodeOptions: process.env.BENCH_GATEWAY_NODE_OPTIONS }
+    const one = { config, count: 1, policiesDir: here('./policies'), poolSize: 10, nodeOptions: gatewayNodeOptions() }
     const clusters: Record<string, ReplicaCluster> = {}
     const variants = [['sluice-pg', {}], ['sluice-pg-async', { storeUrl: asyncDb.url }], ['sluice-pglite', { pglite: true }]] as const
     // Booted together: each boot waits on migrations as much as on the CPU.

@@ -2,8 +2,10 @@
 // the Dockerfile itself, hadolint-style: a pinned base image on the supported Node, the final stage
 // without dev dependencies and not running as root, exec-form commands, and every file it copies
 // present in the repository (a missing one would only fail at `docker build`).
+import { spawnSync } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
+import { imageNodeOptions } from '../bench/sides.js'
 
 interface Instruction { keyword: string, args: string, line: number }
 
@@ -74,6 +76,18 @@ describe('Dockerfile', () => {
       const json = keyword === 'HEALTHCHECK' ? instruction?.args.replace(/^.*?\bCMD\s+/, '') : instruction?.args
       expect(() => JSON.parse(json ?? ''), keyword).not.toThrow()
     }
+  })
+
+  it('runs the gateway with the young generation the bench measured, in NODE_OPTIONS Node accepts', () => {
+    const env = finalStage.filter((i) => i.keyword === 'ENV').map((i) => i.args).join(' ')
+    const options = /\bNODE_OPTIONS=(\S+)/.exec(env)?.[1]
+    expect(options).toMatch(/^--max-semi-space-size=\d+$/)
+    // The bench runs Sluice with exactly these, so its numbers are the image's.
+    expect(imageNodeOptions()).toBe(options)
+    // Node refuses a flag it does not allow in NODE_OPTIONS; this one it takes.
+    const run = spawnSync(process.execPath, ['-e', 'process.exit(0)'], { env: { ...process.env, NODE_OPTIONS: options }, encoding: 'utf8' })
+    expect(run.stderr).toBe('')
+    expect(run.status).toBe(0)
   })
 
   it('copies only files that exist in the repository', () => {
