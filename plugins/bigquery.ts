@@ -8,6 +8,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { ERR_AUTH_MISSING, ERR_BIGQUERY_REFUSED, ERR_BIGQUERY_UNSUPPORTED } from '../src/errors.js'
 import { LOAD_INSTEAD } from '../src/warehouses/bigquery/requests.js'
 import { bigqueryConnections } from '../src/warehouses/bigquery/connections.js'
+import { answerBytes } from '../src/warehouses/bigquery/encoded-rows.js'
 import { discoveryDocument } from '../src/warehouses/bigquery/discovery.js'
 import { googleErrorBody, rewriteSluiceBody } from '../src/warehouses/bigquery/google-errors.js'
 import { cancelJob, getDataset, getJob, getTable, listDatasets, listJobs, listTableData, listTables } from '../src/warehouses/bigquery/reads.js'
@@ -76,10 +77,20 @@ function queryOf (request: FastifyRequest): Query {
   return out
 }
 
+/**
+ * A result page leaves as bytes: the answer as fastify would stringify it, its rows spliced in
+ * as they were encoded slice by slice. An answer without rows is sent as it is.
+ */
+function sendAnswer (reply: FastifyReply, answer: object): unknown {
+  const bytes = answerBytes(answer)
+  if (bytes === undefined) return answer
+  return reply.type('application/json; charset=utf-8').send(bytes)
+}
+
 export function createHandlers (svc: BigQueryService) {
   return {
-    async query (request: FastifyRequest<{ Params: Params }>) {
-      return await svc.query(contextOf(request), request.params.projectId as string, request.body)
+    async query (request: FastifyRequest<{ Params: Params }>, reply: FastifyReply) {
+      return sendAnswer(reply, await svc.query(contextOf(request), request.params.projectId as string, request.body))
     },
     async insertJob (request: FastifyRequest<{ Params: Params }>) {
       return await svc.insertJob(contextOf(request), request.params.projectId as string, request.body)
@@ -93,12 +104,12 @@ export function createHandlers (svc: BigQueryService) {
     async listJobs (request: FastifyRequest<{ Params: Params }>) {
       return await listJobs(svc, contextOf(request), request.params.projectId as string, queryOf(request))
     },
-    async getQueryResults (request: FastifyRequest<{ Params: Params }>) {
-      return await svc.getQueryResults(contextOf(request), request.params.projectId as string, request.params.jobId as string, queryOf(request))
+    async getQueryResults (request: FastifyRequest<{ Params: Params }>, reply: FastifyReply) {
+      return sendAnswer(reply, await svc.getQueryResults(contextOf(request), request.params.projectId as string, request.params.jobId as string, queryOf(request)))
     },
-    async listTableData (request: FastifyRequest<{ Params: Params }>) {
+    async listTableData (request: FastifyRequest<{ Params: Params }>, reply: FastifyReply) {
       const { projectId = '', datasetId = '', tableId = '' } = request.params
-      return await listTableData(svc, contextOf(request), { projectId, datasetId, tableId }, queryOf(request))
+      return sendAnswer(reply, await listTableData(svc, contextOf(request), { projectId, datasetId, tableId }, queryOf(request)))
     },
     async getTable (request: FastifyRequest<{ Params: Params }>) {
       const { projectId = '', datasetId = '', tableId = '' } = request.params

@@ -14,6 +14,7 @@ import type { CallContext, BigQueryService } from './service.js'
 import type { BigQueryUpstream } from './upstream.js'
 import type { StatementRun } from '../../pipeline.js'
 import type { Job, TableDataList, TableReference } from './wire.js'
+import type { EncodedRows } from './encoded-rows.js'
 
 type Query = Record<string, string | undefined>
 
@@ -110,7 +111,7 @@ export async function listJobs (svc: BigQueryService, ctx: CallContext, projectI
   return { ...page, jobs }
 }
 
-export async function listTableData (svc: BigQueryService, ctx: CallContext, ref: TableReference, query: Query): Promise<TableDataList> {
+export async function listTableData (svc: BigQueryService, ctx: CallContext, ref: TableReference, query: Query): Promise<TableDataList<EncodedRows>> {
   const upstream = svc.upstream(ref.projectId, ctx)
   const table = { projectId: upstream.project, datasetId: ref.datasetId, tableId: ref.tableId }
   const owner = ownerOf(ctx.principal)
@@ -142,13 +143,13 @@ export async function listTableData (svc: BigQueryService, ctx: CallContext, ref
 }
 
 /** One tabledata.list page under its run: the table's rows, capped and released. */
-async function readTableData (svc: BigQueryService, ctx: CallContext, upstream: BigQueryUpstream, table: TableReference, resultId: string | undefined, query: Query, run: StatementRun): Promise<TableDataList> {
+async function readTableData (svc: BigQueryService, ctx: CallContext, upstream: BigQueryUpstream, table: TableReference, resultId: string | undefined, query: Query, run: StatementRun): Promise<TableDataList<EncodedRows>> {
   const upstreamId = resultId ?? `${table.projectId}:${table.datasetId}.${table.tableId}`
   const scope = svc.pageScope(ctx, upstream, upstreamId)
   const start = await pageStartOf(svc.registry, scope, query, run.cap?.rows)
   const meta = await upstreamCall(run, async () => await upstream.getTable(table))
   const fields = projectFields(meta.schema?.fields ?? [], query.selectedFields)
-  const cut = await capPage(svc.registry, scope, await upstreamCall(run, async () => await upstream.listTableData(table, {
+  const cut = await capPage(svc.registry, scope, await upstreamCall(run, async () => await upstream.tableDataPage(table, {
     maxResults: query.maxResults,
     pageToken: query.pageToken,
     startIndex: query.startIndex,
@@ -157,7 +158,8 @@ async function readTableData (svc: BigQueryService, ctx: CallContext, upstream: 
   })), start, run)
   // TableDataList has no field for a warning: the true totalRows and the missing pageToken say it.
   const data = cut.page
-  if (data.rows === undefined) return data
+  // No rows member: nothing to encode, the page is as the upstream gave it.
+  if (data.rows === undefined) return data as unknown as TableDataList<EncodedRows>
   const rows = await releaseRows(run, {
     fields,
     rows: data.rows,

@@ -55,7 +55,7 @@ export function releaseJob<T extends Job> (scope: ErrorScope, job: T): T {
 }
 
 /** jobs.query and getQueryResults answers: their `errors` list. */
-export function releaseQueryResults<T extends QueryResults> (scope: ErrorScope, result: T): T {
+export function releaseQueryResults<T extends QueryResults<unknown>> (scope: ErrorScope, result: T): T {
   return result.errors === undefined ? result : { ...result, errors: releaseList(scope, result.errors) }
 }
 

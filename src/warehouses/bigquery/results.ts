@@ -1,6 +1,7 @@
 // The one way rows leave the BigQuery front end: upstream f/v rows are decoded to the neutral
 // result, released through the pipeline (masked and counted), and encoded back in the form the
-// client asked for. jobs.query, getQueryResults pages and tabledata.list all come through here.
+// client asked for, a slice of ~64 KB at a time (upstream-rows.ts, encoded-rows.ts). jobs.query,
+// getQueryResults pages and tabledata.list all come through here.
 import type { StatementRun } from '../../pipeline.js'
 import type { ResultPage } from '../../pipeline/types.js'
 import { columnsOf, decodeRows, encodeRows, type TimestampForm } from './codec.js'
@@ -8,35 +9,50 @@ import { ERR_BAD_REQUEST } from '../../errors.js'
 import type { RowCap } from '../../pipeline/limits.js'
 import type { JobRegistry } from './registry.js'
 import type { PageCursor } from '../../state/bigquery-jobs.js'
-import type { TableFieldSchema, TableRow } from './wire.js'
+import type { TableFieldSchema } from './wire.js'
+import { EncodedRows } from './encoded-rows.js'
+import type { UpstreamRows } from './upstream-rows.js'
 
 export interface ReleaseInput {
   fields: TableFieldSchema[]
-  rows: TableRow[] | undefined
+  rows: UpstreamRows
   upstreamId?: string
   /** The TIMESTAMP form the client asked for (see timestampForm). */
   timestamps: TimestampForm
 }
 
-export async function releaseRows (run: StatementRun, input: ReleaseInput): Promise<TableRow[]> {
-  // Sluice always asks the upstream for int64 timestamps, so integer strings are microseconds.
-  const neutral = decodeRows(input.fields, input.rows, { int64Timestamps: true })
-  async function * onePage (): AsyncIterable<ResultPage> {
-    yield { rows: neutral }
+// Sluice always asks the upstream for int64 timestamps, so integer strings are microseconds.
+const DECODE = { int64Timestamps: true }
+
+/**
+ * The page's rows released a slice at a time (one pipeline page per slice) and each slice
+ * encoded at once, so the page holds its encoded text, not its rows. Nothing of it is sent
+ * before the whole page is encoded: the round trip's event, written before the response leaves,
+ * covers every row, and a page that fails part way is sent and recorded as no rows.
+ */
+export async function releaseRows (run: StatementRun, input: ReleaseInput): Promise<EncodedRows> {
+  const { fields, rows } = input
+  async function * slices (): AsyncIterable<ResultPage> {
+    let any = false
+    for (const slice of rows.slices()) {
+      any = true
+      yield { rows: decodeRows(fields, slice, DECODE) }
+    }
+    // A page of no rows is still a page the pipeline releases (and counts as none).
+    if (!any) yield { rows: [] }
   }
-  const released = run.release({
-    schema: { columns: columnsOf(input.fields) },
-    pages: onePage(),
-    upstreamId: input.upstreamId
-  })
-  // One page in, one page out: spreading a page of tens of thousands of rows into push()
-  // copies them through the stack, and a large enough page overflows it.
-  let rows: TableRow[] | undefined
-  for await (const page of released.pages) {
-    const encoded = encodeRows(input.fields, page.rows, { timestamps: input.timestamps })
-    rows = rows === undefined ? encoded : rows.concat(encoded)
+  const released = run.release({ schema: { columns: columnsOf(fields) }, pages: slices(), upstreamId: input.upstreamId })
+  const encoded = new EncodedRows()
+  try {
+    for await (const page of released.pages) encoded.add(encodeRows(fields, page.rows, { timestamps: input.timestamps }))
+  } catch (err) {
+    if (run.trip.rowsReturned !== undefined) {
+      run.trip.rowsReturned = 0
+      delete run.trip.capture
+    }
+    throw err
   }
-  return rows ?? []
+  return encoded
 }
 
 /**
@@ -82,7 +98,7 @@ export function timestampForm (useInt64Timestamp: unknown, timestampOutputFormat
 
 /** A page of rows with the paging fields a policy's maxRows may cut. */
 export interface Paged {
-  rows?: TableRow[]
+  rows?: UpstreamRows
   pageToken?: string
   totalRows?: string
 }
@@ -124,17 +140,17 @@ export interface Limited {
  * the next page starts for the token that stays.
  */
 export async function capPage<T extends Paged> (registry: JobRegistry, scope: PageScope, page: T, start: number, run: StatementRun): Promise<{ page: T, limited: Limited | undefined }> {
-  const rows = page.rows ?? []
+  const count = page.rows?.length ?? 0
   const cap = run.cap
   if (cap === undefined) return { page, limited: undefined }
-  const cut = run.checkTotal(Math.max(Number(page.totalRows ?? 0), start + rows.length))
+  const cut = run.checkTotal(Math.max(Number(page.totalRows ?? 0), start + count))
   const room = Math.max(0, cap.rows - start)
   const capped: T = { ...page }
-  if (page.rows !== undefined) capped.rows = rows.slice(0, room)
-  if (start + rows.length >= cap.rows) {
+  if (page.rows !== undefined) capped.rows = page.rows.first(room)
+  if (start + count >= cap.rows) {
     delete capped.pageToken
   } else if (page.pageToken !== undefined) {
-    await registry.rememberPageStart({ ...scope, pageToken: page.pageToken }, start + rows.length)
+    await registry.rememberPageStart({ ...scope, pageToken: page.pageToken }, start + count)
   }
   const notice = cut ? run.limited() : undefined
   return { page: capped, limited: notice === undefined ? undefined : { notice, by: cap.by } }

@@ -18,6 +18,8 @@ import { jobTimedOut, upstreamCall } from './run-calls.js'
 import { renderError, type RenderedError } from './google-errors.js'
 import { BigQueryUpstream } from './upstream.js'
 import type { DatasetReference, Job, QueryParameter, QueryRequest, QueryResults } from './wire.js'
+import type { EncodedRows } from './encoded-rows.js'
+import type { UpstreamRows } from './upstream-rows.js'
 import type { ApprovalService } from '../../approvals/service.js'
 import type { Estimator, WarehouseEstimate } from '../../pipeline/estimate.js'
 import { pendingApproval } from '../../pipeline/held.js'
@@ -43,6 +45,9 @@ export interface BigQueryServiceDeps {
   /** Held statements wait on their approvals here (getQueryResults timeoutMs). */
   approvals?: ApprovalService
 }
+
+/** A jobs.query / getQueryResults answer as the client gets it: its rows already encoded. */
+export type Answer = QueryResults<EncodedRows>
 
 /** A statement a rule holds: admitted later, once an approver releases it (held.ts). */
 interface Held { held: string }
@@ -119,7 +124,7 @@ export class BigQueryService {
   }
 
   /** jobs.query */
-  async query (ctx: CallContext, projectId: string, body: unknown): Promise<QueryResults> {
+  async query (ctx: CallContext, projectId: string, body: unknown): Promise<Answer> {
     const upstream = this.upstream(projectId, ctx)
     const { request, transfer } = checkQueryRequest(body)
     const statement = this.statement(ctx, upstream, request.query as string, statementParams(request.queryParameters), request.defaultDataset, request.queryParameters, request.location)
@@ -148,12 +153,12 @@ export class BigQueryService {
   }
 
   /** jobs.query of an admitted statement: the first answer, its job bound to the caller. */
-  async #query (ctx: CallContext, upstream: BigQueryUpstream, request: QueryRequest, run: StatementRun): Promise<QueryResults> {
+  async #query (ctx: CallContext, upstream: BigQueryUpstream, request: QueryRequest, run: StatementRun): Promise<Answer> {
     const { statement, admission } = run
     const timestamps = timestampForm(request.formatOptions?.useInt64Timestamp, request.formatOptions?.timestampOutputFormat)
     const bounds = jobBounds(run)
     const left = run.remainingMs()
-    const result = await upstreamCall(run, async () => await upstream.query({
+    const result = await upstreamCall(run, async () => await upstream.queryPage({
       ...request,
       // A small first answer (the client pages the rest): it is masked and recorded before it leaves.
       maxResults: request.maxResults ?? upstream.settings.firstPageRows,
@@ -266,7 +271,7 @@ export class BigQueryService {
    * Caps the page to the policy's row limit, then releases its rows (and any upstream error
    * text in `errors`) through the pipeline.
    */
-  async #withRows (ctx: CallContext, result: QueryResults, run: StatementRun, start: number, timestamps: TimestampForm, scope: PageScope): Promise<QueryResults> {
+  async #withRows (ctx: CallContext, result: QueryResults<UpstreamRows>, run: StatementRun, start: number, timestamps: TimestampForm, scope: PageScope): Promise<Answer> {
     const admission = run.admission
     // A page of the admitted statement's result completes it; "not done yet" does not.
     if (admission.statementId !== undefined) ctx.trip.statementId ??= admission.statementId
@@ -277,7 +282,8 @@ export class BigQueryService {
     if (typeof failure === 'string') ctx.trip.errorMessage = failure
     const cut = await capPage(this.registry, scope, released, start, run)
     const capped = cut.limited === undefined ? cut.page : warnLimited(cut.page, cut.limited)
-    if (capped.rows === undefined) return capped
+    // No rows member: nothing to encode, the answer is as the upstream gave it.
+    if (capped.rows === undefined) return capped as unknown as Answer
     const rows = await releaseRows(run, {
       fields: capped.schema?.fields ?? [], rows: capped.rows, upstreamId: scope.resultId || undefined, timestamps
     })
@@ -285,7 +291,7 @@ export class BigQueryService {
   }
 
   /** jobs.getQueryResults */
-  async getQueryResults (ctx: CallContext, projectId: string, jobId: string, asked: Record<string, string | undefined>): Promise<QueryResults> {
+  async getQueryResults (ctx: CallContext, projectId: string, jobId: string, asked: Record<string, string | undefined>): Promise<Answer> {
     const upstream = this.upstream(projectId, ctx)
     let binding = await this.ownedJob(ctx, upstream, projectId, jobId)
     let query = asked
@@ -297,7 +303,7 @@ export class BigQueryService {
       if (poll.state === 'failed') throw poll.error
       if (poll.state !== 'released') {
         ctx.trip.pending = true
-        return pendingResults(binding, 'bigquery#getQueryResultsResponse')
+        return pendingResults(binding, 'bigquery#getQueryResultsResponse') as unknown as Answer
       }
       binding = poll.binding
       // Pending until this answer says otherwise: a complete page completes the statement.
@@ -315,11 +321,11 @@ export class BigQueryService {
   }
 
   /** One getQueryResults poll or page of a running (or finished) upstream job. */
-  async #results (ctx: CallContext, upstream: BigQueryUpstream, binding: JobBinding, jobId: string, query: Record<string, string | undefined>, run: StatementRun): Promise<QueryResults> {
+  async #results (ctx: CallContext, upstream: BigQueryUpstream, binding: JobBinding, jobId: string, query: Record<string, string | undefined>, run: StatementRun): Promise<Answer> {
     const scope = this.pageScope(ctx, upstream, jobId)
     const start = await pageStartOf(this.registry, scope, query, run.cap?.rows)
     const left = run.remainingMs()
-    const result = await upstreamCall(run, async () => await upstream.getQueryResults(jobId, {
+    const result = await upstreamCall(run, async () => await upstream.queryResultsPage(jobId, {
       pageToken: query.pageToken,
       startIndex: query.startIndex,
       maxResults: query.maxResults,
@@ -349,7 +355,7 @@ export class BigQueryService {
    * The rule's statementTimeoutSeconds, kept by Sluice as well as sent as jobTimeoutMs: a job
    * still running when it has run out is cancelled upstream and answered as a job timeout.
    */
-  async #keepTimeout (upstream: BigQueryUpstream, run: StatementRun, jobId: string, location: string | undefined, result: QueryResults): Promise<void> {
+  async #keepTimeout (upstream: BigQueryUpstream, run: StatementRun, jobId: string, location: string | undefined, result: QueryResults<unknown>): Promise<void> {
     if (result.jobComplete !== false) return
     const timedOut = await this.cancelOverdue(upstream, run, jobId, location)
     if (timedOut !== undefined) throw timedOut

@@ -7,6 +7,7 @@ import { request, type Dispatcher } from 'undici'
 import { ERR_BIGQUERY_UPSTREAM, ERR_UPSTREAM_UNAVAILABLE } from '../../errors.js'
 import type { BigQuerySettings } from './connections.js'
 import { neverSent, transportText } from '../unsent.js'
+import { readRowsAnswer, type UpstreamRows } from './upstream-rows.js'
 import type { DatasetReference, Job, QueryParameter, QueryRequest, QueryResults, Table, TableDataList, TableReference, TableSchema } from './wire.js'
 
 const SCOPES = ['https://www.googleapis.com/auth/bigquery']
@@ -86,6 +87,22 @@ export class BigQueryUpstream {
 
   /** One REST call; `path` is relative to `/bigquery/v2/projects/<project>/`. */
   async call<T> (method: 'GET' | 'POST', path: string, options: { query?: Query, body?: unknown } = {}): Promise<T> {
+    const { statusCode, body } = await this.#send(method, path, options)
+    return this.#parsed(statusCode, body) as T
+  }
+
+  /**
+   * A call whose answer carries result rows: the answer parsed but for its `rows`, which stay
+   * bytes to be read a slice at a time (upstream-rows.ts); an answer that is not well-formed is
+   * refused before any row of it is released.
+   */
+  async callRows<T extends { rows?: UpstreamRows }> (method: 'GET' | 'POST', path: string, options: { query?: Query, body?: unknown } = {}): Promise<T> {
+    const { statusCode, body } = await this.#send(method, path, options)
+    if (statusCode >= 400) return this.#parsed(statusCode, body) as never
+    return readRowsAnswer<T>(body, (what) => this.#error(502, 'backendError', `answered HTTP ${statusCode} with a body that is not JSON rows: ${what}`))
+  }
+
+  async #send (method: 'GET' | 'POST', path: string, options: { query?: Query, body?: unknown }): Promise<{ statusCode: number, body: Buffer }> {
     const url = new URL(`${this.settings.url}/bigquery/v2/projects/${encodeURIComponent(this.project)}/${path}`)
     for (const [key, value] of Object.entries(options.query ?? {})) {
       if (value !== undefined) url.searchParams.set(key, String(value))
@@ -115,18 +132,24 @@ export class BigQueryUpstream {
       if (neverSent(err)) throw new ERR_UPSTREAM_UNAVAILABLE(this.settings.name, transportText(err))
       throw this.#error(502, 'backendError', `the connection failed while the request was in flight, so it may have run: ${transportText(err)}`)
     }
-    const text = await res.body.text()
+    return { statusCode: res.statusCode, body: Buffer.from(await res.body.arrayBuffer()) }
+  }
+
+  /** A whole answer parsed; an error status thrown as the upstream's error. */
+  #parsed (statusCode: number, body: Buffer): unknown {
+    // Read as text reads it: a byte order mark dropped.
+    const text = body.toString('utf8', body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf ? 3 : 0)
     let json: unknown
     try {
       json = text === '' ? {} : JSON.parse(text)
     } catch {
-      throw this.#error(502, 'backendError', `answered HTTP ${res.statusCode} with a body that is not JSON`)
+      throw this.#error(502, 'backendError', `answered HTTP ${statusCode} with a body that is not JSON`)
     }
-    if (res.statusCode >= 400) {
+    if (statusCode >= 400) {
       const error = (json as { error?: { message?: string, errors?: Array<{ reason?: string }> } }).error
-      throw this.#error(res.statusCode, error?.errors?.[0]?.reason ?? 'backendError', error?.message ?? `HTTP ${res.statusCode}`)
+      throw this.#error(statusCode, error?.errors?.[0]?.reason ?? 'backendError', error?.message ?? `HTTP ${statusCode}`)
     }
-    return json as T
+    return json
   }
 
   #error (status: number, reason: string, message: string): BigQueryUpstreamError {
@@ -157,8 +180,19 @@ export class BigQueryUpstream {
     return await this.call('GET', `queries/${encodeURIComponent(jobId)}`, { query })
   }
 
-  async listTableData (ref: { datasetId: string, tableId: string }, query: Query): Promise<TableDataList> {
-    return await this.call('GET', `datasets/${encodeURIComponent(ref.datasetId)}/tables/${encodeURIComponent(ref.tableId)}/data`, { query })
+  /** jobs.query, its rows left as bytes (the front end releases them a slice at a time). */
+  async queryPage (body: QueryRequest): Promise<QueryResults<UpstreamRows>> {
+    return await this.callRows('POST', 'queries', { body })
+  }
+
+  /** getQueryResults, its rows left as bytes. */
+  async queryResultsPage (jobId: string, query: Query): Promise<QueryResults<UpstreamRows>> {
+    return await this.callRows('GET', `queries/${encodeURIComponent(jobId)}`, { query })
+  }
+
+  /** tabledata.list, its rows left as bytes. */
+  async tableDataPage (ref: { datasetId: string, tableId: string }, query: Query): Promise<TableDataList<UpstreamRows>> {
+    return await this.callRows('GET', tableDataPath(ref), { query })
   }
 
   async getTable (ref: { datasetId: string, tableId: string }, query: Query = {}): Promise<Table> {
@@ -197,4 +231,8 @@ export class BigQueryUpstream {
       schema: stats?.schema
     }
   }
+}
+
+function tableDataPath (ref: { datasetId: string, tableId: string }): string {
+  return `datasets/${encodeURIComponent(ref.datasetId)}/tables/${encodeURIComponent(ref.tableId)}/data`
 }

@@ -94,23 +94,26 @@ export interface QueryRequest {
   [key: string]: unknown
 }
 
-/** jobs.query and jobs.getQueryResults responses share these fields. */
-export interface QueryResults {
+/**
+ * jobs.query and jobs.getQueryResults responses share these fields. `Rows` is how the rows are
+ * held: parsed, still the upstream's bytes (UpstreamRows), or encoded for the client (EncodedRows).
+ */
+export interface QueryResults<Rows = TableRow[]> {
   jobReference?: JobReference
   queryId?: string
   jobComplete?: boolean
   schema?: TableSchema
-  rows?: TableRow[]
+  rows?: Rows
   totalRows?: string
   pageToken?: string
   [key: string]: unknown
 }
 
-export interface TableDataList {
+export interface TableDataList<Rows = TableRow[]> {
   kind?: string
   totalRows?: string
   pageToken?: string
-  rows?: TableRow[]
+  rows?: Rows
   [key: string]: unknown
 }
 

@@ -1,0 +1,52 @@
+// A page's rows leave the BigQuery front end as bytes: each slice is encoded (JSON text of its
+// f/v rows) as soon as it is released, and the page keeps that text, not the rows. The answer
+// around them is stringified as fastify would have stringified it, with the rows' text in the
+// place of `rows`, so the client gets the same bytes the whole page gave.
+import type { TableRow } from './wire.js'
+
+export class EncodedRows {
+  readonly #parts: Buffer[] = []
+
+  /** One slice's rows, as the JSON text between an array's brackets. */
+  add (rows: TableRow[]): void {
+    if (rows.length === 0) return
+    const text = Buffer.from(JSON.stringify(rows))
+    this.#parts.push(text.subarray(1, text.length - 1))
+  }
+
+  /** The JSON array of every row added, as bytes. */
+  bytes (): Buffer[] {
+    const out: Buffer[] = [OPEN]
+    this.#parts.forEach((part, i) => { if (i > 0) out.push(COMMA); out.push(part) })
+    out.push(CLOSE)
+    return out
+  }
+}
+
+const OPEN = Buffer.from('[')
+const CLOSE = Buffer.from(']')
+const COMMA = Buffer.from(',')
+
+/**
+ * The answer as JSON.stringify writes it (own keys in order, undefined values left out), its
+ * encoded rows spliced in; undefined when it holds none (fastify stringifies it as it is).
+ */
+export function answerBytes (answer: object): Buffer | undefined {
+  const entries = Object.entries(answer)
+  if (!entries.some(([, value]) => value instanceof EncodedRows)) return undefined
+  const out: Buffer[] = []
+  let text = '{'
+  for (const [key, value] of entries) {
+    const json = value instanceof EncodedRows ? '' : JSON.stringify(value)
+    if (json === undefined) continue
+    text += `${text === '{' ? '' : ','}${JSON.stringify(key)}:`
+    if (value instanceof EncodedRows) {
+      out.push(Buffer.from(text), ...value.bytes())
+      text = ''
+      continue
+    }
+    text += json
+  }
+  out.push(Buffer.from(`${text}}`))
+  return Buffer.concat(out)
+}
