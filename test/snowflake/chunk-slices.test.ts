@@ -9,18 +9,7 @@ import { chunkEncoder, chunkBody, jsonRowsEncoder } from '../../src/warehouses/s
 import { resultSet, resultSetEncoder } from '../../src/warehouses/snowflake/sqlapi-wire.js'
 import type { Handle } from '../../src/warehouses/snowflake/handles.js'
 import type { StoredResult } from '../../src/warehouses/snowflake/manifest.js'
-
-/** A small deterministic generator (mulberry32), so a failure names its seed. */
-function random (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+import { random } from '../support/seeded-random.js'
 
 const PIECES = ['a', 'Z', '0', ' ', '"', '\\', '\\"', '"]', '],[', '[', ']', '{', '}', ',', '\n', '\t', '\u0000', '\u001f', 'é', '日本', '😀', '\u2028', 'null', '\\u0041']
 

@@ -3,6 +3,7 @@
 // or a backslash-escaped quote, a quoted identifier, `--`, `//` and `/* */` comments, a block),
 // joined by separators that add empty statements and comments, with noise before the first and
 // after the last. `statements` is what each request must run as, one upstream request each.
+import { random } from './seeded-random.js'
 
 /** Statements that hold a `;` which separates nothing. A line comment ends with its newline. */
 export const FRAGMENTS = [
@@ -42,18 +43,6 @@ const TRAILING = ['', ';', ';;', '; -- done;', ';\n/* end; */', '; // fin']
 export interface Generated {
   sql: string
   statements: string[]
-}
-
-/** A small deterministic generator (mulberry32), so a failure names a reproducible text. */
-function random (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 export function generate (count: number, seed = 7): Generated[] {
