@@ -10,6 +10,7 @@ import type { BigQueryJobStore } from '../../src/state/bigquery-jobs.js'
 import { bigquerySettings } from '../../src/warehouses/bigquery/connections.js'
 import { BigQueryService, type CallContext } from '../../src/warehouses/bigquery/service.js'
 import type { BigQueryUpstream } from '../../src/warehouses/bigquery/upstream.js'
+import { readRowsAnswer } from '../../src/warehouses/bigquery/upstream-rows.js'
 import { alice } from '../recording/helpers.js'
 import { allowAll } from './harness.js'
 
@@ -25,9 +26,13 @@ function service (): { svc: BigQueryService, calls: string[] } {
   const upstream = {
     settings,
     project: 'proj-one',
-    async query () { calls.push('query'); return { jobReference, jobComplete: true, schema: { fields: [] }, rows: [], totalRows: '0' } },
+    async queryPage () {
+      calls.push('query')
+      const answer = { jobReference, jobComplete: true, schema: { fields: [] }, rows: [], totalRows: '0' }
+      return readRowsAnswer(Buffer.from(JSON.stringify(answer)), (what) => new Error(what))
+    },
     async insertJob () { calls.push('insert'); return { jobReference, status: { state: 'DONE' } } },
-    async getQueryResults () { calls.push('results'); return { jobReference, jobComplete: true } }
+    async queryResultsPage () { calls.push('results'); return { jobReference, jobComplete: true } }
   } as unknown as BigQueryUpstream
   const pipeline = new Pipeline({ analyze: passThroughAnalyze, decide: allowAll, hold: refuseApprovals, mask: passThroughMask })
   return { svc: new BigQueryService({ pipeline, connections: [settings], upstreams: new Map([['bq', upstream]]), jobs: failingStore }), calls }
