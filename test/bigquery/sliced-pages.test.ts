@@ -1,13 +1,18 @@
 // Through the gateway, a BigQuery page read and released a slice at a time reaches the client
 // as the very bytes the whole-page path sent (jobs.query, getQueryResults, tabledata.list with
-// selectedFields, a page cut at a row cap), and a page torn part way through answers an
-// upstream error that holds none of its rows, recorded as no rows sent.
+// selectedFields, a page cut at a row cap), the warehouse port gets every page's rows, and a
+// page torn part way through answers an upstream error that holds none of its rows, recorded
+// as no rows sent.
 import { createServer, type Server } from 'node:http'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { decodeRows, encodeRows, type TimestampForm } from '../../src/warehouses/bigquery/codec.js'
 import { projectFields } from '../../src/warehouses/bigquery/results.js'
 import type { TableFieldSchema, TableRow } from '../../src/warehouses/bigquery/wire.js'
 import { startSluice, type Sluice } from './harness.js'
+import { BigQueryPort } from '../../src/warehouses/bigquery/port.js'
+import { BigQueryUpstream } from '../../src/warehouses/bigquery/upstream.js'
+import { bigquerySettings } from '../../src/warehouses/bigquery/connections.js'
+import { alice } from '../recording/helpers.js'
 import { answerOf, bodyOf, random, rowOf } from './gen-answers.js'
 
 const PROJECT = 'slices-project'
@@ -113,6 +118,24 @@ describe('BigQuery pages released a slice at a time, through the gateway', () =>
     expect(got.errors?.at(-1)?.reason).toBe('rowsLimited')
     const { pageToken: _gone, ...kept } = wholePage(answer, fields, 'float', 3)
     expect(res.text).toBe(JSON.stringify({ ...kept, errors: got.errors }))
+  })
+
+  it('hand the warehouse port (what MCP reads) every upstream page\'s rows, a slice at a time', async () => {
+    const next = random(500)
+    const { fields, answer } = answerOf(next)
+    const rows = (n: number): TableRow[] => Array.from({ length: n }, () => rowOf(next, fields))
+    const [first, second] = [rows(2500), rows(1200)]
+    const jobReference = { projectId: PROJECT, jobId: 'job_port', location: 'US' }
+    stub.bodies.set(`POST ${BASE}/queries`, bodyOf({ ...answer, jobReference, rows: first, pageToken: 'p2' }, next))
+    stub.bodies.set(`GET ${BASE}/queries/job_port`, bodyOf({ ...answer, jobReference, rows: second, pageToken: undefined }, next))
+    const port = new BigQueryPort(new BigQueryUpstream(bigquerySettings('bq-port', { kind: 'bigquery', project: PROJECT, url: stub.url })))
+    const { result } = await port.execute({ sql: 'SELECT port', principal: alice, limits: {} })
+    const pages: unknown[][][] = []
+    for await (const page of result.pages) pages.push(page.rows)
+    expect(pages.flat()).toEqual(decodeRows(fields, [...first, ...second], { int64Timestamps: true }))
+    // Upstream pages of more than ~64 KB of rows arrive as several pipeline pages.
+    expect(Buffer.byteLength(JSON.stringify(first))).toBeGreaterThan(2 * 64 * 1024)
+    expect(pages.length).toBeGreaterThan(3)
   })
 
   it('answer a page torn part way, or an answer that is not well-formed, with an upstream error holding none of its rows, recorded as no rows sent', async () => {

@@ -24,12 +24,6 @@ export function spyBigQueryCalls (options: { keep?: number, jobs?: boolean } = {
   const sent: string[] = []
   const cut = (text: string): string => (options.keep === undefined ? text : text.slice(0, options.keep))
   vi.restoreAllMocks()
-  // jobs.query as the port sends it (rows parsed) and as the front end does (rows kept as bytes).
-  const query = BigQueryUpstream.prototype.query
-  vi.spyOn(BigQueryUpstream.prototype, 'query').mockImplementation(async function (this: BigQueryUpstream, ...args: Parameters<typeof query>) {
-    sent.push(cut(String(args[0].query)))
-    return await query.apply(this, args)
-  })
   const queryPage = BigQueryUpstream.prototype.queryPage
   vi.spyOn(BigQueryUpstream.prototype, 'queryPage').mockImplementation(async function (this: BigQueryUpstream, ...args: Parameters<typeof queryPage>) {
     sent.push(cut(String(args[0].query)))

@@ -1,14 +1,15 @@
 // The warehouse port (src/warehouses/port.ts) for a BigQuery connection, on the REST client the
 // front end uses: jobs.query with the rule's limits (jobTimeoutMs, maximumBytesBilled), polled
 // with getQueryResults until the job is done, each page of f/v rows decoded to neutral rows
-// (codec.ts) as it is pulled; cancelling cancels the job. The catalogue is the REST API's own
+// (codec.ts) as it is pulled, a slice of ~64 KB at a time (upstream-rows.ts); cancelling
+// cancels the job. The catalogue is the REST API's own
 // datasets / tables resources.
 import type { Principal } from '../../identity/principal.js'
 import type { NeutralResult, ResultPage } from '../../pipeline/types.js'
 import type { CatalogColumn, CatalogTable, PortExecution, PortStatement, WarehousePort } from '../port.js'
 import { columnsOf, decodeRows } from './codec.js'
 import { upstreamError, type BigQueryUpstream } from './upstream.js'
-import type { QueryResults, TableFieldSchema } from './wire.js'
+import type { TableFieldSchema } from './wire.js'
 
 const DECODE = { int64Timestamps: true }
 /** How long one jobs.query / getQueryResults call may hold its answer. */
@@ -32,7 +33,7 @@ export class BigQueryPort implements WarehousePort {
     const upstream = this.#upstream
     const location = upstream.settings.location
     const { statementTimeoutSeconds: seconds, maximumBytesBilled } = statement.limits
-    let results = await upstream.query({
+    let results = await upstream.queryPage({
       query: statement.sql,
       useLegacySql: false,
       timeoutMs: POLL_MS,
@@ -51,7 +52,7 @@ export class BigQueryPort implements WarehousePort {
     try {
       while (results.jobComplete === false && jobId !== undefined) {
         if (statement.signal?.aborted === true) throw new Error('the statement was cancelled')
-        results = await upstream.getQueryResults(jobId, { timeoutMs: POLL_MS, location: jobLocation, 'formatOptions.useInt64Timestamp': true })
+        results = await upstream.queryResultsPage(jobId, { timeoutMs: POLL_MS, location: jobLocation, 'formatOptions.useInt64Timestamp': true })
       }
     } finally {
       statement.signal?.removeEventListener('abort', onAbort)
@@ -60,14 +61,20 @@ export class BigQueryPort implements WarehousePort {
     const failed = (results.errors as Array<{ message?: unknown, reason?: unknown }> | undefined)?.[0]
     if (failed !== undefined) throw upstreamError(this.name, 400, typeof failed.reason === 'string' ? failed.reason : 'invalidQuery', typeof failed.message === 'string' ? failed.message : 'the statement failed')
     const fields: TableFieldSchema[] = results.schema?.fields ?? []
-    const first: QueryResults = results
+    const first = results
     async function * pages (): AsyncIterable<ResultPage> {
-      let page: QueryResults = first
+      let page = first
       for (;;) {
-        yield { rows: decodeRows(fields, page.rows, DECODE) }
+        // One pipeline page per slice; an upstream page of no rows is still one (empty) page.
+        let any = false
+        for (const slice of page.rows?.slices() ?? []) {
+          any = true
+          yield { rows: decodeRows(fields, slice, DECODE) }
+        }
+        if (!any) yield { rows: [] }
         const token = page.pageToken
         if (token === undefined || token === '' || jobId === undefined) return
-        page = await upstream.getQueryResults(jobId, { pageToken: token, location: jobLocation, 'formatOptions.useInt64Timestamp': true })
+        page = await upstream.queryResultsPage(jobId, { pageToken: token, location: jobLocation, 'formatOptions.useInt64Timestamp': true })
       }
     }
     const result: NeutralResult = { schema: { columns: columnsOf(fields) }, pages: pages() }

@@ -156,10 +156,6 @@ export class BigQueryUpstream {
     return upstreamError(this.settings.name, status, reason, message)
   }
 
-  async query (body: QueryRequest): Promise<QueryResults> {
-    return await this.call('POST', 'queries', { body })
-  }
-
   async insertJob (job: Job): Promise<Job> {
     return await this.call('POST', 'jobs', { body: job })
   }
@@ -174,10 +170,6 @@ export class BigQueryUpstream {
 
   async listJobs (query: Query): Promise<{ jobs?: Job[], nextPageToken?: string, [key: string]: unknown }> {
     return await this.call('GET', 'jobs', { query })
-  }
-
-  async getQueryResults (jobId: string, query: Query): Promise<QueryResults> {
-    return await this.call('GET', `queries/${encodeURIComponent(jobId)}`, { query })
   }
 
   /** jobs.query, its rows left as bytes (the front end releases them a slice at a time). */
