@@ -128,7 +128,7 @@ describe('BigQuery pages released a slice at a time, through the gateway', () =>
     const jobReference = { projectId: PROJECT, jobId: 'job_port', location: 'US' }
     stub.bodies.set(`POST ${BASE}/queries`, bodyOf({ ...answer, jobReference, rows: first, pageToken: 'p2' }, next))
     stub.bodies.set(`GET ${BASE}/queries/job_port`, bodyOf({ ...answer, jobReference, rows: second, pageToken: undefined }, next))
-    const port = new BigQueryPort(new BigQueryUpstream(bigquerySettings('bq-port', { kind: 'bigquery', project: PROJECT, url: stub.url })))
+    const port = new BigQueryPort(new BigQueryUpstream(bigquerySettings('bq-port', { kind: 'bigquery', default: false, project: PROJECT, url: stub.url })))
     const { result } = await port.execute({ sql: 'SELECT port', principal: alice, limits: {} })
     const pages: unknown[][][] = []
     for await (const page of result.pages) pages.push(page.rows)
