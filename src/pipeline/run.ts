@@ -183,6 +183,17 @@ export class StatementRun {
     return { ...result, pages: pages() }
   }
 
+  /**
+   * The pages released so far were never sent: the answer failed part way through them (a
+   * slice that does not parse, a mask that throws), so the round trip records no rows returned
+   * and captures none.
+   */
+  unsent (): void {
+    if (this.trip.rowsReturned === undefined) return
+    this.trip.rowsReturned = 0
+    delete this.trip.capture
+  }
+
   /** The run is over (answered, failed or handed on to a later request): its timer goes. */
   close (): void {
     if (this.#timer !== undefined) clearTimeout(this.#timer)

@@ -7,8 +7,9 @@ import { readRowsAnswer, type UpstreamRows } from '../../src/warehouses/bigquery
 import { answerBytes, EncodedRows } from '../../src/warehouses/bigquery/encoded-rows.js'
 import { releaseRows } from '../../src/warehouses/bigquery/results.js'
 import { decodeRows, encodeRows, type TimestampForm } from '../../src/warehouses/bigquery/codec.js'
-import type { StatementRun } from '../../src/pipeline.js'
-import type { NeutralResult, ResultPage } from '../../src/pipeline/types.js'
+import type { RoundTrip } from '../../src/pipeline.js'
+import { StatementRun } from '../../src/pipeline/run.js'
+import type { Admission, NeutralResult, ResultPage, Statement } from '../../src/pipeline/types.js'
 import type { TableFieldSchema, TableRow } from '../../src/warehouses/bigquery/wire.js'
 import { answerOf, bodyOf, random, rowOf, fieldsOf } from './gen-answers.js'
 
@@ -22,13 +23,12 @@ function read (body: string, sliceBytes: number): Answer {
 }
 
 /** A run whose release masks STRING cells of the first column (as a mask stage would) and counts rows. */
-function fakeRun (fields: TableFieldSchema[]): StatementRun & { trip: { rowsReturned?: number, capture?: unknown } } {
-  const trip: { rowsReturned?: number, capture?: unknown } = {}
-  return {
-    trip,
-    release (result: NeutralResult): NeutralResult {
+/** A real run over a pipeline whose release masks the first STRING column and counts rows. */
+function fakeRun (fields: TableFieldSchema[]): StatementRun {
+  const pipeline = {
+    release (_statement: unknown, _admission: unknown, result: NeutralResult, trip: RoundTrip): NeutralResult {
       trip.rowsReturned = 0
-      trip.capture = []
+      trip.capture = [] as unknown as RoundTrip['capture']
       async function * masked (): AsyncIterable<ResultPage> {
         for await (const page of result.pages) {
           const rows = page.rows.map((row) => mask(fields, row))
@@ -37,8 +37,11 @@ function fakeRun (fields: TableFieldSchema[]): StatementRun & { trip: { rowsRetu
         }
       }
       return { ...result, pages: masked() }
-    }
-  } as unknown as StatementRun & { trip: { rowsReturned?: number } }
+    },
+    releaseError: (_s: unknown, _a: unknown, message: string) => message
+  }
+  const admission = { decision: { limits: {} }, analysis: { statements: [] } } as unknown as Admission
+  return new StatementRun(pipeline, {} as Statement, admission, {})
 }
 
 function mask (fields: TableFieldSchema[], row: unknown[]): unknown[] {

@@ -46,12 +46,7 @@ export async function releaseRows (run: StatementRun, input: ReleaseInput): Prom
   try {
     for await (const page of released.pages) encoded.add(encodeRows(fields, page.rows, { timestamps: input.timestamps }))
   } catch (err) {
-    // Failed part way through its slices (a slice that does not parse, a mask that throws):
-    // nothing of the page is sent, so the event counts no rows and captures none.
-    if (run.trip.rowsReturned !== undefined) {
-      run.trip.rowsReturned = 0
-      delete run.trip.capture
-    }
+    run.unsent()
     throw err
   }
   return encoded

@@ -142,12 +142,7 @@ export class ResultPages {
       for await (const masked of released.pages) encoder.add(masked.rows)
       return encoder.end()
     } catch (err) {
-      // Failed part way through its slices: nothing of the page was sent, so the event counts
-      // no rows and captures none.
-      if (trip.rowsReturned !== undefined) {
-        trip.rowsReturned = 0
-        delete trip.capture
-      }
+      run.unsent()
       if (run.expired()) throw run.timedOut()
       throw err
     } finally {
