@@ -2,8 +2,7 @@
 // front end uses: jobs.query with the rule's limits (jobTimeoutMs, maximumBytesBilled), polled
 // with getQueryResults until the job is done, each page of f/v rows decoded to neutral rows
 // (codec.ts) as it is pulled, a slice of ~64 KB at a time (upstream-rows.ts); cancelling
-// cancels the job. The catalogue is the REST API's own
-// datasets / tables resources.
+// cancels the job. The catalogue is the REST API's own datasets / tables resources.
 import type { Principal } from '../../identity/principal.js'
 import type { NeutralResult, ResultPage } from '../../pipeline/types.js'
 import type { CatalogColumn, CatalogTable, PortExecution, PortStatement, WarehousePort } from '../port.js'
