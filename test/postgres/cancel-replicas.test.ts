@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { storeBackendKeys } from '../../src/frontends/postgres/backend-keys.js'
 import { migrate } from '../../src/store/migrate.js'
 import { storeEngines } from '../support/stores.js'
-import { startWireGateway, type WireGateway } from './harness.js'
+import { agentClient, startWireGateway, type WireGateway } from './harness.js'
 
 describe.each(storeEngines())('backend keys on $name', (engine) => {
   it('stores, finds by pid and secret only, refuses a taken pid, removes', async () => {
@@ -34,8 +34,7 @@ afterAll(async () => { await w?.close() })
 
 it('a CancelRequest sent to another replica cancels the statement', async () => {
   const other = await w.replica()
-  const client = new pg.Client({ host: '127.0.0.1', port: w.port, database: 'app-db', user: 'agent', password: await w.token() })
-  await client.connect()
+  const client = await agentClient(w)
   try {
     const sleeping = client.query('select pg_sleep(60)').catch((e: unknown) => e)
     await new Promise((resolve) => setTimeout(resolve, 1000))

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startWireGateway, type WireGateway } from './harness.js'
+import { agentClient, startWireGateway, type WireGateway } from './harness.js'
 
 const DEFAULT_POLICY = new URL('../../policies/default.yaml', import.meta.url)
 
@@ -16,8 +16,7 @@ beforeAll(async () => { w = await startWireGateway(await readFile(DEFAULT_POLICY
 afterAll(async () => { await w?.close() })
 
 async function withClient<T> (fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ host: '127.0.0.1', port: w.port, database: 'app-db', user: 'agent', password: await w.token() })
-  await client.connect()
+  const client = await agentClient(w)
   try { return await fn(client) } finally { await client.end() }
 }
 

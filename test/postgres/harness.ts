@@ -4,6 +4,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import pg from 'pg'
 import postgres from 'postgres'
 import { validateConfig } from '../../src/config/load.js'
 import { startGateway, type Gateway } from '../../src/gateway.js'
@@ -108,4 +109,40 @@ export async function startWireGateway (policy = POLICY, listen: Record<string, 
       await rm(dir, { recursive: true, force: true })
     }
   }
+}
+
+/** A node-postgres client of the agent, connected through the gateway's listener. */
+export async function agentClient (w: WireGateway, database = 'app-db'): Promise<pg.Client> {
+  const client = new pg.Client({ host: '127.0.0.1', port: w.port, database, user: 'agent', password: await w.token() })
+  await client.connect()
+  return client
+}
+
+/**
+ * The agent's client with the bytes it receives kept: `since()` marks a point, and the function
+ * it answers gives the backend message types received after it, in order.
+ */
+export async function tappedClient (w: WireGateway): Promise<{ client: pg.Client, since: () => () => string[] }> {
+  const client = new pg.Client({ host: '127.0.0.1', port: w.port, database: 'app-db', user: 'agent', password: await w.token() })
+  const chunks: Buffer[] = []
+  const stream = (client as unknown as { connection: { stream: NodeJS.EventEmitter } }).connection.stream
+  stream.on('data', (c: Buffer) => chunks.push(c))
+  await client.connect()
+  // Messages received from now on (the startup answer is whole by the time connect resolves).
+  const since = (): () => string[] => {
+    const from = chunks.length
+    return () => messageTypes(Buffer.concat(chunks.slice(from)))
+  }
+  return { client, since }
+}
+
+/** Backend message types in the order received, from raw socket chunks. */
+function messageTypes (bytes: Buffer): string[] {
+  const types: string[] = []
+  let at = 0
+  while (at + 5 <= bytes.length) {
+    types.push(String.fromCharCode(bytes[at] as number))
+    at += 1 + bytes.readInt32BE(at + 1)
+  }
+  return types
 }

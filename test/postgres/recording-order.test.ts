@@ -9,7 +9,7 @@
 import pg from 'pg'
 import postgres from 'postgres'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startWireGateway, type WireGateway } from './harness.js'
+import { startWireGateway, tappedClient, type WireGateway } from './harness.js'
 
 const MARK = 'unrecordable_7d1f'
 
@@ -26,28 +26,6 @@ beforeAll(async () => {
 }, 120_000)
 afterAll(async () => { await w?.close() })
 
-function messageTypes (bytes: Buffer): string[] {
-  const types: string[] = []
-  let at = 0
-  while (at + 5 <= bytes.length) {
-    types.push(String.fromCharCode(bytes[at] as number))
-    at += 1 + bytes.readInt32BE(at + 1)
-  }
-  return types
-}
-
-async function connect (): Promise<{ client: pg.Client, since: () => () => string[] }> {
-  const client = new pg.Client({ host: '127.0.0.1', port: w.port, database: 'app-db', user: 'agent', password: await w.token() })
-  const chunks: Buffer[] = []
-  const stream = (client as unknown as { connection: { stream: NodeJS.EventEmitter } }).connection.stream
-  stream.on('data', (c: Buffer) => chunks.push(c))
-  await client.connect()
-  const since = (): () => string[] => {
-    const from = chunks.length
-    return () => messageTypes(Buffer.concat(chunks.slice(from)))
-  }
-  return { client, since }
-}
 
 const PATHS: Array<[string, (c: pg.Client) => Promise<unknown>]> = [
   ['Query with rows', (c) => c.query(`select n, '${MARK}' as m from numbers where n <= 3`)],
@@ -60,7 +38,7 @@ const PATHS: Array<[string, (c: pg.Client) => Promise<unknown>]> = [
 describe('the completed event is committed before CommandComplete', () => {
   for (const [name, run] of PATHS) {
     it(`${name}: 58000 in place of CommandComplete when the completion cannot be recorded`, async () => {
-      const { client, since } = await connect()
+      const { client, since } = await tappedClient(w)
       try {
         const received = since()
         const err = await run(client).catch((e: unknown) => e) as pg.DatabaseError

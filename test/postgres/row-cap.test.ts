@@ -6,7 +6,7 @@
 import pg from 'pg'
 import postgres from 'postgres'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startWireGateway, type WireGateway } from './harness.js'
+import { startWireGateway, tappedClient, type WireGateway } from './harness.js'
 
 const CAP = 10
 
@@ -33,30 +33,6 @@ afterAll(async () => {
   await cut?.close()
 })
 
-/** Backend message types in the order received, from raw socket chunks. */
-function messageTypes (bytes: Buffer): string[] {
-  const types: string[] = []
-  let at = 0
-  while (at + 5 <= bytes.length) {
-    types.push(String.fromCharCode(bytes[at] as number))
-    at += 1 + bytes.readInt32BE(at + 1)
-  }
-  return types
-}
-
-async function connect (): Promise<{ client: pg.Client, since: () => () => string[] }> {
-  const client = new pg.Client({ host: '127.0.0.1', port: w.port, database: 'app-db', user: 'agent', password: await w.token() })
-  const chunks: Buffer[] = []
-  const stream = (client as unknown as { connection: { stream: NodeJS.EventEmitter } }).connection.stream
-  stream.on('data', (c: Buffer) => chunks.push(c))
-  await client.connect()
-  // Messages received from now on (the startup answer is whole by the time connect resolves).
-  const since = (): () => string[] => {
-    const from = chunks.length
-    return () => messageTypes(Buffer.concat(chunks.slice(from)))
-  }
-  return { client, since }
-}
 
 describe('maxRowsAction: refuse on the PostgreSQL listener', () => {
   for (const [path, run] of [
@@ -64,7 +40,7 @@ describe('maxRowsAction: refuse on the PostgreSQL listener', () => {
     ['extended query', (c: pg.Client) => c.query('select n from numbers where n > $1', [0])]
   ] as const) {
     it(`refuses a longer result before any DataRow (${path}), and the session stays usable`, async () => {
-      const { client, since } = await connect()
+      const { client, since } = await tappedClient(w)
       try {
         const received = since()
         const err = await run(client).catch((e: unknown) => e) as pg.DatabaseError

@@ -5,7 +5,7 @@
 // time leaves nothing behind that could cancel a later one.
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startWireGateway, type WireGateway } from './harness.js'
+import { agentClient, startWireGateway, type WireGateway } from './harness.js'
 
 const TIMEOUT_SECONDS = 4
 
@@ -23,11 +23,6 @@ let w: WireGateway
 beforeAll(async () => { w = await startWireGateway(TIMEOUT_POLICY) }, 120_000)
 afterAll(async () => { await w?.close() })
 
-async function connect (): Promise<pg.Client> {
-  const client = new pg.Client({ host: '127.0.0.1', port: w.port, database: 'app-db', user: 'agent', password: await w.token() })
-  await client.connect()
-  return client
-}
 
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
@@ -37,7 +32,7 @@ describe('statementTimeoutSeconds on the PostgreSQL listener', () => {
     ['extended query', (c: pg.Client) => c.query('select pg_sleep($1)', [60])]
   ] as const) {
     it(`cancels a statement past the rule's timeout with 57014 (${path}), and the session stays usable`, async () => {
-      const client = await connect()
+      const client = await agentClient(w)
       try {
         const started = Date.now()
         const err = await run(client).catch((e: unknown) => e) as pg.DatabaseError
@@ -51,7 +46,7 @@ describe('statementTimeoutSeconds on the PostgreSQL listener', () => {
   }
 
   it('gives each statement of a Query the whole timeout', async () => {
-    const client = await connect()
+    const client = await agentClient(w)
     try {
       const half = TIMEOUT_SECONDS * 0.6
       const results = await client.query(`select pg_sleep(${half}) as a; select pg_sleep(${half}) as b`) as unknown as pg.QueryResult[]
@@ -60,7 +55,7 @@ describe('statementTimeoutSeconds on the PostgreSQL listener', () => {
   }, 30_000)
 
   it('does not cancel a later statement when the timeout of one that finished in time runs out', async () => {
-    const client = await connect()
+    const client = await agentClient(w)
     try {
       expect((await client.query('select 1 as one')).rows).toEqual([{ one: 1 }])
       await sleep(TIMEOUT_SECONDS * 500)

@@ -4,7 +4,7 @@
 // (Parse / Bind / Execute, a simple Query included), and PostgreSQL takes one command per Parse.
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startWireGateway, type WireGateway } from './harness.js'
+import { agentClient, startWireGateway, type WireGateway } from './harness.js'
 
 const POLICY = `
 version: 1
@@ -23,17 +23,12 @@ let w: WireGateway
 beforeAll(async () => { w = await startWireGateway(POLICY) }, 120_000)
 afterAll(async () => { await w?.close() })
 
-async function connect (): Promise<pg.Client> {
-  const client = new pg.Client({ host: '127.0.0.1', port: w.port, database: 'app-db', user: 'agent', password: await w.token() })
-  await client.connect()
-  return client
-}
 
 const probe = async (): Promise<number[]> => (await w.direct<Array<{ n: number }>>`select n from probe order by n`).map((r) => r.n)
 
 describe('a text the parser cannot split, through the PostgreSQL listener', () => {
   it('runs a single unread statement the policy allows as unknown', async () => {
-    const client = await connect()
+    const client = await agentClient(w)
     try {
       await client.query(ONE_UNREAD)
     } finally { await client.end() }
@@ -41,7 +36,7 @@ describe('a text the parser cannot split, through the PostgreSQL listener', () =
   })
 
   it('refuses one that holds a second statement, and runs neither', async () => {
-    const client = await connect()
+    const client = await agentClient(w)
     try {
       const err = await client.query(UNREAD_THEN_INSERT).catch((e: unknown) => e) as pg.DatabaseError
       expect(err.code).toBe('42601')
