@@ -186,3 +186,26 @@ export function valueEnd (body: Buffer, i: number, fail: Malformed): number {
   if (j === i) throw fail('a member without a value')
   return j
 }
+
+const COMMA_BYTES = Buffer.from(',')
+
+/**
+ * JSON values encoded a slice at a time into the bytes between an array's brackets (commas
+ * between them), so a page keeps its encoded text, not its rows.
+ */
+export class JsonElements {
+  readonly #parts: Buffer[] = []
+
+  /** The values of `items`, after those added before. */
+  add (items: unknown[]): void {
+    if (items.length === 0) return
+    const text = Buffer.from(JSON.stringify(items))
+    if (this.#parts.length > 0) this.#parts.push(COMMA_BYTES)
+    this.#parts.push(text.subarray(1, text.length - 1))
+  }
+
+  /** Every value added, comma-separated, without the brackets. */
+  parts (): Buffer[] {
+    return this.#parts
+  }
+}

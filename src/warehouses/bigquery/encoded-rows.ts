@@ -2,30 +2,25 @@
 // f/v rows) as soon as it is released, and the page keeps that text, not the rows. The answer
 // around them is stringified as fastify would have stringified it, with the rows' text in the
 // place of `rows`, so the client gets the same bytes the whole page gave.
+import { JsonElements } from '../json-rows.js'
 import type { TableRow } from './wire.js'
 
 export class EncodedRows {
-  readonly #parts: Buffer[] = []
+  readonly #rows = new JsonElements()
 
-  /** One slice's rows, as the JSON text between an array's brackets. */
+  /** One slice's rows. */
   add (rows: TableRow[]): void {
-    if (rows.length === 0) return
-    const text = Buffer.from(JSON.stringify(rows))
-    this.#parts.push(text.subarray(1, text.length - 1))
+    this.#rows.add(rows)
   }
 
   /** The JSON array of every row added, as bytes. */
   bytes (): Buffer[] {
-    const out: Buffer[] = [OPEN]
-    this.#parts.forEach((part, i) => { if (i > 0) out.push(COMMA); out.push(part) })
-    out.push(CLOSE)
-    return out
+    return [OPEN, ...this.#rows.parts(), CLOSE]
   }
 }
 
 const OPEN = Buffer.from('[')
 const CLOSE = Buffer.from(']')
-const COMMA = Buffer.from(',')
 
 /**
  * The answer as JSON.stringify writes it (own keys in order, undefined values left out), its

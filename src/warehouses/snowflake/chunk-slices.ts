@@ -6,8 +6,6 @@ import { ERR_UPSTREAM_FAILED } from '../../errors.js'
 import { CLOSE, OPEN, SLICE_BYTES, isSpace, parseSlice, scanRows, slicesUpTo, type RowRange } from '../json-rows.js'
 import { rowsFromRowset } from './rowset.js'
 
-export { SLICE_BYTES }
-
 /**
  * The byte ranges of `body`'s rows, grouped into slices of about `sliceBytes`.
  * A chunk is rows separated by commas without enclosing brackets (`["1","a"],["2","b"]`);

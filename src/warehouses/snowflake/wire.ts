@@ -2,6 +2,7 @@
 // codes the drivers act on, and stored (masked) results → query response `data`.
 import { isSluiceError, UpstreamError } from '../../errors.js'
 import type { Handle } from './handles.js'
+import { JsonElements } from '../json-rows.js'
 import type { PageEncoder } from './pages.js'
 import { sliceOf, type ResultManifest, type StoredResult } from './manifest.js'
 import { arrowFromRows, type ArrowEncodeOptions } from './arrow-encode.js'
@@ -151,9 +152,9 @@ function arrowOptions (manifest: ResultManifest): ArrowEncodeOptions {
  */
 export function chunkEncoder (manifest: ResultManifest, format: string | undefined): PageEncoder<{ body: Buffer, arrow: boolean }> {
   if (format === 'arrow') {
-    let rows: unknown[][] = []
+    const rows: unknown[][] = []
     return {
-      add: (slice) => { rows = rows.length === 0 ? slice : rows.concat(slice) },
+      add: (slice) => { for (const row of slice) rows.push(row) },
       end: () => {
         const ipc = arrowFromRows(manifest.rowtype, rowsetFromRows(rows), arrowOptions(manifest))
         return ipc !== undefined ? { body: Buffer.from(ipc), arrow: true } : { body: Buffer.from(chunkBody(rows)), arrow: false }
@@ -169,19 +170,15 @@ export function chunkEncoder (manifest: ResultManifest, format: string | undefin
  * into bytes, so the page's rows can go as soon as they are encoded.
  */
 export function jsonRowsEncoder (map?: (rows: Array<Array<string | null>>) => unknown[][]): PageEncoder<Buffer> {
-  const parts: Buffer[] = []
+  const text = new JsonElements()
   return {
     add: (rows) => {
-      if (rows.length === 0) return
-      const text = rowsetFromRows(rows)
-      if (parts.length > 0) parts.push(COMMA)
-      parts.push(Buffer.from(JSON.stringify(map === undefined ? text : map(text)).slice(1, -1)))
+      const rowset = rowsetFromRows(rows)
+      text.add(map === undefined ? rowset : map(rowset))
     },
-    end: () => Buffer.concat(parts)
+    end: () => Buffer.concat(text.parts())
   }
 }
-
-const COMMA = Buffer.from(',')
 
 /**
  * The query response `data` for a finished result: the first page inline, every later page as
