@@ -6,11 +6,11 @@
 import type { Principal } from '../../identity/principal.js'
 import type { NeutralResult, ResultPage } from '../../pipeline/types.js'
 import type { CatalogColumn, CatalogTable, PortExecution, PortStatement, WarehousePort } from '../port.js'
-import { columnsOf, decodeRows } from './codec.js'
+import { columnsOf } from './codec.js'
 import { upstreamError, type BigQueryUpstream } from './upstream.js'
+import { neutralPages } from './upstream-rows.js'
 import type { TableFieldSchema } from './wire.js'
 
-const DECODE = { int64Timestamps: true }
 /** How long one jobs.query / getQueryResults call may hold its answer. */
 const POLL_MS = 10_000
 
@@ -64,13 +64,7 @@ export class BigQueryPort implements WarehousePort {
     async function * pages (): AsyncIterable<ResultPage> {
       let page = first
       for (;;) {
-        // One pipeline page per slice; an upstream page of no rows is still one (empty) page.
-        let any = false
-        for (const slice of page.rows?.slices() ?? []) {
-          any = true
-          yield { rows: decodeRows(fields, slice, DECODE) }
-        }
-        if (!any) yield { rows: [] }
+        yield * neutralPages(fields, page.rows)
         const token = page.pageToken
         if (token === undefined || token === '' || jobId === undefined) return
         page = await upstream.queryResultsPage(jobId, { pageToken: token, location: jobLocation, 'formatOptions.useInt64Timestamp': true })

@@ -4,14 +4,14 @@
 // getQueryResults pages and tabledata.list all come through here.
 import type { StatementRun } from '../../pipeline.js'
 import type { ResultPage } from '../../pipeline/types.js'
-import { columnsOf, decodeRows, encodeRows, type TimestampForm } from './codec.js'
+import { columnsOf, encodeRows, type TimestampForm } from './codec.js'
 import { ERR_BAD_REQUEST } from '../../errors.js'
 import type { RowCap } from '../../pipeline/limits.js'
 import type { JobRegistry } from './registry.js'
 import type { PageCursor } from '../../state/bigquery-jobs.js'
 import type { TableFieldSchema } from './wire.js'
 import { EncodedRows } from './encoded-rows.js'
-import type { UpstreamRows } from './upstream-rows.js'
+import { neutralPages, type UpstreamRows } from './upstream-rows.js'
 
 export interface ReleaseInput {
   fields: TableFieldSchema[]
@@ -21,9 +21,6 @@ export interface ReleaseInput {
   timestamps: TimestampForm
 }
 
-// Sluice always asks the upstream for int64 timestamps, so integer strings are microseconds.
-const DECODE = { int64Timestamps: true }
-
 /**
  * The page's rows released a slice at a time (one pipeline page per slice) and each slice
  * encoded at once, so the page holds its encoded text, not its rows. Nothing of it is sent
@@ -32,16 +29,10 @@ const DECODE = { int64Timestamps: true }
  */
 export async function releaseRows (run: StatementRun, input: ReleaseInput): Promise<EncodedRows> {
   const { fields, rows } = input
-  async function * slices (): AsyncIterable<ResultPage> {
-    let any = false
-    for (const slice of rows.slices()) {
-      any = true
-      yield { rows: decodeRows(fields, slice, DECODE) }
-    }
-    // A page of no rows is still a page the pipeline releases (and counts as none).
-    if (!any) yield { rows: [] }
+  async function * pages (): AsyncIterable<ResultPage> {
+    yield * neutralPages(fields, rows)
   }
-  const released = run.release({ schema: { columns: columnsOf(fields) }, pages: slices(), upstreamId: input.upstreamId })
+  const released = run.release({ schema: { columns: columnsOf(fields) }, pages: pages(), upstreamId: input.upstreamId })
   const encoded = new EncodedRows()
   try {
     for await (const page of released.pages) encoded.add(encodeRows(fields, page.rows, { timestamps: input.timestamps }))

@@ -5,7 +5,9 @@
 // bytes, cut between rows into slices that are parsed one at a time as the page is released.
 // What is not well-formed is refused here, before any row is released.
 import { OPEN, OPEN_OBJECT, SLICE_BYTES, parseSlice, scanRows, skipSpace, slicesUpTo, valueEnd, walkObject, type Malformed, type RowRange } from '../json-rows.js'
-import type { TableRow } from './wire.js'
+import type { ResultPage } from '../../pipeline/types.js'
+import { decodeRows } from './codec.js'
+import type { TableFieldSchema, TableRow } from './wire.js'
 
 /** A page's rows as the upstream sent them: bytes, in slices, parsed when pulled. */
 export class UpstreamRows {
@@ -49,6 +51,22 @@ export class UpstreamRows {
       return rows as TableRow[]
     })
   }
+}
+
+// Sluice always asks the upstream for int64 timestamps, so integer strings are microseconds.
+const DECODE = { int64Timestamps: true }
+
+/**
+ * A page's rows decoded to neutral rows, one pipeline page per slice. A page of no rows is still
+ * one (empty) page: the pipeline releases it and counts it as none.
+ */
+export function * neutralPages (fields: TableFieldSchema[], rows: UpstreamRows | undefined): Generator<ResultPage> {
+  let any = false
+  for (const slice of rows?.slices() ?? []) {
+    any = true
+    yield { rows: decodeRows(fields, slice, DECODE) }
+  }
+  if (!any) yield { rows: [] }
 }
 
 const BOM = [0xef, 0xbb, 0xbf]
