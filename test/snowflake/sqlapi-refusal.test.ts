@@ -2,6 +2,7 @@
 // the whole text whitespace-collapsed, for every generated head, however long the rest is.
 import { describe, expect, it } from 'vitest'
 import { leadingWords, sqlApiRefusal } from '../../src/warehouses/snowflake/sqlapi-wire.js'
+import { random } from '../support/seeded-random.js'
 
 /** The refusal as it read the statement before: the whole text collapsed and upper-cased. */
 function wholeTextHead (text: string): string {
@@ -10,16 +11,6 @@ function wholeTextHead (text: string): string {
 
 const WORDS = ['create', 'or', 'replace', 'local', 'global', 'temp', 'temporary', 'volatile', 'table', 'view', 'stage', 'alter', 'session', 'set', 'start', 'transaction', 'begin', 'use', 'select', 'x', 't(a int)', '1;']
 const SPACE = [' ', '  ', '\n', '\t', '\r\n', ' \n\t ']
-
-function random (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = Math.imul(a ^ (a >>> 15), a | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 describe('SQL API refusals read the first words only', () => {
   it('answer as the whole collapsed text did, for 3,000 generated statements', () => {
