@@ -26,7 +26,8 @@ export interface Fetched {
 
 export interface LargeResultPath {
   name: string
-  fetch: (pool: Pool, side: Side, bearer: string, rows: number) => Promise<Fetched>
+  /** The whole result, or with `firstOnly` its first answer alone (a first-byte sample). */
+  fetch: (pool: Pool, side: Side, bearer: string, rows: number, firstOnly?: boolean) => Promise<Fetched>
 }
 
 const RAW_EMAIL = /user\d+@example\.com/
@@ -51,8 +52,9 @@ async function get (pool: Pool, call: Call): Promise<Page> {
  * Runs `first`, then `next(first answer, index, latest page)` until it returns undefined; counts
  * bytes and rows. `parsePage` reads a later page (connector chunks are rows without brackets).
  */
-async function walk (pool: Pool, first: Call, rowsIn: (json: any) => number, next: (first: any, index: number, latest: any) => Call | undefined,
-  parsePage: (text: string) => any = (text) => JSON.parse(text)): Promise<Fetched> {
+async function walk (pool: Pool, first: Call, rowsIn: (json: any) => number, whole: (first: any, index: number, latest: any) => Call | undefined,
+  parsePage: (text: string) => any = (text) => JSON.parse(text), firstOnly = false): Promise<Fetched> {
+  const next = firstOnly ? () => undefined : whole
   const started = performance.now()
   const head = await get(pool, first)
   const answer: any = JSON.parse(head.text)
@@ -76,7 +78,7 @@ async function walk (pool: Pool, first: Call, rowsIn: (json: any) => number, nex
 
 const sqlApi: LargeResultPath = {
   name: 'SQL API partitions',
-  async fetch (pool, side, bearer, n) {
+  async fetch (pool, side, bearer, n, firstOnly) {
     const headers = { authorization: `Bearer ${bearer}`, accept: 'application/json' }
     let handle = ''
     let partitions = 0
@@ -87,13 +89,13 @@ const sqlApi: LargeResultPath = {
       }
       const partition = index + 1
       return partition < partitions ? { method: 'GET', path: `/api/v2/statements/${handle}?partition=${partition}`, headers } : undefined
-    })
+    }, undefined, firstOnly)
   }
 }
 
 const connector: LargeResultPath = {
   name: 'connector chunks',
-  async fetch (pool, side, bearer, n) {
+  async fetch (pool, side, bearer, n, firstOnly) {
     let chunks: Array<{ url: string }> = []
     let headers: Record<string, string> = {}
     const first = callFor(side, 'connector', selectRows('connector', n), bearer)
@@ -109,19 +111,19 @@ const connector: LargeResultPath = {
       if (chunk === undefined) return undefined
       const url = new URL(chunk.url)
       return { method: 'GET', path: `${url.pathname}${url.search}`, headers }
-    }, (text) => JSON.parse(`[${text}]`))
+    }, (text) => JSON.parse(`[${text}]`), firstOnly)
   }
 }
 
 const bigQuery: LargeResultPath = {
   name: 'BigQuery pages',
-  async fetch (pool, side, bearer, n) {
+  async fetch (pool, side, bearer, n, firstOnly) {
     const headers = { authorization: `Bearer ${bearer}` }
     return await walk(pool, callFor(side, 'bigquery', selectRows('bigquery', n), bearer), (json) => (json.rows as unknown[] | undefined)?.length ?? 0, (first, _index, latest) => {
       if (latest.pageToken === undefined) return undefined
       const jobId = String(first.jobReference.jobId)
       return { method: 'GET', path: `/bigquery/v2/projects/${BENCH_PROJECT}/queries/${encodeURIComponent(jobId)}?pageToken=${encodeURIComponent(String(latest.pageToken))}`, headers }
-    })
+    }, undefined, firstOnly)
   }
 }
 

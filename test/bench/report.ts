@@ -53,7 +53,10 @@ export interface LargeCell {
   seconds: number
   mbPerSec: number
   ofDirect: number
+  /** Time to the first byte of the first answer: the median over `firstAnswers` first answers, and the slowest. */
   ttfbMs: number
+  ttfbMaxMs?: number
+  firstAnswers?: number
   peakRssMb?: number
   /** The gateway's RSS just before the run (the peak's baseline). */
   rssBeforeMb?: number
@@ -137,7 +140,7 @@ export function markdown (r: Report): string[] {
     lines.push('')
     lines.push('Large results (emails masked by a rule; the value detectors on), fetched whole, pages in order:')
     lines.push('')
-    lines.push('| path | rows | side | MB | MB/s | × direct | first byte ms | gateway CPU s | gateway RSS before → peak MB | masked |')
+    lines.push('| path | rows | side | MB | MB/s | × direct | first byte ms: p50 / max | gateway CPU s | gateway RSS before → peak MB | masked |')
     lines.push('|---|---|---|---|---|---|---|---|---|---|')
     for (const l of r.large) {
       if (l.error !== undefined) {
@@ -145,7 +148,7 @@ export function markdown (r: Report): string[] {
         continue
       }
       const masked = l.side === 'direct' ? '' : (l.unmasked ? 'NO' : 'yes')
-      lines.push(`| ${l.path} | ${int(l.rows)} | ${l.side} | ${l.mb.toFixed(1)} | ${l.mbPerSec.toFixed(1)} | ${l.side === 'direct' ? '' : ratio(l.ofDirect)} | ${ms(l.ttfbMs)} | ${l.gatewayCpuSeconds === undefined ? '' : l.gatewayCpuSeconds.toFixed(2)} | ${rss(l)} | ${masked} |`)
+      lines.push(`| ${l.path} | ${int(l.rows)} | ${l.side} | ${l.mb.toFixed(1)} | ${l.mbPerSec.toFixed(1)} | ${l.side === 'direct' ? '' : ratio(l.ofDirect)} | ${ms(l.ttfbMs)}${l.ttfbMaxMs === undefined ? '' : ` / ${ms(l.ttfbMaxMs)}`} | ${l.gatewayCpuSeconds === undefined ? '' : l.gatewayCpuSeconds.toFixed(2)} | ${rss(l)} | ${masked} |`)
     }
   }
   if (r.small.length > 0 || r.sizes.length > 0 || r.large.length > 0) lines.push('', ...targetLines(r))
