@@ -6,6 +6,7 @@ import { importSPKI, jwtVerify } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { snowflakeSettings } from '../../src/warehouses/snowflake/config.js'
 import { neutralFromQueryData } from '../../src/warehouses/snowflake/result.js'
+import { inlineRows } from '../../src/warehouses/snowflake/inline-rowset.js'
 import { SnowflakeUpstream } from '../../src/warehouses/snowflake/upstream.js'
 import { startUpstreamStub, type UpstreamStub } from '../support/snowflake-upstream-stub.js'
 
@@ -50,7 +51,7 @@ describe('snowflake upstream client (stub for what fakesnow lacks)', () => {
   it('follows 333333 answers to the result (stub stands in for a long-running query)', async () => {
     const session = await upstream.open({})
     const data = await upstream.query(session, { sqlText: 'SELECT SLOW' })
-    expect(data.rowset).toEqual([['2', 'b@example.com']])
+    expect(inlineRows(data)).toEqual([['2', 'b@example.com']])
     expect(stub.requests.filter((r) => r.startsWith('GET /queries/')).length).toBeGreaterThanOrEqual(2)
   })
 
@@ -59,7 +60,7 @@ describe('snowflake upstream client (stub for what fakesnow lacks)', () => {
     const before = stub.renewals
     stub.expireSessionToken()
     const data = await upstream.query(session, { sqlText: 'SELECT 1' })
-    expect(data.rowset).toEqual([['1', 'a@example.com']])
+    expect(inlineRows(data)).toEqual([['1', 'a@example.com']])
     expect(stub.renewals).toBe(before + 1)
     expect(stub.requests).toContain('POST /session/token-request')
   })
@@ -69,7 +70,7 @@ describe('snowflake upstream client (stub for what fakesnow lacks)', () => {
     const logins = stub.logins
     stub.dropSessions()
     const data = await upstream.query(session, { sqlText: 'SELECT 1' })
-    expect(data.rowset).toEqual([['1', 'a@example.com']])
+    expect(inlineRows(data)).toEqual([['1', 'a@example.com']])
     expect(stub.logins).toBe(logins + 1)
   })
 

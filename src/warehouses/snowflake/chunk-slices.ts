@@ -35,6 +35,9 @@ export function chunkSlices (body: Buffer, connection: string, limit = Infinity,
   return slicesUpTo(body, chunkSliceRanges(body, connection, sliceBytes), limit, sliceRows)
 }
 
+/** Rows of a page already in memory (Arrow, inline rows parsed whole) are released in slices this size. */
+export const ROWS_PER_SLICE = 500
+
 /** Rows already in memory (an Arrow chunk, re-read inline rows) handed on in slices of `size`. */
 export function * rowSlices (rows: unknown[][], size: number): Generator<unknown[][]> {
   for (let i = 0; i < rows.length; i += size) yield rows.slice(i, i + size)

@@ -6,9 +6,7 @@
 // upstream that cannot EXPLAIN, a plan without GlobalStats) is "no estimate", which its caller
 // handles fail-closed.
 import type { Estimator, WarehouseEstimate } from '../../pipeline/estimate.js'
-import { rowsFromArrow } from './arrow.js'
-import { isArrow } from './result.js'
-import { rowsFromRowset } from './rowset.js'
+import { inlineRows } from './inline-rowset.js'
 import type { SnowflakeUpstream, UpstreamSession } from './upstream.js'
 import type { QueryData } from './query-data.js'
 
@@ -41,8 +39,7 @@ async function explain (upstream: SnowflakeUpstream, lease: SessionLease, sql: s
 }
 
 function firstCell (data: QueryData): unknown {
-  const rows = isArrow(data) ? rowsFromArrow(Buffer.from(data.rowsetBase64 ?? '', 'base64'), data.rowtype ?? []) : rowsFromRowset(data.rowset ?? [])
-  return rows[0]?.[0]
+  return inlineRows(data, 0, 1)[0]?.[0]
 }
 
 const count = (v: unknown): number | undefined => typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined

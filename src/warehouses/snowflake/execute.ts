@@ -15,10 +15,9 @@ import type { Admission, ClientInfo, Statement } from '../../pipeline/types.js'
 import type { Analysis } from '../../sql/types.js'
 import type { SnowflakeSettings } from './config.js'
 import { admittedRecord } from '../../pipeline/admitted.js'
-import { rowsFromArrow } from './arrow.js'
 import { pageList, syntheticResult, upstreamChunks, upstreamTotal, type ResultManifest, type StoredResult } from './manifest.js'
-import { isArrow } from './result.js'
-import { rowsFromRowset, schemaFromRowtype } from './rowset.js'
+import { schemaFromRowtype } from './rowset.js'
+import { inlineOf, isArrow } from './inline-rowset.js'
 import type { SnowflakeStatements } from './statements.js'
 import type { FormatChoices } from './result-format.js'
 import { leadingKeyword } from './leading-keyword.js'
@@ -214,21 +213,21 @@ async function runOne (deps: ExecuteDeps, req: ExecuteRequest, statement: Statem
   const failure = (err: unknown): unknown => releaseFailure(deps.pipeline, statement, admission, err)
   try {
     data = await run.upstream(async (signal) => await req.upstream.query(req.session, query, signal), failure)
-    const inline = inlineRows(data)
+    const inline = inlineOf(data)
     // Decided from the upstream's own count, before any row is released.
-    limited = run.checkTotal(upstreamTotal(inline.length, data))
-    const kept = cap !== undefined && inline.length > cap.rows ? inline.slice(0, cap.rows) : inline
+    limited = run.checkTotal(upstreamTotal(inline.total, data))
+    const kept = cap !== undefined ? Math.min(inline.total, cap.rows) : inline.total
     // A result the upstream pages in chunks can be re-read by its query id: only its first rows
-    // are masked and recorded before the first answer, the rest of the inline rows are served
-    // as pages of their own (manifest.ts). A result that is all inline is kept whole, as the
-    // upstream may not answer for it again (emulators do not).
-    const stored = (data.chunks ?? []).length > 0 && data.queryId !== undefined && kept.length > req.settings.firstPageRows
-      ? kept.slice(0, req.settings.firstPageRows)
-      : kept
-    unstored = kept.length - stored.length
-    const released = run.release({ schema: schemaFromRowtype(data.rowtype ?? []), pages: once(stored), ...(data.queryId === undefined ? {} : { upstreamId: data.queryId }) })
+    // are parsed, masked and recorded before the first answer, the rest of the inline rows are
+    // served as pages of their own (manifest.ts). A result that is all inline is kept whole, as
+    // the upstream may not answer for it again (emulators do not).
+    const stored = (data.chunks ?? []).length > 0 && data.queryId !== undefined ? Math.min(kept, req.settings.firstPageRows) : kept
+    unstored = kept - stored
+    const released = run.release({ schema: schemaFromRowtype(data.rowtype ?? []), pages: pagesOf(inline.slices(0, stored)), ...(data.queryId === undefined ? {} : { upstreamId: data.queryId }) })
     schema = released.schema
-    for await (const page of released.pages) firstPage = firstPage.concat(page.rows)
+    for await (const page of released.pages) {
+      for (const row of page.rows) firstPage.push(row)
+    }
   } catch (err) {
     if (run.expired()) throw run.timedOut()
     throw err
@@ -260,14 +259,14 @@ async function runOne (deps: ExecuteDeps, req: ExecuteRequest, statement: Statem
   return { result: { manifest, firstPage }, data }
 }
 
-/** The rows an upstream answer carries inline (JSON rowset or Arrow), decoded. */
-export function inlineRows (data: QueryData): unknown[][] {
-  if (isArrow(data)) return rowsFromArrow(Buffer.from(data.rowsetBase64 ?? '', 'base64'), data.rowtype ?? [])
-  return rowsFromRowset(data.rowset ?? [])
-}
-
-async function * once (rows: unknown[][]): AsyncIterable<{ rows: unknown[][] }> {
-  yield { rows }
+/** Slices of rows as pipeline pages; none at all is still one (empty) page, a result of no rows. */
+async function * pagesOf (slices: Iterable<unknown[][]>): AsyncIterable<{ rows: unknown[][] }> {
+  let any = false
+  for (const rows of slices) {
+    any = true
+    yield { rows }
+  }
+  if (!any) yield { rows: [] }
 }
 
 /**

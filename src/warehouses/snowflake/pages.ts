@@ -11,11 +11,12 @@ import type { Admission, Statement } from '../../pipeline/types.js'
 import { ERR_NOT_FOUND, ERR_UPSTREAM_FAILED } from '../../errors.js'
 import { rowsFromArrow } from './arrow.js'
 import type { SnowflakeSettings } from './config.js'
-import { inlineRows, releaseFailure } from './execute.js'
+import { releaseFailure } from './execute.js'
+import { inlineOf } from './inline-rowset.js'
 import { ownerKey, type Handle } from './handles.js'
 import { sliceOf, type PageRef } from './manifest.js'
 import { chunkDownloadHeaders } from './result.js'
-import { chunkSlices, rowSlices } from './chunk-slices.js'
+import { ROWS_PER_SLICE, chunkSlices, rowSlices } from './chunk-slices.js'
 import type { SnowflakeUpstream } from './upstream.js'
 import type { QueryData } from './query-data.js'
 
@@ -28,9 +29,6 @@ export interface PageEncoder<T> {
   add: (rows: unknown[][]) => void
   end: () => T
 }
-
-/** Rows of a page already in memory (Arrow, re-read inline rows) are released in slices this size. */
-const ROWS_PER_SLICE = 500
 
 /** Where an upstream keeps one result's chunks: short-lived URLs and their credentials. */
 interface ChunkSource {
@@ -133,10 +131,10 @@ export class ResultPages {
         const data = await run.upstream(async () => await this.#reread(handle, found.upstream, statement), failure)
         // Its chunk list comes with it: the chunk pages after it need not ask again.
         this.#remember(handle.id, data)
-        const rows = inlineRows(data).slice(offset, offset + page.rows)
+        const inline = inlineOf(data)
         // The upstream answers with the same result for its query id; fewer rows means it did not.
-        if (rows.length !== page.rows) throw new ERR_UPSTREAM_FAILED(handle.connection, `the upstream's result of statement ${handle.id} no longer holds rows ${offset}–${offset + page.rows - 1}`)
-        slices = rowSlices(rows, ROWS_PER_SLICE)
+        if (inline.total < offset + page.rows) throw new ERR_UPSTREAM_FAILED(handle.connection, `the upstream's result of statement ${handle.id} no longer holds rows ${offset}–${offset + page.rows - 1}`)
+        slices = inline.slices(offset, offset + page.rows)
       }
       const released = run.release({ schema: manifest.schema, pages: pagesOf(slices), upstreamId: manifest.upstreamQueryId })
       for await (const masked of released.pages) encoder.add(masked.rows)

@@ -1,6 +1,8 @@
 // The connector protocol's query-request and its answer (`data`), as far as Sluice forwards and
 // reads them: shared by the upstream client, the codecs that re-encode answers for clients and
 // the pages served later.
+import type { InlineRows } from './inline-rowset.js'
+
 export interface SessionContext {
   database?: string
   schema?: string
@@ -22,6 +24,8 @@ export interface QueryData {
   rowtype?: RowTypeEntry[]
   rowset?: unknown[][]
   rowsetBase64?: string
+  /** The inline rows as Sluice reads them (inline-rowset.ts): set when read, never forwarded. */
+  inline?: InlineRows
   queryResultFormat?: string
   total?: number
   returned?: number

@@ -6,12 +6,9 @@
 import type { NeutralResult, ResultPage } from '../../pipeline/types.js'
 import { rowsFromArrow } from './arrow.js'
 import { rowsFromRowset, schemaFromRowtype } from './rowset.js'
+import { inlineRows, isArrow } from './inline-rowset.js'
 import type { SnowflakeUpstream } from './upstream.js'
 import type { QueryData, RowTypeEntry } from './query-data.js'
-
-export function isArrow (data: QueryData): boolean {
-  return (data.queryResultFormat ?? '').toLowerCase() === 'arrow'
-}
 
 /** The headers a chunk download needs: the upstream's chunkHeaders, else SSE-C from qrmk. */
 export function chunkDownloadHeaders (data: QueryData): Record<string, string> {
@@ -40,12 +37,7 @@ export function neutralFromQueryData (data: QueryData, upstream: SnowflakeUpstre
   const chunks = data.chunks ?? []
 
   async function * pages (): AsyncIterable<ResultPage> {
-    if (arrow) {
-      const inline = data.rowsetBase64 ?? ''
-      yield { rows: rowsFromArrow(Buffer.from(inline, 'base64'), rowtype) }
-    } else {
-      yield { rows: rowsFromRowset(data.rowset ?? []) }
-    }
+    yield { rows: inlineRows(data) }
     for (const chunk of chunks) {
       const body = await upstream.chunk(chunk.url, headers)
       yield { rows: arrow ? rowsFromArrow(body, rowtype) : rowsFromJsonChunk(body) }

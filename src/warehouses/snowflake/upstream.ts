@@ -14,6 +14,7 @@ import { neverSent, transportText } from '../unsent.js'
 import { IdleSessions, poolKey } from './pool.js'
 import type { QueryData, QueryRequest, RowTypeEntry, SessionContext } from './query-data.js'
 import { statementFailed } from './statement-failed.js'
+import { readEnvelope } from './inline-rowset.js'
 
 interface Envelope {
   success?: boolean
@@ -374,10 +375,11 @@ export class SnowflakeUpstream {
       throw new ERR_UPSTREAM_FAILED(this.name, `the connection failed while the request was in flight, so it may have run: ${transportText(err)}`)
     }
     const raw = Buffer.from(await res.body.arrayBuffer())
-    const text = (raw[0] === 0x1f && raw[1] === 0x8b ? await gunzipAsync(raw) : raw).toString('utf8')
+    const answer = raw[0] === 0x1f && raw[1] === 0x8b ? await gunzipAsync(raw) : raw
     let parsed: Envelope | undefined
     try {
-      parsed = JSON.parse(text) as Envelope
+      // Its inline rowset stays bytes until a page of it is released (inline-rowset.ts).
+      parsed = readEnvelope<Envelope>(answer, (what) => new Error(what))
     } catch {
       parsed = undefined
     }
