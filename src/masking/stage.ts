@@ -8,7 +8,6 @@ import type { Admission, MaskCount, MaskPlan, ResultPage, Statement } from '../p
 import type { CompiledMaskingRule } from '../policy/model.js'
 import { treeOf } from '../sql/ast.js'
 import { lineageOf, traceStatement, type StatementLineage } from '../sql/lineage.js'
-import { Lru } from '../sql/lru.js'
 import type { Dialect, StatementAnalysis } from '../sql/types.js'
 import { createScanner, DETECTOR_KINDS, type DetectorKind, type Scanner } from './detectors.js'
 import { safeUpstreamMessage } from './errors.js'
@@ -27,8 +26,6 @@ export interface MaskStageOptions {
   connections?: Readonly<Record<string, Pick<ConnectionConfig, 'masking'>>>
   /** Column names of a table, when a catalogue knows them (star expansion before the result). */
   schemaOf?: (connection: string, table: string) => readonly string[] | undefined
-  /** Lineages kept (LRU by statement text). Default 1000. */
-  cacheSize?: number
   /**
    * Root of the default salt and token key where `masking.salt` / `masking.tokenKey` are not
    * set: shared by replicas when derived from `secrets.key`; random per process when absent.
@@ -58,7 +55,11 @@ interface Effective {
 }
 
 export function createMaskStage (options: MaskStageOptions): MaskingStage {
-  const lineages = new Lru<string, StatementLineage>(options.cacheSize ?? 1000)
+  // Kept with the analysed statement itself, per connection context: the inference check and
+  // the plan of one request share it, and a statement the analyzer caches (every repeated small
+  // one) keeps its lineage exactly as long as its analysis. Keyed by the text instead, every
+  // lookup of a 1 MB statement built and hashed a 1 MB key, and the cache held it.
+  const lineages = new WeakMap<StatementAnalysis, Map<string, StatementLineage>>()
   const pages = new WeakMap<MaskPlan, (page: ResultPage) => ResultPage>()
   // Without configured secrets, salts and keys come from secrets.key (shared by replicas) or are
   // random per process: safe, but tokens and hashes then change on restart.
@@ -82,8 +83,13 @@ export function createMaskStage (options: MaskStageOptions): MaskingStage {
     const text = analysed.text
     const dialect = DIALECTS[statement.connection.kind] ?? 'postgres'
     const { database = '', schema = '' } = statement.connection.defaults
-    const key = `${statement.connection.name}\u0000${dialect}\u0000${database}\u0000${schema}\u0000${text}`
-    let hit = lineages.get(key)
+    const key = `${statement.connection.name}\u0000${dialect}\u0000${database}\u0000${schema}`
+    let known = lineages.get(analysed)
+    if (known === undefined) {
+      known = new Map()
+      lineages.set(analysed, known)
+    }
+    let hit = known.get(key)
     if (hit === undefined) {
       const schemaOf = options.schemaOf
       try {
@@ -103,7 +109,7 @@ export function createMaskStage (options: MaskStageOptions): MaskingStage {
         const why = `lineage failed: ${err instanceof Error ? err.message : String(err)}`
         hit = { outputs: [], uses: [{ column: '?', usage: 'expression', clause: 'where', unresolved: why }], unresolved: why }
       }
-      lineages.set(key, hit)
+      known.set(key, hit)
     }
     return hit
   }

@@ -28,14 +28,16 @@ export function createPooledAnalyzer (options: PooledAnalyzerOptions = {}): Asyn
   return {
     pool,
     async analyze (sql, dialect, defaults = {}) {
-      const key = `${dialect}\u0000${defaults.database ?? ''}\u0000${defaults.schema ?? ''}\u0000${sql}`
-      const hit = cache.get(key)
+      // Not even looked up when it cannot be there: the key alone would copy and hash the text.
+      const cached = sql.length <= CACHED_UP_TO
+      const key = cached ? `${dialect}\u0000${defaults.database ?? ''}\u0000${defaults.schema ?? ''}\u0000${sql}` : ''
+      const hit = cached ? cache.get(key) : undefined
       if (hit !== undefined) return hit
       const { analysis, trees, text } = await pool.analyze(sql, dialect, { ...defaults })
       const frozen = deepFreeze(analysis)
       attachTextFacts(frozen, sql, text)
       frozen.statements.forEach((s, i) => { const tree = trees[i]; if (typeof tree === 'string') attachTree(s, tree) })
-      if (sql.length <= CACHED_UP_TO) cache.set(key, frozen)
+      if (cached) cache.set(key, frozen)
       return frozen
     },
     close: async () => { await pool.close() }
