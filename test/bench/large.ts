@@ -49,8 +49,9 @@ async function get (pool: Pool, call: Call): Promise<Page> {
 }
 
 /**
- * Runs `first`, then `next(first answer, index, latest page)` until it returns undefined; counts
- * bytes and rows. `parsePage` reads a later page (connector chunks are rows without brackets).
+ * Runs `first`, then `whole(first answer, index, latest page)` until it returns undefined (not
+ * at all with `firstOnly`); counts bytes and rows. `parsePage` reads a later page (connector
+ * chunks are rows without brackets).
  */
 async function walk (pool: Pool, first: Call, rowsIn: (json: any) => number, whole: (first: any, index: number, latest: any) => Call | undefined,
   parsePage: (text: string) => any = (text) => JSON.parse(text), firstOnly = false): Promise<Fetched> {

@@ -109,5 +109,6 @@ describe('an upstream answer read with its inline rowset as bytes', () => {
     // The two that JSON.parse would have taken, as the last member, are refused for what they are.
     expect(() => read('{"data":{"rowset":[["a"]],"rowset":[["b"]]}}', 1)).toThrow(/two rowset members/)
     expect(() => read('{"data":{"rowset":[]},"data":{"rowset":[["b"]]}}', 1)).toThrow(/two data members/)
+    expect(() => read('{"data":{"rowset":[["a"]]},"data":null}', 1)).toThrow(/two data members/)
   })
 })

@@ -63,7 +63,7 @@ const BOM = [0xef, 0xbb, 0xbf]
 
 /**
  * The JSON envelope in `body` (`{success, code, message, data}`), with `data.rowset`, when it
- * is an array, as `data.inlineRowset` instead. `fail` refuses what is not JSON (a rowset that is
+ * is an array, as `data.inline` instead. `fail` refuses what is not JSON (a rowset that is
  * not rows included), where JSON.parse would have thrown.
  */
 export function readEnvelope<T extends { data?: unknown }> (body: Buffer, fail: Malformed, sliceBytes = SLICE_BYTES): T {
@@ -80,10 +80,10 @@ export function readEnvelope<T extends { data?: unknown }> (body: Buffer, fail: 
   }
   let datas = 0
   const end = walkObject(body, start, fail, (name, at) => {
-    if (name !== 'data' || body[at] !== OPEN_OBJECT) return undefined
+    if (name !== 'data') return undefined
     // JSON.parse keeps the last of two `data` members; which rowset was cut must not be a guess.
     if (++datas > 1) throw fail('two data members')
-    return walkObject(body, at, fail, rowsetIn)
+    return body[at] === OPEN_OBJECT ? walkObject(body, at, fail, rowsetIn) : undefined
   })
   if (skipSpace(body, end, body.length) !== body.length) throw fail('text after the answer')
   const text = found === undefined ? body.toString('utf8', start) : `${body.toString('utf8', start, found.from)}[]${body.toString('utf8', found.to)}`
