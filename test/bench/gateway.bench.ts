@@ -20,7 +20,8 @@
 //   BENCH_SIZES (100,10000,100000,1000000), BENCH_LARGE_ROWS (200000; e.g. 200000,1000000),
 //   BENCH_FIRST_ANSWERS (7: first answers per large-result path and side, for the first byte),
 //   BENCH_LOG_LEVEL (info, as shipped), BENCH_PARTS (small,sizes,large: which parts run),
-//   BENCH_GATEWAY_NODE_OPTIONS (default: the container image's NODE_OPTIONS; '' for none).
+//   BENCH_GATEWAY_NODE_OPTIONS (default: the container image's NODE_OPTIONS; '' for none),
+//   BENCH_GATEWAY_MALLOC_MMAP_THRESHOLD (default: the image's MALLOC_MMAP_THRESHOLD_; '' for glibc's).
 import { mkdtemp, rm } from 'node:fs/promises'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -35,7 +36,7 @@ import { storeCpu, type StoreCpu } from './store-cpu.js'
 import { meanwhile, poolFor, quantile, runBatch, send } from './load.js'
 import { markdown, newReport, writeReport, type Report, type SizeCell } from './report.js'
 import type { BenchResult } from './result.js'
-import { callFor, gatewayNodeOptions, PROTOCOLS, selectRows, SIDE_NAMES, startSides, type Protocol, type Side, type SideName, type Sides } from './sides.js'
+import { callFor, gatewayMallocEnv, gatewayNodeOptions, PROTOCOLS, selectRows, SIDE_NAMES, startSides, type Protocol, type Side, type SideName, type Sides } from './sides.js'
 
 const num = (name: string, fallback: number): number => Number(process.env[name] ?? fallback)
 const list = (name: string, fallback: string): number[] => (process.env[name] ?? fallback).split(',').filter((s) => s.trim() !== '').map(Number)
@@ -52,7 +53,8 @@ const SETTINGS = {
   resultRows: 10,
   parts: (process.env.BENCH_PARTS ?? 'small,sizes,large').split(','),
   logLevel: process.env.BENCH_LOG_LEVEL ?? 'info',
-  gatewayNodeOptions: gatewayNodeOptions()
+  gatewayNodeOptions: gatewayNodeOptions(),
+  gatewayMallocMmapThreshold: gatewayMallocEnv().MALLOC_MMAP_THRESHOLD_ ?? ''
 }
 /** Repetitions per statement size: the large ones take seconds each. */
 const repsFor = (bytes: number): number => bytes <= 1000 ? 20 : bytes <= 10_000 ? 10 : bytes <= 100_000 ? 6 : 3

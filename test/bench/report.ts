@@ -104,6 +104,8 @@ export function markdown (r: Report): string[] {
   lines.push(`Machine: ${r.machine.cores} cores (${r.machine.cpu}), ${r.machine.memoryGb} GB, Node ${r.machine.node}; load average at start ${r.machine.loadavgStart.join(' / ')}${r.machine.loadavgEnd === undefined ? '' : `, at end ${r.machine.loadavgEnd.join(' / ')}`}. Date: ${r.date}.`)
   const options = r.settings.gatewayNodeOptions
   if (typeof options === 'string') lines.push('', `Sluice runs with NODE_OPTIONS=${options === '' ? '(none)' : options} (BENCH_GATEWAY_NODE_OPTIONS; by default the container image's, from the Dockerfile).`)
+  const threshold = r.settings.gatewayMallocMmapThreshold
+  if (typeof threshold === 'string') lines.push('', `Sluice runs with MALLOC_MMAP_THRESHOLD_=${threshold === '' ? "(glibc's default)" : threshold} (BENCH_GATEWAY_MALLOC_MMAP_THRESHOLD; by default the container image's).`)
   lines.push('')
   if (r.small.length > 0) {
     lines.push('Small statements (10-row result), closed-loop clients, alternating rounds:')

@@ -23,10 +23,25 @@ import { BENCH_PROJECT } from './upstream.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 
+/** A variable the container image sets (the Dockerfile's ENV), '' when it sets none. */
+export function imageEnv (name: string): string {
+  const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8')
+  return new RegExp(`^\\s*${name}=(\\S+)`, 'm').exec(dockerfile)?.[1] ?? ''
+}
+
 /** The Node options the container image runs the gateway with (the Dockerfile's ENV NODE_OPTIONS). */
 export function imageNodeOptions (): string {
-  const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8')
-  return /^\s*NODE_OPTIONS=(\S+)/m.exec(dockerfile)?.[1] ?? ''
+  return imageEnv('NODE_OPTIONS')
+}
+
+/**
+ * glibc's mmap threshold for the gateways: the image's (it sets none, so glibc's own), or
+ * BENCH_GATEWAY_MALLOC_MMAP_THRESHOLD to measure a deployment that sets one (an empty value:
+ * glibc's default).
+ */
+export function gatewayMallocEnv (): Record<string, string> {
+  const threshold = process.env.BENCH_GATEWAY_MALLOC_MMAP_THRESHOLD ?? imageEnv('MALLOC_MMAP_THRESHOLD_')
+  return threshold === '' ? {} : { MALLOC_MMAP_THRESHOLD_: threshold }
 }
 
 /**
@@ -123,7 +138,7 @@ export async function startSides (): Promise<Sides> {
       }
     }
     // store.poolSize 10 as shipped (the replica harness defaults to 4 for tests).
-    const one = { config, count: 1, policiesDir: here('./policies'), poolSize: 10, nodeOptions: gatewayNodeOptions() }
+    const one = { config, count: 1, policiesDir: here('./policies'), poolSize: 10, nodeOptions: gatewayNodeOptions(), env: gatewayMallocEnv() }
     const clusters: Record<string, ReplicaCluster> = {}
     const variants = [['sluice-pg', {}], ['sluice-pg-async', { storeUrl: asyncDb.url }], ['sluice-pglite', { pglite: true }]] as const
     // Booted together: each boot waits on migrations as much as on the CPU.

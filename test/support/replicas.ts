@@ -58,6 +58,8 @@ export interface ReplicasOptions {
   heapMb?: number
   /** Further Node options of each replica (the benchmark's BENCH_GATEWAY_NODE_OPTIONS). */
   nodeOptions?: string
+  /** Further environment of each replica (the benchmark's allocator setting). */
+  env?: Record<string, string>
 }
 
 export interface Replica {
@@ -101,7 +103,7 @@ const HARNESS_KEYS = ['listen', 'store', 'secrets']
 /** Young generation of a memory test's replica (MB per semi-space). */
 const SEMI_SPACE_MB = 4
 
-function childEnv (port: number, heapMb: number | undefined, nodeOptions: string | undefined): NodeJS.ProcessEnv {
+function childEnv (port: number, heapMb: number | undefined, nodeOptions: string | undefined, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {}
   for (const [name, value] of Object.entries(process.env)) {
     if (!name.startsWith('SLUICE_') && name !== 'DATABASE_URL') env[name] = value
@@ -110,7 +112,7 @@ function childEnv (port: number, heapMb: number | undefined, nodeOptions: string
   // shows is memory kept, not garbage a scavenge has not come round to yet.
   if (heapMb !== undefined) env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ''} --max-old-space-size=${heapMb} --max-semi-space-size=${SEMI_SPACE_MB}`.trim()
   if (nodeOptions !== undefined) env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ''} ${nodeOptions}`.trim()
-  return { ...env, SLUICE_PORT: String(port) }
+  return { ...env, ...extra, SLUICE_PORT: String(port) }
 }
 
 async function ready (url: string): Promise<boolean> {
@@ -154,7 +156,7 @@ export async function startReplicas (options: ReplicasOptions): Promise<ReplicaC
     await writeFile(configPath, JSON.stringify(file, null, 2))
 
     const readyTimeoutMs = options.readyTimeoutMs ?? READY_TIMEOUT_MS
-    for (let index = 0; index < count; index++) replicas.push(new ReplicaHandle(index, await freePort(), configPath, readyTimeoutMs, options.heapMb, options.nodeOptions))
+    for (let index = 0; index < count; index++) replicas.push(new ReplicaHandle(index, await freePort(), configPath, readyTimeoutMs, options.heapMb, options.nodeOptions, options.env))
     // Started together: concurrent migrations on one store are part of what replicas must survive.
     await Promise.all(replicas.map(async (r) => { await r.restart() }))
     proxy = await startRoundRobinProxy(replicas.map((r) => r.url))
@@ -169,7 +171,7 @@ class ReplicaHandle implements Replica {
   readonly url: string
   private server: ChildServer | undefined
 
-  constructor (readonly index: number, readonly port: number, private readonly configPath: string, private readonly readyTimeoutMs: number, private readonly heapMb?: number, private readonly nodeOptions?: string) {
+  constructor (readonly index: number, readonly port: number, private readonly configPath: string, private readonly readyTimeoutMs: number, private readonly heapMb?: number, private readonly nodeOptions?: string, private readonly env?: Record<string, string>) {
     this.url = `http://127.0.0.1:${port}`
   }
 
@@ -202,7 +204,7 @@ class ReplicaHandle implements Replica {
     if (this.running) throw new Error(`replica ${this.index} is running; kill it first`)
     const server = spawnChildServer(`replica ${this.index}`, process.execPath,
       ['--import', 'tsx', ENTRY, 'start', '--config', this.configPath],
-      { env: childEnv(this.port, this.heapMb, this.nodeOptions), cwd: ROOT })
+      { env: childEnv(this.port, this.heapMb, this.nodeOptions, this.env), cwd: ROOT })
     this.server = server
     try {
       await server.waitUntil(async () => await ready(this.url), this.readyTimeoutMs)
