@@ -112,6 +112,70 @@ export function parseSlice (body: Buffer, [from, to]: RowRange): unknown[] {
   return JSON.parse(`[${body.toString('utf8', start, to)}]`) as unknown[]
 }
 
+/**
+ * Rows of an answer kept as the upstream sent them: its bytes and the slices cut in them, each
+ * slice parsed only when rows in it are pulled, and `decode`d (the warehouse's own cell forms)
+ * after it is trimmed to the rows asked for. A slice that does not parse, or parses into another
+ * number of rows than were cut, fails before any of its rows is handed on.
+ */
+export class SlicedRows<R> {
+  readonly #body: Buffer
+  readonly #ranges: RowRange[]
+  readonly #fail: Malformed
+  readonly #decode: (rows: unknown[]) => R[]
+  /** Rows in all the slices. */
+  readonly total: number
+
+  constructor (body: Buffer, ranges: RowRange[], fail: Malformed, decode: (rows: unknown[]) => R[]) {
+    this.#body = body
+    this.#ranges = ranges
+    this.#fail = fail
+    this.#decode = decode
+    this.total = ranges.reduce((sum, [, , rows]) => sum + rows, 0)
+  }
+
+  /** Rows [from, to), a slice at a time; only the slices holding them are parsed. */
+  * slices (from = 0, to = Infinity): Generator<R[]> {
+    let first = 0
+    for (const range of this.#ranges) {
+      const next = first + range[2]
+      if (next > from && first < to) {
+        let rows: unknown[]
+        try {
+          rows = parseSlice(this.#body, range)
+        } catch {
+          // JSON.parse's message quotes the text, cell values included: not handed on.
+          throw this.#fail('a row that is not JSON')
+        }
+        if (rows.length !== range[2]) throw this.#fail('rows that do not parse as they were cut')
+        yield this.#decode(from > first || to < next ? rows.slice(Math.max(0, from - first), to - first) : rows)
+      }
+      if (next >= to) return
+      first = next
+    }
+  }
+}
+
+const BOM = [0xef, 0xbb, 0xbf]
+
+/** Where a JSON answer's text starts: after a byte order mark, which reading it as text drops too. */
+export function answerStart (body: Buffer): number {
+  return BOM.every((b, i) => body[i] === b) ? 3 : 0
+}
+
+/**
+ * The answer in `body` (from `start`) parsed, with the member value at `cut` (the rows a reader
+ * keeps as bytes) read as `[]`; what does not parse is refused with `fail`.
+ */
+export function parseAround<T> (body: Buffer, start: number, cut: { from: number, to: number } | undefined, fail: Malformed): T {
+  const text = cut === undefined ? body.toString('utf8', start) : `${body.toString('utf8', start, cut.from)}[]${body.toString('utf8', cut.to)}`
+  try {
+    return JSON.parse(text) as T
+  } catch {
+    throw fail('the answer around the rows is not JSON')
+  }
+}
+
 /** A page's rows, a slice at a time, at most `limit` rows in all (a page cut at the row cap). */
 export function * slicesUpTo<R> (body: Buffer, ranges: RowRange[], limit: number, parse: (body: Buffer, range: RowRange) => R[]): Generator<R[]> {
   let left = limit

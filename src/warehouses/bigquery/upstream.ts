@@ -8,6 +8,7 @@ import { ERR_BIGQUERY_UPSTREAM, ERR_UPSTREAM_UNAVAILABLE } from '../../errors.js
 import type { BigQuerySettings } from './connections.js'
 import { neverSent, transportText } from '../unsent.js'
 import { readRowsAnswer, type UpstreamRows } from './upstream-rows.js'
+import { answerStart } from '../json-rows.js'
 import type { DatasetReference, Job, QueryParameter, QueryRequest, QueryResults, Table, TableDataList, TableReference, TableSchema } from './wire.js'
 
 const SCOPES = ['https://www.googleapis.com/auth/bigquery']
@@ -138,7 +139,7 @@ export class BigQueryUpstream {
   /** A whole answer parsed; an error status thrown as the upstream's error. */
   #parsed (statusCode: number, body: Buffer): unknown {
     // Read as text reads it: a byte order mark dropped.
-    const text = body.toString('utf8', body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf ? 3 : 0)
+    const text = body.toString('utf8', answerStart(body))
     let json: unknown
     try {
       json = text === '' ? {} : JSON.parse(text)

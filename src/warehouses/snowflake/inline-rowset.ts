@@ -5,7 +5,7 @@
 // envelope is read with one byte pass that finds `data.rowset` and cuts it between rows; the
 // rest of the envelope is parsed as usual, and the rows stay bytes, parsed a slice at a time
 // when a page of them is released. What is not well-formed fails here, as JSON.parse would.
-import { OPEN, OPEN_OBJECT, SLICE_BYTES, parseSlice, scanRows, skipSpace, walkObject, type Malformed, type RowRange } from '../json-rows.js'
+import { OPEN, OPEN_OBJECT, SLICE_BYTES, SlicedRows, answerStart, parseAround, scanRows, skipSpace, walkObject, type Malformed } from '../json-rows.js'
 import { rowsFromArrow } from './arrow.js'
 import { ROWS_PER_SLICE, rowSlices } from './chunk-slices.js'
 import { rowsFromRowset } from './rowset.js'
@@ -18,48 +18,10 @@ export interface InlineRows {
   slices: (from: number, to: number) => Iterable<unknown[][]>
 }
 
-/** Rows of a JSON inline rowset as the upstream sent them: bytes in slices, parsed when pulled. */
-export class InlineRowset implements InlineRows {
-  readonly #body: Buffer
-  readonly #ranges: RowRange[]
-  readonly #fail: Malformed
-  readonly total: number
-
-  constructor (body: Buffer, ranges: RowRange[], fail: Malformed) {
-    this.#body = body
-    this.#ranges = ranges
-    this.#fail = fail
-    this.total = ranges.reduce((sum, [, , rows]) => sum + rows, 0)
-  }
-
-  /** Rows [from, to), decoded, a slice at a time; only the slices holding them are parsed. */
-  * slices (from: number, to: number): Generator<unknown[][]> {
-    let first = 0
-    for (const range of this.#ranges) {
-      const next = first + range[2]
-      if (next > from && first < to) {
-        let rows: unknown[]
-        try {
-          rows = parseSlice(this.#body, range)
-        } catch {
-          // JSON.parse's message quotes the text, cell values included: not handed on.
-          throw this.#fail('a row that is not JSON')
-        }
-        if (rows.length !== range[2]) throw this.#fail('rows that do not parse as they were cut')
-        yield rowsFromRowset((rows as unknown[][]).slice(Math.max(0, from - first), Math.min(range[2], to - first)))
-      }
-      if (next >= to) return
-      first = next
-    }
-  }
-}
-
 /** The upstream answered in Arrow (`rowsetBase64` and chunks), not JSON. */
 export function isArrow (data: QueryData): boolean {
   return (data.queryResultFormat ?? '').toLowerCase() === 'arrow'
 }
-
-const BOM = [0xef, 0xbb, 0xbf]
 
 /**
  * The JSON envelope in `body` (`{success, code, message, data}`), with `data.rowset`, when it
@@ -67,15 +29,16 @@ const BOM = [0xef, 0xbb, 0xbf]
  * not rows included), where JSON.parse would have thrown.
  */
 export function readEnvelope<T extends { data?: unknown }> (body: Buffer, fail: Malformed, sliceBytes = SLICE_BYTES): T {
-  const start = BOM.every((b, i) => body[i] === b) ? 3 : 0
-  let found: { from: number, to: number, rowset: InlineRowset } | undefined
+  const start = answerStart(body)
+  let found: { from: number, to: number, rowset: InlineRows } | undefined
   const rowsetIn = (name: string, at: number): number | undefined => {
     if (name !== 'rowset') return undefined
     if (found !== undefined) throw fail('two rowset members')
     // Anything but an array (null, say) is left to the parse, as before.
     if (body[at] !== OPEN) return undefined
     const scan = scanRows(body, at + 1, body.length, { rowOpen: OPEN, sliceBytes, fail, closed: true })
-    found = { from: at, to: scan.end + 1, rowset: new InlineRowset(body, scan.ranges, fail) }
+    // Snowflake's cells as Sluice reads them (rowset.ts), once the slice is cut to the rows asked for.
+    found = { from: at, to: scan.end + 1, rowset: new SlicedRows(body, scan.ranges, fail, (rows) => rowsFromRowset(rows as unknown[][])) }
     return found.to
   }
   let datas = 0
@@ -86,8 +49,7 @@ export function readEnvelope<T extends { data?: unknown }> (body: Buffer, fail: 
     return body[at] === OPEN_OBJECT ? walkObject(body, at, fail, rowsetIn) : undefined
   })
   if (skipSpace(body, end, body.length) !== body.length) throw fail('text after the answer')
-  const text = found === undefined ? body.toString('utf8', start) : `${body.toString('utf8', start, found.from)}[]${body.toString('utf8', found.to)}`
-  const envelope = JSON.parse(text) as T
+  const envelope = parseAround<T>(body, start, found, fail)
   if (found !== undefined) {
     const data = envelope.data as QueryData
     delete data.rowset
