@@ -15,6 +15,7 @@ import type { HoldOutcome, PipelineStages, UpstreamErrorCodes } from './pipeline
 import type { Admission, NeutralResult, ResultPage, ResultSchema, Statement } from './pipeline/types.js'
 import type { AdmittedRecord } from './pipeline/admitted.js'
 import type { WarehouseEstimate } from './pipeline/estimate.js'
+import type { Companion } from './store/companions.js'
 import { timed, type Timings } from './pipeline/timings.js'
 import { StatementRun, type RunOptions } from './pipeline/run.js'
 
@@ -73,6 +74,14 @@ export interface RoundTrip {
   traceContext?: TraceContext
   /** The warehouse's estimate a cost-aware rule asked for (null: none could be had). */
   estimate?: WarehouseEstimate | null
+  /**
+   * Rows committed by the statement that writes this round trip's completed event, not before
+   * it and not without it (src/store/companions.ts): a Snowflake statement's handle that finished
+   * before its answer. Only the completed event takes them.
+   */
+  companions?: Companion[]
+  /** The completed event was handed to the recorder: a companion added now would not be written. */
+  completing?: boolean
 }
 
 /** The statement's estimate, or null when it has no estimator or the warehouse could not say. */

@@ -12,6 +12,7 @@ import { attachedTextFacts } from './text-facts.js'
 import { isCatalogIntrospection } from '../sql/introspection.js'
 import type { PendingEvent } from './writer.js'
 import type { TraceRef } from '../tracing/spans.js'
+import type { Companion } from '../store/companions.js'
 
 export interface RoundTripFacts {
   requestId: string
@@ -47,6 +48,8 @@ export interface RoundTripFacts {
    * trace is, for the same reason: no migration, no change to the digest's field list.
    */
   tool?: ToolCallRef | null
+  /** Rows the event's statement commits with it (RoundTrip.companions); not part of the event. */
+  companions?: readonly Companion[]
 }
 
 export interface ToolCallRef {

@@ -118,7 +118,7 @@ export class Recording {
       }
     }
     const event = await buildEvent({ ...facts, sessionId }, { redact: this.#redact })
-    const written = await this.writer.write(event)
+    const written = await this.writer.write(event, facts.companions)
     if (sessionId !== null && !counted) this.#bump(sessionId, facts.startedAtMicros)
     return written
   }

@@ -125,6 +125,8 @@ export interface CompletionFacts {
 export async function recordCompleted (recording: Recording, ctx: RoundTripContext, trip: RoundTrip, facts: CompletionFacts): Promise<ChainedEvent> {
   // The answer that releases an admitted statement's result (or its failure) completes it.
   const phase = trip.statementId !== undefined && trip.pending !== true ? 'completed' as const : null
+  trip.completing = true
+  const companions = trip.companions === undefined ? undefined : [...trip.companions]
   return await recording.record({
     requestId: ctx.requestId,
     frontEnd: ctx.frontEnd,
@@ -140,7 +142,8 @@ export async function recordCompleted (recording: Recording, ctx: RoundTripConte
     sourceIp: ctx.sourceIp,
     userAgent: ctx.userAgent ?? null,
     bytesReturned: trip.bytesReturned ?? facts.bytesReturned ?? null,
-    trip
+    trip,
+    ...(companions !== undefined && { companions })
   }, sessionRef(ctx))
 }
 

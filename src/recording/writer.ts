@@ -10,9 +10,12 @@
 // chain stays simple and exact: a batch is linked in memory right before it is written, and if
 // the write fails the lane moves to a fresh chain — the failed batch may or may not have
 // committed (a connection lost after COMMIT), and continuing from either guess could fork it.
+// An event may bring companion rows (src/store/companions.ts): its batch's statement writes
+// them too, so they commit exactly when the event does.
 import { hostname } from 'node:os'
 import { randomUUID } from 'node:crypto'
 import { ERR_STORE_UNAVAILABLE, isSluiceError } from '../errors.js'
+import { withCompanions, type Companion } from '../store/companions.js'
 import type { Store, StoreLog } from '../store/store.js'
 import { eventDigest, GENESIS, isoMicros, linkHash, nowMicros, signBody, type CheckpointBody, type CheckpointKey } from './chain.js'
 import { INSERT_BATCH, toBatchRow, type AuditEvent, type ChainedEvent } from './event.js'
@@ -40,6 +43,7 @@ export interface WriterOptions {
 
 interface Waiting {
   event: PendingEvent
+  companions: readonly Companion[] | undefined
   resolve: (value: ChainedEvent) => void
   reject: (err: Error) => void
   /** Retried on its own after its batch was refused for its data, not for the store. */
@@ -99,14 +103,17 @@ export class EventWriter {
     this.#timer.unref()
   }
 
-  /** Resolves with the chained event once it has committed; rejects with ERR_STORE_UNAVAILABLE. */
-  async write (event: PendingEvent): Promise<ChainedEvent> {
+  /**
+   * Resolves with the chained event once it has committed, with its `companions` in the same
+   * statement; rejects with ERR_STORE_UNAVAILABLE.
+   */
+  async write (event: PendingEvent, companions?: readonly Companion[]): Promise<ChainedEvent> {
     if (this.#closed) throw new ERR_STORE_UNAVAILABLE('the recorder is closed')
     if (this.#queue.length >= this.#options.maxQueue) {
       throw new ERR_STORE_UNAVAILABLE(`${this.#queue.length} events are waiting for the store`)
     }
     return await new Promise<ChainedEvent>((resolve, reject) => {
-      this.#queue.push({ event, resolve, reject })
+      this.#queue.push({ event, companions, resolve, reject })
       this.#schedule()
     })
   }
@@ -152,7 +159,8 @@ export class EventWriter {
     })
     try {
       if (!chain.registered) await this.#register(chain)
-      await this.#store.query(INSERT_BATCH, [JSON.stringify(chained.map(toBatchRow))])
+      const { sql, params } = withCompanions(INSERT_BATCH, 1, batch.flatMap((w) => w.companions ?? []))
+      await this.#store.query(sql, [JSON.stringify(chained.map(toBatchRow)), ...params])
     } catch (err) {
       // A fresh chain: the old one may or may not hold this batch (see the header comment).
       if (lane.chain === chain) lane.chain = this.#newChain()
@@ -161,8 +169,8 @@ export class EventWriter {
       const unavailable = isSluiceError(err) && err.code === 'SLUICE_STORE_UNAVAILABLE'
       this.#options.log?.warn({ err: (err as Error).message, events: batch.length }, 'recording: batch write failed')
       if (!unavailable && batch.length > 1) {
-        // The store refused the data, not the connection: one bad event must not fail the
-        // round trips it happened to share a batch with. Each is retried on its own, first.
+        // The store refused the data, not the connection: one bad event (or companion row) must
+        // not fail the round trips it happened to share a batch with. Each is retried on its own, first.
         for (const w of batch) w.alone = true
         this.#queue.unshift(...batch)
         return

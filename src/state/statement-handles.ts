@@ -4,6 +4,7 @@
 // was asked for, how it ended, and the result's manifest: never its rows, except the masked
 // inline first page. One SQL implementation runs on both store engines (Postgres and PGlite).
 // Expiry is part of every lookup (`expires_at > now()`); the purge is a bounded, indexed delete.
+import type { Companion, CompanionKind } from '../store/companions.js'
 import type { Store } from '../store/store.js'
 
 /** `held`: waiting for a human's approval (src/approvals); released, it runs as `running`. */
@@ -73,6 +74,11 @@ export interface HeartbeatAnswer {
 export interface StatementHandleStore {
   /** A running statement; `finished` stores an already finished one in the same write. The row as stored. */
   create: (handle: NewStatementHandle, ttlSeconds: number, finished?: HandleOutcome) => Promise<StatementHandleRow>
+  /**
+   * An already finished statement's row as `create` would store and return it, not written:
+   * `companion` writes it in the statement of the round trip's completed event (src/store/companions.ts).
+   */
+  finishedCompanion: (handle: NewStatementHandle, ttlSeconds: number, finished: HandleOutcome) => { row: StatementHandleRow, companion: Companion }
   /** The live handle if `owner` owns it: unknown, foreign and expired ids alike are undefined. */
   get: (id: string, owner: string) => Promise<StatementHandleRow | undefined>
   /** The live handle whatever its owner, for a caller that proves ownership otherwise (chunk tokens). */
@@ -122,6 +128,20 @@ const CREATE = `insert into statement_handles
     now() + make_interval(secs => $6::float8), $7, now(), $8, $9, $10::text::jsonb, $11::text::jsonb,
     $12::text::jsonb, $13::text::jsonb, $14::text::jsonb, $15::uuid, $16)
   returning ${SCALAR_COLUMNS}`
+
+// CREATE of a finished row, for rows that travel as companions of an event: the same columns
+// and timestamps (the store's clock), read from a JSON array.
+const FINISHED_HANDLES: CompanionKind = {
+  name: 'statement_handles',
+  insert: (param) => `insert into statement_handles
+      (id, owner, connection, sql, state, created_at, finished_at, expires_at, replica, heartbeat_at,
+       client_request_id, session_key, admitted, error, manifest, first_page, trip, approval_id)
+    select r.id, r.owner, r.connection, r.sql, r.state, now(), now(), now() + make_interval(secs => r.ttl), r.replica, now(),
+      r.client_request_id, r.session_key, r.admitted, r.error, r.manifest, r.first_page, r.trip, r.approval_id
+    from json_to_recordset(${param}::text::json) as r(id uuid, owner text, connection text, sql text, state text, ttl float8,
+      replica text, client_request_id text, session_key text, admitted jsonb, error jsonb, manifest jsonb, first_page jsonb,
+      trip jsonb, approval_id uuid)`
+}
 
 // Only a held row is released, once: the approval's claim already made this replica the runner.
 const RELEASE = `update statement_handles set state = 'running', replica = $2, heartbeat_at = now(),
@@ -198,6 +218,28 @@ export class StoreStatementHandles implements StatementHandleStore {
       json(finished?.error), json(finished?.manifest), json(finished?.firstPage), json(finished?.trip),
       handle.approvalId ?? null, handle.heldRequest === undefined ? null : Buffer.from(handle.heldRequest)])
     return withWritten(rowOf(raw!), { ...(handle.admitted !== undefined && { admitted: handle.admitted }), ...finished })
+  }
+
+  finishedCompanion (handle: NewStatementHandle, ttlSeconds: number, finished: HandleOutcome): { row: StatementHandleRow, companion: Companion } {
+    const companion: Companion = {
+      kind: FINISHED_HANDLES,
+      row: {
+        id: handle.id, owner: handle.owner, connection: handle.connection, sql: handle.sql, state: finished.state, ttl: ttlSeconds,
+        replica: handle.replica, client_request_id: handle.clientRequestId ?? null, session_key: handle.sessionKey ?? null,
+        admitted: handle.admitted ?? null, error: finished.error ?? null, manifest: finished.manifest ?? null,
+        first_page: finished.firstPage ?? null, trip: finished.trip ?? null, approval_id: handle.approvalId ?? null
+      }
+    }
+    // What CREATE's RETURNING would say, by this process's clock instead of the store's.
+    const now = Date.now()
+    const scalars: StatementHandleRow = {
+      id: handle.id, owner: handle.owner, connection: handle.connection, sql: handle.sql, state: finished.state,
+      createdAt: now, finishedAt: now, expiresAt: now + ttlSeconds * 1000, replica: handle.replica, heartbeatAt: now,
+      ...(handle.clientRequestId !== undefined && { clientRequestId: handle.clientRequestId }),
+      ...(handle.sessionKey !== undefined && { sessionKey: handle.sessionKey }),
+      ...(handle.approvalId !== undefined && { approvalId: handle.approvalId })
+    }
+    return { row: withWritten(scalars, { ...(handle.admitted !== undefined && { admitted: handle.admitted }), ...finished }), companion }
   }
 
   async get (id: string, owner: string): Promise<StatementHandleRow | undefined> {

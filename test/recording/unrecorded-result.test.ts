@@ -20,7 +20,7 @@ function failCompletions (store: Store): { failing: boolean } {
   const state = { failing: false }
   const query = store.query.bind(store)
   store.query = (async (sql: string, params?: unknown[]) => {
-    if (state.failing && sql.trimStart().startsWith('insert into session_events') && String(params?.[0]).includes('"completed"')) {
+    if (state.failing && sql.includes('insert into session_events') && String(params?.[0]).includes('"completed"')) {
       throw new Error('test: the store failed on the completion write')
     }
     return await query(sql, params)

@@ -1,18 +1,21 @@
 // A statement its client waits for (StartOptions.deferRow) is written to the store only when
 // something outside its own request could need it: it ran past the window, it was cancelled, or
-// it is answered as still running. One that ends sooner is stored once, finished. Whatever the
+// it is answered as still running. One that ends sooner is stored once, finished: with its round
+// trip's completed event when it has one, else by a write of its own. Whatever the
 // timing, the store ends up saying exactly what happened, and another replica reading the same
 // store sees every statement it could have been told about.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { Pipeline } from '../../src/pipeline.js'
+import { Pipeline, type RoundTrip } from '../../src/pipeline.js'
 import { passThroughAnalyze, passThroughDecide, passThroughMask, refuseApprovals } from '../../src/pipeline/stages.js'
+import { Recording } from '../../src/recording/recorder.js'
+import { recordCompleted } from '../../src/recording/round-trips.js'
 import { StoreStatementHandles, type StatementHandleStore } from '../../src/state/statement-handles.js'
 import { migrate } from '../../src/store/migrate.js'
 import type { Store } from '../../src/store/store.js'
 import { ownerDigest } from '../../src/warehouses/snowflake/handles.js'
 import { syntheticResult } from '../../src/warehouses/snowflake/manifest.js'
 import { SnowflakeStatements, type StatementsOptions, type Work } from '../../src/warehouses/snowflake/statements.js'
-import { alice } from '../recording/helpers.js'
+import { alice, recordingConfig } from '../recording/helpers.js'
 import { storeEngines } from '../support/stores.js'
 
 const RESULT = syntheticResult([], { columns: [] }, [])
@@ -89,6 +92,34 @@ describe.each(storeEngines())('deferred statement rows on $name', { timeout: 120
     const done = await here.wait(started, 10)
     expect(done.state).toBe('succeeded')
     expect(handles.writes).toEqual(['create succeeded'])
+    expect((await there.get(started.id, alice))?.state).toBe('succeeded')
+  })
+
+  it('hands a statement that ends inside the window to its round trip: stored with the completed event, not before', async () => {
+    const handles = counted(new StoreStatementHandles(store))
+    const here = replica(handles, { deferRowMs: 5_000 })
+    const there = replica(new StoreStatementHandles(store))
+    const trip: RoundTrip = {}
+    const started = await here.start(alice, 'wh', 'SELECT 11', async () => RESULT, { deferRow: true, trip })
+    const done = await here.wait(started, 10)
+    expect(done.state).toBe('succeeded')
+    expect(handles.writes).toEqual([])
+    expect(await there.get(started.id, alice)).toBeUndefined()
+    const recording = new Recording(store, recordingConfig())
+    await recordCompleted(recording, { requestId: 'req-11', frontEnd: 'test', principal: alice, sessionKey: 'test:s11' }, trip, { durationMs: 1 })
+    expect((await there.get(started.id, alice))?.state).toBe('succeeded')
+    await recording.close()
+  })
+
+  it('writes its own row for a round trip whose completed event is already on its way', async () => {
+    const handles = counted(new StoreStatementHandles(store))
+    const here = replica(handles, { deferRowMs: 5_000 })
+    const there = replica(new StoreStatementHandles(store))
+    const trip: RoundTrip = { completing: true }
+    const started = await here.start(alice, 'wh', 'SELECT 12', async () => RESULT, { deferRow: true, trip })
+    expect((await here.wait(started, 10)).state).toBe('succeeded')
+    expect(handles.writes).toEqual(['create succeeded'])
+    expect(trip.companions).toBeUndefined()
     expect((await there.get(started.id, alice))?.state).toBe('succeeded')
   })
 

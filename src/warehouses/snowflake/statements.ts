@@ -62,8 +62,9 @@ export interface StartOptions {
   /**
    * The client waits for it in this request (not async): its row is written only once it has
    * run for `deferRowMs`, is cancelled, or is answered as still running; a statement that ends
-   * sooner is stored once, finished (one store write instead of two on the common path). Texts
-   * of DEFER_ROW_MAX_SQL characters or more are written at once all the same.
+   * sooner is stored once, finished: as a companion of `trip`'s completed event when there is a
+   * trip (committed in that event's statement, before the answer leaves), else by a write of its
+   * own. Texts of DEFER_ROW_MAX_SQL characters or more are written at once all the same.
    */
   deferRow?: boolean
 }
@@ -104,9 +105,12 @@ interface Running {
 interface Deferred {
   row: NewStatementHandle
   createdAt: number
-  /** The running row's write, once something needed it in the store. */
+  /** The running row's write, once something needed it in the store (or the final row's handoff to the completed event). */
   written?: Promise<boolean>
-  /** That write succeeded: the row is in the store (heartbeated, cancellable from anywhere). */
+  /**
+   * That write succeeded: the row is in the store (heartbeated, cancellable from anywhere), or
+   * the run is over and its row goes with the request's completed event, before the answer.
+   */
   stored: boolean
 }
 
@@ -197,10 +201,22 @@ export class SnowflakeStatements {
     return await deferred.written
   }
 
-  /** Ends a run in the store: one insert of the final row when its running row was never written. */
-  async #finish (id: string, running: Running | undefined, outcome: HandleOutcome): Promise<StatementHandleRow | undefined> {
+  /**
+   * Ends a run in the store: one insert of the final row when its running row was never written,
+   * handed to `trip` to commit with its completed event when the client waits for it there.
+   */
+  async #finish (id: string, running: Running | undefined, outcome: HandleOutcome, trip?: RoundTrip): Promise<StatementHandleRow | undefined> {
     const deferred = running?.deferred
     if (deferred !== undefined) {
+      if (deferred.written === undefined && trip !== undefined && trip.completing !== true) {
+        // Nothing outside this request knows the statement yet (its row was never needed), and
+        // the answer that tells of it leaves only once its completed event has committed.
+        const { row, companion } = this.#store.finishedCompanion(deferred.row, this.#ttl, outcome)
+        ;(trip.companions ??= []).push(companion)
+        deferred.written = Promise.resolve(true)
+        deferred.stored = true
+        return row
+      }
       if (deferred.written === undefined) {
         // Claimed here, so a concurrent cancel or grace timer waits for this write instead.
         let stored!: (ok: boolean) => void
@@ -292,14 +308,14 @@ export class SnowflakeStatements {
   async #run (id: string, work: Work, abort: AbortController, trip: RoundTrip | undefined, running?: Running): Promise<StatementHandleRow | undefined> {
     try {
       const result = await work(abort.signal, id)
-      return await this.#finish(id, running, { state: 'succeeded', manifest: result.manifest, firstPage: result.firstPage, trip: trip === undefined ? undefined : tripSummary(trip) })
+      return await this.#finish(id, running, { state: 'succeeded', manifest: result.manifest, firstPage: result.firstPage, trip: trip === undefined ? undefined : tripSummary(trip) }, trip)
     } catch (err) {
       // Cancelled: the row already says so (a cancel, a timeout, or a reader that found it lost).
       if (abort.signal.aborted) return undefined
       const info = errorInfo(err, id, (message, codes) => this.#pipeline.releaseError(undefined, undefined, message, codes))
       if (info.catalogueCode === 'SLUICE_INTERNAL') this.#log?.warn({ err, statement: id }, 'snowflake statement failed')
       const outcome = { state: 'failed' as const, error: storedError(info, (err as { statusCode?: number }).statusCode), trip: trip === undefined ? undefined : tripSummary(trip) }
-      return await this.#finish(id, running, outcome).catch((e: unknown) => {
+      return await this.#finish(id, running, outcome, trip).catch((e: unknown) => {
         this.#log?.warn({ err: (e as Error).message, statement: id }, 'snowflake statement: its failure could not be stored; readers will find it lost')
         return undefined
       })
