@@ -2,6 +2,7 @@
 // completion cannot be committed, so the result is withheld with SLUICE_RESULT_UNRECORDED — in
 // each protocol's own, non-retryable shape — and the admitted event stands in the trail as a
 // statement without a completion. Through snowflake-sdk, SQL API v2 and @google-cloud/bigquery.
+import { randomUUID } from 'node:crypto'
 import { BigQuery } from '@google-cloud/bigquery'
 import { OAuth2Client } from 'google-auth-library'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -86,6 +87,28 @@ describe('store failing between execution and release (Snowflake)', { timeout: 1
       fail.failing = false
     }
     expect(await admittedWithoutCompletion(gw.store, 'SELECT 2 AS ID')).toEqual(['admitted'])
+  })
+
+  it('refuses a retry of the same requestId without running it again, saying the outcome was never stored', async () => {
+    stub.statements.set('SELECT 3 AS ID', { rowtype: ROWTYPE, rowset: [['3']] })
+    const requestId = randomUUID()
+    const send = async (): Promise<Response> => await fetch(`${gw.url}/api/v2/statements?requestId=${requestId}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${await gw.token('alice')}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ statement: 'SELECT 3 AS ID' })
+    })
+    fail.failing = true
+    try {
+      expect((await send()).status).toBe(422)
+    } finally {
+      fail.failing = false
+    }
+    const retry = await send()
+    expect(retry.status).toBe(400)
+    const body = await retry.json() as { message: string }
+    expect(body.message).toContain('its outcome was never stored')
+    expect(body.message).not.toContain('expired')
+    expect(stub.queryLog.filter((q) => q.sqlText === 'SELECT 3 AS ID').length).toBe(1)
   })
 })
 

@@ -148,6 +148,18 @@ describe.each(storeEngines())('deferred statement rows on $name', { timeout: 120
     await waitFor(async () => (await there.get(started.id, alice))?.state === 'succeeded')
   })
 
+  it('writes the row before a zero wait answers "still running" (syncWaitSeconds: 0)', async () => {
+    const here = replica(new StoreStatementHandles(store), { deferRowMs: 60_000 })
+    const there = replica(new StoreStatementHandles(store))
+    const { work, release } = gated()
+    const started = await here.start(alice, 'wh', 'SELECT 31', work, { deferRow: true })
+    expect(await there.get(started.id, alice)).toBeUndefined()
+    expect((await here.wait(started, 0)).state).toBe('running')
+    expect((await there.get(started.id, alice))?.state).toBe('running')
+    release()
+    await waitFor(async () => (await there.get(started.id, alice))?.state === 'succeeded')
+  })
+
   it('stores a cancel inside the window with its reason, and stops the run', async () => {
     const handles = counted(new StoreStatementHandles(store))
     const here = replica(handles, { deferRowMs: 60_000 })

@@ -194,8 +194,11 @@ export class Idempotency {
       handle = await this.#handles.get(binding.handleId, principal)
     }
     if (handle !== undefined) return handle
-    // The key outlives its handle: a late retry is refused rather than run a second time.
-    const why = 'its result has expired'
+    // Either the key outlived its handle, or the handle was never stored: its final row goes
+    // in its completed event's statement (statements.ts), which the audit store refused, or
+    // its replica stopped first. Both ways the retry is refused rather than run a second time.
+    const expired = Date.now() - Date.parse(binding.createdAt) >= this.#handles.ttlSeconds * 1000
+    const why = expired ? 'its result has expired' : 'its outcome was never stored: the audit store did not take it, or its replica stopped first'
     throw new ERR_IDEMPOTENCY_UNAVAILABLE(requestId, binding.handleId, why)
   }
 

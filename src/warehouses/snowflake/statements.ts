@@ -161,6 +161,11 @@ export class SnowflakeStatements {
     this.pages = new ResultPages({ pipeline: options.pipeline, upstreamOf: options.upstreamOf })
   }
 
+  /** How long a finished statement's row is kept: a row younger than this was never purged. */
+  get ttlSeconds (): number {
+    return this.#ttl
+  }
+
   /** Records a running statement and runs `work` for it here; the handle is usable at once. */
   async start (principal: Principal, connection: string, sql: string, work: Work, options: StartOptions = {}): Promise<Handle> {
     const id = options.id ?? randomUUID()
@@ -366,18 +371,22 @@ export class SnowflakeStatements {
 
   /** Waits up to `seconds` for a running statement: on its runner here, else by re-reading its row. */
   async wait (handle: Handle, seconds: number): Promise<Handle> {
-    if (handle.state !== 'running' || seconds <= 0) return handle
+    if (handle.state !== 'running') return handle
     const local = this.#running.get(handle.id)
     if (local !== undefined) {
-      let timer: NodeJS.Timeout | undefined
-      await Promise.race([local.done, new Promise((resolve) => { timer = setTimeout(resolve, seconds * 1000) })])
-      clearTimeout(timer)
-      if (local.finished !== undefined) return handleOf(local.finished)
-      // Answered as still running: the client polls it next, perhaps on another replica. (Had
-      // the write failed, the row is stored when the run ends; until then only this replica knows it.)
+      if (seconds > 0) {
+        let timer: NodeJS.Timeout | undefined
+        await Promise.race([local.done, new Promise((resolve) => { timer = setTimeout(resolve, seconds * 1000) })])
+        clearTimeout(timer)
+        if (local.finished !== undefined) return handleOf(local.finished)
+      }
+      // Answered as still running (a zero wait included: syncWaitSeconds 0): the client polls it
+      // next, perhaps on another replica. (Had the write failed, the row is stored when the run
+      // ends; until then only this replica knows it.)
       await this.#written(local)
-      return await this.#reread(handle)
+      return seconds > 0 ? await this.#reread(handle) : handle
     }
+    if (seconds <= 0) return handle
     const until = Date.now() + seconds * 1000
     let current = handle
     while (current.state === 'running' && Date.now() < until) {
