@@ -84,4 +84,26 @@ describe('the rule\'s limits on the MCP query tool', { timeout: 180_000 }, () =>
     expect(atCap.isError, textOf(atCap)).not.toBe(true)
     expect((atCap.structuredContent as { rows: unknown[][] }).rows).toHaveLength(3)
   })
+
+  it('refuses a statement over policies.maxStatementBytes as too large in a tool error, recorded, no rows', async () => {
+    const list = Array.from({ length: 200_000 }, (_, i) => String(i)).join(', ')
+    const sql = `SELECT n FROM series_cut WHERE n IN (${list})`
+    expect(sql.length).toBeGreaterThan(1024 * 1024)
+    const result = await client.callTool({ name: 'query', arguments: { connection: 'pg', sql } })
+    expect(result.isError).toBe(true)
+    expect(textOf(result)).toMatch(/more than the 1048576 bytes Sluice accepts \(policies\.maxStatementBytes\)/)
+    const events = await env.events<Array<{ error_code: string | null, rows_returned: string | null }>>`select error_code, rows_returned from session_events where sql_text = ${sql}`
+    expect(events.map((e) => e.error_code)).toContain('SLUICE_STATEMENT_TOO_LARGE')
+    expect(events.map((e) => e.rows_returned ?? null).filter((n) => n !== null && Number(n) > 0)).toEqual([])
+  })
+
+  it('refuses nesting deeper than the parser allows as too complex in a tool error, recorded, no rows', async () => {
+    const sql = `SELECT n FROM series_cut WHERE n = ${'('.repeat(300)}1${')'.repeat(300)}`
+    const result = await client.callTool({ name: 'query', arguments: { connection: 'pg', sql } })
+    expect(result.isError).toBe(true)
+    expect(textOf(result)).toContain('too complex for Sluice to analyse')
+    const events = await env.events<Array<{ error_code: string | null, rows_returned: string | null }>>`select error_code, rows_returned from session_events where sql_text = ${sql}`
+    expect(events.map((e) => e.error_code)).toContain('SLUICE_STATEMENT_TOO_COMPLEX')
+    expect(events.map((e) => e.rows_returned ?? null).filter((n) => n !== null && Number(n) > 0)).toEqual([])
+  })
 })

@@ -15,7 +15,9 @@ export interface ToolDefinition {
 
 const connection = { type: 'string', minLength: 1, maxLength: 63, description: 'Connection name, as list_connections gives it.' }
 const schemaName = { type: 'string', minLength: 1, maxLength: 1024, description: 'Schema (Snowflake, PostgreSQL) or dataset (BigQuery) name, as list_schemas gives it.' }
-const sql = { type: 'string', minLength: 1, maxLength: 1_048_576, description: 'One SQL statement in the connection\'s own dialect (Snowflake SQL, GoogleSQL, PostgreSQL).' }
+// No maxLength: a statement's size is policies.maxStatementBytes' to refuse (in bytes, as every
+// front end does, recorded as SLUICE_STATEMENT_TOO_LARGE); the request's is listen.bodyLimitBytes'.
+const sql = { type: 'string', minLength: 1, description: 'One SQL statement in the connection\'s own dialect (Snowflake SQL, GoogleSQL, PostgreSQL).' }
 const readHints = (title: string) => ({ title, readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false })
 
 const maskedColumn = {
