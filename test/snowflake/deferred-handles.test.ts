@@ -136,25 +136,14 @@ describe.each(storeEngines())('deferred statement rows on $name', { timeout: 120
     expect((await there.get(started.id, alice))?.state).toBe('succeeded')
   })
 
-  it('writes the row before answering "still running", so the next poll can land on another replica', async () => {
+  // A zero wait is the connection's syncWaitSeconds: 0, answered "still running" at once.
+  it.each([0.05, 0])('writes the row before a wait of %s s answers "still running", so the next poll can land on another replica', async (seconds) => {
     const here = replica(new StoreStatementHandles(store), { deferRowMs: 60_000 })
     const there = replica(new StoreStatementHandles(store))
     const { work, release } = gated()
-    const started = await here.start(alice, 'wh', 'SELECT 3', work, { deferRow: true })
+    const started = await here.start(alice, 'wh', `SELECT 3 -- waits ${seconds}`, work, { deferRow: true })
     expect(await there.get(started.id, alice)).toBeUndefined()
-    expect((await here.wait(started, 0.05)).state).toBe('running')
-    expect((await there.get(started.id, alice))?.state).toBe('running')
-    release()
-    await waitFor(async () => (await there.get(started.id, alice))?.state === 'succeeded')
-  })
-
-  it('writes the row before a zero wait answers "still running" (syncWaitSeconds: 0)', async () => {
-    const here = replica(new StoreStatementHandles(store), { deferRowMs: 60_000 })
-    const there = replica(new StoreStatementHandles(store))
-    const { work, release } = gated()
-    const started = await here.start(alice, 'wh', 'SELECT 31', work, { deferRow: true })
-    expect(await there.get(started.id, alice)).toBeUndefined()
-    expect((await here.wait(started, 0)).state).toBe('running')
+    expect((await here.wait(started, seconds)).state).toBe('running')
     expect((await there.get(started.id, alice))?.state).toBe('running')
     release()
     await waitFor(async () => (await there.get(started.id, alice))?.state === 'succeeded')
