@@ -378,8 +378,8 @@ export class SnowflakeStatements {
         let timer: NodeJS.Timeout | undefined
         await Promise.race([local.done, new Promise((resolve) => { timer = setTimeout(resolve, seconds * 1000) })])
         clearTimeout(timer)
-        if (local.finished !== undefined) return handleOf(local.finished)
       }
+      if (local.finished !== undefined) return handleOf(local.finished)
       // Answered as still running (a zero wait included: syncWaitSeconds 0): the client polls it
       // next, perhaps on another replica. (Had the write failed, the row is stored when the run
       // ends; until then only this replica knows it.)
