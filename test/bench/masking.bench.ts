@@ -150,10 +150,11 @@ export async function benchMasking (): Promise<BenchResult> {
       timed(t, 'mask', () => stage.mask(plans.mask, a))
       timed(t, 'quiet', () => quiet.mask(plans.quiet, b))
       timed(t, 'token', () => tokens.mask(plans.token, c))
-      // Snowflake JSON rowset: what the connector front end does per page, with and without masking.
+      // Snowflake chunk: what the connector and SQL API front ends do per page, with and without masking.
       const chunk = sfChunks[i] as Buffer
       timed(t, 'chunkBase', () => chunkPath(chunk, (rows) => rows))
       timed(t, 'chunkMask', () => chunkPath(chunk, (rows) => stage.mask(plans.mask, { rows }).rows))
+      // The same page parsed and encoded whole.
       const sfIn = sfWire[i] as string
       timed(t, 'sfBase', () => JSON.stringify(rowsetFromRows(rowsFromRowset(JSON.parse(sfIn) as unknown[][]))))
       timed(t, 'sfMask', () => JSON.stringify(rowsetFromRows(stage.mask(plans.mask, { rows: rowsFromRowset(JSON.parse(sfIn) as unknown[][]) }).rows)))
