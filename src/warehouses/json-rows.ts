@@ -176,21 +176,6 @@ export function parseAround<T> (body: Buffer, start: number, cut: { from: number
   }
 }
 
-/** A page's rows, a slice at a time, at most `limit` rows in all (a page cut at the row cap). */
-export function * slicesUpTo<R> (body: Buffer, ranges: RowRange[], limit: number, parse: (body: Buffer, range: RowRange) => R[]): Generator<R[]> {
-  let left = limit
-  for (const range of ranges) {
-    if (left <= 0) return
-    const rows = parse(body, range)
-    if (rows.length > left) {
-      yield rows.slice(0, left)
-      return
-    }
-    left -= rows.length
-    yield rows
-  }
-}
-
 /** Where the value of a top-level member of a JSON object lies: [start, end) of its text. */
 export interface Member { name: string, start: number, end: number }
 

@@ -3,7 +3,9 @@
 // values, whitespace), at every slice size; the encoders give the bytes the whole page gave;
 // and anything that is not a sequence of rows is refused before any row is handed out.
 import { describe, expect, it } from 'vitest'
-import { chunkSliceRanges, chunkSlices, rowSlices, sliceRows } from '../../src/warehouses/snowflake/chunk-slices.js'
+import { chunkSliceRanges, chunkSlices, rowSlices } from '../../src/warehouses/snowflake/chunk-slices.js'
+import { parseSlice } from '../../src/warehouses/json-rows.js'
+import { ERR_UPSTREAM_FAILED } from '../../src/errors.js'
 import { rowsFromRowset } from '../../src/warehouses/snowflake/rowset.js'
 import { chunkEncoder, chunkBody, jsonRowsEncoder } from '../../src/warehouses/snowflake/wire.js'
 import { resultSet, resultSetEncoder } from '../../src/warehouses/snowflake/sqlapi-wire.js'
@@ -50,7 +52,7 @@ describe('JSON result chunks read a slice at a time', () => {
     const buffer = Buffer.from(rows.map((r) => JSON.stringify(r)).join(','))
     const ranges = chunkSliceRanges(buffer, 'sf', 4096)
     expect(ranges.length).toBeGreaterThan(10)
-    const back = ranges.flatMap((range) => sliceRows(buffer, range))
+    const back = ranges.flatMap((range) => rowsFromRowset(parseSlice(buffer, range) as unknown[][]))
     expect(back).toEqual(rows)
   })
 
@@ -72,9 +74,16 @@ describe('JSON result chunks read a slice at a time', () => {
     for (const body of bad) {
       expect(() => chunkSliceRanges(Buffer.from(body), 'sf', 1), body).toThrow(/not JSON rows/)
     }
-    // A token the cut does not read (an unknown literal) fails when its slice is parsed, as
-    // JSON.parse would; the pages path counts nothing of such a page as sent (pages.ts).
-    expect(() => [...chunkSlices(Buffer.from('["a"],[tru]'), 'sf', Infinity, 1)]).toThrow(SyntaxError)
+    // A token the cut does not read (an unknown literal) fails when its slice is parsed: as the
+    // upstream's failure, naming no cell (JSON.parse's message would quote the text), and
+    // before any row of that slice is handed on.
+    for (const body of ['["a"],[tru]', '[tru],["a"]', '["a"],[1e],["b"]', '["\\x"]']) {
+      const out: unknown[][] = []
+      const read = (): void => { for (const slice of chunkSlices(Buffer.from(body), 'sf', Infinity, 1)) out.push(...slice) }
+      expect(read, body).toThrow(ERR_UPSTREAM_FAILED)
+      expect(read, body).toThrow(/not JSON rows: a row that is not JSON$/)
+      expect(out.every((row) => row[0] === 'a'), body).toBe(true)
+    }
   })
 
   it('hand rows in memory on in slices of the size asked for', () => {

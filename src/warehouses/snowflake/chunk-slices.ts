@@ -3,8 +3,12 @@
 // masked and encoded alone. Anything that is not a well-formed sequence of rows fails here,
 // before any row is released.
 import { ERR_UPSTREAM_FAILED } from '../../errors.js'
-import { CLOSE, OPEN, SLICE_BYTES, isSpace, parseSlice, scanRows, slicesUpTo, type RowRange } from '../json-rows.js'
+import { CLOSE, OPEN, SLICE_BYTES, SlicedRows, isSpace, scanRows, type Malformed, type RowRange } from '../json-rows.js'
 import { rowsFromRowset } from './rowset.js'
+
+function malformed (connection: string): Malformed {
+  return (what) => new ERR_UPSTREAM_FAILED(connection, `the upstream sent a result chunk that is not JSON rows: ${what}`)
+}
 
 /**
  * The byte ranges of `body`'s rows, grouped into slices of about `sliceBytes`.
@@ -21,18 +25,17 @@ export function chunkSliceRanges (body: Buffer, connection: string, sliceBytes =
     start++
     end--
   }
-  const fail = (what: string): Error => new ERR_UPSTREAM_FAILED(connection, `the upstream sent a result chunk that is not JSON rows: ${what}`)
-  return scanRows(body, start, end, { rowOpen: OPEN, sliceBytes, fail }).ranges
+  return scanRows(body, start, end, { rowOpen: OPEN, sliceBytes, fail: malformed(connection) }).ranges
 }
 
-/** The rows of one slice (its leading comma, if any, skipped). */
-export function sliceRows (body: Buffer, range: RowRange): unknown[][] {
-  return rowsFromRowset(parseSlice(body, range) as unknown[][])
-}
-
-/** A chunk's rows, a slice at a time (at most `limit` rows in all: a page cut at the row cap). */
+/**
+ * A chunk's rows, a slice at a time (at most `limit` rows in all: a page cut at the row cap).
+ * A slice that does not parse (a token the cut does not read, `[tru]`) fails as the upstream's,
+ * the same as on the inline and BigQuery paths, before any of its rows is handed on.
+ */
 export function chunkSlices (body: Buffer, connection: string, limit = Infinity, sliceBytes = SLICE_BYTES): Generator<unknown[][]> {
-  return slicesUpTo(body, chunkSliceRanges(body, connection, sliceBytes), limit, sliceRows)
+  const rows = new SlicedRows(body, chunkSliceRanges(body, connection, sliceBytes), malformed(connection), (parsed) => rowsFromRowset(parsed as unknown[][]))
+  return rows.slices(0, limit)
 }
 
 /** Rows of a page already in memory (Arrow, inline rows parsed whole) are released in slices this size. */
