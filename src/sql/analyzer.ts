@@ -5,8 +5,9 @@
 // `unknown` statement carrying the parser's error — never a guess from the text: `unparsed` (a
 // syntax error, with the parser's position) unless it is a statement the warehouse runs that the
 // parser lacks (unsupported.ts), which only changes how the refusal is worded.
-// Results are cached (LRU, keyed by dialect, defaults and text) and frozen, so callers may
-// share them freely.
+// Results are cached (LRU, keyed by dialect, defaults and text, up to analysis-key.ts's size) and
+// frozen, so callers may share them freely.
+import { analysisKey } from './analysis-key.js'
 import { attachTree } from './ast.js'
 import { rereadsOf } from './rereads.js'
 import { actingFunctions } from './system-functions.js'
@@ -31,11 +32,11 @@ export async function createSqlAnalyzer (options: SqlAnalyzerOptions = {}): Prom
   const cache = new Lru<string, Analysis>(options.cacheSize ?? DEFAULT_CACHE_SIZE)
   return {
     analyze (sql: string, dialect: Dialect, defaults: QualifyDefaults = {}): Analysis {
-      const key = `${dialect}\u0000${defaults.database ?? ''}\u0000${defaults.schema ?? ''}\u0000${sql}`
-      const hit = cache.get(key)
+      const key = analysisKey(sql, dialect, defaults)
+      const hit = key === undefined ? undefined : cache.get(key)
       if (hit !== undefined) return hit
       const analysis = analyzeSql(sql, dialect, defaults)
-      cache.set(key, analysis)
+      if (key !== undefined) cache.set(key, analysis)
       return analysis
     }
   }

@@ -1,6 +1,7 @@
 // The analyzer the gateway uses: the same analysis as analyzer.ts, computed on the parser
 // pool's threads (pool.ts) and cached here (LRU, frozen, as the in-thread analyzer does).
 import { attachTextFacts } from '../recording/text-facts.js'
+import { analysisKey } from './analysis-key.js'
 import { attachTree } from './ast.js'
 import { deepFreeze } from './analyzer.js'
 import { Lru } from './lru.js'
@@ -18,26 +19,20 @@ export interface AsyncSqlAnalyzer {
   close (): Promise<void>
 }
 
-// Larger statements are rarely sent twice, and their parse trees (kept for lineage) are many
-// times their size: caching them would hold megabytes per entry for nothing.
-const CACHED_UP_TO = 64 * 1024
-
 export function createPooledAnalyzer (options: PooledAnalyzerOptions = {}): AsyncSqlAnalyzer {
   const pool = new ParserPool(options)
   const cache = new Lru<string, Analysis>(options.cacheSize ?? 1000)
   return {
     pool,
     async analyze (sql, dialect, defaults = {}) {
-      // Not even looked up when it cannot be there: the key alone would copy and hash the text.
-      const cached = sql.length <= CACHED_UP_TO
-      const key = cached ? `${dialect}\u0000${defaults.database ?? ''}\u0000${defaults.schema ?? ''}\u0000${sql}` : ''
-      const hit = cached ? cache.get(key) : undefined
+      const key = analysisKey(sql, dialect, defaults)
+      const hit = key === undefined ? undefined : cache.get(key)
       if (hit !== undefined) return hit
       const { analysis, trees, text } = await pool.analyze(sql, dialect, { ...defaults })
       const frozen = deepFreeze(analysis)
       attachTextFacts(frozen, sql, text)
       frozen.statements.forEach((s, i) => { const tree = trees[i]; if (typeof tree === 'string') attachTree(s, tree) })
-      if (cached) cache.set(key, frozen)
+      if (key !== undefined) cache.set(key, frozen)
       return frozen
     },
     close: async () => { await pool.close() }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { createSqlAnalyzer } from '../../src/sql/analyzer.js'
+import { CACHED_UP_TO } from '../../src/sql/analysis-key.js'
 
 const defaults = { database: 'analytics', schema: 'public' }
 
@@ -57,5 +58,21 @@ describe('sql analyzer cache', () => {
     expect(a.statements).toHaveLength(1)
     expect(a.statements[0]?.kind).toBe('unknown')
     expect(a.statements[0]?.parseError).toMatch(/garbage/)
+  })
+
+  it('keeps statements up to the cache size limit and never one over it (their trees are many times their text)', async () => {
+    const analyzer = await createSqlAnalyzer()
+    // `SELECT 1 /* … */` padded to an exact length in characters.
+    const sized = (length: number): string => { const head = 'SELECT 1 /* '; return head + 'x'.repeat(length - head.length - 3) + ' */' }
+    const atLimit = sized(CACHED_UP_TO)
+    const overLimit = sized(CACHED_UP_TO + 1)
+    expect([atLimit.length, overLimit.length]).toEqual([CACHED_UP_TO, CACHED_UP_TO + 1])
+    const kept = analyzer.analyze(atLimit, 'snowflake')
+    expect(analyzer.analyze(atLimit, 'snowflake')).toBe(kept)
+    const fresh = analyzer.analyze(overLimit, 'snowflake')
+    const again = analyzer.analyze(overLimit, 'snowflake')
+    expect(again).not.toBe(fresh)
+    expect(again).toEqual(fresh)
+    expect(again.statements[0]?.kind).toBe('select')
   })
 })
