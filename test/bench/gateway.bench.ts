@@ -1,7 +1,7 @@
 // The gateway side by side, in one run (issue: "the gateway's own cost close to a bare proxy"):
 //   direct          — the instant loopback upstream (test/bench/upstream.ts), its own process;
 //   proxy           — a bare @fastify/http-proxy pass-through to it (what plain proxying costs in Node);
-//   sluice-pg       — Sluice on Postgres (`sluice start` from the sources, a child process);
+//   sluice-pg       — Sluice on Postgres (`sluice start` of the compiled CLI, a child process);
 //   sluice-pg-async — Sluice on a store database with synchronous_commit = off;
 //   sluice-pglite   — Sluice on the embedded PGlite store;
 // and the store's own single-row commit round trip (the floor of record-then-release).

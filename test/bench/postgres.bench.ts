@@ -1,8 +1,8 @@
 // The PostgreSQL front end side by side (machine: this one, 2 shared cores; Node 24; see the
 // report's machine line for the date and load):
 //   direct    — postgres.js straight to the machine's PostgreSQL (a throwaway upstream database);
-//   sluice-pg — the same client through Sluice's PostgreSQL listener (`sluice start` from the
-//               sources, a child process), store on a throwaway Postgres database, the bench
+//   sluice-pg — the same client through Sluice's PostgreSQL listener (`sluice start` of the
+//               compiled CLI, a child process), store on a throwaway Postgres database, the bench
 //               policy (reads allowed, emails masked; the value detectors on).
 // Small statement (the 10-row table) at concurrency 1 and 16: req/s, p50 / p99, CPU per request
 // of the gateway process and of the Postgres backends (upstream database, store database).
@@ -25,6 +25,7 @@ import postgres from 'postgres'
 import { freePort, spawnChildServer, type ChildServer } from '../support/child-server.js'
 import { startTestIdp, type TestIdp } from '../support/oidc-provider.js'
 import { procCpuMs, procMemory } from '../support/proc-stats.js'
+import { COMPILED_CLI } from '../support/replicas.js'
 import { createThrowawayDatabase, type ThrowawayDatabase } from '../support/stores.js'
 import { resetPeakRss } from './large.js'
 import { quantile } from './load.js'
@@ -66,7 +67,7 @@ async function startSluice (upstream: ThrowawayDatabase, store: ThrowawayDatabas
   const env: NodeJS.ProcessEnv = {}
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('SLUICE_') && k !== 'DATABASE_URL') env[k] = v
   const server = spawnChildServer('sluice (postgres bench)', process.execPath,
-    ['--import', 'tsx', join(ROOT, 'test/support/sluice-from-source.ts'), 'start'], { cwd: ROOT, env: { ...env, SLUICE_CONFIG: file } })
+    [COMPILED_CLI, 'start'], { cwd: ROOT, env: { ...env, SLUICE_CONFIG: file } })
   await server.waitUntil(async () => (await fetch(`http://127.0.0.1:${httpPort}/readyz`)).status === 200, 120_000)
   return { server, pgPort }
 }

@@ -138,7 +138,7 @@ export async function startSides (): Promise<Sides> {
       }
     }
     // store.poolSize 10 as shipped (the replica harness defaults to 4 for tests).
-    const one = { config, count: 1, policiesDir: here('./policies'), poolSize: 10, nodeOptions: gatewayNodeOptions(), env: gatewayMallocEnv() }
+    const one = { config, count: 1, policiesDir: here('./policies'), poolSize: 10, nodeOptions: gatewayNodeOptions(), env: gatewayMallocEnv(), compiled: true }
     const clusters: Record<string, ReplicaCluster> = {}
     const variants = [['sluice-pg', {}], ['sluice-pg-async', { storeUrl: asyncDb.url }], ['sluice-pglite', { pglite: true }]] as const
     // Booted together: each boot waits on migrations as much as on the CPU.

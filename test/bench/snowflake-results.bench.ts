@@ -35,6 +35,7 @@ export async function benchSnowflakeResults (): Promise<BenchResult> {
   await writeFile(join(policies, 'policy.yaml'), POLICY)
   const cluster = await startReplicas({
     count: 1,
+    compiled: true,
     policiesDir: policies,
     config: {
       identity: { ...idp.identityConfig(), groupRoles: { 'ai-agents': ['agent'] } },

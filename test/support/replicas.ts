@@ -22,6 +22,8 @@ import { createThrowawayDatabase, type ThrowawayDatabase } from './stores.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const ENTRY = fileURLToPath(new URL('./sluice-from-source.ts', import.meta.url))
+/** The compiled CLI (`npm run build`): what `node bin/sluice.js` and the container image run. */
+export const COMPILED_CLI = join(ROOT, 'bin/sluice.js')
 /** Booting from source (tsx compiles on the fly) and migrating take seconds on a busy machine. */
 const READY_TIMEOUT_MS = 90_000
 
@@ -60,6 +62,12 @@ export interface ReplicasOptions {
   nodeOptions?: string
   /** Further environment of each replica (the benchmark's allocator setting). */
   env?: Record<string, string>
+  /**
+   * Run the compiled CLI in dist/ (built beforehand) instead of the sources through tsx: the
+   * benchmark measures what a deployment runs, without tsx's loader thread, its compiled
+   * sources and their source maps in the gateway's memory.
+   */
+  compiled?: boolean
 }
 
 export interface Replica {
@@ -156,7 +164,7 @@ export async function startReplicas (options: ReplicasOptions): Promise<ReplicaC
     await writeFile(configPath, JSON.stringify(file, null, 2))
 
     const readyTimeoutMs = options.readyTimeoutMs ?? READY_TIMEOUT_MS
-    for (let index = 0; index < count; index++) replicas.push(new ReplicaHandle(index, await freePort(), configPath, readyTimeoutMs, options.heapMb, options.nodeOptions, options.env))
+    for (let index = 0; index < count; index++) replicas.push(new ReplicaHandle(index, await freePort(), configPath, readyTimeoutMs, options))
     // Started together: concurrent migrations on one store are part of what replicas must survive.
     await Promise.all(replicas.map(async (r) => { await r.restart() }))
     proxy = await startRoundRobinProxy(replicas.map((r) => r.url))
@@ -171,7 +179,7 @@ class ReplicaHandle implements Replica {
   readonly url: string
   private server: ChildServer | undefined
 
-  constructor (readonly index: number, readonly port: number, private readonly configPath: string, private readonly readyTimeoutMs: number, private readonly heapMb?: number, private readonly nodeOptions?: string, private readonly env?: Record<string, string>) {
+  constructor (readonly index: number, readonly port: number, private readonly configPath: string, private readonly readyTimeoutMs: number, private readonly launch: Pick<ReplicasOptions, 'heapMb' | 'nodeOptions' | 'env' | 'compiled'>) {
     this.url = `http://127.0.0.1:${port}`
   }
 
@@ -203,8 +211,8 @@ class ReplicaHandle implements Replica {
   async restart (): Promise<void> {
     if (this.running) throw new Error(`replica ${this.index} is running; kill it first`)
     const server = spawnChildServer(`replica ${this.index}`, process.execPath,
-      ['--import', 'tsx', ENTRY, 'start', '--config', this.configPath],
-      { env: childEnv(this.port, this.heapMb, this.nodeOptions, this.env), cwd: ROOT })
+      [...(this.launch.compiled === true ? [COMPILED_CLI] : ['--import', 'tsx', ENTRY]), 'start', '--config', this.configPath],
+      { env: childEnv(this.port, this.launch.heapMb, this.launch.nodeOptions, this.launch.env), cwd: ROOT })
     this.server = server
     try {
       await server.waitUntil(async () => await ready(this.url), this.readyTimeoutMs)

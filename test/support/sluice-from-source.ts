@@ -1,5 +1,6 @@
 // `sluice <command>` from the TypeScript sources (node --import tsx …): what the replica harness
-// and the benchmark run as child processes, so neither needs a build of dist/ first.
+// runs as child processes for the tests, so they need no build of dist/ first. The benchmark
+// runs the compiled CLI instead (replicas.ts `compiled`), as a deployment does.
 import { main } from '../../src/cli/main.js'
 
 process.exit(await main(process.argv.slice(2)))
