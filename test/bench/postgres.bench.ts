@@ -28,6 +28,7 @@ import { procCpuMs, procMemory } from '../support/proc-stats.js'
 import { COMPILED_CLI } from '../support/replicas.js'
 import { createThrowawayDatabase, type ThrowawayDatabase } from '../support/stores.js'
 import { resetPeakRss } from './large.js'
+import { shippedLaunch } from './sides.js'
 import { quantile } from './load.js'
 import type { BenchResult } from './result.js'
 import { storeCpu } from './store-cpu.js'
@@ -66,8 +67,12 @@ async function startSluice (upstream: ThrowawayDatabase, store: ThrowawayDatabas
   await writeFile(file, JSON.stringify(config, null, 2))
   const env: NodeJS.ProcessEnv = {}
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('SLUICE_') && k !== 'DATABASE_URL') env[k] = v
+  // As it ships (sides.ts shippedLaunch): the listener needs its own listen section, which the
+  // replica harness sets itself, so this bench starts the CLI on its own.
+  const launch = shippedLaunch()
+  const nodeOptions = `${env.NODE_OPTIONS ?? ''} ${launch.nodeOptions}`.trim()
   const server = spawnChildServer('sluice (postgres bench)', process.execPath,
-    [COMPILED_CLI, 'start'], { cwd: ROOT, env: { ...env, SLUICE_CONFIG: file } })
+    [COMPILED_CLI, 'start'], { cwd: ROOT, env: { ...env, ...launch.env, NODE_OPTIONS: nodeOptions, SLUICE_CONFIG: file } })
   await server.waitUntil(async () => (await fetch(`http://127.0.0.1:${httpPort}/readyz`)).status === 200, 120_000)
   return { server, pgPort }
 }
@@ -213,6 +218,8 @@ export async function benchPostgres (): Promise<BenchResult> {
     const int = (n: number): string => Math.round(n).toLocaleString('en-US')
     const cpu = cpus()
     lines.push(`Machine: ${cpu.length} cores (${cpu[0]?.model ?? 'unknown'}), ${Math.round(totalmem() / 2 ** 30)} GB, Node ${process.version}; load average ${loadavg().map((n) => n.toFixed(2)).join(' / ')}. Date: ${new Date().toISOString()}.`)
+    const { nodeOptions, env } = shippedLaunch()
+    lines.push(`Sluice runs the compiled CLI with NODE_OPTIONS=${nodeOptions === '' ? '(none)' : nodeOptions}${env.MALLOC_MMAP_THRESHOLD_ === undefined ? '' : ` and MALLOC_MMAP_THRESHOLD_=${env.MALLOC_MMAP_THRESHOLD_}`} (the container image's; BENCH_GATEWAY_NODE_OPTIONS, BENCH_GATEWAY_MALLOC_MMAP_THRESHOLD).`)
     lines.push('', `Small statement (${SMALL}; 10 rows), postgres.js, closed-loop clients, ${SETTINGS.rounds} alternating rounds:`, '')
     lines.push('| c | side | req/s | p50 ms | p99 ms | added p50 | gateway CPU ms/req | upstream backend CPU ms/req | store CPU ms/req | errors |')
     lines.push('|---|---|---|---|---|---|---|---|---|---|')

@@ -51,6 +51,14 @@ export function gatewayMallocEnv (): Record<string, string> {
 export function gatewayNodeOptions (): string {
   return process.env.BENCH_GATEWAY_NODE_OPTIONS ?? imageNodeOptions()
 }
+
+/**
+ * How every bench starts Sluice: as it ships, the compiled CLI with the image's Node options and
+ * allocator setting (replicas.ts takes these as they are).
+ */
+export function shippedLaunch (): { compiled: true, nodeOptions: string, env: Record<string, string> } {
+  return { compiled: true, nodeOptions: gatewayNodeOptions(), env: gatewayMallocEnv() }
+}
 const here = (file: string): string => fileURLToPath(new URL(file, import.meta.url))
 
 export type Protocol = 'sqlapi' | 'connector' | 'bigquery'
@@ -138,7 +146,7 @@ export async function startSides (): Promise<Sides> {
       }
     }
     // store.poolSize 10 as shipped (the replica harness defaults to 4 for tests).
-    const one = { config, count: 1, policiesDir: here('./policies'), poolSize: 10, nodeOptions: gatewayNodeOptions(), env: gatewayMallocEnv(), compiled: true }
+    const one = { config, count: 1, policiesDir: here('./policies'), poolSize: 10, ...shippedLaunch() }
     const clusters: Record<string, ReplicaCluster> = {}
     const variants = [['sluice-pg', {}], ['sluice-pg-async', { storeUrl: asyncDb.url }], ['sluice-pglite', { pglite: true }]] as const
     // Booted together: each boot waits on migrations as much as on the CPU.

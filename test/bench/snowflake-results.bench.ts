@@ -17,6 +17,7 @@ import { startTestIdp } from '../support/oidc-provider.js'
 import { startReplicas } from '../support/replicas.js'
 import { connectSdk, destroySdk, type SdkConnection } from '../support/snowflake-node-client.js'
 import type { BenchResult } from './result.js'
+import { shippedLaunch } from './sides.js'
 
 const ROWS = Number(process.env.SLUICE_BENCH_ROWS ?? 1_000_000)
 const MB = 1024 * 1024
@@ -35,7 +36,7 @@ export async function benchSnowflakeResults (): Promise<BenchResult> {
   await writeFile(join(policies, 'policy.yaml'), POLICY)
   const cluster = await startReplicas({
     count: 1,
-    compiled: true,
+    ...shippedLaunch(),
     policiesDir: policies,
     config: {
       identity: { ...idp.identityConfig(), groupRoles: { 'ai-agents': ['agent'] } },
